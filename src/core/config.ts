@@ -1,0 +1,222 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseDotenv } from 'dotenv';
+
+/**
+ * The one place that reads the environment. Every setting is parsed and checked here once;
+ * the rest of the code receives a frozen Config and never touches process.env.
+ */
+
+export type DatabaseConfig =
+  | { kind: 'embedded'; dataDir: string | null }
+  | { kind: 'postgres'; url: string; poolSize: number };
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  readonly nodeEnv: 'development' | 'production' | 'test';
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: LogLevel;
+  readonly logPretty: boolean;
+  /** Folder for embedded data (PGlite files, stored images); also holds the process lock. */
+  readonly dataDir: string;
+  readonly database: DatabaseConfig;
+  readonly redisUrl: string | null;
+  readonly runMigrations: boolean;
+  readonly trustProxy: boolean;
+  readonly corsOrigins: readonly string[];
+  readonly rateLimit: {
+    readonly enabled: boolean;
+    readonly max: number;
+    readonly windowSeconds: number;
+  };
+  readonly apiTokens: readonly string[];
+  readonly adminTokens: readonly string[];
+  readonly telegramBotToken: string | null;
+  readonly telegramInitDataMaxAgeSeconds: number;
+  readonly trialGenerations: number;
+  readonly shutdownTimeoutSeconds: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  optionalString(name: string): string | null {
+    return this.raw(name) ?? null;
+  }
+
+  integer(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+      this.problems.push(`${name} must be an integer from ${min} to ${max}, got "${value}"`);
+      return fallback;
+    }
+    return parsed;
+  }
+
+  boolean(name: string, fallback: boolean): boolean {
+    const value = this.raw(name)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (['true', '1', 'yes', 'on'].includes(value)) return true;
+    if (['false', '0', 'no', 'off'].includes(value)) return false;
+    this.problems.push(`${name} must be true or false, got "${value}"`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(value)) return value as T;
+    this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+    return fallback;
+  }
+
+  list(name: string): string[] {
+    const value = this.raw(name);
+    if (value === undefined) return [];
+    return value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+  }
+
+  /** Secrets are never echoed back in error messages. */
+  tokens(name: string): string[] {
+    const tokens = this.list(name);
+    if (tokens.some((token) => token.length < 16)) {
+      this.problems.push(`${name} must hold comma-separated tokens of at least 16 characters each`);
+      return [];
+    }
+    return tokens;
+  }
+}
+
+function parseDatabase(reader: EnvReader, url: string | null, dataDir: string): DatabaseConfig {
+  const poolSize = reader.integer('DATABASE_POOL_SIZE', 10, 1, 500);
+  if (url === null) return { kind: 'embedded', dataDir };
+  if (url === 'memory://') return { kind: 'embedded', dataDir: null };
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    try {
+      new URL(url);
+      return { kind: 'postgres', url, poolSize };
+    } catch {
+      // falls through to the problem below
+    }
+  }
+  reader.problems.push(
+    'DATABASE_URL must be unset (embedded database in DATA_DIR), memory:// (embedded, in memory) or a postgres://user:password@host:port/database URL',
+  );
+  return { kind: 'embedded', dataDir };
+}
+
+function parseCorsOrigins(reader: EnvReader): string[] {
+  const origins = reader.list('CORS_ORIGINS');
+  for (const origin of origins) {
+    if (origin === '*') continue;
+    let valid = false;
+    try {
+      const parsed = new URL(origin);
+      valid = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === origin;
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      reader.problems.push(
+        `CORS_ORIGINS must be a comma list of origins like https://app.example.com (scheme, host, optional port, no path) or *, got "${origin}"`,
+      );
+    }
+  }
+  return origins;
+}
+
+export function loadConfig(env: Env): Config {
+  const reader = new EnvReader(env);
+  const nodeEnv = reader.oneOf('NODE_ENV', 'development', ['development', 'production', 'test']);
+  const dataDir = resolve(reader.string('DATA_DIR', './data'));
+  const redisUrl = reader.optionalString('REDIS_URL');
+  if (redisUrl !== null && !/^rediss?:\/\/.+/.test(redisUrl)) {
+    reader.problems.push('REDIS_URL must be a redis:// or rediss:// URL');
+  }
+  const config: Config = {
+    nodeEnv,
+    host: reader.string('HOST', '0.0.0.0'),
+    port: reader.integer('PORT', 8000, 0, 65535),
+    logLevel: reader.oneOf<LogLevel>('LOG_LEVEL', 'info', [
+      'fatal',
+      'error',
+      'warn',
+      'info',
+      'debug',
+      'trace',
+      'silent',
+    ]),
+    logPretty: reader.boolean('LOG_PRETTY', false),
+    dataDir,
+    database: parseDatabase(reader, reader.optionalString('DATABASE_URL'), dataDir),
+    redisUrl,
+    runMigrations: reader.boolean('RUN_MIGRATIONS', true),
+    trustProxy: reader.boolean('TRUST_PROXY', false),
+    corsOrigins: parseCorsOrigins(reader),
+    rateLimit: {
+      enabled: reader.boolean('RATE_LIMIT_ENABLED', true),
+      max: reader.integer('RATE_LIMIT_MAX', 120, 1, 1_000_000),
+      windowSeconds: reader.integer('RATE_LIMIT_WINDOW_SECONDS', 60, 1, 86_400),
+    },
+    apiTokens: reader.tokens('API_TOKENS'),
+    adminTokens: reader.tokens('ADMIN_TOKENS'),
+    telegramBotToken: reader.optionalString('TELEGRAM_BOT_TOKEN'),
+    telegramInitDataMaxAgeSeconds: reader.integer(
+      'TELEGRAM_INIT_DATA_MAX_AGE_SECONDS',
+      86_400,
+      60,
+      30 * 86_400,
+    ),
+    trialGenerations: reader.integer('TRIAL_GENERATIONS', 3, 0, 1000),
+    shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
+  };
+  const botToken = config.telegramBotToken;
+  if (botToken !== null && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(botToken)) {
+    reader.problems.push('TELEGRAM_BOT_TOKEN must look like 123456789:AA… as BotFather gives it');
+  }
+  if (reader.problems.length > 0) throw new ConfigError(reader.problems);
+  return deepFreeze(config);
+}
+
+/**
+ * The process environment over the `.env` file in the working directory (the environment wins,
+ * as in docker compose). Only the process entries call this.
+ */
+export function readEnvironment(cwd = process.cwd()): Env {
+  const path = resolve(cwd, '.env');
+  const fromFile = existsSync(path) ? parseDotenv(readFileSync(path)) : {};
+  return { ...fromFile, ...process.env };
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value)) {
+    if (inner !== null && typeof inner === 'object') deepFreeze(inner);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,101 @@
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import pg from 'pg';
+import type { DatabaseConfig } from '../core/config.ts';
+import type { Logger } from '../core/logger.ts';
+import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
+import * as schema from './schema/index.ts';
+
+export type Schema = typeof schema;
+/** The Drizzle database, whichever driver is under it; the same queries run on both. */
+export type Database = PgDatabase<PgQueryResultHKT, Schema>;
+export type Transaction = PgTransaction<PgQueryResultHKT, Schema>;
+/** Either the database or an open transaction: what a service verb runs its queries on. */
+export type Queryable = Database | Transaction;
+
+export type DatabaseKind = 'embedded' | 'postgres';
+
+export interface DatabaseHandle {
+  readonly kind: DatabaseKind;
+  readonly db: Database;
+  /** The PostgreSQL pool (server mode), for what Drizzle does not do: advisory locks, LISTEN. */
+  readonly pool: pg.Pool | null;
+  /** The PGlite instance (embedded mode). */
+  readonly pglite: PGlite | null;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseHandle> {
+  return config.kind === 'postgres'
+    ? openPostgres(config.url, config.poolSize, logger)
+    : openEmbedded(config.dataDir, logger);
+}
+
+async function openPostgres(url: string, poolSize: number, logger: Logger): Promise<DatabaseHandle> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'imagegen-backend',
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
+  const db = drizzleNodePg({ client: pool, schema, casing: 'snake_case' }) as unknown as Database;
+  let closed = false;
+  return {
+    kind: 'postgres',
+    db,
+    pool,
+    pglite: null,
+    ping: async () => {
+      await pool.query('SELECT 1');
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}
+
+async function openEmbedded(dataDir: string | null, logger: Logger): Promise<DatabaseHandle> {
+  const lock: DataDirLock | null = dataDir === null ? null : lockDataDir(dataDir);
+  try {
+    const pglite = new PGlite(dataDir === null ? undefined : `${dataDir}/pglite`);
+    await pglite.waitReady;
+    logger.debug({ dataDir: dataDir ?? 'memory' }, 'embedded database ready');
+    return embeddedHandle(pglite, lock);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+}
+
+/** Wraps an open PGlite; tests use it to share one migrated in-memory database. */
+export function embeddedHandle(pglite: PGlite, lock: DataDirLock | null = null): DatabaseHandle {
+  const db = drizzlePglite({ client: pglite, schema, casing: 'snake_case' }) as unknown as Database;
+  let closed = false;
+  return {
+    kind: 'embedded',
+    db,
+    pool: null,
+    pglite,
+    ping: async () => {
+      await db.execute(sql`SELECT 1`);
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      try {
+        if (!pglite.closed) await pglite.close();
+      } finally {
+        lock?.release();
+      }
+    },
+  };
+}

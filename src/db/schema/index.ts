@@ -1,0 +1,4 @@
+export * from './catalog.ts';
+export * from './generations.ts';
+export * from './ledger.ts';
+export * from './users.ts';
