@@ -138,7 +138,8 @@ function parseCorsOrigins(reader: EnvReader): string[] {
     let valid = false;
     try {
       const parsed = new URL(origin);
-      valid = (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === origin;
+      valid =
+        (parsed.protocol === 'http:' || parsed.protocol === 'https:') && parsed.origin === origin;
     } catch {
       valid = false;
     }

@@ -22,9 +22,16 @@ export const notFound = (what: string, detail?: string) =>
   new AppError(`${what}_not_found`, 404, `${humanise(what)} not found`, detail);
 
 export const unauthorized = (detail: string) =>
-  new AppError('unauthorized', 401, 'Authentication required', detail, {}, {
-    'www-authenticate': 'Bearer realm="api", tma',
-  });
+  new AppError(
+    'unauthorized',
+    401,
+    'Authentication required',
+    detail,
+    {},
+    {
+      'www-authenticate': 'Bearer realm="api", tma',
+    },
+  );
 
 export const forbidden = (detail: string) => new AppError('forbidden', 403, 'Forbidden', detail);
 

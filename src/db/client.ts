@@ -1,4 +1,5 @@
 import { PGlite } from '@electric-sql/pglite';
+import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
@@ -12,7 +13,11 @@ import * as schema from './schema/index.ts';
 export type Schema = typeof schema;
 /** The Drizzle database, whichever driver is under it; the same queries run on both. */
 export type Database = PgDatabase<PgQueryResultHKT, Schema>;
-export type Transaction = PgTransaction<PgQueryResultHKT, Schema>;
+export type Transaction = PgTransaction<
+  PgQueryResultHKT,
+  Schema,
+  ExtractTablesWithRelations<Schema>
+>;
 /** Either the database or an open transaction: what a service verb runs its queries on. */
 export type Queryable = Database | Transaction;
 
@@ -29,13 +34,20 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: DatabaseConfig, logger: Logger): Promise<DatabaseHandle> {
+export async function openDatabase(
+  config: DatabaseConfig,
+  logger: Logger,
+): Promise<DatabaseHandle> {
   return config.kind === 'postgres'
     ? openPostgres(config.url, config.poolSize, logger)
     : openEmbedded(config.dataDir, logger);
 }
 
-async function openPostgres(url: string, poolSize: number, logger: Logger): Promise<DatabaseHandle> {
+async function openPostgres(
+  url: string,
+  poolSize: number,
+  logger: Logger,
+): Promise<DatabaseHandle> {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,

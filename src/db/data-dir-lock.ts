@@ -54,7 +54,10 @@ export function lockDataDir(dataDir: string): DataDirLock {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = readOwner(path);
       if (owner && isAlive(owner, heldByThisProcess.has(path))) {
-        throw new DataDirLockedError(dataDir, `pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`);
+        throw new DataDirLockedError(
+          dataDir,
+          `pid ${owner.pid} on ${owner.host} since ${owner.startedAt}`,
+        );
       }
       // The holder died without releasing (crash, kill -9): the lock is stale, take it over.
       rmSync(path, { force: true });

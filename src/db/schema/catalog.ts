@@ -72,10 +72,7 @@ export const modelPrices = pgTable(
   (t) => [
     check('model_prices_credits_positive', sql`${t.credits} > 0`),
     check('model_prices_conditions_object', sql`jsonb_typeof(${t.conditions}) = 'object'`),
-    check(
-      'model_prices_valid_range',
-      sql`${t.validTo} IS NULL OR ${t.validTo} > ${t.validFrom}`,
-    ),
+    check('model_prices_valid_range', sql`${t.validTo} IS NULL OR ${t.validTo} > ${t.validFrom}`),
     uniqueIndex('model_prices_one_open_price_uq')
       .on(t.modelId, t.conditions)
       .where(sql`${t.validTo} IS NULL`),

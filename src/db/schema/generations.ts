@@ -17,7 +17,13 @@ import { modelCatalog, modelPrices } from './catalog.ts';
 import { ledgerEntries } from './ledger.ts';
 import { users } from './users.ts';
 
-export const generationStatuses = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const generationStatuses = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const;
 export type GenerationStatus = (typeof generationStatuses)[number];
 export const paymentMethods = ['credits', 'trial'] as const;
 
@@ -172,12 +178,8 @@ export const generationJobs = pgTable(
   },
   (t) => [
     uniqueIndex('generation_jobs_one_per_kind_uq').on(t.requestId, t.kind),
-    index('generation_jobs_claim_idx')
-      .on(t.runAt)
-      .where(sql`${t.status} = 'pending'`),
-    index('generation_jobs_lease_idx')
-      .on(t.lockedUntil)
-      .where(sql`${t.status} = 'running'`),
+    index('generation_jobs_claim_idx').on(t.runAt).where(sql`${t.status} = 'pending'`),
+    index('generation_jobs_lease_idx').on(t.lockedUntil).where(sql`${t.status} = 'running'`),
     uniqueIndex('generation_jobs_provider_job_uq')
       .on(t.provider, t.providerJobId)
       .where(sql`${t.providerJobId} IS NOT NULL`),

@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { apiVersion, appName, appVersion } from '../core/version.ts';
+
+export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/',
+    {
+      schema: {
+        summary: 'What this service is, and where to go next',
+        tags: ['meta'],
+        response: {
+          200: Type.Object({
+            name: Type.String(),
+            version: Type.String(),
+            api_version: Type.String(),
+            links: Type.Object({
+              health: Type.String(),
+              info: Type.String(),
+              models: Type.String(),
+              docs: Type.String(),
+              openapi: Type.String(),
+            }),
+          }),
+        },
+      },
+    },
+    async () => ({
+      name: appName,
+      version: appVersion,
+      api_version: apiVersion,
+      links: {
+        health: '/api/v1/health',
+        info: '/api/v1/info',
+        models: '/api/v1/models',
+        docs: '/docs',
+        openapi: '/docs/json',
+      },
+    }),
+  );
+};

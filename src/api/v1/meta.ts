@@ -1,0 +1,86 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { apiVersion, appName, appVersion } from '../../core/version.ts';
+import { checkDatabase } from '../../services/health.ts';
+
+const HealthResponse = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  uptime_seconds: Type.Number(),
+  request_id: Type.String(),
+  version: Type.String(),
+  database: Type.Object({
+    status: Type.Union([Type.Literal('up'), Type.Literal('down')]),
+    kind: Type.String(),
+    latency_ms: Type.Number(),
+  }),
+});
+
+export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/health',
+    {
+      // Probes from a load balancer or orchestrator must never be throttled.
+      config: { rateLimit: false },
+      schema: {
+        summary: 'Liveness and database check; 503 when the database does not answer',
+        tags: ['meta'],
+        response: { 200: HealthResponse, 503: HealthResponse },
+      },
+    },
+    async (request, reply) => {
+      const database = await checkDatabase(app.deps.database);
+      if (database.status === 'down') {
+        request.log.error({ error: database.error }, 'health check: database is down');
+      }
+      const uptime = (Date.now() - app.deps.startedAt.getTime()) / 1000;
+      return reply.code(database.status === 'up' ? 200 : 503).send({
+        status: database.status === 'up' ? 'ok' : 'unavailable',
+        uptime_seconds: Math.round(uptime * 10) / 10,
+        request_id: request.id,
+        version: appVersion,
+        database,
+      });
+    },
+  );
+
+  app.get(
+    '/info',
+    {
+      schema: {
+        summary: 'What this API is and how it is set up',
+        tags: ['meta'],
+        response: {
+          200: Type.Object({
+            name: Type.String(),
+            version: Type.String(),
+            api_version: Type.String(),
+            database: Type.Union([Type.Literal('embedded'), Type.Literal('postgres')]),
+            rate_limit: Type.Object({
+              enabled: Type.Boolean(),
+              max: Type.Integer(),
+              window_seconds: Type.Integer(),
+              store: Type.String(),
+            }),
+            trial_generations: Type.Integer(),
+          }),
+        },
+      },
+    },
+    async () => {
+      const { config, database, rateLimitStore } = app.deps;
+      return {
+        name: appName,
+        version: appVersion,
+        api_version: apiVersion,
+        database: database.kind,
+        rate_limit: {
+          enabled: config.rateLimit.enabled,
+          max: config.rateLimit.max,
+          window_seconds: config.rateLimit.windowSeconds,
+          store: rateLimitStore,
+        },
+        trial_generations: config.trialGenerations,
+      };
+    },
+  );
+};

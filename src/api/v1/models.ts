@@ -1,0 +1,52 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { problemResponses } from '../../schemas/problem.ts';
+import { listActiveModels } from '../../services/catalog.ts';
+
+const CatalogModel = Type.Object({
+  key: Type.String({ description: 'The id to generate with' }),
+  name: Type.String(),
+  description: Type.String(),
+  parameters: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      label: Type.String(),
+      type: Type.Literal('enum'),
+      values: Type.Array(Type.String()),
+      default: Type.String(),
+    }),
+    {
+      description: 'Allowed parameters (aspect ratio, size, resolution, quality…) and their values',
+    },
+  ),
+  max_prompt_length: Type.Integer(),
+  max_references: Type.Integer({ description: 'Reference images accepted; 0 = text only' }),
+  typical_seconds: Type.Union([Type.Integer(), Type.Null()]),
+  price_credits: Type.Integer({ description: 'Credits per image with default parameters' }),
+  prices: Type.Array(
+    Type.Object({
+      conditions: Type.Record(Type.String(), Type.String(), {
+        description: 'Parameter values this price applies to; {} = any',
+      }),
+      credits: Type.Integer(),
+    }),
+    { description: 'Every current price; the most specific matching one applies' },
+  ),
+});
+
+export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/models',
+    {
+      schema: {
+        summary: 'Active models with their current prices and allowed parameters',
+        tags: ['catalog'],
+        response: {
+          200: Type.Object({ models: Type.Array(CatalogModel) }),
+          ...problemResponses(429),
+        },
+      },
+    },
+    async () => ({ models: await listActiveModels(app.deps.services) }),
+  );
+};

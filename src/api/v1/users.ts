@@ -1,0 +1,88 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
+import { problemResponses } from '../../schemas/problem.ts';
+import { getBalance, getTrialStatus, syncUser } from '../../services/users.ts';
+
+const nullableText = (maxLength: number) =>
+  Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
+
+const SyncUserBody = Type.Object(
+  {
+    telegram_id: TelegramId,
+    username: nullableText(64),
+    first_name: nullableText(256),
+    last_name: nullableText(256),
+    language_code: nullableText(35),
+    is_premium: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
+  },
+  { description: "Telegram's User object as the bot received it (telegram_id is its id)." },
+);
+
+export const UserProfile = Type.Object({
+  telegram_id: TelegramId,
+  username: Type.Union([Type.String(), Type.Null()]),
+  first_name: Type.Union([Type.String(), Type.Null()]),
+  last_name: Type.Union([Type.String(), Type.Null()]),
+  language_code: Type.Union([Type.String(), Type.Null()]),
+  is_premium: Type.Boolean(),
+  created_at: Type.String({ format: 'date-time' }),
+  updated_at: Type.String({ format: 'date-time' }),
+  balance: Type.Integer({ description: 'Credits, derived from the ledger' }),
+  trial: TrialStatus,
+});
+
+export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/users/sync',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: 'Create the Telegram user (201) or refresh its profile (200)',
+        description:
+          'Idempotent and safe under concurrent calls. Fields left out keep their stored value; null clears one.',
+        tags: ['users'],
+        body: SyncUserBody,
+        response: { 200: UserProfile, 201: UserProfile, ...problemResponses(401, 403, 422, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { created, user } = await syncUser(app.deps.services, request.body);
+      return reply.code(created ? 201 : 200).send(user);
+    },
+  );
+
+  app.get(
+    '/users/:telegram_id/balance',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "The user's balance in credits, derived from the ledger",
+        tags: ['users'],
+        params: TelegramIdParams,
+        response: {
+          200: Type.Object({ telegram_id: TelegramId, balance: Type.Integer() }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => getBalance(app.deps.services, request.params.telegram_id),
+  );
+
+  app.get(
+    '/users/:telegram_id/trial',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "The user's free trial: whether one is available, used, limit, remaining",
+        tags: ['users'],
+        params: TelegramIdParams,
+        response: {
+          200: Type.Intersect([Type.Object({ telegram_id: TelegramId }), TrialStatus]),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => getTrialStatus(app.deps.services, request.params.telegram_id),
+  );
+};

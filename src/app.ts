@@ -1,0 +1,143 @@
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { rootRoutes } from './api/root.ts';
+import { adminRoutes } from './api/v1/admin.ts';
+import { metaRoutes } from './api/v1/meta.ts';
+import { modelRoutes } from './api/v1/models.ts';
+import { userRoutes } from './api/v1/users.ts';
+import type { Config } from './core/config.ts';
+import { createLogger, type Logger, OneLinePerRequest } from './core/logger.ts';
+import { registerProblemHandlers } from './core/problem.ts';
+import { appName, appVersion } from './core/version.ts';
+import { type DatabaseHandle, openDatabase } from './db/client.ts';
+import { assertSchemaCurrent, migrateDatabase } from './db/migrate.ts';
+import { registerAuth } from './deps/auth.ts';
+import type { AppDeps } from './deps/context.ts';
+import { registerCors } from './middlewares/cors.ts';
+import { registerRateLimit } from './middlewares/rate-limit.ts';
+import { registerRequestIdEcho, requestIdFor } from './middlewares/request-id.ts';
+import { Problem } from './schemas/problem.ts';
+
+export interface AppOverrides {
+  /** An already open database (tests share one); the app then leaves closing it to the caller. */
+  database?: DatabaseHandle;
+  logger?: Logger;
+}
+
+/**
+ * The app factory (the spec's app/main.py): wires config, database, middlewares and routes.
+ * It never listens; src/server.ts does, and tests use app.inject().
+ */
+export async function buildApp(
+  config: Config,
+  overrides: AppOverrides = {},
+): Promise<FastifyInstance> {
+  const logger = overrides.logger ?? createLogger(config);
+  const database = overrides.database ?? (await openDatabase(config.database, logger));
+  const ownsDatabase = overrides.database === undefined;
+  let redis: Redis | null = null;
+  try {
+    if (config.runMigrations) await migrateDatabase(database);
+    else await assertSchemaCurrent(database);
+
+    if (config.redisUrl && config.rateLimit.enabled) {
+      redis = new Redis(config.redisUrl, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        connectTimeout: 2_000,
+      });
+      redis.on('error', (error) => logger.warn({ err: error }, 'Redis connection error'));
+      await redis.connect();
+    }
+
+    const app = Fastify({
+      loggerInstance: logger as FastifyBaseLogger,
+      genReqId: requestIdFor,
+      requestIdHeader: false,
+      logController: new OneLinePerRequest({ requestIdLogLabel: 'requestId' }),
+      trustProxy: config.trustProxy,
+      bodyLimit: 1024 * 1024,
+      ajv: { customOptions: { removeAdditional: true, coerceTypes: 'array', allErrors: true } },
+    }).withTypeProvider<TypeBoxTypeProvider>();
+
+    const deps: AppDeps = {
+      config,
+      database,
+      services: { db: database.db, config },
+      startedAt: new Date(),
+      rateLimitStore: !config.rateLimit.enabled ? 'off' : redis ? 'redis' : 'memory',
+    };
+    app.decorate('deps', deps);
+    app.addSchema(Problem);
+
+    app.addHook('onClose', async () => {
+      await redis?.quit().catch(() => undefined);
+      if (ownsDatabase) await database.close();
+    });
+
+    registerProblemHandlers(app);
+    registerRequestIdEcho(app);
+    await app.register(helmet, {
+      // The docs page needs inline scripts; this API serves no other HTML.
+      contentSecurityPolicy: false,
+      // Result images are loaded by Mini Apps on other origins.
+      crossOriginResourcePolicy: { policy: 'cross-origin' },
+    });
+    // CORS before auth: a browser's preflight carries no credentials and must still be answered.
+    await registerCors(app, config);
+    registerAuth(app, config);
+    await registerRateLimit(app, config, redis);
+    await app.register(swagger, {
+      openapi: {
+        info: {
+          title: appName,
+          version: appVersion,
+          description:
+            'Backend of a Telegram bot that sells AI image generation. Errors are application/problem+json.',
+        },
+        components: {
+          securitySchemes: {
+            bot: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'A token from API_TOKENS (the bot)',
+            },
+            admin: { type: 'http', scheme: 'bearer', description: 'A token from ADMIN_TOKENS' },
+            miniApp: {
+              type: 'apiKey',
+              in: 'header',
+              name: 'Authorization',
+              description: '"tma <initData>" from a Telegram Mini App',
+            },
+          },
+        },
+      },
+      refResolver: {
+        buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`),
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+
+    await app.register(rootRoutes);
+    await app.register(
+      async (v1) => {
+        await v1.register(metaRoutes);
+        await v1.register(userRoutes);
+        await v1.register(modelRoutes);
+        await v1.register(adminRoutes);
+      },
+      { prefix: '/api/v1' },
+    );
+    await app.ready();
+    return app;
+  } catch (error) {
+    await redis?.quit().catch(() => undefined);
+    if (ownsDatabase) await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../core/config.ts';
+import { forbidden, unauthorized } from '../core/errors.ts';
+import { InitDataError, initDataSecret, verifyInitData } from './telegram-init-data.ts';
+
+/**
+ * Who is calling. The bot (API_TOKENS) acts for any user; an admin (ADMIN_TOKENS) can do all the
+ * bot can and the admin routes; a Mini App user (Telegram initData) acts only for itself.
+ */
+export type Principal =
+  | { kind: 'bot'; tokenId: string }
+  | { kind: 'admin'; tokenId: string }
+  | { kind: 'miniapp'; telegramId: number };
+
+/** What a route requires, declared in its `config.access`. */
+export type Access = 'public' | 'user' | 'admin';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    access?: Access;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+/** Names a token in logs and rate-limit keys without revealing it. */
+export function tokenId(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 12);
+}
+
+export function principalLabel(principal: Principal): string {
+  return principal.kind === 'miniapp'
+    ? `tma:${principal.telegramId}`
+    : `${principal.kind}:${principal.tokenId}`;
+}
+
+/**
+ * Tokens are looked up by their SHA-256: the lookup's timing depends on the hash of what the
+ * caller sent, never on how much of a real token it guessed.
+ */
+function tokenTable(tokens: readonly string[]): Map<string, string> {
+  return new Map(
+    tokens.map((token) => [createHash('sha256').update(token).digest('hex'), tokenId(token)]),
+  );
+}
+
+export function registerAuth(app: FastifyInstance, config: Config): void {
+  const botTokens = tokenTable(config.apiTokens);
+  const adminTokens = tokenTable(config.adminTokens);
+  const miniAppSecret = config.telegramBotToken ? initDataSecret(config.telegramBotToken) : null;
+
+  function authenticate(header: string): Principal {
+    const space = header.indexOf(' ');
+    const scheme = (space === -1 ? header : header.slice(0, space)).toLowerCase();
+    const credentials = space === -1 ? '' : header.slice(space + 1).trim();
+    if (scheme === 'bearer' && credentials !== '') {
+      const digest = createHash('sha256').update(credentials).digest('hex');
+      const adminId = adminTokens.get(digest);
+      if (adminId) return { kind: 'admin', tokenId: adminId };
+      const botId = botTokens.get(digest);
+      if (botId) return { kind: 'bot', tokenId: botId };
+      throw unauthorized('The bearer token is not valid.');
+    }
+    if (scheme === 'tma' && credentials !== '') {
+      if (!miniAppSecret) {
+        throw unauthorized(
+          'Mini App authentication is not enabled (TELEGRAM_BOT_TOKEN is not set).',
+        );
+      }
+      try {
+        const { telegramId } = verifyInitData(
+          credentials,
+          miniAppSecret,
+          config.telegramInitDataMaxAgeSeconds,
+        );
+        return { kind: 'miniapp', telegramId };
+      } catch (error) {
+        if (error instanceof InitDataError)
+          throw unauthorized(`Telegram initData rejected: ${error.message}.`);
+        throw error;
+      }
+    }
+    throw unauthorized('Use "Authorization: Bearer <token>" or "Authorization: tma <initData>".');
+  }
+
+  app.decorateRequest('principal', null);
+
+  // Who the caller is, before anything else looks at the request (the rate limit keys on it).
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config.access ?? 'public';
+    const header = request.headers.authorization;
+    if (header === undefined || header === '') {
+      if (access !== 'public') throw unauthorized('This endpoint needs an Authorization header.');
+      return;
+    }
+    // A bad credential on a public route is still refused: the caller believes it is signed in.
+    request.principal = authenticate(header);
+    if (access === 'admin' && request.principal.kind !== 'admin') {
+      throw forbidden('This endpoint is for administrators.');
+    }
+  });
+
+  // A Mini App user may only act for its own telegram_id, wherever the route takes it from.
+  app.addHook('preHandler', async (request) => {
+    const principal = request.principal;
+    if (principal?.kind !== 'miniapp' || request.routeOptions.config.access !== 'user') return;
+    const target = telegramIdOf(request);
+    if (target !== null && target !== principal.telegramId) {
+      throw forbidden('A Mini App user can only act for its own telegram_id.');
+    }
+  });
+}
+
+/** The telegram_id a request acts for: from the path, else from the body. */
+export function telegramIdOf(request: FastifyRequest): number | null {
+  const fromParams = (request.params as { telegram_id?: unknown } | undefined)?.telegram_id;
+  const fromBody = (request.body as { telegram_id?: unknown } | undefined)?.telegram_id;
+  const value = fromParams ?? fromBody;
+  if (value === undefined || value === null) return null;
+  const number = Number(value);
+  return Number.isSafeInteger(number) ? number : null;
+}

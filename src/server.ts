@@ -1,0 +1,59 @@
+// The API process: config → buildApp → listen; on SIGTERM/SIGINT stop accepting, let in-flight
+// requests finish, close the database, exit 0.
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig, readEnvironment } from './core/config.ts';
+import { createLogger } from './core/logger.ts';
+import { DataDirLockedError } from './db/data-dir-lock.ts';
+import { SchemaNotReadyError } from './db/migrate.ts';
+
+let config: ReturnType<typeof loadConfig>;
+try {
+  config = loadConfig(readEnvironment());
+} catch (error) {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\nSee .env.example for every setting and its default.\n`);
+    process.exit(78);
+  }
+  throw error;
+}
+
+const logger = createLogger(config);
+let app: Awaited<ReturnType<typeof buildApp>>;
+try {
+  app = await buildApp(config, { logger });
+} catch (error) {
+  if (error instanceof DataDirLockedError || error instanceof SchemaNotReadyError) {
+    logger.fatal(error.message);
+    process.exit(75);
+  }
+  logger.fatal({ err: error }, 'could not start');
+  process.exit(1);
+}
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'shutting down: no new connections, finishing in-flight requests');
+  const timer = setTimeout(() => {
+    logger.error('in-flight work did not finish in time; exiting anyway');
+    process.exit(1);
+  }, config.shutdownTimeoutSeconds * 1000);
+  timer.unref();
+  try {
+    await app.close();
+    logger.info('stopped cleanly');
+    process.exit(0);
+  } catch (error) {
+    logger.error({ err: error }, 'error while shutting down');
+    process.exit(1);
+  }
+}
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
+process.once('SIGINT', () => void shutdown('SIGINT'));
+
+const address = await app.listen({ port: config.port, host: config.host });
+logger.info(
+  { address, database: app.deps.database.kind, docs: `${address}/docs` },
+  'API listening',
+);

@@ -1,0 +1,82 @@
+import { sql } from 'drizzle-orm';
+import { selectRows } from '../db/rows.ts';
+import type { ModelParameter } from '../db/schema/index.ts';
+import type { ServiceContext } from './context.ts';
+
+export interface ModelPrice {
+  conditions: Record<string, string>;
+  credits: number;
+}
+
+export interface CatalogModel {
+  key: string;
+  name: string;
+  description: string;
+  parameters: ModelParameter[];
+  max_prompt_length: number;
+  max_references: number;
+  typical_seconds: number | null;
+  /** The price with every parameter at its default. */
+  price_credits: number;
+  prices: ModelPrice[];
+}
+
+/**
+ * The price of a model for the given parameters: among its open prices whose conditions all match,
+ * the most specific one (most conditions). Null when no price applies.
+ */
+export function resolvePrice(
+  prices: readonly ModelPrice[],
+  parameters: Record<string, string>,
+): ModelPrice | null {
+  let best: ModelPrice | null = null;
+  let bestSpecificity = -1;
+  for (const price of prices) {
+    const conditions = Object.entries(price.conditions);
+    if (!conditions.every(([name, value]) => parameters[name] === value)) continue;
+    if (conditions.length > bestSpecificity) {
+      best = price;
+      bestSpecificity = conditions.length;
+    }
+  }
+  return best;
+}
+
+export function defaultParameters(parameters: readonly ModelParameter[]): Record<string, string> {
+  return Object.fromEntries(parameters.map((parameter) => [parameter.name, parameter.default]));
+}
+
+/** Active models that can be bought (they have an open price), each with its open prices. */
+export async function listActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
+  const rows = await selectRows<{
+    key: string;
+    name: string;
+    description: string;
+    parameters: ModelParameter[];
+    max_prompt_length: number;
+    max_references: number;
+    typical_seconds: number | null;
+    prices: ModelPrice[];
+  }>(
+    ctx.db,
+    sql`SELECT m.key, m.display_name AS name, m.description, m.parameters, m.max_prompt_length,
+               m.max_references, m.typical_seconds, prices.list AS prices
+        FROM model_catalog m
+        CROSS JOIN LATERAL (
+          SELECT json_agg(json_build_object('conditions', p.conditions, 'credits', p.credits)
+                          ORDER BY p.id) AS list
+          FROM model_prices p
+          WHERE p.model_id = m.id AND p.valid_to IS NULL
+        ) prices
+        WHERE m.is_active AND prices.list IS NOT NULL
+        ORDER BY m.sort_order, m.key`,
+  );
+  const models: CatalogModel[] = [];
+  for (const row of rows) {
+    const price = resolvePrice(row.prices, defaultParameters(row.parameters));
+    // A model whose defaults have no price cannot be quoted; listing it would only confuse users.
+    if (!price) continue;
+    models.push({ ...row, price_credits: price.credits });
+  }
+  return models;
+}

@@ -1,0 +1,178 @@
+import { eq, sql } from 'drizzle-orm';
+import { notFound } from '../core/errors.ts';
+import { selectRows } from '../db/rows.ts';
+import { ledgerEntries, trialUses, users } from '../db/schema/index.ts';
+import type { ServiceContext } from './context.ts';
+
+export interface TelegramUserInput {
+  telegram_id: number;
+  username?: string | null;
+  first_name?: string | null;
+  last_name?: string | null;
+  language_code?: string | null;
+  is_premium?: boolean | null;
+}
+
+export interface TrialSummary {
+  available: boolean;
+  used: number;
+  limit: number;
+  remaining: number;
+}
+
+export interface UserProfile {
+  telegram_id: number;
+  username: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  language_code: string | null;
+  is_premium: boolean;
+  created_at: string;
+  updated_at: string;
+  balance: number;
+  trial: TrialSummary;
+}
+
+/** The balance is the newest ledger entry's running balance: one index probe, whatever the size. */
+const balanceOfUser = sql<number>`COALESCE((
+  SELECT ${ledgerEntries.balanceAfter} FROM ${ledgerEntries}
+  WHERE ${ledgerEntries.userId} = ${users.id}
+  ORDER BY ${ledgerEntries.userEntryNo} DESC LIMIT 1), 0)`.mapWith(Number);
+
+const trialsUsedByUser = sql<number>`(
+  SELECT count(*) FROM ${trialUses}
+  WHERE ${trialUses.userId} = ${users.id} AND ${trialUses.returnedAt} IS NULL)`.mapWith(Number);
+
+export function trialSummary(used: number, limit: number): TrialSummary {
+  const remaining = Math.max(0, limit - used);
+  return { available: remaining > 0, used, limit, remaining };
+}
+
+const profileFields = ['username', 'first_name', 'last_name', 'language_code'] as const;
+
+/**
+ * Creates the user or refreshes what Telegram says about it, in one statement: concurrent syncs of
+ * one id meet in ON CONFLICT, never in a duplicate-key error. Fields left out of the input keep
+ * their stored value; a null clears it.
+ */
+export async function syncUser(
+  ctx: ServiceContext,
+  input: TelegramUserInput,
+): Promise<{ created: boolean; user: UserProfile }> {
+  const updates = [
+    ...profileFields
+      .filter((field) => input[field] !== undefined)
+      .map((field) => sql`${sql.identifier(field)} = EXCLUDED.${sql.identifier(field)}`),
+    ...(input.is_premium === undefined || input.is_premium === null
+      ? []
+      : [sql`is_premium = EXCLUDED.is_premium`]),
+    sql`updated_at = now()`,
+  ];
+  const [row] = await selectRows<{
+    telegram_id: string | number;
+    username: string | null;
+    first_name: string | null;
+    last_name: string | null;
+    language_code: string | null;
+    is_premium: boolean;
+    created_at: Date | string;
+    updated_at: Date | string;
+    created: boolean;
+    balance: string | number;
+    trial_used: number;
+  }>(
+    ctx.db,
+    sql`WITH synced AS (
+      INSERT INTO users (telegram_id, username, first_name, last_name, language_code, is_premium)
+      VALUES (${input.telegram_id}, ${input.username ?? null}, ${input.first_name ?? null},
+              ${input.last_name ?? null}, ${input.language_code ?? null}, ${input.is_premium ?? false})
+      ON CONFLICT (telegram_id) DO UPDATE SET ${sql.join(updates, sql`, `)}
+      RETURNING id, telegram_id, username, first_name, last_name, language_code, is_premium,
+                created_at, updated_at, (xmax = 0) AS created
+    )
+    SELECT synced.telegram_id, synced.username, synced.first_name, synced.last_name,
+           synced.language_code, synced.is_premium, synced.created_at, synced.updated_at,
+           synced.created,
+           COALESCE((SELECT balance_after FROM ledger_entries
+                     WHERE user_id = synced.id ORDER BY user_entry_no DESC LIMIT 1), 0) AS balance,
+           (SELECT count(*)::int FROM trial_uses
+             WHERE user_id = synced.id AND returned_at IS NULL) AS trial_used
+    FROM synced`,
+  );
+  if (!row) throw new Error('user upsert returned no row');
+  return {
+    created: row.created,
+    user: {
+      telegram_id: Number(row.telegram_id),
+      username: row.username,
+      first_name: row.first_name,
+      last_name: row.last_name,
+      language_code: row.language_code,
+      is_premium: row.is_premium,
+      created_at: new Date(row.created_at).toISOString(),
+      updated_at: new Date(row.updated_at).toISOString(),
+      balance: Number(row.balance),
+      trial: trialSummary(row.trial_used, ctx.config.trialGenerations),
+    },
+  };
+}
+
+export async function getBalance(
+  ctx: ServiceContext,
+  telegramId: number,
+): Promise<{ telegram_id: number; balance: number }> {
+  const [row] = await ctx.db
+    .select({ balance: balanceOfUser })
+    .from(users)
+    .where(eq(users.telegramId, telegramId));
+  if (!row) throw userNotFound(telegramId);
+  return { telegram_id: telegramId, balance: row.balance };
+}
+
+export async function getTrialStatus(
+  ctx: ServiceContext,
+  telegramId: number,
+): Promise<TrialSummary & { telegram_id: number }> {
+  const [row] = await ctx.db
+    .select({ used: trialsUsedByUser })
+    .from(users)
+    .where(eq(users.telegramId, telegramId));
+  if (!row) throw userNotFound(telegramId);
+  return { telegram_id: telegramId, ...trialSummary(row.used, ctx.config.trialGenerations) };
+}
+
+export function userNotFound(telegramId: number) {
+  return notFound(
+    'user',
+    `No user with telegram_id ${telegramId}; sync it first (POST /api/v1/users/sync).`,
+  );
+}
+
+export async function getUserProfile(
+  ctx: ServiceContext,
+  telegramId: number,
+): Promise<UserProfile> {
+  const [row] = await ctx.db
+    .select({
+      telegram_id: users.telegramId,
+      username: users.username,
+      first_name: users.firstName,
+      last_name: users.lastName,
+      language_code: users.languageCode,
+      is_premium: users.isPremium,
+      created_at: users.createdAt,
+      updated_at: users.updatedAt,
+      balance: balanceOfUser,
+      trial_used: trialsUsedByUser,
+    })
+    .from(users)
+    .where(eq(users.telegramId, telegramId));
+  if (!row) throw userNotFound(telegramId);
+  const { trial_used, created_at, updated_at, ...profile } = row;
+  return {
+    ...profile,
+    created_at: created_at.toISOString(),
+    updated_at: updated_at.toISOString(),
+    trial: trialSummary(trial_used, ctx.config.trialGenerations),
+  };
+}
