@@ -1,4 +1,4 @@
-import type { SQL } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import type { Queryable } from './client.ts';
 
 /**
@@ -8,4 +8,12 @@ import type { Queryable } from './client.ts';
 export async function selectRows<Row>(db: Queryable, query: SQL): Promise<Row[]> {
   const result = (await db.execute(query)) as unknown as { rows: Row[] };
   return result.rows;
+}
+
+/**
+ * A timestamptz column as an ISO-8601 UTC string. Raw queries get timestamps as Date from pg but as
+ * text from PGlite; formatting in SQL gives both drivers the same answer.
+ */
+export function isoTime(column: string): SQL {
+  return sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
 }

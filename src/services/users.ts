@@ -1,7 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import { notFound } from '../core/errors.ts';
-import { selectRows } from '../db/rows.ts';
-import { ledgerEntries, trialUses, users } from '../db/schema/index.ts';
+import { isoTime, selectRows } from '../db/rows.ts';
+import { users } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export interface TelegramUserInput {
@@ -33,15 +33,18 @@ export interface UserProfile {
   trial: TrialSummary;
 }
 
+// Written out rather than built from column objects: in a one-table select Drizzle leaves the
+// outer column unqualified, and inside the subquery "id" would then mean the ledger entry's id.
+
 /** The balance is the newest ledger entry's running balance: one index probe, whatever the size. */
 const balanceOfUser = sql<number>`COALESCE((
-  SELECT ${ledgerEntries.balanceAfter} FROM ${ledgerEntries}
-  WHERE ${ledgerEntries.userId} = ${users.id}
-  ORDER BY ${ledgerEntries.userEntryNo} DESC LIMIT 1), 0)`.mapWith(Number);
+  SELECT l.balance_after FROM ledger_entries l
+  WHERE l.user_id = "users"."id"
+  ORDER BY l.user_entry_no DESC LIMIT 1), 0)`.mapWith(Number);
 
 const trialsUsedByUser = sql<number>`(
-  SELECT count(*) FROM ${trialUses}
-  WHERE ${trialUses.userId} = ${users.id} AND ${trialUses.returnedAt} IS NULL)`.mapWith(Number);
+  SELECT count(*) FROM trial_uses t
+  WHERE t.user_id = "users"."id" AND t.returned_at IS NULL)`.mapWith(Number);
 
 export function trialSummary(used: number, limit: number): TrialSummary {
   const remaining = Math.max(0, limit - used);
@@ -75,8 +78,8 @@ export async function syncUser(
     last_name: string | null;
     language_code: string | null;
     is_premium: boolean;
-    created_at: Date | string;
-    updated_at: Date | string;
+    created_at: string;
+    updated_at: string;
     created: boolean;
     balance: string | number;
     trial_used: number;
@@ -88,7 +91,8 @@ export async function syncUser(
               ${input.last_name ?? null}, ${input.language_code ?? null}, ${input.is_premium ?? false})
       ON CONFLICT (telegram_id) DO UPDATE SET ${sql.join(updates, sql`, `)}
       RETURNING id, telegram_id, username, first_name, last_name, language_code, is_premium,
-                created_at, updated_at, (xmax = 0) AS created
+                ${isoTime('created_at')} AS created_at, ${isoTime('updated_at')} AS updated_at,
+                (xmax = 0) AS created
     )
     SELECT synced.telegram_id, synced.username, synced.first_name, synced.last_name,
            synced.language_code, synced.is_premium, synced.created_at, synced.updated_at,
@@ -109,8 +113,8 @@ export async function syncUser(
       last_name: row.last_name,
       language_code: row.language_code,
       is_premium: row.is_premium,
-      created_at: new Date(row.created_at).toISOString(),
-      updated_at: new Date(row.updated_at).toISOString(),
+      created_at: row.created_at,
+      updated_at: row.updated_at,
       balance: Number(row.balance),
       trial: trialSummary(row.trial_used, ctx.config.trialGenerations),
     },

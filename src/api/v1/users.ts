@@ -5,7 +5,7 @@ import { problemResponses } from '../../schemas/problem.ts';
 import { getBalance, getTrialStatus, syncUser } from '../../services/users.ts';
 
 const nullableText = (maxLength: number) =>
-  Type.Optional(Type.Union([Type.String({ maxLength }), Type.Null()]));
+  Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength })]));
 
 const SyncUserBody = Type.Object(
   {
@@ -14,7 +14,7 @@ const SyncUserBody = Type.Object(
     first_name: nullableText(256),
     last_name: nullableText(256),
     language_code: nullableText(35),
-    is_premium: Type.Optional(Type.Union([Type.Boolean(), Type.Null()])),
+    is_premium: Type.Optional(Type.Union([Type.Null(), Type.Boolean()])),
   },
   { description: "Telegram's User object as the bot received it (telegram_id is its id)." },
 );

@@ -1,0 +1,45 @@
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { inject } from 'vitest';
+import { createLogger } from '../../src/core/logger.ts';
+import { type DatabaseHandle, embeddedHandle, openDatabase } from '../../src/db/client.ts';
+
+export const testDatabaseUrl = process.env.TEST_DATABASE_URL ?? null;
+export const testRedisUrl = process.env.TEST_REDIS_URL ?? null;
+export const onPostgres = testDatabaseUrl !== null;
+
+export const silentLogger = createLogger({ logLevel: 'silent', logPretty: false });
+
+let shared: Promise<DatabaseHandle> | null = null;
+
+/** The worker's migrated database, opened once and shared by every test file in the worker. */
+export function sharedDatabase(): Promise<DatabaseHandle> {
+  shared ??= openTestDatabase();
+  return shared;
+}
+
+/** A database of its own (for tests that close or break it): a new pool, or a template copy. */
+export async function openTestDatabase(): Promise<DatabaseHandle> {
+  if (testDatabaseUrl) {
+    return openDatabase({ kind: 'postgres', url: testDatabaseUrl, poolSize: 10 }, silentLogger);
+  }
+  const template = readFileSync(inject('embeddedTemplatePath'));
+  const pglite = new PGlite({ loadDataDir: new Blob([template]) });
+  await pglite.waitReady;
+  return embeddedHandle(pglite);
+}
+
+/** A Telegram id no other test uses, so tests share a database without touching each other. */
+export function freshTelegramId(): number {
+  return randomInt(1, 2 ** 47);
+}
+
+/** Skips a test outside PostgreSQL, saying why in the output. */
+export function needsPostgres(why: string): boolean {
+  if (!onPostgres) {
+    console.info(`skipped on PGlite (set TEST_DATABASE_URL to run): ${why}`);
+    return true;
+  }
+  return false;
+}
