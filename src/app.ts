@@ -18,6 +18,7 @@ import { assertSchemaCurrent, migrateDatabase } from './db/migrate.ts';
 import { registerAuth } from './deps/auth.ts';
 import type { AppDeps } from './deps/context.ts';
 import { registerCors } from './middlewares/cors.ts';
+import { registerGracefulClose } from './middlewares/graceful-close.ts';
 import { registerRateLimit } from './middlewares/rate-limit.ts';
 import { registerRequestIdEcho, requestIdFor } from './middlewares/request-id.ts';
 import { Problem } from './schemas/problem.ts';
@@ -82,6 +83,7 @@ export async function buildApp(
 
     registerProblemHandlers(app);
     registerRequestIdEcho(app);
+    registerGracefulClose(app);
     await app.register(helmet, {
       // The docs page needs inline scripts; this API serves no other HTML.
       contentSecurityPolicy: false,

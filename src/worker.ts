@@ -2,8 +2,19 @@
 // the process starts, checks the schema and waits for a signal, so deployments can include it.
 import { ConfigError, loadConfig, readEnvironment } from './core/config.ts';
 import { createLogger } from './core/logger.ts';
-import { openDatabase } from './db/client.ts';
-import { assertSchemaCurrent } from './db/migrate.ts';
+import { type DatabaseHandle, openDatabase } from './db/client.ts';
+import { assertSchemaCurrent, SchemaNotReadyError } from './db/migrate.ts';
+
+let database: DatabaseHandle | null = null;
+let keepAlive: NodeJS.Timeout | undefined;
+// Installed first, so a signal during start-up still stops the process cleanly.
+const stop = async () => {
+  clearInterval(keepAlive);
+  await database?.close();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void stop());
+process.once('SIGINT', () => void stop());
 
 let config: ReturnType<typeof loadConfig>;
 try {
@@ -22,14 +33,16 @@ if (config.database.kind === 'embedded') {
   );
   process.exit(78);
 }
-const database = await openDatabase(config.database, logger);
-await assertSchemaCurrent(database);
+try {
+  database = await openDatabase(config.database, logger);
+  await assertSchemaCurrent(database);
+} catch (error) {
+  logger.fatal(
+    error instanceof SchemaNotReadyError ? error.message : { err: error },
+    'worker cannot start',
+  );
+  await database?.close();
+  process.exit(error instanceof SchemaNotReadyError ? 75 : 1);
+}
 logger.info('worker ready (no job kinds registered yet)');
-const keepAlive = setInterval(() => undefined, 1 << 30);
-const stop = async () => {
-  clearInterval(keepAlive);
-  await database.close();
-  process.exit(0);
-};
-process.once('SIGTERM', () => void stop());
-process.once('SIGINT', () => void stop());
+keepAlive = setInterval(() => undefined, 1 << 30);

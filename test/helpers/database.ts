@@ -24,11 +24,17 @@ export async function openTestDatabase(): Promise<DatabaseHandle> {
   if (testDatabaseUrl) {
     return openDatabase({ kind: 'postgres', url: testDatabaseUrl, poolSize: 10 }, silentLogger);
   }
+  return openEmbeddedCopy();
+}
+
+/** A copy of the migrated embedded template, whichever database the suite runs on. */
+async function openEmbeddedCopy(): Promise<DatabaseHandle> {
   const template = readFileSync(inject('embeddedTemplatePath'));
   const pglite = new PGlite({ loadDataDir: new Blob([template]) });
   await pglite.waitReady;
   return embeddedHandle(pglite);
 }
+openTestDatabase.embedded = openEmbeddedCopy;
 
 /** A Telegram id no other test uses, so tests share a database without touching each other. */
 export function freshTelegramId(): number {

@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every process of the backend; the command picks which one runs:
+#   API (default)  node --import tsx src/server.ts
+#   worker         node --import tsx src/worker.ts      (PostgreSQL only)
+#   migrations     node --import tsx src/db/migrate-cli.ts
+# TypeScript runs through tsx (a runtime dependency), so there is no compile step.
+# Every setting is an environment variable: see src/core/config.ts.
+
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+FROM ${NODE_IMAGE} AS base
+WORKDIR /app
+
+# ---- deps: production node_modules only, exactly as package-lock.json pins them ----
+FROM base AS deps
+COPY package.json package-lock.json ./
+# --ignore-scripts: the only install script in the tree is esbuild's optional binary check;
+# tsx finds esbuild's platform package without it.
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime ----
+FROM base AS runtime
+ENV NODE_ENV=production \
+    DATA_DIR=/data \
+    PORT=8000
+
+# Code and dependencies stay owned by root, so the app cannot modify them; it writes only to
+# DATA_DIR (embedded database, stored files) and the OS temp dir (tsx's transform cache).
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY drizzle ./drizzle
+COPY src ./src
+
+# The chown must come before VOLUME: a new named volume copies this ownership from the image.
+RUN mkdir -p /data && chown node:node /data
+VOLUME ["/data"]
+
+USER node
+EXPOSE 8000
+
+# server.ts and worker.ts handle SIGTERM themselves (stop accepting, finish in-flight requests
+# within SHUTDOWN_TIMEOUT_SECONDS, close the database, exit 0). node is PID 1 here, started
+# directly rather than through npm/npx, so the signal reaches it. Give the container a stop
+# timeout longer than SHUTDOWN_TIMEOUT_SECONDS (default 10 s; Docker's default is also 10 s).
+STOPSIGNAL SIGTERM
+
+# Slim images have no curl: node's fetch does the probe. /api/v1/health answers 503 when the
+# database is down, which marks the container unhealthy. This probe is for the API only; the
+# worker and the migration command do not listen on HTTP, so disable it for them
+# (compose: `healthcheck: { disable: true }`, docker run: `--no-healthcheck`).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/api/v1/health',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+
+CMD ["node", "--import", "tsx", "src/server.ts"]

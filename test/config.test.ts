@@ -1,0 +1,108 @@
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/core/config.ts';
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return [...error.problems];
+    throw error;
+  }
+  throw new Error('configuration was accepted');
+}
+
+describe('loadConfig', () => {
+  it('has sane defaults: embedded database in ./data, port 8000, migrations on, rate limit on', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8000,
+      host: '0.0.0.0',
+      dataDir: resolve('./data'),
+      database: { kind: 'embedded', dataDir: resolve('./data') },
+      redisUrl: null,
+      runMigrations: true,
+      corsOrigins: [],
+      rateLimit: { enabled: true, max: 120, windowSeconds: 60 },
+      apiTokens: [],
+      adminTokens: [],
+      telegramBotToken: null,
+      trialGenerations: 3,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.rateLimit)).toBe(true);
+  });
+
+  it('reads every setting', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://app:secret@db:5432/imagegen',
+      DATABASE_POOL_SIZE: '25',
+      REDIS_URL: 'redis://cache:6379',
+      RUN_MIGRATIONS: 'false',
+      CORS_ORIGINS: 'https://a.example.com,http://localhost:5173',
+      RATE_LIMIT_ENABLED: 'no',
+      RATE_LIMIT_MAX: '10',
+      RATE_LIMIT_WINDOW_SECONDS: '5',
+      API_TOKENS: 'aaaaaaaaaaaaaaaa1,bbbbbbbbbbbbbbbb2',
+      ADMIN_TOKENS: 'cccccccccccccccc3',
+      TELEGRAM_BOT_TOKEN: '123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+      TRIAL_GENERATIONS: '5',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toMatchObject({
+      port: 9000,
+      host: '127.0.0.1',
+      database: { kind: 'postgres', url: 'postgres://app:secret@db:5432/imagegen', poolSize: 25 },
+      redisUrl: 'redis://cache:6379',
+      runMigrations: false,
+      corsOrigins: ['https://a.example.com', 'http://localhost:5173'],
+      rateLimit: { enabled: false, max: 10, windowSeconds: 5 },
+      apiTokens: ['aaaaaaaaaaaaaaaa1', 'bbbbbbbbbbbbbbbb2'],
+      adminTokens: ['cccccccccccccccc3'],
+      telegramBotToken: '123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ',
+      trialGenerations: 5,
+      logLevel: 'debug',
+    });
+  });
+
+  it('memory:// is an in-memory embedded database', () => {
+    expect(loadConfig({ DATABASE_URL: 'memory://' }).database).toEqual({
+      kind: 'embedded',
+      dataDir: null,
+    });
+  });
+
+  it.each([
+    ['PORT', 'eighty', /PORT must be an integer from 0 to 65535, got "eighty"/],
+    ['PORT', '70000', /PORT must be an integer/],
+    ['RATE_LIMIT_MAX', '0', /RATE_LIMIT_MAX must be an integer from 1/],
+    ['RATE_LIMIT_WINDOW_SECONDS', '1.5', /RATE_LIMIT_WINDOW_SECONDS must be an integer/],
+    ['TRIAL_GENERATIONS', '-1', /TRIAL_GENERATIONS must be an integer from 0/],
+    ['RUN_MIGRATIONS', 'sometimes', /RUN_MIGRATIONS must be true or false/],
+    ['RATE_LIMIT_ENABLED', 'maybe', /RATE_LIMIT_ENABLED must be true or false/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of/],
+    ['DATABASE_URL', 'mysql://x', /DATABASE_URL must be unset/],
+    ['REDIS_URL', 'localhost:6379', /REDIS_URL must be a redis:\/\//],
+    ['CORS_ORIGINS', 'https://a.example.com/path', /CORS_ORIGINS must be a comma list of origins/],
+    ['CORS_ORIGINS', 'a.example.com', /CORS_ORIGINS must be a comma list of origins/],
+    ['TELEGRAM_BOT_TOKEN', 'not-a-token', /TELEGRAM_BOT_TOKEN must look like/],
+  ])('refuses %s=%s naming the variable and what it expects', (name, value, message) => {
+    const problems = problemsOf({ [name]: value });
+    expect(problems.join('\n')).toMatch(message);
+  });
+
+  it('refuses short tokens without echoing them', () => {
+    const problems = problemsOf({ API_TOKENS: 'short-secret' });
+    expect(problems.join('\n')).toMatch(
+      /API_TOKENS must hold comma-separated tokens of at least 16/,
+    );
+    expect(problems.join('\n')).not.toContain('short-secret');
+  });
+
+  it('reports every problem at once', () => {
+    expect(problemsOf({ PORT: 'x', RATE_LIMIT_MAX: 'y', LOG_LEVEL: 'z' })).toHaveLength(3);
+  });
+});

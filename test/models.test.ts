@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseHandle } from '../src/db/client.ts';
+import { type ModelPrice, resolvePrice } from '../src/services/catalog.ts';
+import { buildTestApp } from './helpers/app.ts';
+import { sharedDatabase } from './helpers/database.ts';
+
+let app: FastifyInstance;
+let database: DatabaseHandle;
+beforeAll(async () => {
+  database = await sharedDatabase();
+  app = await buildTestApp();
+});
+afterAll(() => app.close());
+
+interface ListedModel {
+  key: string;
+  price_credits: number;
+  prices: { conditions: Record<string, string>; credits: number }[];
+  parameters: { name: string; values: string[]; default: string }[];
+  max_references: number;
+}
+
+async function listModels(): Promise<ListedModel[]> {
+  const response = await app.inject({ url: '/api/v1/models' });
+  expect(response.statusCode).toBe(200);
+  return response.json().models;
+}
+
+async function addModel(options: { active: boolean; prices: [string, number, boolean][] }) {
+  const key = `test-${randomUUID().slice(0, 8)}`;
+  await database.db.execute(sql`
+    WITH model AS (
+      INSERT INTO model_catalog (key, display_name, provider, provider_model, parameters, is_active)
+      VALUES (${key}, 'Test model', 'local', 'local/test',
+              '[{"name":"style","label":"Style","type":"enum","values":["photo","anime"],"default":"photo"}]'::jsonb,
+              ${options.active})
+      RETURNING id
+    )
+    INSERT INTO model_prices (model_id, conditions, credits, valid_from, valid_to)
+    SELECT model.id, p.conditions::jsonb, p.credits, now() - interval '2 days',
+           CASE WHEN p.closed THEN now() - interval '1 day' END
+    FROM model, json_to_recordset(${JSON.stringify(
+      options.prices.map(([conditions, credits, closed]) => ({ conditions, credits, closed })),
+    )}::json) AS p(conditions text, credits int, closed boolean)`);
+  return key;
+}
+
+describe('GET /api/v1/models', () => {
+  it('is public and lists the starting catalog with prices and allowed parameters', async () => {
+    const models = await listModels();
+    const byKey = new Map(models.map((m) => [m.key, m]));
+    for (const key of [
+      'seedream-v4',
+      'nano-banana',
+      'nano-banana-pro',
+      'gpt-image-1.5',
+      'qwen-image',
+    ]) {
+      expect(byKey.has(key), key).toBe(true);
+    }
+    expect(byKey.get('seedream-v4')?.price_credits).toBe(27);
+    expect(byKey.get('nano-banana')?.price_credits).toBe(38);
+    const pro = byKey.get('nano-banana-pro');
+    expect(pro?.price_credits).toBe(140);
+    expect(pro?.prices).toContainEqual({ conditions: { resolution: '4k' }, credits: 240 });
+    expect(pro?.parameters.map((p) => p.name)).toEqual(['aspect_ratio', 'resolution']);
+    expect(pro?.parameters[0]?.values).toContain('21:9');
+    // gpt-image-1.5's price depends on size and quality: defaults are 1024*1024, medium.
+    expect(byKey.get('gpt-image-1.5')?.price_credits).toBe(45);
+  });
+
+  it('leaves out inactive models and closed prices', async () => {
+    const inactive = await addModel({ active: false, prices: [['{}', 10, false]] });
+    const repriced = await addModel({
+      active: true,
+      prices: [
+        ['{}', 10, true],
+        ['{}', 12, false],
+        ['{"style":"anime"}', 15, false],
+      ],
+    });
+    const unpriced = await addModel({ active: true, prices: [['{}', 10, true]] });
+    const models = await listModels();
+    const keys = models.map((m) => m.key);
+    expect(keys).not.toContain(inactive);
+    expect(keys).not.toContain(unpriced);
+    const model = models.find((m) => m.key === repriced);
+    expect(model?.price_credits).toBe(12);
+    expect(model?.prices).toEqual([
+      { conditions: {}, credits: 12 },
+      { conditions: { style: 'anime' }, credits: 15 },
+    ]);
+  });
+});
+
+describe('resolvePrice', () => {
+  const prices: ModelPrice[] = [
+    { conditions: { quality: 'high' }, credits: 255 },
+    { conditions: { quality: 'high', size: '1024*1024' }, credits: 170 },
+    { conditions: {}, credits: 50 },
+  ];
+  it('takes the most specific matching price', () => {
+    expect(resolvePrice(prices, { quality: 'high', size: '1024*1024' })?.credits).toBe(170);
+    expect(resolvePrice(prices, { quality: 'high', size: '1536*1024' })?.credits).toBe(255);
+    expect(resolvePrice(prices, { quality: 'low', size: '1024*1024' })?.credits).toBe(50);
+  });
+  it('answers null when nothing matches', () => {
+    expect(resolvePrice(prices.slice(0, 2), { quality: 'low' })).toBeNull();
+  });
+});
