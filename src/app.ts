@@ -8,6 +8,7 @@ import { rootRoutes } from './api/root.ts';
 import { adminRoutes } from './api/v1/admin.ts';
 import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
+import { paymentRoutes } from './api/v1/payments.ts';
 import { userRoutes } from './api/v1/users.ts';
 import type { Config } from './core/config.ts';
 import { createLogger, type Logger, OneLinePerRequest } from './core/logger.ts';
@@ -19,6 +20,7 @@ import { registerAuth } from './deps/auth.ts';
 import type { AppDeps } from './deps/context.ts';
 import { registerCors } from './middlewares/cors.ts';
 import { registerGracefulClose } from './middlewares/graceful-close.ts';
+import { registerIdempotency } from './middlewares/idempotency.ts';
 import { registerRateLimit } from './middlewares/rate-limit.ts';
 import { registerRequestIdEcho, requestIdFor } from './middlewares/request-id.ts';
 import { Problem } from './schemas/problem.ts';
@@ -93,6 +95,7 @@ export async function buildApp(
     // CORS before auth: a browser's preflight carries no credentials and must still be answered.
     await registerCors(app, config);
     registerAuth(app, config);
+    registerIdempotency(app);
     await registerRateLimit(app, config, redis);
     await app.register(swagger, {
       openapi: {
@@ -131,6 +134,7 @@ export async function buildApp(
         await v1.register(metaRoutes);
         await v1.register(userRoutes);
         await v1.register(modelRoutes);
+        await v1.register(paymentRoutes);
         await v1.register(adminRoutes);
       },
       { prefix: '/api/v1' },

@@ -11,6 +11,13 @@ export type DatabaseConfig =
   | { kind: 'embedded'; dataDir: string | null }
   | { kind: 'postgres'; url: string; poolSize: number };
 
+/** A credit package sold for Telegram Stars. */
+export interface StarsPackage {
+  readonly id: string;
+  readonly credits: number;
+  readonly stars: number;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -36,6 +43,8 @@ export interface Config {
   readonly telegramBotToken: string | null;
   readonly telegramInitDataMaxAgeSeconds: number;
   readonly trialGenerations: number;
+  readonly starsPackages: readonly StarsPackage[];
+  readonly idempotencyKeyTtlHours: number;
   readonly shutdownTimeoutSeconds: number;
 }
 
@@ -131,6 +140,33 @@ function parseDatabase(reader: EnvReader, url: string | null, dataDir: string): 
   return { kind: 'embedded', dataDir };
 }
 
+const DEFAULT_STARS_PACKAGES = 'starter:150:100,popular:500:300,pro:1500:800';
+
+function parseStarsPackages(reader: EnvReader): StarsPackage[] {
+  const raw = reader.string('STARS_PACKAGES', DEFAULT_STARS_PACKAGES);
+  const packages: StarsPackage[] = [];
+  for (const item of raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')) {
+    const match = /^([a-z0-9][a-z0-9_-]{0,31}):(\d{1,9}):(\d{1,6})$/.exec(item);
+    const credits = Number(match?.[2]);
+    const stars = Number(match?.[3]);
+    if (!match?.[1] || credits <= 0 || stars <= 0 || stars > 100_000) {
+      reader.problems.push(
+        `STARS_PACKAGES must be a comma list of id:credits:stars (e.g. ${DEFAULT_STARS_PACKAGES}; stars from 1 to 100000), got "${item}"`,
+      );
+      continue;
+    }
+    if (packages.some((existing) => existing.id === match[1])) {
+      reader.problems.push(`STARS_PACKAGES names package "${match[1]}" twice`);
+      continue;
+    }
+    packages.push({ id: match[1], credits, stars });
+  }
+  return packages;
+}
+
 function parseCorsOrigins(reader: EnvReader): string[] {
   const origins = reader.list('CORS_ORIGINS');
   for (const origin of origins) {
@@ -195,6 +231,8 @@ export function loadConfig(env: Env): Config {
       30 * 86_400,
     ),
     trialGenerations: reader.integer('TRIAL_GENERATIONS', 3, 0, 1000),
+    starsPackages: parseStarsPackages(reader),
+    idempotencyKeyTtlHours: reader.integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 24, 24 * 30),
     shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
   };
   const botToken = config.telegramBotToken;

@@ -15,5 +15,9 @@ export async function selectRows<Row>(db: Queryable, query: SQL): Promise<Row[]>
  * text from PGlite; formatting in SQL gives both drivers the same answer.
  */
 export function isoTime(column: string): SQL {
-  return sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`);
+  return sql.raw(isoTimeText(column));
+}
+
+export function isoTimeText(column: string): string {
+  return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 }

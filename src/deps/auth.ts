@@ -13,8 +13,12 @@ export type Principal =
   | { kind: 'admin'; tokenId: string }
   | { kind: 'miniapp'; telegramId: number };
 
-/** What a route requires, declared in its `config.access`. */
-export type Access = 'public' | 'user' | 'admin';
+/**
+ * What a route requires, declared in its `config.access`: `user` admits the bot, admins and a Mini
+ * App user acting for itself; `bot` admits the bot and admins only (e.g. recording a payment,
+ * which a Mini App user must never be able to assert about itself); `admin` admins only.
+ */
+export type Access = 'public' | 'user' | 'bot' | 'admin';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -99,6 +103,9 @@ export function registerAuth(app: FastifyInstance, config: Config): void {
     request.principal = authenticate(header);
     if (access === 'admin' && request.principal.kind !== 'admin') {
       throw forbidden('This endpoint is for administrators.');
+    }
+    if (access === 'bot' && request.principal.kind === 'miniapp') {
+      throw forbidden('This endpoint is for the bot, not for Mini App users.');
     }
   });
 

@@ -1,7 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
+import { LedgerEntry } from '../../schemas/ledger.ts';
 import { problemResponses } from '../../schemas/problem.ts';
+import { listEntries } from '../../services/ledger.ts';
 import { getBalance, getTrialStatus, syncUser } from '../../services/users.ts';
 
 const nullableText = (maxLength: number) =>
@@ -84,5 +86,38 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => getTrialStatus(app.deps.services, request.params.telegram_id),
+  );
+
+  app.get(
+    '/users/:telegram_id/ledger',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "The user's ledger entries, newest first (cursor pagination)",
+        tags: ['users'],
+        params: TelegramIdParams,
+        querystring: Type.Object({
+          limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }),
+          cursor: Type.Optional(
+            Type.String({ maxLength: 64, description: 'next_cursor of the previous page' }),
+          ),
+        }),
+        response: {
+          200: Type.Object({
+            telegram_id: TelegramId,
+            entries: Type.Array(LedgerEntry),
+            next_cursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => ({
+      telegram_id: request.params.telegram_id,
+      ...(await listEntries(app.deps.services.db, request.params.telegram_id, {
+        limit: request.query.limit,
+        ...(request.query.cursor === undefined ? {} : { cursor: request.query.cursor }),
+      })),
+    }),
   );
 };

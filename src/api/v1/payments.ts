@@ -1,0 +1,136 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { principalLabel } from '../../deps/auth.ts';
+import { TelegramId } from '../../schemas/common.ts';
+import { problemResponses } from '../../schemas/problem.ts';
+import {
+  confirmStarsPayment,
+  listStarsPackages,
+  refundStarsPayment,
+} from '../../services/payments.ts';
+
+const ChargeId = Type.String({ minLength: 1, maxLength: 255 });
+
+const PaymentResult = Type.Object({
+  payment_id: Type.Integer(),
+  telegram_id: TelegramId,
+  telegram_payment_charge_id: Type.String(),
+  package_id: Type.String(),
+  credits: Type.Integer(),
+  stars: Type.Integer(),
+  status: Type.Union([Type.Literal('paid'), Type.Literal('refunded')]),
+  balance_after: Type.Integer({ description: 'The balance right after this credit' }),
+  created_at: Type.String({ format: 'date-time' }),
+});
+
+const RefundResult = Type.Object({
+  payment_id: Type.Integer(),
+  telegram_payment_charge_id: Type.String(),
+  status: Type.Literal('refunded'),
+  credits: Type.Integer({ description: 'Credits the payment had bought' }),
+  clawed_back: Type.Integer({ description: 'Credits taken back from the balance' }),
+  shortfall: Type.Integer({ description: 'Credits already spent, which could not be taken back' }),
+  balance: Type.Integer(),
+});
+
+const idempotencyHeader = Type.Object({
+  'idempotency-key': Type.Optional(
+    Type.String({ description: 'Stripe-style; replays the first response' }),
+  ),
+});
+
+export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/payments/stars/packages',
+    {
+      schema: {
+        summary: 'Credit packages sold for Telegram Stars, with the invoice_payload to use',
+        tags: ['payments'],
+        response: {
+          200: Type.Object({
+            packages: Type.Array(
+              Type.Object({
+                id: Type.String(),
+                title: Type.String(),
+                credits: Type.Integer(),
+                stars: Type.Integer(),
+                currency: Type.Literal('XTR'),
+                invoice_payload: Type.String(),
+              }),
+            ),
+          }),
+        },
+      },
+    },
+    async () => ({ packages: listStarsPackages(app.deps.config.starsPackages) }),
+  );
+
+  app.post(
+    '/payments/stars/confirm',
+    {
+      config: { access: 'bot', idempotent: true },
+      schema: {
+        summary:
+          "Credit a successful Stars payment (Telegram's successful_payment), once per charge id",
+        description:
+          'A repeat with the same telegram_payment_charge_id returns the first result (200) and credits nothing. ' +
+          'Currency must be XTR and total_amount must match the package the invoice_payload names.',
+        tags: ['payments'],
+        headers: idempotencyHeader,
+        body: Type.Object({
+          telegram_id: TelegramId,
+          telegram_payment_charge_id: ChargeId,
+          provider_payment_charge_id: Type.Optional(
+            Type.Union([Type.Null(), Type.String({ maxLength: 255 })]),
+          ),
+          total_amount: Type.Integer({ minimum: 1 }),
+          currency: Type.String({ minLength: 3, maxLength: 3 }),
+          invoice_payload: Type.String({ maxLength: 128 }),
+        }),
+        response: {
+          200: PaymentResult,
+          201: PaymentResult,
+          ...problemResponses(401, 403, 409, 422, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const actor = request.principal ? principalLabel(request.principal) : 'system';
+      const { result, replayed } = await confirmStarsPayment(
+        app.deps.services,
+        request.body,
+        actor,
+      );
+      return reply.code(replayed ? 200 : 201).send(result);
+    },
+  );
+
+  app.post(
+    '/payments/stars/refund',
+    {
+      config: { access: 'bot', idempotent: true },
+      schema: {
+        summary: "Take back a refunded Stars payment's credits (Telegram's refunded_payment), once",
+        description:
+          'The balance never goes below zero: credits already spent are reported as the shortfall.',
+        tags: ['payments'],
+        headers: idempotencyHeader,
+        body: Type.Object({
+          telegram_id: TelegramId,
+          telegram_payment_charge_id: ChargeId,
+          provider_payment_charge_id: Type.Optional(
+            Type.Union([Type.Null(), Type.String({ maxLength: 255 })]),
+          ),
+          total_amount: Type.Integer({ minimum: 1 }),
+          currency: Type.String({ minLength: 3, maxLength: 3 }),
+          invoice_payload: Type.Optional(Type.String({ maxLength: 128 })),
+        }),
+        response: { 200: RefundResult, ...problemResponses(401, 403, 404, 409, 422, 429) },
+      },
+    },
+    async (request) => {
+      const actor = request.principal ? principalLabel(request.principal) : 'system';
+      return (await refundStarsPayment(app.deps.services, request.body, actor)).result;
+    },
+  );
+};

@@ -1,0 +1,85 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from '../core/errors.ts';
+import { PROBLEM_CONTENT_TYPE } from '../core/problem.ts';
+import { principalLabel } from '../deps/auth.ts';
+import {
+  claimIdempotencyKey,
+  completeIdempotencyKey,
+  releaseIdempotencyKey,
+  requestFingerprint,
+} from '../services/idempotency.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route creates effects and honours an Idempotency-Key header. */
+    idempotent?: boolean;
+  }
+  interface FastifyRequest {
+    idempotencyClaim: { scope: string; key: string } | null;
+  }
+}
+
+export const IDEMPOTENCY_HEADER = 'idempotency-key';
+const saneKey = /^[\x21-\x7e]{1,255}$/;
+
+function keyOf(request: FastifyRequest): string | null {
+  const raw = request.headers[IDEMPOTENCY_HEADER];
+  if (raw === undefined) return null;
+  if (typeof raw !== 'string' || !saneKey.test(raw)) {
+    throw new AppError(
+      'invalid_idempotency_key',
+      422,
+      'Invalid Idempotency-Key',
+      'An Idempotency-Key is 1 to 255 visible ASCII characters, e.g. a UUID.',
+    );
+  }
+  return raw;
+}
+
+/** Idempotency-Key for effect-creating routes (config.idempotent); see services/idempotency.ts. */
+export function registerIdempotency(app: FastifyInstance): void {
+  app.decorateRequest('idempotencyClaim', null);
+
+  // After validation: a request the schema refuses never claims a key.
+  app.addHook('preHandler', async (request, reply) => {
+    if (!request.routeOptions.config.idempotent) return;
+    const key = keyOf(request);
+    if (key === null) return;
+    const scope = request.principal ? principalLabel(request.principal) : `ip:${request.ip}`;
+    const claim = await claimIdempotencyKey(app.deps.services.db, {
+      scope,
+      key,
+      fingerprint: requestFingerprint(
+        request.method,
+        request.url.split('?')[0] ?? '',
+        request.body,
+      ),
+      ttlHours: app.deps.config.idempotencyKeyTtlHours,
+    });
+    if (claim.outcome === 'claimed') {
+      request.idempotencyClaim = { scope, key };
+      return;
+    }
+    return reply
+      .code(claim.status)
+      .header('idempotent-replayed', 'true')
+      .type(claim.status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8')
+      .send(claim.body);
+  });
+
+  app.addHook('onSend', async (request, reply, payload) => {
+    const claim = request.idempotencyClaim;
+    if (!claim) return payload;
+    request.idempotencyClaim = null;
+    if (reply.statusCode >= 500 || typeof payload !== 'string') {
+      await releaseIdempotencyKey(app.deps.services.db, claim);
+    } else {
+      await completeIdempotencyKey(app.deps.services.db, {
+        ...claim,
+        status: reply.statusCode,
+        body: payload,
+      });
+    }
+    return payload;
+  });
+}

@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import { AppError } from '../core/errors.ts';
+import type { Queryable } from '../db/client.ts';
+import { selectRows } from '../db/rows.ts';
+
+/**
+ * Stripe's Idempotency-Key semantics: the same key with the same request replays the first
+ * response; with a different request it is refused (409); while the first is still running the
+ * retry is refused (409) too. Effects themselves are also unique in the database (ledger and
+ * payment keys), so even a crash between the effect and recording its response cannot double it:
+ * a claim left running past its lease is taken over and the effect answers "already done".
+ */
+
+export const IDEMPOTENCY_LEASE_SECONDS = 60;
+
+export type Claim = { outcome: 'claimed' } | { outcome: 'replay'; status: number; body: string };
+
+/** What "the same request" means: method, path and body with keys in a stable order. */
+export function requestFingerprint(method: string, path: string, body: unknown): string {
+  return createHash('sha256')
+    .update(`${method} ${path}\n${stableJson(body)}`)
+    .digest('hex');
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, inner]) => inner !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, inner]) => `${JSON.stringify(key)}:${stableJson(inner)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export async function claimIdempotencyKey(
+  db: Queryable,
+  input: { scope: string; key: string; fingerprint: string; ttlHours: number },
+): Promise<Claim> {
+  const claimed = await selectRows<{ scope: string }>(
+    db,
+    sql`INSERT INTO idempotency_keys (scope, key, request_hash, locked_until)
+        VALUES (${input.scope}, ${input.key}, ${input.fingerprint},
+                now() + make_interval(secs => ${IDEMPOTENCY_LEASE_SECONDS}))
+        ON CONFLICT (scope, key) DO UPDATE SET
+          request_hash = EXCLUDED.request_hash, locked_until = EXCLUDED.locked_until,
+          created_at = now(), response_status = NULL, response_body = NULL, completed_at = NULL
+        WHERE idempotency_keys.created_at < now() - make_interval(hours => ${input.ttlHours})
+           OR (idempotency_keys.completed_at IS NULL
+               AND idempotency_keys.locked_until < now()
+               AND idempotency_keys.request_hash = EXCLUDED.request_hash)
+        RETURNING scope`,
+  );
+  if (claimed.length === 1) return { outcome: 'claimed' };
+
+  const [existing] = await selectRows<{
+    request_hash: string;
+    response_status: number | null;
+    response_body: string | null;
+  }>(
+    db,
+    sql`SELECT request_hash, response_status, response_body FROM idempotency_keys
+        WHERE scope = ${input.scope} AND key = ${input.key}`,
+  );
+  if (!existing) {
+    // Released by a failed first attempt between our two statements: try once more.
+    return claimIdempotencyKey(db, input);
+  }
+  if (existing.request_hash !== input.fingerprint) {
+    throw new AppError(
+      'idempotency_key_reused',
+      409,
+      'Idempotency-Key already used',
+      'This Idempotency-Key was used with a different request; use a new key for a new request.',
+    );
+  }
+  if (existing.response_status === null || existing.response_body === null) {
+    throw new AppError(
+      'idempotency_request_in_progress',
+      409,
+      'Request still in progress',
+      'A request with this Idempotency-Key is still being processed; retry shortly.',
+      {},
+      { 'retry-after': '1' },
+    );
+  }
+  return { outcome: 'replay', status: existing.response_status, body: existing.response_body };
+}
+
+export async function completeIdempotencyKey(
+  db: Queryable,
+  input: { scope: string; key: string; status: number; body: string },
+): Promise<void> {
+  await db.execute(
+    sql`UPDATE idempotency_keys
+        SET response_status = ${input.status}, response_body = ${input.body}, completed_at = now(), locked_until = NULL
+        WHERE scope = ${input.scope} AND key = ${input.key} AND completed_at IS NULL`,
+  );
+}
+
+/** A server error is not an answer to keep: free the key so the client's retry runs again. */
+export async function releaseIdempotencyKey(
+  db: Queryable,
+  input: { scope: string; key: string },
+): Promise<void> {
+  await db.execute(
+    sql`DELETE FROM idempotency_keys WHERE scope = ${input.scope} AND key = ${input.key} AND completed_at IS NULL`,
+  );
+}

@@ -1,0 +1,295 @@
+import { type SQL, sql } from 'drizzle-orm';
+import { AppError } from '../core/errors.ts';
+import type { Queryable } from '../db/client.ts';
+import { pgError, SQLSTATE } from '../db/errors.ts';
+import { isoTimeText, selectRows } from '../db/rows.ts';
+import type { LedgerEntryKind } from '../db/schema/index.ts';
+import { withTransaction } from './context.ts';
+import { userNotFound } from './users.ts';
+
+/**
+ * The ledger's verbs. Every movement of credits is one append-only entry; the database computes
+ * the running balance under a lock on the user's row and refuses to go below zero, so these verbs
+ * stay simple and are safe however they are called concurrently.
+ */
+
+/** A user, by our id (inside the domain) or by Telegram id (at the edge). */
+export type UserRef = { userId: number } | { telegramId: number };
+
+export interface LedgerEntry {
+  id: number;
+  entry_no: number;
+  amount: number;
+  balance_after: number;
+  kind: LedgerEntryKind;
+  reference_type: string | null;
+  reference_id: string | null;
+  reason: string | null;
+  actor: string;
+  created_at: string;
+}
+
+export interface NewEntry {
+  kind: LedgerEntryKind;
+  /** Signed credits. */
+  amount: number;
+  reference?: { type: string; id: string };
+  /** Makes the entry happen once: a second post with the key returns the first entry. */
+  idempotencyKey?: string;
+  reason?: string;
+  actor?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface Posted {
+  entry: LedgerEntry;
+  /** True when the idempotency key had already been used and the first entry is returned. */
+  replayed: boolean;
+}
+
+interface EntryRow {
+  id: string | number;
+  user_entry_no: number;
+  amount: number;
+  balance_after: string | number;
+  kind: LedgerEntryKind;
+  reference_type: string | null;
+  reference_id: string | null;
+  reason: string | null;
+  actor: string;
+  created_at: string;
+}
+
+const entryColumns = sql.raw(
+  `id, user_entry_no, amount, balance_after, kind, reference_type, reference_id, reason, actor,
+   ${isoTimeText('created_at')} AS created_at`,
+);
+
+function toEntry(row: EntryRow): LedgerEntry {
+  return {
+    id: Number(row.id),
+    entry_no: row.user_entry_no,
+    amount: row.amount,
+    balance_after: Number(row.balance_after),
+    kind: row.kind,
+    reference_type: row.reference_type,
+    reference_id: row.reference_id,
+    reason: row.reason,
+    actor: row.actor,
+    created_at: row.created_at,
+  };
+}
+
+function userIdOf(user: UserRef): SQL {
+  return 'userId' in user
+    ? sql`SELECT id FROM users WHERE id = ${user.userId}`
+    : sql`SELECT id FROM users WHERE telegram_id = ${user.telegramId}`;
+}
+
+export class InsufficientCreditsError extends AppError {
+  constructor(balance: number, required: number) {
+    super(
+      'insufficient_credits',
+      402,
+      'Insufficient credits',
+      `This needs ${required} credits; the balance is ${balance}.`,
+      { balance, required, shortfall: required - balance },
+    );
+  }
+}
+
+async function findByIdempotencyKey(db: Queryable, key: string): Promise<LedgerEntry | null> {
+  const [row] = await selectRows<EntryRow>(
+    db,
+    sql`SELECT ${entryColumns} FROM ledger_entries WHERE idempotency_key = ${key}`,
+  );
+  return row ? toEntry(row) : null;
+}
+
+/**
+ * Appends one entry: a single statement, so outside a transaction it commits on its own and a
+ * charge costs one round trip. Throws InsufficientCreditsError (402) instead of going below zero.
+ */
+export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): Promise<Posted> {
+  if (!Number.isSafeInteger(entry.amount) || entry.amount === 0) {
+    throw new AppError(
+      'invalid_amount',
+      422,
+      'Invalid amount',
+      'An amount is a non-zero integer of credits.',
+    );
+  }
+  const key = entry.idempotencyKey ?? null;
+  let rows: EntryRow[];
+  try {
+    rows = await selectRows<EntryRow>(
+      db,
+      sql`INSERT INTO ledger_entries
+            (user_id, amount, kind, reference_type, reference_id, idempotency_key, reason, actor, metadata)
+          SELECT id, ${entry.amount}, ${entry.kind}, ${entry.reference?.type ?? null},
+                 ${entry.reference?.id ?? null}, ${key}, ${entry.reason ?? null},
+                 ${entry.actor ?? 'system'}, ${entry.metadata ? JSON.stringify(entry.metadata) : null}::jsonb
+          FROM (${userIdOf(user)}) AS target
+          ON CONFLICT (idempotency_key) DO NOTHING
+          RETURNING ${entryColumns}`,
+    );
+  } catch (error) {
+    const cause = pgError(error);
+    if (cause?.code !== SQLSTATE.insufficientCredits) throw error;
+    // A retry of an entry that already went through may meet the balance check first.
+    const earlier = key === null ? null : await findByIdempotencyKey(db, key);
+    if (earlier) return { entry: earlier, replayed: true };
+    const { balance } = JSON.parse(cause.detail ?? '{"balance":0}') as { balance: number };
+    throw new InsufficientCreditsError(balance, -entry.amount);
+  }
+  const [row] = rows;
+  if (row) return { entry: toEntry(row), replayed: false };
+  if (key !== null) {
+    const earlier = await findByIdempotencyKey(db, key);
+    if (earlier) return { entry: earlier, replayed: true };
+  }
+  throw 'telegramId' in user
+    ? userNotFound(user.telegramId)
+    : new Error(`no user with id ${user.userId}`);
+}
+
+export function credit(
+  db: Queryable,
+  user: UserRef,
+  entry: Omit<NewEntry, 'kind'> & {
+    kind: 'topup' | 'bonus' | 'referral_bonus' | 'admin_adjustment';
+  },
+): Promise<Posted> {
+  if (entry.amount <= 0)
+    throw new AppError('invalid_amount', 422, 'Invalid amount', 'A credit is positive.');
+  return postEntry(db, user, entry);
+}
+
+/** Takes `amount` (positive) credits; 402 insufficient_credits if the balance does not cover it. */
+export function charge(
+  db: Queryable,
+  user: UserRef,
+  entry: Omit<NewEntry, 'kind' | 'amount'> & { amount: number },
+): Promise<Posted> {
+  if (entry.amount <= 0)
+    throw new AppError('invalid_amount', 422, 'Invalid amount', 'A charge is positive.');
+  return postEntry(db, user, { ...entry, kind: 'generation_charge', amount: -entry.amount });
+}
+
+/**
+ * Gives back a charge, exactly once: the refund's idempotency key is derived from the charge, and
+ * the database's unique index makes a second refund impossible, whoever asks and however often.
+ */
+export async function refundCharge(
+  db: Queryable,
+  chargeEntryId: number,
+  options: { reason: string; actor?: string },
+): Promise<Posted> {
+  const [charged] = await selectRows<{
+    user_id: string | number;
+    amount: number;
+    kind: string;
+    reference_type: string | null;
+    reference_id: string | null;
+  }>(
+    db,
+    sql`SELECT user_id, amount, kind, reference_type, reference_id FROM ledger_entries WHERE id = ${chargeEntryId}`,
+  );
+  if (charged?.kind !== 'generation_charge') {
+    throw new AppError(
+      'charge_not_found',
+      404,
+      'Charge not found',
+      `No charge with entry id ${chargeEntryId}.`,
+    );
+  }
+  return postEntry(
+    db,
+    { userId: Number(charged.user_id) },
+    {
+      kind: 'generation_refund',
+      amount: -charged.amount,
+      ...(charged.reference_type && charged.reference_id
+        ? { reference: { type: charged.reference_type, id: charged.reference_id } }
+        : {}),
+      idempotencyKey: `refund-of-entry:${chargeEntryId}`,
+      reason: options.reason,
+      actor: options.actor ?? 'system',
+      metadata: { refunds_entry_id: chargeEntryId },
+    },
+  );
+}
+
+/**
+ * Locks the user's row until the transaction ends: the same lock the ledger trigger takes, so
+ * everything that reads-then-writes a user's credits or trials serialises per user.
+ */
+export async function lockUser(db: Queryable, user: UserRef): Promise<number> {
+  const [row] = await selectRows<{ id: string | number }>(
+    db,
+    sql`${userIdOf(user)} FOR NO KEY UPDATE`,
+  );
+  if (!row)
+    throw 'telegramId' in user
+      ? userNotFound(user.telegramId)
+      : new Error(`no user with id ${user.userId}`);
+  return Number(row.id);
+}
+
+export async function balanceOf(db: Queryable, userId: number): Promise<number> {
+  const [row] = await selectRows<{ balance_after: string | number }>(
+    db,
+    sql`SELECT balance_after FROM ledger_entries WHERE user_id = ${userId} ORDER BY user_entry_no DESC LIMIT 1`,
+  );
+  return Number(row?.balance_after ?? 0);
+}
+
+export interface EntryPage {
+  entries: LedgerEntry[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  next_cursor: string | null;
+}
+
+/** A user's entries, newest first, keyset-paginated on the user's entry number. */
+export async function listEntries(
+  db: Queryable,
+  telegramId: number,
+  options: { limit: number; cursor?: string },
+): Promise<EntryPage> {
+  const before = options.cursor === undefined ? null : decodeCursor(options.cursor);
+  return withTransaction(db, async (tx) => {
+    const [user] = await selectRows<{ id: string | number }>(
+      tx,
+      sql`SELECT id FROM users WHERE telegram_id = ${telegramId}`,
+    );
+    if (!user) throw userNotFound(telegramId);
+    const rows = await selectRows<EntryRow>(
+      tx,
+      sql`SELECT ${entryColumns} FROM ledger_entries
+          WHERE user_id = ${Number(user.id)} ${before === null ? sql`` : sql`AND user_entry_no < ${before}`}
+          ORDER BY user_entry_no DESC LIMIT ${options.limit + 1}`,
+    );
+    const entries = rows.slice(0, options.limit).map(toEntry);
+    const last = entries.at(-1);
+    return {
+      entries,
+      next_cursor: rows.length > options.limit && last ? encodeCursor(last.entry_no) : null,
+    };
+  });
+}
+
+function encodeCursor(entryNo: number): string {
+  return Buffer.from(`e${entryNo}`).toString('base64url');
+}
+
+function decodeCursor(cursor: string): number {
+  const match = /^e(\d{1,10})$/.exec(Buffer.from(cursor, 'base64url').toString());
+  if (!match)
+    throw new AppError(
+      'invalid_cursor',
+      422,
+      'Invalid cursor',
+      'Pass back the next_cursor of a previous page.',
+    );
+  return Number(match[1]);
+}

@@ -1,0 +1,152 @@
+import { sql } from 'drizzle-orm';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseHandle } from '../src/db/client.ts';
+import { selectRows } from '../src/db/rows.ts';
+import {
+  charge,
+  credit,
+  InsufficientCreditsError,
+  listEntries,
+  refundCharge,
+} from '../src/services/ledger.ts';
+import { returnTrial, useTrial } from '../src/services/trials.ts';
+import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+
+let database: DatabaseHandle;
+beforeAll(async () => {
+  database = await sharedDatabase();
+});
+
+async function newUser(): Promise<{ telegramId: number; userId: number }> {
+  const telegramId = freshTelegramId();
+  const [row] = await selectRows<{ id: string | number }>(
+    database.db,
+    sql`INSERT INTO users (telegram_id) VALUES (${telegramId}) RETURNING id`,
+  );
+  return { telegramId, userId: Number(row?.id) };
+}
+
+async function ledgerFacts(userId: number) {
+  const [row] = await selectRows<{ sum: number; count: number; min_after: number; last_after: number }>(
+    database.db,
+    sql`SELECT coalesce(sum(amount), 0)::int AS sum, count(*)::int AS count,
+               coalesce(min(balance_after), 0)::int AS min_after,
+               coalesce((SELECT balance_after FROM ledger_entries WHERE user_id = ${userId}
+                         ORDER BY user_entry_no DESC LIMIT 1), 0)::int AS last_after
+        FROM ledger_entries WHERE user_id = ${userId}`,
+  );
+  return row!;
+}
+
+describe('ledger verbs', () => {
+  it('credit, charge and refund move the derived balance', async () => {
+    const { userId } = await newUser();
+    const topup = await credit(database.db, { userId }, { kind: 'topup', amount: 100 });
+    expect(topup.entry).toMatchObject({ amount: 100, balance_after: 100, kind: 'topup', entry_no: 1 });
+    const charged = await charge(database.db, { userId }, { amount: 38, reference: { type: 'generation', id: 'g1' } });
+    expect(charged.entry).toMatchObject({ amount: -38, balance_after: 62, kind: 'generation_charge' });
+    const refunded = await refundCharge(database.db, charged.entry.id, { reason: 'provider failed' });
+    expect(refunded.entry).toMatchObject({
+      amount: 38,
+      balance_after: 100,
+      kind: 'generation_refund',
+      reference_type: 'generation',
+      reference_id: 'g1',
+    });
+    expect(await ledgerFacts(userId)).toMatchObject({ sum: 100, count: 3, last_after: 100 });
+  });
+
+  it('refuses to overdraw with 402 insufficient_credits, naming balance and amount needed', async () => {
+    const { userId } = await newUser();
+    await credit(database.db, { userId }, { kind: 'bonus', amount: 30 });
+    const attempt = charge(database.db, { userId }, { amount: 38 });
+    await expect(attempt).rejects.toBeInstanceOf(InsufficientCreditsError);
+    await expect(attempt).rejects.toMatchObject({
+      status: 402,
+      code: 'insufficient_credits',
+      extensions: { balance: 30, required: 38, shortfall: 8 },
+    });
+    expect(await ledgerFacts(userId)).toMatchObject({ sum: 30, count: 1 });
+  });
+
+  it('refunds a charge exactly once, however often and concurrently asked', async () => {
+    const { userId } = await newUser();
+    await credit(database.db, { userId }, { kind: 'topup', amount: 50 });
+    const charged = await charge(database.db, { userId }, { amount: 20 });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => refundCharge(database.db, charged.entry.id, { reason: 'failed' })),
+    );
+    expect(new Set(results.map((r) => r.entry.id)).size).toBe(1);
+    expect(results.filter((r) => !r.replayed)).toHaveLength(1);
+    expect(await ledgerFacts(userId)).toMatchObject({ sum: 50, count: 3 });
+  });
+
+  it('refuses to refund what is not a charge', async () => {
+    const { userId } = await newUser();
+    const topup = await credit(database.db, { userId }, { kind: 'topup', amount: 10 });
+    await expect(refundCharge(database.db, topup.entry.id, { reason: 'x' })).rejects.toMatchObject({
+      code: 'charge_not_found',
+    });
+  });
+
+  it('an idempotency key makes a credit happen once', async () => {
+    const { userId } = await newUser();
+    const first = await credit(database.db, { userId }, { kind: 'bonus', amount: 5, idempotencyKey: `welcome:${userId}` });
+    const second = await credit(database.db, { userId }, { kind: 'bonus', amount: 5, idempotencyKey: `welcome:${userId}` });
+    expect(second).toEqual({ entry: first.entry, replayed: true });
+    expect(await ledgerFacts(userId)).toMatchObject({ sum: 5, count: 1 });
+  });
+
+  it('pages the history newest first', async () => {
+    const { userId, telegramId } = await newUser();
+    for (let i = 1; i <= 7; i++) await credit(database.db, { userId }, { kind: 'bonus', amount: i });
+    const first = await listEntries(database.db, telegramId, { limit: 3 });
+    expect(first.entries.map((e) => e.amount)).toEqual([7, 6, 5]);
+    const second = await listEntries(database.db, telegramId, { limit: 3, cursor: first.next_cursor! });
+    expect(second.entries.map((e) => e.amount)).toEqual([4, 3, 2]);
+    const third = await listEntries(database.db, telegramId, { limit: 3, cursor: second.next_cursor! });
+    expect(third.entries.map((e) => e.amount)).toEqual([1]);
+    expect(third.next_cursor).toBeNull();
+  });
+});
+
+describe('concurrency (many connections on PostgreSQL; one session serialises them on PGlite)', () => {
+  it('200 concurrent charges against a balance that covers 10: exactly 10 succeed, never negative', async () => {
+    const { userId } = await newUser();
+    await credit(database.db, { userId }, { kind: 'topup', amount: 270 });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 200 }, () => charge(database.db, { userId }, { amount: 27 })),
+    );
+    const succeeded = outcomes.filter((o) => o.status === 'fulfilled');
+    const refused = outcomes.filter(
+      (o) => o.status === 'rejected' && o.reason instanceof InsufficientCreditsError,
+    );
+    expect(succeeded).toHaveLength(10);
+    expect(refused).toHaveLength(190);
+    const facts = await ledgerFacts(userId);
+    expect(facts).toMatchObject({ sum: 0, count: 11, last_after: 0 });
+    expect(facts.min_after).toBeGreaterThanOrEqual(0);
+    const entries = await selectRows<{ balance_after: number; user_entry_no: number }>(
+      database.db,
+      sql`SELECT balance_after::int, user_entry_no FROM ledger_entries WHERE user_id = ${userId} ORDER BY user_entry_no`,
+    );
+    // The running balance is consistent entry after entry: 270, 243, …, 0.
+    expect(entries.map((e) => e.balance_after)).toEqual(Array.from({ length: 11 }, (_, i) => 270 - 27 * i));
+  });
+
+  it('trial uses never pass the limit under parallel requests; a use is given back once', async () => {
+    const { userId } = await newUser();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 30 }, () => useTrial(database.db, { userId }, 3)),
+    );
+    const used = outcomes.filter((o) => o.status === 'fulfilled');
+    expect(used).toHaveLength(3);
+    const rejected = outcomes.find((o) => o.status === 'rejected');
+    expect(rejected?.status === 'rejected' && rejected.reason.code).toBe('trial_unavailable');
+    const first = used[0]?.status === 'fulfilled' ? used[0].value.trial_use_id : 0;
+    const returns = await Promise.all(Array.from({ length: 5 }, () => returnTrial(database.db, first, 'failed')));
+    expect(returns.filter(Boolean)).toHaveLength(1);
+    const again = await useTrial(database.db, { userId }, 3);
+    expect(again.trial).toEqual({ available: false, used: 3, limit: 3, remaining: 0 });
+  });
+});
