@@ -27,7 +27,12 @@ async function newUser(): Promise<{ telegramId: number; userId: number }> {
 }
 
 async function ledgerFacts(userId: number) {
-  const [row] = await selectRows<{ sum: number; count: number; min_after: number; last_after: number }>(
+  const [row] = await selectRows<{
+    sum: number;
+    count: number;
+    min_after: number;
+    last_after: number;
+  }>(
     database.db,
     sql`SELECT coalesce(sum(amount), 0)::int AS sum, count(*)::int AS count,
                coalesce(min(balance_after), 0)::int AS min_after,
@@ -42,10 +47,25 @@ describe('ledger verbs', () => {
   it('credit, charge and refund move the derived balance', async () => {
     const { userId } = await newUser();
     const topup = await credit(database.db, { userId }, { kind: 'topup', amount: 100 });
-    expect(topup.entry).toMatchObject({ amount: 100, balance_after: 100, kind: 'topup', entry_no: 1 });
-    const charged = await charge(database.db, { userId }, { amount: 38, reference: { type: 'generation', id: 'g1' } });
-    expect(charged.entry).toMatchObject({ amount: -38, balance_after: 62, kind: 'generation_charge' });
-    const refunded = await refundCharge(database.db, charged.entry.id, { reason: 'provider failed' });
+    expect(topup.entry).toMatchObject({
+      amount: 100,
+      balance_after: 100,
+      kind: 'topup',
+      entry_no: 1,
+    });
+    const charged = await charge(
+      database.db,
+      { userId },
+      { amount: 38, reference: { type: 'generation', id: 'g1' } },
+    );
+    expect(charged.entry).toMatchObject({
+      amount: -38,
+      balance_after: 62,
+      kind: 'generation_charge',
+    });
+    const refunded = await refundCharge(database.db, charged.entry.id, {
+      reason: 'provider failed',
+    });
     expect(refunded.entry).toMatchObject({
       amount: 38,
       balance_after: 100,
@@ -74,7 +94,9 @@ describe('ledger verbs', () => {
     await credit(database.db, { userId }, { kind: 'topup', amount: 50 });
     const charged = await charge(database.db, { userId }, { amount: 20 });
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => refundCharge(database.db, charged.entry.id, { reason: 'failed' })),
+      Array.from({ length: 20 }, () =>
+        refundCharge(database.db, charged.entry.id, { reason: 'failed' }),
+      ),
     );
     expect(new Set(results.map((r) => r.entry.id)).size).toBe(1);
     expect(results.filter((r) => !r.replayed)).toHaveLength(1);
@@ -91,20 +113,35 @@ describe('ledger verbs', () => {
 
   it('an idempotency key makes a credit happen once', async () => {
     const { userId } = await newUser();
-    const first = await credit(database.db, { userId }, { kind: 'bonus', amount: 5, idempotencyKey: `welcome:${userId}` });
-    const second = await credit(database.db, { userId }, { kind: 'bonus', amount: 5, idempotencyKey: `welcome:${userId}` });
+    const first = await credit(
+      database.db,
+      { userId },
+      { kind: 'bonus', amount: 5, idempotencyKey: `welcome:${userId}` },
+    );
+    const second = await credit(
+      database.db,
+      { userId },
+      { kind: 'bonus', amount: 5, idempotencyKey: `welcome:${userId}` },
+    );
     expect(second).toEqual({ entry: first.entry, replayed: true });
     expect(await ledgerFacts(userId)).toMatchObject({ sum: 5, count: 1 });
   });
 
   it('pages the history newest first', async () => {
     const { userId, telegramId } = await newUser();
-    for (let i = 1; i <= 7; i++) await credit(database.db, { userId }, { kind: 'bonus', amount: i });
+    for (let i = 1; i <= 7; i++)
+      await credit(database.db, { userId }, { kind: 'bonus', amount: i });
     const first = await listEntries(database.db, telegramId, { limit: 3 });
     expect(first.entries.map((e) => e.amount)).toEqual([7, 6, 5]);
-    const second = await listEntries(database.db, telegramId, { limit: 3, cursor: first.next_cursor! });
+    const second = await listEntries(database.db, telegramId, {
+      limit: 3,
+      cursor: first.next_cursor!,
+    });
     expect(second.entries.map((e) => e.amount)).toEqual([4, 3, 2]);
-    const third = await listEntries(database.db, telegramId, { limit: 3, cursor: second.next_cursor! });
+    const third = await listEntries(database.db, telegramId, {
+      limit: 3,
+      cursor: second.next_cursor!,
+    });
     expect(third.entries.map((e) => e.amount)).toEqual([1]);
     expect(third.next_cursor).toBeNull();
   });
@@ -131,7 +168,9 @@ describe('concurrency (many connections on PostgreSQL; one session serialises th
       sql`SELECT balance_after::int, user_entry_no FROM ledger_entries WHERE user_id = ${userId} ORDER BY user_entry_no`,
     );
     // The running balance is consistent entry after entry: 270, 243, …, 0.
-    expect(entries.map((e) => e.balance_after)).toEqual(Array.from({ length: 11 }, (_, i) => 270 - 27 * i));
+    expect(entries.map((e) => e.balance_after)).toEqual(
+      Array.from({ length: 11 }, (_, i) => 270 - 27 * i),
+    );
   });
 
   it('trial uses never pass the limit under parallel requests; a use is given back once', async () => {
@@ -144,7 +183,9 @@ describe('concurrency (many connections on PostgreSQL; one session serialises th
     const rejected = outcomes.find((o) => o.status === 'rejected');
     expect(rejected?.status === 'rejected' && rejected.reason.code).toBe('trial_unavailable');
     const first = used[0]?.status === 'fulfilled' ? used[0].value.trial_use_id : 0;
-    const returns = await Promise.all(Array.from({ length: 5 }, () => returnTrial(database.db, first, 'failed')));
+    const returns = await Promise.all(
+      Array.from({ length: 5 }, () => returnTrial(database.db, first, 'failed')),
+    );
     expect(returns.filter(Boolean)).toHaveLength(1);
     const again = await useTrial(database.db, { userId }, 3);
     expect(again.trial).toEqual({ available: false, used: 3, limit: 3, remaining: 0 });

@@ -20,6 +20,8 @@ declare module 'fastify' {
 }
 
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+/** A duplicate arriving while the first request runs waits this long for its answer. */
+const WAIT_FOR_FIRST_MS = 5_000;
 const saneKey = /^[\x21-\x7e]{1,255}$/;
 
 function keyOf(request: FastifyRequest): string | null {
@@ -55,6 +57,7 @@ export function registerIdempotency(app: FastifyInstance): void {
         request.body,
       ),
       ttlHours: app.deps.config.idempotencyKeyTtlHours,
+      waitMs: WAIT_FOR_FIRST_MS,
     });
     if (claim.outcome === 'claimed') {
       request.idempotencyClaim = { scope, key };

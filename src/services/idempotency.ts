@@ -6,8 +6,8 @@ import { selectRows } from '../db/rows.ts';
 
 /**
  * Stripe's Idempotency-Key semantics: the same key with the same request replays the first
- * response; with a different request it is refused (409); while the first is still running the
- * retry is refused (409) too. Effects themselves are also unique in the database (ledger and
+ * response; with a different request it is refused (409); while the first is still running (past
+ * a short wait) the retry is refused (409) too. Effects themselves are also unique in the database (ledger and
  * payment keys), so even a crash between the effect and recording its response cannot double it:
  * a claim left running past its lease is taken over and the effect answers "already done".
  */
@@ -34,10 +34,40 @@ function stableJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-export async function claimIdempotencyKey(
-  db: Queryable,
-  input: { scope: string; key: string; fingerprint: string; ttlHours: number },
-): Promise<Claim> {
+export interface ClaimInput {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  ttlHours: number;
+  /** How long a retry waits for the first request to finish before being told it is in progress. */
+  waitMs?: number;
+}
+
+/**
+ * Claims the key for this request, or answers with the first request's response. A retry that
+ * arrives while the first is still running waits for it (up to `waitMs`), so a burst of
+ * duplicates gets one identical answer rather than a mix of answers and 409s.
+ */
+export async function claimIdempotencyKey(db: Queryable, input: ClaimInput): Promise<Claim> {
+  const deadline = Date.now() + (input.waitMs ?? 0);
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    const claim = await tryClaim(db, input);
+    if (claim !== 'in_progress') return claim;
+    if (Date.now() + pause > deadline) {
+      throw new AppError(
+        'idempotency_request_in_progress',
+        409,
+        'Request still in progress',
+        'A request with this Idempotency-Key is still being processed; retry shortly.',
+        {},
+        { 'retry-after': '1' },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
+async function tryClaim(db: Queryable, input: ClaimInput): Promise<Claim | 'in_progress'> {
   const claimed = await selectRows<{ scope: string }>(
     db,
     sql`INSERT INTO idempotency_keys (scope, key, request_hash, locked_until)
@@ -63,10 +93,8 @@ export async function claimIdempotencyKey(
     sql`SELECT request_hash, response_status, response_body FROM idempotency_keys
         WHERE scope = ${input.scope} AND key = ${input.key}`,
   );
-  if (!existing) {
-    // Released by a failed first attempt between our two statements: try once more.
-    return claimIdempotencyKey(db, input);
-  }
+  // Released by a failed first attempt between our two statements: claim again.
+  if (!existing) return 'in_progress';
   if (existing.request_hash !== input.fingerprint) {
     throw new AppError(
       'idempotency_key_reused',
@@ -75,16 +103,7 @@ export async function claimIdempotencyKey(
       'This Idempotency-Key was used with a different request; use a new key for a new request.',
     );
   }
-  if (existing.response_status === null || existing.response_body === null) {
-    throw new AppError(
-      'idempotency_request_in_progress',
-      409,
-      'Request still in progress',
-      'A request with this Idempotency-Key is still being processed; retry shortly.',
-      {},
-      { 'retry-after': '1' },
-    );
-  }
+  if (existing.response_status === null || existing.response_body === null) return 'in_progress';
   return { outcome: 'replay', status: existing.response_status, body: existing.response_body };
 }
 
