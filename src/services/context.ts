@@ -20,6 +20,6 @@ export async function withTransaction<T>(
   return (db as Database).transaction(work);
 }
 
-function isTransaction(db: Queryable): db is Transaction {
+export function isTransaction(db: Queryable): db is Transaction {
   return 'rollback' in db;
 }

@@ -1,10 +1,11 @@
 import { type SQL, sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
-import type { Queryable } from '../db/client.ts';
+import type { Database, Queryable, Transaction } from '../db/client.ts';
 import { pgError, SQLSTATE } from '../db/errors.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { LedgerEntryKind } from '../db/schema/index.ts';
-import { withTransaction } from './context.ts';
+import { isTransaction, withTransaction } from './context.ts';
+import { batcherFor } from './ledger-batcher.ts';
 import { userNotFound } from './users.ts';
 
 /**
@@ -107,8 +108,9 @@ async function findByIdempotencyKey(db: Queryable, key: string): Promise<LedgerE
 }
 
 /**
- * Appends one entry: a single statement, so outside a transaction it commits on its own and a
- * charge costs one round trip. Throws InsufficientCreditsError (402) instead of going below zero.
+ * Appends one entry. Inside a transaction it is one statement on that transaction; outside one it
+ * joins the ledger's group commit (see ledger-batcher.ts), committing on its own. Throws
+ * InsufficientCreditsError (402) instead of going below zero.
  */
 export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): Promise<Posted> {
   if (!Number.isSafeInteger(entry.amount) || entry.amount === 0) {
@@ -119,7 +121,54 @@ export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): 
       'An amount is a non-zero integer of credits.',
     );
   }
+  if (isTransaction(db)) return postEntryInTransaction(db, user, entry);
+  const outcome = await batcherFor(db as Database).post({
+    user,
+    amount: entry.amount,
+    kind: entry.kind,
+    referenceType: entry.reference?.type ?? null,
+    referenceId: entry.reference?.id ?? null,
+    idempotencyKey: entry.idempotencyKey ?? null,
+    reason: entry.reason ?? null,
+    actor: entry.actor ?? 'system',
+    metadata: entry.metadata ?? null,
+  });
+  switch (outcome.outcome) {
+    case 'posted':
+    case 'replayed':
+      return {
+        entry: toEntry({
+          id: outcome.entry_id ?? 0,
+          user_entry_no: outcome.user_entry_no ?? 0,
+          amount: outcome.amount ?? 0,
+          balance_after: outcome.balance_after ?? 0,
+          kind: outcome.kind ?? entry.kind,
+          reference_type: outcome.reference_type,
+          reference_id: outcome.reference_id,
+          reason: outcome.reason,
+          actor: outcome.actor ?? 'system',
+          created_at: outcome.created_at ?? '',
+        }),
+        replayed: outcome.outcome === 'replayed',
+      };
+    case 'insufficient':
+      throw new InsufficientCreditsError(Number(outcome.balance ?? 0), -entry.amount);
+    case 'no_user':
+      throw noSuchUser(user);
+  }
+}
+
+async function postEntryInTransaction(
+  db: Transaction,
+  user: UserRef,
+  entry: NewEntry,
+): Promise<Posted> {
   const key = entry.idempotencyKey ?? null;
+  // Looked up first: a refused insert would abort the transaction before a replay could be read.
+  if (key !== null) {
+    const earlier = await findByIdempotencyKey(db, key);
+    if (earlier) return { entry: earlier, replayed: true };
+  }
   let rows: EntryRow[];
   try {
     rows = await selectRows<EntryRow>(
@@ -136,9 +185,7 @@ export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): 
   } catch (error) {
     const cause = pgError(error);
     if (cause?.code !== SQLSTATE.insufficientCredits) throw error;
-    // A retry of an entry that already went through may meet the balance check first.
-    const earlier = key === null ? null : await findByIdempotencyKey(db, key);
-    if (earlier) return { entry: earlier, replayed: true };
+    // The trigger refused; the transaction is now aborted, so nothing more can be read in it.
     const { balance } = JSON.parse(cause.detail ?? '{"balance":0}') as { balance: number };
     throw new InsufficientCreditsError(balance, -entry.amount);
   }
@@ -148,7 +195,11 @@ export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): 
     const earlier = await findByIdempotencyKey(db, key);
     if (earlier) return { entry: earlier, replayed: true };
   }
-  throw 'telegramId' in user
+  throw noSuchUser(user);
+}
+
+function noSuchUser(user: UserRef): Error {
+  return 'telegramId' in user
     ? userNotFound(user.telegramId)
     : new Error(`no user with id ${user.userId}`);
 }
