@@ -147,6 +147,32 @@ describe('ledger verbs', () => {
   });
 });
 
+describe('group commit', () => {
+  it('answers each entry of a batch on its own: posted, insufficient, unknown user, bad entry', async () => {
+    const { userId, telegramId } = await newUser();
+    await credit(database.db, { userId }, { kind: 'topup', amount: 10 });
+    const outcomes = await Promise.allSettled([
+      charge(database.db, { telegramId }, { amount: 4 }),
+      charge(database.db, { telegramId }, { amount: 4 }),
+      charge(database.db, { telegramId }, { amount: 4 }),
+      charge(database.db, { telegramId: freshTelegramId() }, { amount: 1 }),
+      // A kind the database refuses: it fails alone, its neighbours still go through.
+      credit(database.db, { userId }, { kind: 'gift' as 'bonus', amount: 1 }),
+      credit(database.db, { userId }, { kind: 'bonus', amount: 1 }),
+    ]);
+    const summary = outcomes.map((o) =>
+      o.status === 'fulfilled'
+        ? o.value.entry.amount
+        : ((o.reason as { code?: string }).code ?? 'error'),
+    );
+    expect(summary.slice(0, 3).sort()).toEqual([-4, -4, 'insufficient_credits'].sort());
+    expect(summary[3]).toBe('user_not_found');
+    expect(summary[4]).toBe('error');
+    expect(summary[5]).toBe(1);
+    expect(await ledgerFacts(userId)).toMatchObject({ sum: 3, count: 4, last_after: 3 });
+  });
+});
+
 describe('concurrency (many connections on PostgreSQL; one session serialises them on PGlite)', () => {
   it('200 concurrent charges against a balance that covers 10: exactly 10 succeed, never negative', async () => {
     const { userId } = await newUser();
