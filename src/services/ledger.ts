@@ -4,7 +4,7 @@ import type { Database, Queryable, Transaction } from '../db/client.ts';
 import { pgError, SQLSTATE } from '../db/errors.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { LedgerEntryKind } from '../db/schema/index.ts';
-import { isTransaction, withTransaction } from './context.ts';
+import { isTransaction } from './context.ts';
 import { batcherFor } from './ledger-batcher.ts';
 import { userNotFound } from './users.ts';
 
@@ -308,25 +308,23 @@ export async function listEntries(
   options: { limit: number; cursor?: string },
 ): Promise<EntryPage> {
   const before = options.cursor === undefined ? null : decodeCursor(options.cursor);
-  return withTransaction(db, async (tx) => {
-    const [user] = await selectRows<{ id: string | number }>(
-      tx,
-      sql`SELECT id FROM users WHERE telegram_id = ${telegramId}`,
-    );
-    if (!user) throw userNotFound(telegramId);
-    const rows = await selectRows<EntryRow>(
-      tx,
-      sql`SELECT ${entryColumns} FROM ledger_entries
-          WHERE user_id = ${Number(user.id)} ${before === null ? sql`` : sql`AND user_entry_no < ${before}`}
-          ORDER BY user_entry_no DESC LIMIT ${options.limit + 1}`,
-    );
-    const entries = rows.slice(0, options.limit).map(toEntry);
-    const last = entries.at(-1);
-    return {
-      entries,
-      next_cursor: rows.length > options.limit && last ? encodeCursor(last.entry_no) : null,
-    };
-  });
+  const [user] = await selectRows<{ id: string | number }>(
+    db,
+    sql`SELECT id FROM users WHERE telegram_id = ${telegramId}`,
+  );
+  if (!user) throw userNotFound(telegramId);
+  const rows = await selectRows<EntryRow>(
+    db,
+    sql`SELECT ${entryColumns} FROM ledger_entries
+        WHERE user_id = ${Number(user.id)} ${before === null ? sql`` : sql`AND user_entry_no < ${before}`}
+        ORDER BY user_entry_no DESC LIMIT ${options.limit + 1}`,
+  );
+  const entries = rows.slice(0, options.limit).map(toEntry);
+  const last = entries.at(-1);
+  return {
+    entries,
+    next_cursor: rows.length > options.limit && last ? encodeCursor(last.entry_no) : null,
+  };
 }
 
 function encodeCursor(entryNo: number): string {
