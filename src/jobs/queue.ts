@@ -1,0 +1,231 @@
+import { type SQL, sql } from 'drizzle-orm';
+import type { Database, DatabaseHandle, Queryable } from '../db/client.ts';
+import { isoTimeText, selectRows } from '../db/rows.ts';
+
+/**
+ * The job queue: rows of `generation_jobs`, claimed with FOR UPDATE SKIP LOCKED under a lease.
+ *
+ * Contract, for every job kind (generate, deliver, reap):
+ * - enqueue inside the transaction that creates the work, so a job exists iff its work does;
+ * - claim takes due pending jobs, marks them running with `locked_until = now() + lease` and counts
+ *   the attempt; only the claimant (`locked_by`) may then heartbeat, record a step, finish or retry;
+ * - a worker that dies stops heartbeating; `recoverExpired` hands its jobs back as pending, and the
+ *   next claimant resumes from the recorded `step` and `provider_job_id`;
+ * - workers are woken by NOTIFY on commit (PostgreSQL and PGlite alike) and poll as a fallback.
+ */
+
+export const JOBS_CHANNEL = 'generation_jobs';
+
+export type JobKind = 'generate' | 'deliver' | 'reap';
+
+export interface Job {
+  id: number;
+  kind: JobKind;
+  requestId: string | null;
+  step: string;
+  provider: string | null;
+  providerJobId: string | null;
+  payload: Record<string, unknown> | null;
+  attempts: number;
+  maxAttempts: number;
+  deadlineAt: string | null;
+  lockedBy: string;
+}
+
+export interface NewJob {
+  kind: JobKind;
+  requestId?: string;
+  payload?: Record<string, unknown>;
+  /** Seconds from now before the job may run. */
+  delaySeconds?: number;
+  deadlineAt?: Date;
+  maxAttempts?: number;
+}
+
+interface JobRow {
+  id: string | number;
+  kind: JobKind;
+  request_id: string | null;
+  step: string;
+  provider: string | null;
+  provider_job_id: string | null;
+  payload: Record<string, unknown> | null;
+  attempts: number;
+  max_attempts: number;
+  deadline_at: string | null;
+  locked_by: string;
+}
+
+const jobColumns = sql.raw(
+  `id, kind, request_id, step, provider, provider_job_id, payload, attempts, max_attempts,
+   ${isoTimeText('deadline_at')} AS deadline_at, locked_by`,
+);
+
+function toJob(row: JobRow): Job {
+  return {
+    id: Number(row.id),
+    kind: row.kind,
+    requestId: row.request_id,
+    step: row.step,
+    provider: row.provider,
+    providerJobId: row.provider_job_id,
+    payload: row.payload,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    deadlineAt: row.deadline_at,
+    lockedBy: row.locked_by,
+  };
+}
+
+/**
+ * Adds a job (at most one per request and kind: enqueueing again is a no-op) and notifies the
+ * workers, who hear it when the surrounding transaction commits. Answers the job id, or null if
+ * the job already existed.
+ */
+export async function enqueue(db: Queryable, job: NewJob): Promise<number | null> {
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`INSERT INTO generation_jobs (kind, request_id, payload, run_at, deadline_at, max_attempts)
+        VALUES (${job.kind}, ${job.requestId ?? null},
+                ${job.payload ? JSON.stringify(job.payload) : null}::jsonb,
+                now() + make_interval(secs => ${job.delaySeconds ?? 0}),
+                ${job.deadlineAt?.toISOString() ?? null}::timestamptz, ${job.maxAttempts ?? 10})
+        ON CONFLICT (request_id, kind) DO NOTHING
+        RETURNING id`,
+  );
+  await db.execute(sql`SELECT pg_notify(${JOBS_CHANNEL}, ${job.kind})`);
+  const [row] = rows;
+  return row ? Number(row.id) : null;
+}
+
+export interface ClaimOptions {
+  kinds: readonly JobKind[];
+  workerId: string;
+  leaseSeconds: number;
+  limit: number;
+}
+
+/** Takes up to `limit` due jobs; concurrent claimants skip each other's rows, never wait. */
+export async function claim(db: Database, options: ClaimOptions): Promise<Job[]> {
+  const rows = await selectRows<JobRow>(
+    db,
+    sql`UPDATE generation_jobs SET status = 'running', locked_by = ${options.workerId},
+               locked_until = now() + make_interval(secs => ${options.leaseSeconds}),
+               attempts = attempts + 1, updated_at = now()
+        WHERE id IN (
+          SELECT id FROM generation_jobs
+          WHERE status = 'pending' AND run_at <= now()
+            AND kind IN (${sql.join(
+              options.kinds.map((kind) => sql`${kind}`),
+              sql`, `,
+            )})
+          ORDER BY run_at
+          LIMIT ${options.limit}
+          FOR UPDATE SKIP LOCKED)
+        RETURNING ${jobColumns}`,
+  );
+  return rows.map(toJob);
+}
+
+/** Runs an update only while the job is still this worker's; answers whether it was. */
+async function whileClaimed(
+  db: Queryable,
+  job: Pick<Job, 'id' | 'lockedBy'>,
+  set: SQL,
+): Promise<boolean> {
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`UPDATE generation_jobs SET ${set}, updated_at = now()
+        WHERE id = ${job.id} AND status = 'running' AND locked_by = ${job.lockedBy}
+        RETURNING id`,
+  );
+  return rows.length === 1;
+}
+
+export function heartbeat(db: Queryable, job: Job, leaseSeconds: number): Promise<boolean> {
+  return whileClaimed(db, job, sql`locked_until = now() + make_interval(secs => ${leaseSeconds})`);
+}
+
+/** Records progress (e.g. the provider's job id once submitted) so a takeover resumes from it. */
+export function recordStep(
+  db: Queryable,
+  job: Job,
+  step: { step: string; provider?: string; providerJobId?: string },
+): Promise<boolean> {
+  return whileClaimed(
+    db,
+    job,
+    sql`step = ${step.step},
+        provider = COALESCE(${step.provider ?? null}, provider),
+        provider_job_id = COALESCE(${step.providerJobId ?? null}, provider_job_id)`,
+  );
+}
+
+export function complete(db: Queryable, job: Job): Promise<boolean> {
+  return whileClaimed(db, job, sql`status = 'succeeded', locked_until = NULL, last_error = NULL`);
+}
+
+/** Gives up on the job for good. */
+export function fail(db: Queryable, job: Job, error: string): Promise<boolean> {
+  return whileClaimed(db, job, sql`status = 'failed', locked_until = NULL, last_error = ${error}`);
+}
+
+/**
+ * Puts the job back to run again after `delaySeconds` (a retry with backoff, or the next poll of
+ * a provider). `countsAsAttempt: false` gives the attempt back: waiting is not failing.
+ */
+export function runLater(
+  db: Queryable,
+  job: Job,
+  options: { delaySeconds: number; error?: string; countsAsAttempt?: boolean },
+): Promise<boolean> {
+  return whileClaimed(
+    db,
+    job,
+    sql`status = 'pending', locked_by = NULL, locked_until = NULL,
+        run_at = now() + make_interval(secs => ${options.delaySeconds}),
+        attempts = attempts - ${options.countsAsAttempt === false ? 1 : 0},
+        last_error = COALESCE(${options.error ?? null}, last_error)`,
+  );
+}
+
+/** Exponential backoff with jitter: 2 s, 4 s, 8 s … capped, for the n-th attempt. */
+export function backoffSeconds(attempt: number, capSeconds = 300): number {
+  const base = Math.min(capSeconds, 2 ** Math.max(1, attempt));
+  return Math.round(base * (0.75 + Math.random() * 0.5) * 100) / 100;
+}
+
+/** Hands jobs whose lease ran out (their worker died or hung) back to the queue. */
+export async function recoverExpired(db: Queryable): Promise<number[]> {
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`UPDATE generation_jobs SET status = 'pending', locked_by = NULL, locked_until = NULL,
+               run_at = now(), last_error = 'lease expired: worker stopped heartbeating',
+               updated_at = now()
+        WHERE status = 'running' AND locked_until < now()
+        RETURNING id`,
+  );
+  return rows.map((row) => Number(row.id));
+}
+
+/**
+ * Calls `onWake` when a job is enqueued anywhere (NOTIFY on commit). Answers a function that stops
+ * listening. On PostgreSQL this holds one pool connection for the LISTEN.
+ */
+export async function listenForJobs(
+  handle: DatabaseHandle,
+  onWake: () => void,
+): Promise<() => Promise<void>> {
+  if (handle.pglite) {
+    return handle.pglite.listen(JOBS_CHANNEL, onWake);
+  }
+  if (!handle.pool) throw new Error('database handle has neither a pool nor PGlite');
+  const client = await handle.pool.connect();
+  client.on('notification', onWake);
+  await client.query(`LISTEN ${JOBS_CHANNEL}`);
+  return async () => {
+    client.off('notification', onWake);
+    await client.query(`UNLISTEN ${JOBS_CHANNEL}`).catch(() => undefined);
+    client.release();
+  };
+}
