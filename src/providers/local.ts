@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { encodePng } from './png.ts';
+import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts';
+
+/**
+ * The offline provider: draws a deterministic PNG from the prompt and parameters, so the whole
+ * pipeline runs on a fresh machine with no keys. The same request always gives the same image.
+ * Jobs live in memory; a job id this process does not know (it restarted) is drawn again from
+ * the request encoded in the id.
+ */
+export class LocalProvider implements ImageProvider {
+  readonly name = 'local';
+
+  async submit(request: ProviderRequest): Promise<{ providerJobId: string }> {
+    const encoded = Buffer.from(
+      JSON.stringify({ p: request.prompt, a: request.parameters, m: request.model }),
+    ).toString('base64url');
+    return { providerJobId: `local-${encoded}` };
+  }
+
+  async status(providerJobId: string): Promise<ProviderStatus> {
+    const decoded = decodeJob(providerJobId);
+    if (!decoded) return { state: 'failed', error: 'unknown local job id', retryable: false };
+    if (/\bfail\b/i.test(decoded.p)) {
+      return {
+        state: 'failed',
+        error: 'the local provider refuses prompts with the word "fail"',
+        retryable: false,
+      };
+    }
+    const { width, height } = sizeFor(decoded.a);
+    const seed = seedOf(providerJobId);
+    return {
+      state: 'succeeded',
+      images: [
+        { data: drawImage(width, height, seed), mimeType: 'image/png', width, height, seed },
+      ],
+      metadata: { provider: 'local', model: decoded.m },
+    };
+  }
+}
+
+function decodeJob(id: string): { p: string; a: Record<string, string>; m: string } | null {
+  if (!id.startsWith('local-')) return null;
+  try {
+    return JSON.parse(Buffer.from(id.slice(6), 'base64url').toString());
+  } catch {
+    return null;
+  }
+}
+
+/** Small images (a tenth of the asked size, at most 256 px a side): it is a stand-in, not art. */
+function sizeFor(parameters: Record<string, string>): { width: number; height: number } {
+  const explicit = /^(\d+)\*(\d+)$/.exec(parameters.size ?? '');
+  let width = 1024;
+  let height = 1024;
+  if (explicit) {
+    width = Number(explicit[1]);
+    height = Number(explicit[2]);
+  } else {
+    const ratio = /^(\d+):(\d+)$/.exec(parameters.aspect_ratio ?? '');
+    if (ratio) height = Math.round((width * Number(ratio[2])) / Number(ratio[1]));
+  }
+  const scale = Math.min(0.1, 256 / Math.max(width, height));
+  return {
+    width: Math.max(8, Math.round(width * scale)),
+    height: Math.max(8, Math.round(height * scale)),
+  };
+}
+
+function seedOf(text: string): number {
+  return createHash('sha256').update(text).digest().readUInt32BE(0);
+}
+
+/** A gradient with bands, its colours taken from the seed. */
+function drawImage(width: number, height: number, seed: number): Buffer {
+  const pixels = new Uint8Array(width * height * 3);
+  const [r, g, b] = [seed & 0xff, (seed >>> 8) & 0xff, (seed >>> 16) & 0xff];
+  const bands = 2 + ((seed >>> 24) % 6);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const band = Math.floor(((x + y) / (width + height)) * bands) % 2;
+      pixels[i] = (r + (x * 255) / width) & 0xff;
+      pixels[i + 1] = (g + (y * 255) / height) & 0xff;
+      pixels[i + 2] = band ? b : 255 - b;
+    }
+  }
+  return encodePng(width, height, pixels);
+}

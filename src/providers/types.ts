@@ -1,0 +1,50 @@
+/**
+ * An image provider: where a generation is actually made. Submitting returns the provider's own
+ * job id, which the queue records before anything else, so a worker that takes over a job polls
+ * that id instead of submitting (and paying) again.
+ */
+export interface ProviderRequest {
+  /** Our generation id; providers that accept a client reference get it. */
+  generationId: string;
+  /** The provider's model: the catalog's text→image or edit model. */
+  model: string;
+  prompt: string;
+  parameters: Record<string, string>;
+  /** Reference images as URLs the provider can fetch. */
+  referenceUrls: string[];
+  /** Where the provider should POST the result, if it supports webhooks. */
+  webhookUrl?: string;
+}
+
+export interface ProviderImage {
+  /** Where the image can be downloaded now (provider URLs expire: copy it soon). */
+  url?: string;
+  /** The image itself, for providers that hand back bytes. */
+  data?: Buffer;
+  mimeType: string;
+  width?: number;
+  height?: number;
+  seed?: number;
+}
+
+export type ProviderStatus =
+  | { state: 'pending' }
+  | { state: 'succeeded'; images: ProviderImage[]; metadata?: Record<string, unknown> }
+  | { state: 'failed'; error: string; retryable: boolean };
+
+export interface ImageProvider {
+  readonly name: string;
+  submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }>;
+  status(providerJobId: string, signal?: AbortSignal): Promise<ProviderStatus>;
+}
+
+/** A provider error worth retrying (timeouts, 429, 5xx) as opposed to a final refusal. */
+export class ProviderError extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'ProviderError';
+  }
+}
