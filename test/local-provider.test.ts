@@ -38,7 +38,7 @@ describe('local provider', () => {
 
     const sized = await draw('a lighthouse', { size: '1024*1536' });
     if (sized.state !== 'succeeded') throw new Error('expected an image');
-    expect(pngSize(sized.images[0]!.data!)).toEqual({ width: 67, height: 100 });
+    expect(pngSize(sized.images[0]!.data!)).toEqual({ width: 102, height: 154 });
   });
 
   it('is deterministic: same request, same image; another prompt, another image', async () => {
