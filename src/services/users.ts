@@ -1,4 +1,4 @@
-import { eq, sql } from 'drizzle-orm';
+import { eq, type SQL, sql } from 'drizzle-orm';
 import { notFound } from '../core/errors.ts';
 import { isoTime, selectRows } from '../db/rows.ts';
 import { users } from '../db/schema/index.ts';
@@ -121,26 +121,33 @@ export async function syncUser(
   };
 }
 
+/** The SQL of the balance read; exported so the benchmark's ceiling sends exactly the same. */
+export function balanceQuery(telegramId: number): SQL {
+  return sql`SELECT COALESCE((SELECT l.balance_after FROM ledger_entries l
+                               WHERE l.user_id = u.id ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance
+             FROM users u WHERE u.telegram_id = ${telegramId}`;
+}
+
+export function trialQuery(telegramId: number): SQL {
+  return sql`SELECT (SELECT count(*)::int FROM trial_uses t
+                     WHERE t.user_id = u.id AND t.returned_at IS NULL) AS used
+             FROM users u WHERE u.telegram_id = ${telegramId}`;
+}
+
 export async function getBalance(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<{ telegram_id: number; balance: number }> {
-  const [row] = await ctx.db
-    .select({ balance: balanceOfUser })
-    .from(users)
-    .where(eq(users.telegramId, telegramId));
+  const [row] = await selectRows<{ balance: string | number }>(ctx.db, balanceQuery(telegramId));
   if (!row) throw userNotFound(telegramId);
-  return { telegram_id: telegramId, balance: row.balance };
+  return { telegram_id: telegramId, balance: Number(row.balance) };
 }
 
 export async function getTrialStatus(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<TrialSummary & { telegram_id: number }> {
-  const [row] = await ctx.db
-    .select({ used: trialsUsedByUser })
-    .from(users)
-    .where(eq(users.telegramId, telegramId));
+  const [row] = await selectRows<{ used: number }>(ctx.db, trialQuery(telegramId));
   if (!row) throw userNotFound(telegramId);
   return { telegram_id: telegramId, ...trialSummary(row.used, ctx.config.trialGenerations) };
 }
