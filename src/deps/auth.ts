@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.ts';
 import { forbidden, unauthorized } from '../core/errors.ts';
+import { withHook } from '../core/route-hooks.ts';
 import { InitDataError, initDataSecret, verifyInitData } from './telegram-init-data.ts';
 
 /**
@@ -92,31 +93,42 @@ export function registerAuth(app: FastifyInstance, config: Config): void {
   app.decorateRequest('principal', null);
 
   // Who the caller is, before anything else looks at the request (the rate limit keys on it).
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const access = request.routeOptions.config.access ?? 'public';
     const header = request.headers.authorization;
-    if (header === undefined || header === '') {
-      if (access !== 'public') throw unauthorized('This endpoint needs an Authorization header.');
-      return;
-    }
-    // A bad credential on a public route is still refused: the caller believes it is signed in.
-    request.principal = authenticate(header);
-    if (access === 'admin' && request.principal.kind !== 'admin') {
-      throw forbidden('This endpoint is for administrators.');
-    }
-    if (access === 'bot' && request.principal.kind === 'miniapp') {
-      throw forbidden('This endpoint is for the bot, not for Mini App users.');
+    try {
+      if (header === undefined || header === '') {
+        if (access !== 'public') throw unauthorized('This endpoint needs an Authorization header.');
+      } else {
+        // A bad credential on a public route is still refused: the caller believes it is signed in.
+        request.principal = authenticate(header);
+        if (access === 'admin' && request.principal.kind !== 'admin') {
+          throw forbidden('This endpoint is for administrators.');
+        }
+        if (access === 'bot' && request.principal.kind === 'miniapp') {
+          throw forbidden('This endpoint is for the bot, not for Mini App users.');
+        }
+      }
+      done();
+    } catch (error) {
+      done(error as Error);
     }
   });
 
-  // A Mini App user may only act for its own telegram_id, wherever the route takes it from.
-  app.addHook('preHandler', async (request) => {
-    const principal = request.principal;
-    if (principal?.kind !== 'miniapp' || request.routeOptions.config.access !== 'user') return;
-    const target = telegramIdOf(request);
-    if (target !== null && target !== principal.telegramId) {
-      throw forbidden('A Mini App user can only act for its own telegram_id.');
-    }
+  // A Mini App user may only act for its own telegram_id, wherever the route takes it from. Added
+  // to the routes that act for a user only, so the others do not pay for the hook.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.access !== 'user') return;
+    const ownership = (request: FastifyRequest, _reply: unknown, done: (error?: Error) => void) => {
+      const principal = request.principal;
+      const target = principal?.kind === 'miniapp' ? telegramIdOf(request) : null;
+      if (principal?.kind === 'miniapp' && target !== null && target !== principal.telegramId) {
+        done(forbidden('A Mini App user can only act for its own telegram_id.'));
+        return;
+      }
+      done();
+    };
+    route.preHandler = withHook(route.preHandler, ownership);
   });
 }
 

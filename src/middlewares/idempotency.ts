@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../core/errors.ts';
 import { PROBLEM_CONTENT_TYPE } from '../core/problem.ts';
+import { withHook } from '../core/route-hooks.ts';
 import { principalLabel } from '../deps/auth.ts';
 import {
   claimIdempotencyKey,
@@ -38,13 +39,15 @@ function keyOf(request: FastifyRequest): string | null {
   return raw;
 }
 
-/** Idempotency-Key for effect-creating routes (config.idempotent); see services/idempotency.ts. */
+/**
+ * Idempotency-Key for effect-creating routes (config.idempotent); see services/idempotency.ts.
+ * The hooks are attached to those routes only.
+ */
 export function registerIdempotency(app: FastifyInstance): void {
   app.decorateRequest('idempotencyClaim', null);
 
-  // After validation: a request the schema refuses never claims a key.
-  app.addHook('preHandler', async (request, reply) => {
-    if (!request.routeOptions.config.idempotent) return;
+  // After validation (and the auth checks): a request refused earlier never claims a key.
+  const claimKey = async (request: FastifyRequest, reply: FastifyReply) => {
     const key = keyOf(request);
     if (key === null) return;
     const scope = request.principal ? principalLabel(request.principal) : `ip:${request.ip}`;
@@ -68,9 +71,9 @@ export function registerIdempotency(app: FastifyInstance): void {
       .header('idempotent-replayed', 'true')
       .type(claim.status >= 400 ? PROBLEM_CONTENT_TYPE : 'application/json; charset=utf-8')
       .send(claim.body);
-  });
+  };
 
-  app.addHook('onSend', async (request, reply, payload) => {
+  const recordAnswer = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const claim = request.idempotencyClaim;
     if (!claim) return payload;
     request.idempotencyClaim = null;
@@ -84,5 +87,11 @@ export function registerIdempotency(app: FastifyInstance): void {
       });
     }
     return payload;
+  };
+
+  app.addHook('onRoute', (route) => {
+    if (!route.config?.idempotent) return;
+    route.preHandler = withHook(route.preHandler, claimKey);
+    route.onSend = withHook(route.onSend, recordAnswer);
   });
 }

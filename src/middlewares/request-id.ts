@@ -16,7 +16,8 @@ export function requestIdFor(request: IncomingMessage): string {
 
 /** Echo the id on every response, errors included, so a caller can quote it. */
 export function registerRequestIdEcho(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    done();
   });
 }
