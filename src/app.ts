@@ -1,4 +1,3 @@
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -23,6 +22,7 @@ import { registerGracefulClose } from './middlewares/graceful-close.ts';
 import { registerIdempotency } from './middlewares/idempotency.ts';
 import { registerRateLimit } from './middlewares/rate-limit.ts';
 import { registerRequestIdEcho, requestIdFor } from './middlewares/request-id.ts';
+import { registerSecurityHeaders } from './middlewares/security-headers.ts';
 import { Problem } from './schemas/problem.ts';
 
 export interface AppOverrides {
@@ -86,12 +86,7 @@ export async function buildApp(
     registerProblemHandlers(app);
     registerRequestIdEcho(app);
     registerGracefulClose(app);
-    await app.register(helmet, {
-      // The docs page needs inline scripts; this API serves no other HTML.
-      contentSecurityPolicy: false,
-      // Result images are loaded by Mini Apps on other origins.
-      crossOriginResourcePolicy: { policy: 'cross-origin' },
-    });
+    registerSecurityHeaders(app);
     // CORS before auth: a browser's preflight carries no credentials and must still be answered.
     await registerCors(app, config);
     registerAuth(app, config);

@@ -232,3 +232,21 @@ describe('rate limit shared through Redis', () => {
     }
   });
 });
+
+describe('security headers (helmet)', () => {
+  it('are on every response, errors included', async () => {
+    const app = await buildTestApp();
+    try {
+      for (const url of ['/api/v1/info', '/nowhere', '/api/v1/users/1/balance']) {
+        const response = await app.inject({ url });
+        expect(response.headers['x-content-type-options']).toBe('nosniff');
+        expect(response.headers['strict-transport-security']).toContain('max-age=');
+        expect(response.headers['cross-origin-resource-policy']).toBe('cross-origin');
+        expect(response.headers['x-frame-options']).toBe('SAMEORIGIN');
+        expect(response.headers['content-security-policy']).toBeUndefined();
+      }
+    } finally {
+      await app.close();
+    }
+  });
+});
