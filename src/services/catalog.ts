@@ -1,5 +1,4 @@
-import { sql } from 'drizzle-orm';
-import { selectRows } from '../db/rows.ts';
+import { queryText } from '../db/rows.ts';
 import type { ModelParameter } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
@@ -46,9 +45,20 @@ export function defaultParameters(parameters: readonly ModelParameter[]): Record
   return Object.fromEntries(parameters.map((parameter) => [parameter.name, parameter.default]));
 }
 
+const ACTIVE_MODELS_SQL = `SELECT m.key, m.display_name AS name, m.description, m.parameters,
+       m.max_prompt_length, m.max_references, m.typical_seconds, prices.list AS prices
+FROM model_catalog m
+CROSS JOIN LATERAL (
+  SELECT json_agg(json_build_object('conditions', p.conditions, 'credits', p.credits) ORDER BY p.id) AS list
+  FROM model_prices p
+  WHERE p.model_id = m.id AND p.valid_to IS NULL
+) prices
+WHERE m.is_active AND prices.list IS NOT NULL
+ORDER BY m.sort_order, m.key`;
+
 /** Active models that can be bought (they have an open price), each with its open prices. */
 export async function listActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
-  const rows = await selectRows<{
+  const rows = await queryText<{
     key: string;
     name: string;
     description: string;
@@ -57,20 +67,7 @@ export async function listActiveModels(ctx: ServiceContext): Promise<CatalogMode
     max_references: number;
     typical_seconds: number | null;
     prices: ModelPrice[];
-  }>(
-    ctx.db,
-    sql`SELECT m.key, m.display_name AS name, m.description, m.parameters, m.max_prompt_length,
-               m.max_references, m.typical_seconds, prices.list AS prices
-        FROM model_catalog m
-        CROSS JOIN LATERAL (
-          SELECT json_agg(json_build_object('conditions', p.conditions, 'credits', p.credits)
-                          ORDER BY p.id) AS list
-          FROM model_prices p
-          WHERE p.model_id = m.id AND p.valid_to IS NULL
-        ) prices
-        WHERE m.is_active AND prices.list IS NOT NULL
-        ORDER BY m.sort_order, m.key`,
-  );
+  }>(ctx.db, ACTIVE_MODELS_SQL, []);
   const models: CatalogModel[] = [];
   for (const row of rows) {
     const price = resolvePrice(row.prices, defaultParameters(row.parameters));

@@ -1,6 +1,6 @@
-import { eq, type SQL, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import { notFound } from '../core/errors.ts';
-import { isoTime, selectRows } from '../db/rows.ts';
+import { isoTimeText, queryText } from '../db/rows.ts';
 import { users } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
@@ -51,27 +51,55 @@ export function trialSummary(used: number, limit: number): TrialSummary {
   return { available: remaining > 0, used, limit, remaining };
 }
 
-const profileFields = ['username', 'first_name', 'last_name', 'language_code'] as const;
-
 /**
- * Creates the user or refreshes what Telegram says about it, in one statement: concurrent syncs of
- * one id meet in ON CONFLICT, never in a duplicate-key error. Fields left out of the input keep
- * their stored value; a null clears it.
+ * Creates the user or refreshes what Telegram says about it, in one constant statement (so the
+ * driver can send it without rebuilding it): concurrent syncs of one id meet in ON CONFLICT, never
+ * in a duplicate-key error. Fields left out of the input keep their stored value (the $7–$10
+ * flags say which were sent); a null clears one.
  */
+const SYNC_USER_SQL = `WITH synced AS (
+  INSERT INTO users AS u (telegram_id, username, first_name, last_name, language_code, is_premium)
+  VALUES ($1, $2, $3, $4, $5, COALESCE($6::boolean, false))
+  ON CONFLICT (telegram_id) DO UPDATE SET
+    username = CASE WHEN $7::boolean THEN EXCLUDED.username ELSE u.username END,
+    first_name = CASE WHEN $8::boolean THEN EXCLUDED.first_name ELSE u.first_name END,
+    last_name = CASE WHEN $9::boolean THEN EXCLUDED.last_name ELSE u.last_name END,
+    language_code = CASE WHEN $10::boolean THEN EXCLUDED.language_code ELSE u.language_code END,
+    is_premium = CASE WHEN $6::boolean IS NULL THEN u.is_premium ELSE EXCLUDED.is_premium END,
+    updated_at = now()
+  RETURNING u.id, u.telegram_id, u.username, u.first_name, u.last_name, u.language_code, u.is_premium,
+            ${isoTimeText('u.created_at')} AS created_at, ${isoTimeText('u.updated_at')} AS updated_at,
+            (u.xmax = 0) AS created
+)
+SELECT synced.telegram_id, synced.username, synced.first_name, synced.last_name,
+       synced.language_code, synced.is_premium, synced.created_at, synced.updated_at, synced.created,
+       COALESCE((SELECT l.balance_after FROM ledger_entries l
+                 WHERE l.user_id = synced.id ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance,
+       (SELECT count(*)::int FROM trial_uses t
+         WHERE t.user_id = synced.id AND t.returned_at IS NULL) AS trial_used
+FROM synced`;
+
+/** The parameters of SYNC_USER_SQL for an input (exported for the benchmark's ceiling). */
+export function syncUserParameters(input: TelegramUserInput): unknown[] {
+  return [
+    input.telegram_id,
+    input.username ?? null,
+    input.first_name ?? null,
+    input.last_name ?? null,
+    input.language_code ?? null,
+    input.is_premium ?? null,
+    input.username !== undefined,
+    input.first_name !== undefined,
+    input.last_name !== undefined,
+    input.language_code !== undefined,
+  ];
+}
+
 export async function syncUser(
   ctx: ServiceContext,
   input: TelegramUserInput,
 ): Promise<{ created: boolean; user: UserProfile }> {
-  const updates = [
-    ...profileFields
-      .filter((field) => input[field] !== undefined)
-      .map((field) => sql`${sql.identifier(field)} = EXCLUDED.${sql.identifier(field)}`),
-    ...(input.is_premium === undefined || input.is_premium === null
-      ? []
-      : [sql`is_premium = EXCLUDED.is_premium`]),
-    sql`updated_at = now()`,
-  ];
-  const [row] = await selectRows<{
+  const [row] = await queryText<{
     telegram_id: string | number;
     username: string | null;
     first_name: string | null;
@@ -83,26 +111,7 @@ export async function syncUser(
     created: boolean;
     balance: string | number;
     trial_used: number;
-  }>(
-    ctx.db,
-    sql`WITH synced AS (
-      INSERT INTO users (telegram_id, username, first_name, last_name, language_code, is_premium)
-      VALUES (${input.telegram_id}, ${input.username ?? null}, ${input.first_name ?? null},
-              ${input.last_name ?? null}, ${input.language_code ?? null}, ${input.is_premium ?? false})
-      ON CONFLICT (telegram_id) DO UPDATE SET ${sql.join(updates, sql`, `)}
-      RETURNING id, telegram_id, username, first_name, last_name, language_code, is_premium,
-                ${isoTime('created_at')} AS created_at, ${isoTime('updated_at')} AS updated_at,
-                (xmax = 0) AS created
-    )
-    SELECT synced.telegram_id, synced.username, synced.first_name, synced.last_name,
-           synced.language_code, synced.is_premium, synced.created_at, synced.updated_at,
-           synced.created,
-           COALESCE((SELECT balance_after FROM ledger_entries
-                     WHERE user_id = synced.id ORDER BY user_entry_no DESC LIMIT 1), 0) AS balance,
-           (SELECT count(*)::int FROM trial_uses
-             WHERE user_id = synced.id AND returned_at IS NULL) AS trial_used
-    FROM synced`,
-  );
+  }>(ctx.db, SYNC_USER_SQL, syncUserParameters(input));
   if (!row) throw new Error('user upsert returned no row');
   return {
     created: row.created,
@@ -121,24 +130,19 @@ export async function syncUser(
   };
 }
 
-/** The SQL of the balance read; exported so the benchmark's ceiling sends exactly the same. */
-export function balanceQuery(telegramId: number): SQL {
-  return sql`SELECT COALESCE((SELECT l.balance_after FROM ledger_entries l
-                               WHERE l.user_id = u.id ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance
-             FROM users u WHERE u.telegram_id = ${telegramId}`;
-}
+const BALANCE_SQL = `SELECT COALESCE((SELECT l.balance_after FROM ledger_entries l
+  WHERE l.user_id = u.id ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance
+FROM users u WHERE u.telegram_id = $1`;
 
-export function trialQuery(telegramId: number): SQL {
-  return sql`SELECT (SELECT count(*)::int FROM trial_uses t
-                     WHERE t.user_id = u.id AND t.returned_at IS NULL) AS used
-             FROM users u WHERE u.telegram_id = ${telegramId}`;
-}
+const TRIAL_SQL = `SELECT (SELECT count(*)::int FROM trial_uses t
+  WHERE t.user_id = u.id AND t.returned_at IS NULL) AS used
+FROM users u WHERE u.telegram_id = $1`;
 
 export async function getBalance(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<{ telegram_id: number; balance: number }> {
-  const [row] = await selectRows<{ balance: string | number }>(ctx.db, balanceQuery(telegramId));
+  const [row] = await queryText<{ balance: string | number }>(ctx.db, BALANCE_SQL, [telegramId]);
   if (!row) throw userNotFound(telegramId);
   return { telegram_id: telegramId, balance: Number(row.balance) };
 }
@@ -147,7 +151,7 @@ export async function getTrialStatus(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<TrialSummary & { telegram_id: number }> {
-  const [row] = await selectRows<{ used: number }>(ctx.db, trialQuery(telegramId));
+  const [row] = await queryText<{ used: number }>(ctx.db, TRIAL_SQL, [telegramId]);
   if (!row) throw userNotFound(telegramId);
   return { telegram_id: telegramId, ...trialSummary(row.used, ctx.config.trialGenerations) };
 }
