@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
-import { type ModelPrice, resolvePrice } from '../src/services/catalog.ts';
+import { forgetCatalog, type ModelPrice, resolvePrice } from '../src/services/catalog.ts';
 import { buildTestApp } from './helpers/app.ts';
 import { sharedDatabase } from './helpers/database.ts';
 
@@ -109,5 +109,24 @@ describe('resolvePrice', () => {
   });
   it('answers null when nothing matches', () => {
     expect(resolvePrice(prices.slice(0, 2), { quality: 'low' })).toBeNull();
+  });
+});
+
+describe('catalog cache', () => {
+  it('keeps the list CATALOG_CACHE_SECONDS, and forgets it on demand', async () => {
+    const cached = await buildTestApp({ CATALOG_CACHE_SECONDS: '3600' });
+    try {
+      const keys = async () =>
+        ((await cached.inject({ url: '/api/v1/models' })).json().models as ListedModel[]).map(
+          (m) => m.key,
+        );
+      const before = await keys();
+      const added = await addModel({ active: true, prices: [['{}', 10, false]] });
+      expect(await keys()).toEqual(before);
+      forgetCatalog(cached.deps.services);
+      expect(await keys()).toContain(added);
+    } finally {
+      await cached.close();
+    }
   });
 });

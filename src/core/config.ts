@@ -44,6 +44,8 @@ export interface Config {
   readonly telegramInitDataMaxAgeSeconds: number;
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
+  /** How long a process keeps the model catalog (GET /models) before reading it again; 0 = never. */
+  readonly catalogCacheSeconds: number;
   readonly idempotencyKeyTtlHours: number;
   readonly shutdownTimeoutSeconds: number;
 }
@@ -232,6 +234,7 @@ export function loadConfig(env: Env): Config {
     ),
     trialGenerations: reader.integer('TRIAL_GENERATIONS', 3, 0, 1000),
     starsPackages: parseStarsPackages(reader),
+    catalogCacheSeconds: reader.integer('CATALOG_CACHE_SECONDS', 10, 0, 3600),
     idempotencyKeyTtlHours: reader.integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 24, 24 * 30),
     shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
   };

@@ -56,8 +56,37 @@ CROSS JOIN LATERAL (
 WHERE m.is_active AND prices.list IS NOT NULL
 ORDER BY m.sort_order, m.key`;
 
-/** Active models that can be bought (they have an open price), each with its open prices. */
-export async function listActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
+interface CachedCatalog {
+  expiresAt: number;
+  models: Promise<CatalogModel[]>;
+}
+
+const catalogCache = new WeakMap<object, CachedCatalog>();
+
+/**
+ * Active models that can be bought, each with its open prices. The catalog changes with an
+ * operator's edit, not per request, so each process keeps it CATALOG_CACHE_SECONDS; prices a
+ * generation pays are always read fresh inside its own transaction, never from here.
+ */
+export function listActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
+  const ttlMs = ctx.config.catalogCacheSeconds * 1000;
+  if (ttlMs === 0) return readActiveModels(ctx);
+  const now = Date.now();
+  const cached = catalogCache.get(ctx.db);
+  if (cached && cached.expiresAt > now) return cached.models;
+  const models = readActiveModels(ctx);
+  catalogCache.set(ctx.db, { expiresAt: now + ttlMs, models });
+  // A failed read is not kept: the next request tries again.
+  models.catch(() => catalogCache.delete(ctx.db));
+  return models;
+}
+
+/** Drops this process's copy of the catalog, after changing it. */
+export function forgetCatalog(ctx: ServiceContext): void {
+  catalogCache.delete(ctx.db);
+}
+
+async function readActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
   const rows = await queryText<{
     key: string;
     name: string;

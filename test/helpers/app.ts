@@ -21,6 +21,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ADMIN_TOKENS: ADMIN_TOKEN,
     TELEGRAM_BOT_TOKEN,
     RATE_LIMIT_MAX: '100000',
+    // Tests change the catalog and look at it at once; the cache has its own test.
+    CATALOG_CACHE_SECONDS: '0',
     ...overrides,
   });
 }
