@@ -158,6 +158,23 @@ async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T
   }
 }
 
+/**
+ * One run at a time: a second run would drop the first one's database under it and share its CPU.
+ * A session advisory lock, held by a connection that stays open until the end of the run.
+ */
+async function lockRun(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'imagegen-bench-lock' });
+  await client.connect();
+  const { rows } = await client.query<{ locked: boolean }>(
+    `SELECT pg_try_advisory_lock(hashtext('imagegen bench:http')) AS locked`,
+  );
+  if (rows[0]?.locked !== true) {
+    await client.end();
+    throw new Error('another bench:http run is in progress on this PostgreSQL; try again after it');
+  }
+  return client;
+}
+
 async function prepareDatabase(): Promise<string> {
   const override = process.env.BENCH_DATABASE_URL;
   if (override) return override;
@@ -479,6 +496,16 @@ function problemReport(): string {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
+  const lock = await lockRun(process.env.BENCH_DATABASE_URL || adminUrl);
+  try {
+    return await run();
+  } finally {
+    await stopChildren();
+    await lock.end();
+  }
+}
+
+async function run(): Promise<number> {
   const databaseUrl = await prepareDatabase();
   const [apiPort, ceilingPort] = [await freePort(), await freePort()];
   const ours = `http://${host}:${apiPort}`;
@@ -561,7 +588,5 @@ try {
   exitCode = await main();
 } catch (error) {
   log(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : error}`);
-} finally {
-  await stopChildren();
 }
 process.exit(exitCode);
