@@ -29,9 +29,12 @@ describe('the server process on the embedded database', () => {
       expect(first.output()).toContain('stopped cleanly');
       expect(existsSync(join(dataDir, 'backend.lock'))).toBe(false);
     } finally {
-      first.child.kill('SIGKILL');
+      if (first.child.exitCode === null) {
+        first.child.kill('SIGKILL');
+        await first.exited;
+      }
     }
-  });
+  }, 120_000);
 
   it('keeps its data across restarts and takes over the lock of a killed process', async () => {
     const first = startServer({ DATA_DIR: dataDir, API_TOKENS: 'process-test-token-123456' });
@@ -61,13 +64,13 @@ describe('the server process on the embedded database', () => {
       second.child.kill('SIGTERM');
       await second.exited;
     }
-  });
+  }, 120_000);
 
   it('stops at start with a message naming a bad setting', async () => {
     const server = startServer({ DATABASE_URL: 'memory://', RATE_LIMIT_MAX: 'lots' });
     expect(await server.exited).toBe(78);
     expect(server.output()).toMatch(/RATE_LIMIT_MAX must be an integer/);
-  });
+  }, 60_000);
 });
 
 describe('lockDataDir', () => {
