@@ -9,7 +9,7 @@
 // CEILING_QUERIES holds the SQL our services send, captured by bench/http.ts from the driver.
 import Fastify from 'fastify';
 import pg from 'pg';
-import { syncUserParameters } from '../src/services/users.ts';
+import { syncUserParameters, type TelegramUserInput } from '../src/services/users.ts';
 
 export interface CeilingQueries {
   /** $1 = telegram_id */
@@ -20,15 +20,6 @@ export interface CeilingQueries {
   readonly models: string;
   /** parameters: syncUserParameters(body), the same function our service uses */
   readonly sync: string;
-}
-
-interface SyncBody {
-  telegram_id: number;
-  username?: string | null;
-  first_name?: string | null;
-  last_name?: string | null;
-  language_code?: string | null;
-  is_premium?: boolean | null;
 }
 
 interface TelegramIdParams {
@@ -80,7 +71,7 @@ app.get('/api/v1/models', async () => {
   return rows;
 });
 
-app.post<{ Body: SyncBody }>('/api/v1/users/sync', async (request) => {
+app.post<{ Body: TelegramUserInput }>('/api/v1/users/sync', async (request) => {
   const body = request.body;
   const { rows } = await pool.query(queries.sync, syncUserParameters(body));
   return rows;

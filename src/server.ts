@@ -1,21 +1,12 @@
 // The API process: config → buildApp → listen; on SIGTERM/SIGINT stop accepting, let in-flight
 // requests finish, close the database, exit 0.
 import { buildApp } from './app.ts';
-import { ConfigError, loadConfig, readEnvironment } from './core/config.ts';
+import { loadConfigOrExit } from './core/config.ts';
 import { createLogger } from './core/logger.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { SchemaNotReadyError } from './db/migrate.ts';
 
-let config: ReturnType<typeof loadConfig>;
-try {
-  config = loadConfig(readEnvironment());
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\nSee .env.example for every setting and its default.\n`);
-    process.exit(78);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 
 const logger = createLogger(config);
 let app: Awaited<ReturnType<typeof buildApp>>;

@@ -1,6 +1,6 @@
 // The worker process (server mode). Job handlers arrive with the generation pipeline; until then
 // the process starts, checks the schema and waits for a signal, so deployments can include it.
-import { ConfigError, loadConfig, readEnvironment } from './core/config.ts';
+import { loadConfigOrExit } from './core/config.ts';
 import { createLogger } from './core/logger.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, SchemaNotReadyError } from './db/migrate.ts';
@@ -16,16 +16,7 @@ const stop = async () => {
 process.once('SIGTERM', () => void stop());
 process.once('SIGINT', () => void stop());
 
-let config: ReturnType<typeof loadConfig>;
-try {
-  config = loadConfig(readEnvironment());
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\nSee .env.example for every setting and its default.\n`);
-    process.exit(78);
-  }
-  throw error;
-}
+const config = loadConfigOrExit();
 const logger = createLogger(config);
 if (config.database.kind === 'embedded') {
   logger.fatal(

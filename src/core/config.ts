@@ -262,3 +262,18 @@ function deepFreeze<T extends object>(value: T): T {
   }
   return Object.freeze(value);
 }
+
+/** For process entries: the configuration, or a message naming what is wrong and exit 78. */
+export function loadConfigOrExit(): Config {
+  try {
+    return loadConfig(readEnvironment());
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(
+        `${error.message}\nSee .env.example for every setting and its default.\n`,
+      );
+      process.exit(78);
+    }
+    throw error;
+  }
+}

@@ -9,7 +9,16 @@ import {
   refundStarsPayment,
 } from '../../services/payments.ts';
 
-const ChargeId = Type.String({ minLength: 1, maxLength: 255 });
+/** What Telegram's successful_payment and refunded_payment share, with the payer's id. */
+const telegramPaymentFields = {
+  telegram_id: TelegramId,
+  telegram_payment_charge_id: Type.String({ minLength: 1, maxLength: 255 }),
+  provider_payment_charge_id: Type.Optional(
+    Type.Union([Type.Null(), Type.String({ maxLength: 255 })]),
+  ),
+  total_amount: Type.Integer({ minimum: 1 }),
+  currency: Type.String({ minLength: 3, maxLength: 3 }),
+};
 
 const PaymentResult = Type.Object({
   payment_id: Type.Integer(),
@@ -78,13 +87,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['payments'],
         headers: idempotencyHeader,
         body: Type.Object({
-          telegram_id: TelegramId,
-          telegram_payment_charge_id: ChargeId,
-          provider_payment_charge_id: Type.Optional(
-            Type.Union([Type.Null(), Type.String({ maxLength: 255 })]),
-          ),
-          total_amount: Type.Integer({ minimum: 1 }),
-          currency: Type.String({ minLength: 3, maxLength: 3 }),
+          ...telegramPaymentFields,
           invoice_payload: Type.String({ maxLength: 128 }),
         }),
         response: {
@@ -116,13 +119,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['payments'],
         headers: idempotencyHeader,
         body: Type.Object({
-          telegram_id: TelegramId,
-          telegram_payment_charge_id: ChargeId,
-          provider_payment_charge_id: Type.Optional(
-            Type.Union([Type.Null(), Type.String({ maxLength: 255 })]),
-          ),
-          total_amount: Type.Integer({ minimum: 1 }),
-          currency: Type.String({ minLength: 3, maxLength: 3 }),
+          ...telegramPaymentFields,
           invoice_payload: Type.Optional(Type.String({ maxLength: 128 })),
         }),
         response: { 200: RefundResult, ...problemResponses(401, 403, 404, 409, 422, 429) },
