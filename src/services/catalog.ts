@@ -87,16 +87,7 @@ export function forgetCatalog(ctx: ServiceContext): void {
 }
 
 async function readActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
-  const rows = await queryText<{
-    key: string;
-    name: string;
-    description: string;
-    parameters: ModelParameter[];
-    max_prompt_length: number;
-    max_references: number;
-    typical_seconds: number | null;
-    prices: ModelPrice[];
-  }>(ctx.db, ACTIVE_MODELS_SQL, []);
+  const rows = await queryText<Omit<CatalogModel, 'price_credits'>>(ctx.db, ACTIVE_MODELS_SQL, []);
   const models: CatalogModel[] = [];
   for (const row of rows) {
     const price = resolvePrice(row.prices, defaultParameters(row.parameters));
