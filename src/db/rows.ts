@@ -1,4 +1,4 @@
-import { type SQL, sql } from 'drizzle-orm';
+import type { SQL } from 'drizzle-orm';
 import type { Database, Queryable } from './client.ts';
 
 /**
@@ -32,10 +32,6 @@ export async function queryText<Row>(
  * A timestamptz column as an ISO-8601 UTC string. Raw queries get timestamps as Date from pg but as
  * text from PGlite; formatting in SQL gives both drivers the same answer.
  */
-export function isoTime(column: string): SQL {
-  return sql.raw(isoTimeText(column));
-}
-
 export function isoTimeText(column: string): string {
   return `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 }

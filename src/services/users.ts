@@ -1,7 +1,5 @@
-import { eq, sql } from 'drizzle-orm';
 import { notFound } from '../core/errors.ts';
 import { isoTimeText, queryText } from '../db/rows.ts';
-import { users } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export interface TelegramUserInput {
@@ -33,18 +31,33 @@ export interface UserProfile {
   trial: TrialSummary;
 }
 
-// Written out rather than built from column objects: in a one-table select Drizzle leaves the
-// outer column unqualified, and inside the subquery "id" would then mean the ledger entry's id.
+/** A user's balance: the newest ledger entry's running balance, one index probe whatever the size. */
+function balanceOf(userId: string): string {
+  return `COALESCE((SELECT l.balance_after FROM ledger_entries l
+    WHERE l.user_id = ${userId} ORDER BY l.user_entry_no DESC LIMIT 1), 0)`;
+}
 
-/** The balance is the newest ledger entry's running balance: one index probe, whatever the size. */
-const balanceOfUser = sql<number>`COALESCE((
-  SELECT l.balance_after FROM ledger_entries l
-  WHERE l.user_id = "users"."id"
-  ORDER BY l.user_entry_no DESC LIMIT 1), 0)`.mapWith(Number);
+/** Trial uses not given back. */
+function trialsUsedBy(userId: string): string {
+  return `(SELECT count(*)::int FROM trial_uses t WHERE t.user_id = ${userId} AND t.returned_at IS NULL)`;
+}
 
-const trialsUsedByUser = sql<number>`(
-  SELECT count(*) FROM trial_uses t
-  WHERE t.user_id = "users"."id" AND t.returned_at IS NULL)`.mapWith(Number);
+/** A profile as the statements below return it, before the trial summary is made. */
+type ProfileRow = Omit<UserProfile, 'telegram_id' | 'balance' | 'trial'> & {
+  telegram_id: string | number;
+  balance: string | number;
+  trial_used: number;
+};
+
+function toProfile(row: ProfileRow, trialLimit: number): UserProfile {
+  const { trial_used, telegram_id, balance, ...fields } = row;
+  return {
+    ...fields,
+    telegram_id: Number(telegram_id),
+    balance: Number(balance),
+    trial: trialSummary(trial_used, trialLimit),
+  };
+}
 
 export function trialSummary(used: number, limit: number): TrialSummary {
   const remaining = Math.max(0, limit - used);
@@ -73,10 +86,7 @@ const SYNC_USER_SQL = `WITH synced AS (
 )
 SELECT synced.telegram_id, synced.username, synced.first_name, synced.last_name,
        synced.language_code, synced.is_premium, synced.created_at, synced.updated_at, synced.created,
-       COALESCE((SELECT l.balance_after FROM ledger_entries l
-                 WHERE l.user_id = synced.id ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance,
-       (SELECT count(*)::int FROM trial_uses t
-         WHERE t.user_id = synced.id AND t.returned_at IS NULL) AS trial_used
+       ${balanceOf('synced.id')} AS balance, ${trialsUsedBy('synced.id')} AS trial_used
 FROM synced`;
 
 /** The parameters of SYNC_USER_SQL for an input (exported for the benchmark's ceiling). */
@@ -99,43 +109,24 @@ export async function syncUser(
   ctx: ServiceContext,
   input: TelegramUserInput,
 ): Promise<{ created: boolean; user: UserProfile }> {
-  const [row] = await queryText<{
-    telegram_id: string | number;
-    username: string | null;
-    first_name: string | null;
-    last_name: string | null;
-    language_code: string | null;
-    is_premium: boolean;
-    created_at: string;
-    updated_at: string;
-    created: boolean;
-    balance: string | number;
-    trial_used: number;
-  }>(ctx.db, SYNC_USER_SQL, syncUserParameters(input));
+  const [row] = await queryText<ProfileRow & { created: boolean }>(
+    ctx.db,
+    SYNC_USER_SQL,
+    syncUserParameters(input),
+  );
   if (!row) throw new Error('user upsert returned no row');
-  return {
-    created: row.created,
-    user: {
-      telegram_id: Number(row.telegram_id),
-      username: row.username,
-      first_name: row.first_name,
-      last_name: row.last_name,
-      language_code: row.language_code,
-      is_premium: row.is_premium,
-      created_at: row.created_at,
-      updated_at: row.updated_at,
-      balance: Number(row.balance),
-      trial: trialSummary(row.trial_used, ctx.config.trialGenerations),
-    },
-  };
+  const { created, ...profile } = row;
+  return { created, user: toProfile(profile, ctx.config.trialGenerations) };
 }
 
-const BALANCE_SQL = `SELECT COALESCE((SELECT l.balance_after FROM ledger_entries l
-  WHERE l.user_id = u.id ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance
-FROM users u WHERE u.telegram_id = $1`;
+const BALANCE_SQL = `SELECT ${balanceOf('u.id')} AS balance FROM users u WHERE u.telegram_id = $1`;
 
-const TRIAL_SQL = `SELECT (SELECT count(*)::int FROM trial_uses t
-  WHERE t.user_id = u.id AND t.returned_at IS NULL) AS used
+const TRIAL_SQL = `SELECT ${trialsUsedBy('u.id')} AS used FROM users u WHERE u.telegram_id = $1`;
+
+const PROFILE_SQL = `SELECT u.telegram_id, u.username, u.first_name, u.last_name, u.language_code,
+       u.is_premium, ${isoTimeText('u.created_at')} AS created_at,
+       ${isoTimeText('u.updated_at')} AS updated_at,
+       ${balanceOf('u.id')} AS balance, ${trialsUsedBy('u.id')} AS trial_used
 FROM users u WHERE u.telegram_id = $1`;
 
 export async function getBalance(
@@ -167,27 +158,7 @@ export async function getUserProfile(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<UserProfile> {
-  const [row] = await ctx.db
-    .select({
-      telegram_id: users.telegramId,
-      username: users.username,
-      first_name: users.firstName,
-      last_name: users.lastName,
-      language_code: users.languageCode,
-      is_premium: users.isPremium,
-      created_at: users.createdAt,
-      updated_at: users.updatedAt,
-      balance: balanceOfUser,
-      trial_used: trialsUsedByUser,
-    })
-    .from(users)
-    .where(eq(users.telegramId, telegramId));
+  const [row] = await queryText<ProfileRow>(ctx.db, PROFILE_SQL, [telegramId]);
   if (!row) throw userNotFound(telegramId);
-  const { trial_used, created_at, updated_at, ...profile } = row;
-  return {
-    ...profile,
-    created_at: created_at.toISOString(),
-    updated_at: updated_at.toISOString(),
-    trial: trialSummary(trial_used, ctx.config.trialGenerations),
-  };
+  return toProfile(row, ctx.config.trialGenerations);
 }
