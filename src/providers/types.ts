@@ -32,10 +32,34 @@ export type ProviderStatus =
   | { state: 'succeeded'; images: ProviderImage[]; metadata?: Record<string, unknown> }
   | { state: 'failed'; error: string; retryable: boolean };
 
+/** A webhook call as it arrived: the signature covers the exact bytes, so they are kept. */
+export interface ProviderWebhook {
+  headers: Readonly<Record<string, string | string[] | undefined>>;
+  rawBody: Buffer;
+}
+
+export interface ProviderWebhookEvent {
+  providerJobId: string;
+  status: ProviderStatus;
+}
+
 export interface ImageProvider {
   readonly name: string;
   submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }>;
   status(providerJobId: string, signal?: AbortSignal): Promise<ProviderStatus>;
+  /**
+   * Checks a webhook's signature and reads the job's new state. Throws WebhookSignatureError when
+   * the call is not authentic (or too old). Absent when the provider has no webhooks: we poll.
+   */
+  readWebhook?(webhook: ProviderWebhook): ProviderWebhookEvent;
+}
+
+/** A webhook whose signature is missing, wrong or stale: answered 401, never acted on. */
+export class WebhookSignatureError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WebhookSignatureError';
+  }
 }
 
 /** A provider error worth retrying (timeouts, 429, 5xx) as opposed to a final refusal. */
