@@ -18,6 +18,16 @@ export interface StarsPackage {
   readonly stars: number;
 }
 
+export type GenerationProviderMode = 'local' | 'catalog';
+
+export interface ProviderAccount {
+  /** The API key or token; never logged. */
+  readonly apiKey: string;
+  readonly baseUrl: string;
+  /** Verifies the provider's webhooks; without it we poll only. */
+  readonly webhookSecret: string | null;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -48,6 +58,37 @@ export interface Config {
   readonly catalogCacheSeconds: number;
   readonly idempotencyKeyTtlHours: number;
   readonly shutdownTimeoutSeconds: number;
+  readonly generations: {
+    /** Active (queued or running) generations a user may have at once. */
+    readonly maxParallelPerUser: number;
+    /** From acceptance until the generation fails (after one last query of the provider). */
+    readonly timeoutSeconds: number;
+    /** `local`: every model is drawn by the offline provider; `catalog`: each model's own provider. */
+    readonly providerMode: GenerationProviderMode;
+  };
+  readonly providers: {
+    readonly wavespeed: ProviderAccount | null;
+    readonly replicate: ProviderAccount | null;
+    /** Jobs a worker process runs at once per provider; `*` is the default for unnamed ones. */
+    readonly concurrency: Readonly<Record<string, number>>;
+    /** Seconds between two status queries of a provider job when no webhook arrives. */
+    readonly pollSeconds: number;
+  };
+  /** Where this API is reachable from outside: providers' webhooks and links to stored images. */
+  readonly publicBaseUrl: string | null;
+  readonly worker: {
+    /** Run the job worker inside the API process (always so on the embedded database). */
+    readonly inApi: boolean;
+    /** Jobs one worker process runs at once, all kinds together. */
+    readonly concurrency: number;
+    /** A claimed job is another worker's to take over when its lease runs out without a heartbeat. */
+    readonly leaseSeconds: number;
+  };
+  readonly delivery: {
+    readonly telegramApiRoot: string;
+    readonly webhookUrl: string | null;
+    readonly webhookSecret: string | null;
+  };
 }
 
 export class ConfigError extends Error {
@@ -190,6 +231,50 @@ function parseCorsOrigins(reader: EnvReader): string[] {
   return origins;
 }
 
+function parseUrl(reader: EnvReader, name: string, fallback: string | null): string | null {
+  const value = reader.optionalString(name) ?? fallback;
+  if (value === null) return null;
+  try {
+    const parsed = new URL(value);
+    if (parsed.protocol === 'http:' || parsed.protocol === 'https:')
+      return value.replace(/\/+$/, '');
+  } catch {
+    // reported below
+  }
+  reader.problems.push(`${name} must be an http(s) URL, got "${value}"`);
+  return fallback;
+}
+
+function parseProviderAccount(
+  reader: EnvReader,
+  prefix: 'WAVESPEED' | 'REPLICATE',
+  keyName: string,
+  defaultBaseUrl: string,
+): ProviderAccount | null {
+  const apiKey = reader.optionalString(`${prefix}_${keyName}`);
+  const baseUrl = parseUrl(reader, `${prefix}_API_BASE`, defaultBaseUrl) ?? defaultBaseUrl;
+  const webhookSecret = reader.optionalString(`${prefix}_WEBHOOK_SECRET`);
+  return apiKey === null ? null : { apiKey, baseUrl, webhookSecret };
+}
+
+/** `16` (every provider) or `wavespeed=8,replicate=4,*=16`. */
+function parseProviderConcurrency(reader: EnvReader): Record<string, number> {
+  const raw = reader.string('PROVIDER_CONCURRENCY', '16');
+  const limits: Record<string, number> = { '*': 16 };
+  for (const item of raw.split(',').map((part) => part.trim())) {
+    const match = /^(?:([a-z0-9*_-]+)=)?(\d{1,4})$/.exec(item);
+    const limit = Number(match?.[2]);
+    if (!match || limit < 1 || limit > 1000) {
+      reader.problems.push(
+        `PROVIDER_CONCURRENCY must be a number from 1 to 1000, or a list like wavespeed=8,replicate=4,*=16, got "${item}"`,
+      );
+      continue;
+    }
+    limits[match[1] ?? '*'] = limit;
+  }
+  return limits;
+}
+
 export function loadConfig(env: Env): Config {
   const reader = new EnvReader(env);
   const nodeEnv = reader.oneOf('NODE_ENV', 'development', ['development', 'production', 'test']);
@@ -198,6 +283,8 @@ export function loadConfig(env: Env): Config {
   if (redisUrl !== null && !/^rediss?:\/\/.+/.test(redisUrl)) {
     reader.problems.push('REDIS_URL must be a redis:// or rediss:// URL');
   }
+  const database = parseDatabase(reader, reader.optionalString('DATABASE_URL'), dataDir);
+  const embedded = database.kind === 'embedded';
   const config: Config = {
     nodeEnv,
     host: reader.string('HOST', '0.0.0.0'),
@@ -213,7 +300,7 @@ export function loadConfig(env: Env): Config {
     ]),
     logPretty: reader.boolean('LOG_PRETTY', false),
     dataDir,
-    database: parseDatabase(reader, reader.optionalString('DATABASE_URL'), dataDir),
+    database,
     redisUrl,
     runMigrations: reader.boolean('RUN_MIGRATIONS', true),
     trustProxy: reader.boolean('TRUST_PROXY', false),
@@ -237,7 +324,45 @@ export function loadConfig(env: Env): Config {
     catalogCacheSeconds: reader.integer('CATALOG_CACHE_SECONDS', 10, 0, 3600),
     idempotencyKeyTtlHours: reader.integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 24, 24 * 30),
     shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
+    generations: {
+      maxParallelPerUser: reader.integer('MAX_PARALLEL_GENERATIONS_PER_USER', 2, 1, 100),
+      timeoutSeconds: reader.integer('GENERATION_TIMEOUT_SECONDS', 600, 10, 86_400),
+      providerMode: reader.oneOf<GenerationProviderMode>(
+        'GENERATION_PROVIDER',
+        embedded ? 'local' : 'catalog',
+        ['local', 'catalog'],
+      ),
+    },
+    providers: {
+      wavespeed: parseProviderAccount(reader, 'WAVESPEED', 'API_KEY', 'https://api.wavespeed.ai'),
+      replicate: parseProviderAccount(
+        reader,
+        'REPLICATE',
+        'API_TOKEN',
+        'https://api.replicate.com',
+      ),
+      concurrency: parseProviderConcurrency(reader),
+      pollSeconds: reader.integer('PROVIDER_POLL_SECONDS', 3, 1, 300),
+    },
+    publicBaseUrl: parseUrl(reader, 'PUBLIC_BASE_URL', null),
+    worker: {
+      inApi: embedded || reader.boolean('RUN_WORKER_IN_API', false),
+      concurrency: reader.integer('WORKER_CONCURRENCY', 64, 1, 10_000),
+      leaseSeconds: reader.integer('JOB_LEASE_SECONDS', 60, 2, 3600),
+    },
+    delivery: {
+      telegramApiRoot:
+        parseUrl(reader, 'TELEGRAM_API_ROOT', 'https://api.telegram.org') ??
+        'https://api.telegram.org',
+      webhookUrl: parseUrl(reader, 'DELIVERY_WEBHOOK_URL', null),
+      webhookSecret: reader.optionalString('DELIVERY_WEBHOOK_SECRET'),
+    },
   };
+  if (config.delivery.webhookUrl !== null && (config.delivery.webhookSecret?.length ?? 0) < 16) {
+    reader.problems.push(
+      'DELIVERY_WEBHOOK_SECRET must be set (at least 16 characters) when DELIVERY_WEBHOOK_URL is',
+    );
+  }
   const botToken = config.telegramBotToken;
   if (botToken !== null && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(botToken)) {
     reader.problems.push('TELEGRAM_BOT_TOKEN must look like 123456789:AA… as BotFather gives it');
