@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { rootRoutes } from './api/root.ts';
 import { adminRoutes } from './api/v1/admin.ts';
+import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
 import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
 import { paymentRoutes } from './api/v1/payments.ts';
@@ -17,18 +18,29 @@ import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, migrateDatabase } from './db/migrate.ts';
 import { registerAuth } from './deps/auth.ts';
 import type { AppDeps } from './deps/context.ts';
+import type { DeliveryChannels } from './jobs/deliver.ts';
+import { startWorker } from './jobs/runtime.ts';
+import type { JobWorker } from './jobs/worker.ts';
 import { registerCors } from './middlewares/cors.ts';
 import { registerGracefulClose } from './middlewares/graceful-close.ts';
 import { registerIdempotency } from './middlewares/idempotency.ts';
 import { registerRateLimit } from './middlewares/rate-limit.ts';
 import { registerRequestIdEcho, requestIdFor } from './middlewares/request-id.ts';
 import { registerSecurityHeaders } from './middlewares/security-headers.ts';
+import { type ProviderRegistry, providersFromConfig } from './providers/registry.ts';
 import { Problem } from './schemas/problem.ts';
+import { ResultStore } from './storage/results.ts';
 
 export interface AppOverrides {
   /** An already open database (tests share one); the app then leaves closing it to the caller. */
   database?: DatabaseHandle;
   logger?: Logger;
+  /** The image providers (default: those the configuration enables). */
+  providers?: ProviderRegistry;
+  /** Delivery channels of the in-process worker (default: from the configuration). */
+  delivery?: DeliveryChannels;
+  /** Run the job worker in this process (default: config.worker.inApi). */
+  worker?: boolean;
 }
 
 /**
@@ -43,6 +55,7 @@ export async function buildApp(
   const database = overrides.database ?? (await openDatabase(config.database, logger));
   const ownsDatabase = overrides.database === undefined;
   let redis: Redis | null = null;
+  let worker: JobWorker | null = null;
   try {
     if (config.runMigrations) await migrateDatabase(database);
     else await assertSchemaCurrent(database);
@@ -68,10 +81,15 @@ export async function buildApp(
       ajv: { customOptions: { removeAdditional: true, coerceTypes: 'array', allErrors: true } },
     }).withTypeProvider<TypeBoxTypeProvider>();
 
+    const services = { db: database.db, config };
+    const pipeline = { ...services, providers: overrides.providers ?? providersFromConfig(config) };
+    const store = new ResultStore(config.dataDir);
     const deps: AppDeps = {
       config,
       database,
-      services: { db: database.db, config },
+      services,
+      pipeline,
+      store,
       startedAt: new Date(),
       rateLimitStore: !config.rateLimit.enabled ? 'off' : redis ? 'redis' : 'memory',
     };
@@ -79,6 +97,7 @@ export async function buildApp(
     app.addSchema(Problem);
 
     app.addHook('onClose', async () => {
+      await worker?.stop(config.shutdownTimeoutSeconds * 1000);
       await redis?.quit().catch(() => undefined);
       if (ownsDatabase) await database.close();
     });
@@ -131,12 +150,24 @@ export async function buildApp(
         await v1.register(modelRoutes);
         await v1.register(paymentRoutes);
         await v1.register(adminRoutes);
+        await v1.register(generationRoutes);
+        await v1.register(providerWebhookRoutes);
       },
       { prefix: '/api/v1' },
     );
     await app.ready();
+    if (overrides.worker ?? config.worker.inApi) {
+      worker = await startWorker({
+        ctx: pipeline,
+        database,
+        store,
+        logger,
+        ...(overrides.delivery ? { delivery: overrides.delivery } : {}),
+      });
+    }
     return app;
   } catch (error) {
+    await worker?.stop(0);
     await redis?.quit().catch(() => undefined);
     if (ownsDatabase) await database.close();
     throw error;

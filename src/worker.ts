@@ -1,15 +1,22 @@
-// The worker process (server mode). Job handlers arrive with the generation pipeline; until then
-// the process starts, checks the schema and waits for a signal, so deployments can include it.
+// The worker process (server mode, PostgreSQL): runs generation and delivery jobs. Start as many
+// as the providers' capacity needs; they share the queue through SKIP LOCKED and leases.
 import { loadConfigOrExit } from './core/config.ts';
 import { createLogger } from './core/logger.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, SchemaNotReadyError } from './db/migrate.ts';
+import { startWorker } from './jobs/runtime.ts';
+import type { JobWorker } from './jobs/worker.ts';
+import { providersFromConfig } from './providers/registry.ts';
+import { ResultStore } from './storage/results.ts';
 
 let database: DatabaseHandle | null = null;
-let keepAlive: NodeJS.Timeout | undefined;
+let worker: JobWorker | null = null;
+let stopping = false;
 // Installed first, so a signal during start-up still stops the process cleanly.
 const stop = async () => {
-  clearInterval(keepAlive);
+  if (stopping) return;
+  stopping = true;
+  await worker?.stop(config.shutdownTimeoutSeconds * 1000);
   await database?.close();
   process.exit(0);
 };
@@ -27,6 +34,12 @@ if (config.database.kind === 'embedded') {
 try {
   database = await openDatabase(config.database, logger);
   await assertSchemaCurrent(database);
+  worker = await startWorker({
+    ctx: { db: database.db, config, providers: providersFromConfig(config) },
+    database,
+    store: new ResultStore(config.dataDir),
+    logger,
+  });
 } catch (error) {
   logger.fatal(
     error instanceof SchemaNotReadyError ? error.message : { err: error },
@@ -35,5 +48,3 @@ try {
   await database?.close();
   process.exit(error instanceof SchemaNotReadyError ? 75 : 1);
 }
-logger.info('worker ready (no job kinds registered yet)');
-keepAlive = setInterval(() => undefined, 1 << 30);

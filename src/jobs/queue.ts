@@ -35,6 +35,8 @@ export interface Job {
 export interface NewJob {
   kind: JobKind;
   requestId?: string;
+  /** The outside service the job talks to; workers claim only providers they have. */
+  provider?: string;
   payload?: Record<string, unknown>;
   /** Seconds from now before the job may run. */
   delaySeconds?: number;
@@ -85,15 +87,16 @@ function toJob(row: JobRow): Job {
 export async function enqueue(db: Queryable, job: NewJob): Promise<number | null> {
   const rows = await selectRows<{ id: string | number }>(
     db,
-    sql`INSERT INTO generation_jobs (kind, request_id, payload, run_at, deadline_at, max_attempts)
-        VALUES (${job.kind}, ${job.requestId ?? null},
-                ${job.payload ? JSON.stringify(job.payload) : null}::jsonb,
-                now() + make_interval(secs => ${job.delaySeconds ?? 0}),
-                ${job.deadlineAt?.toISOString() ?? null}::timestamptz, ${job.maxAttempts ?? 10})
-        ON CONFLICT (request_id, kind) DO NOTHING
-        RETURNING id`,
+    sql`WITH inserted AS (
+          INSERT INTO generation_jobs (kind, request_id, provider, payload, run_at, deadline_at, max_attempts)
+          VALUES (${job.kind}, ${job.requestId ?? null}, ${job.provider ?? null},
+                  ${job.payload ? JSON.stringify(job.payload) : null}::jsonb,
+                  now() + make_interval(secs => ${job.delaySeconds ?? 0}),
+                  ${job.deadlineAt?.toISOString() ?? null}::timestamptz, ${job.maxAttempts ?? 10})
+          ON CONFLICT (request_id, kind) DO NOTHING
+          RETURNING id, kind)
+        SELECT id, pg_notify(${JOBS_CHANNEL}, kind) FROM inserted`,
   );
-  await db.execute(sql`SELECT pg_notify(${JOBS_CHANNEL}, ${job.kind})`);
   const [row] = rows;
   return row ? Number(row.id) : null;
 }
@@ -103,6 +106,8 @@ export interface ClaimOptions {
   workerId: string;
   leaseSeconds: number;
   limit: number;
+  /** Only jobs for this provider (a worker claims per provider, within its cap for each). */
+  provider?: string;
 }
 
 /** Takes up to `limit` due jobs; concurrent claimants skip each other's rows, never wait. */
@@ -119,6 +124,7 @@ export async function claim(db: Database, options: ClaimOptions): Promise<Job[]>
               options.kinds.map((kind) => sql`${kind}`),
               sql`, `,
             )})
+            ${options.provider === undefined ? sql`` : sql`AND provider = ${options.provider}`}
           ORDER BY run_at
           LIMIT ${options.limit}
           FOR UPDATE SKIP LOCKED)
@@ -144,6 +150,25 @@ async function whileClaimed(
 
 export function heartbeat(db: Queryable, job: Job, leaseSeconds: number): Promise<boolean> {
   return whileClaimed(db, job, sql`locked_until = now() + make_interval(secs => ${leaseSeconds})`);
+}
+
+/**
+ * Extends the lease of every job this worker holds, in one statement. Answers the ids still held:
+ * a job missing from it was taken back (its lease ran out) and must be abandoned.
+ */
+export async function heartbeatAll(
+  db: Queryable,
+  workerId: string,
+  leaseSeconds: number,
+): Promise<Set<number>> {
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`UPDATE generation_jobs
+        SET locked_until = now() + make_interval(secs => ${leaseSeconds}), updated_at = now()
+        WHERE status = 'running' AND locked_by = ${workerId}
+        RETURNING id`,
+  );
+  return new Set(rows.map((row) => Number(row.id)));
 }
 
 /** Records progress (e.g. the provider's job id once submitted) so a takeover resumes from it. */

@@ -9,7 +9,12 @@ import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts'
  * the request encoded in the id.
  */
 export class LocalProvider implements ImageProvider {
-  readonly name = 'local';
+  readonly name: string;
+
+  /** A name other than `local` lets tests run several, each claimed by its own worker only. */
+  constructor(options: { name?: string } = {}) {
+    this.name = options.name ?? 'local';
+  }
 
   async submit(request: ProviderRequest): Promise<{ providerJobId: string }> {
     const encoded = Buffer.from(

@@ -127,3 +127,21 @@ export async function releaseIdempotencyKey(
     sql`DELETE FROM idempotency_keys WHERE scope = ${input.scope} AND key = ${input.key} AND completed_at IS NULL`,
   );
 }
+
+/** Deletes keys older than their TTL (a key coming again after that would be reused anyway). */
+export async function deleteExpiredIdempotencyKeys(
+  db: Queryable,
+  ttlHours: number,
+  batch = 10_000,
+): Promise<number> {
+  const rows = await selectRows<{ n: number }>(
+    db,
+    sql`WITH expired AS (
+          DELETE FROM idempotency_keys WHERE ctid IN (
+            SELECT ctid FROM idempotency_keys
+            WHERE created_at < now() - make_interval(hours => ${ttlHours}) LIMIT ${batch})
+          RETURNING 1)
+        SELECT count(*)::int AS n FROM expired`,
+  );
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,339 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { sql } from 'drizzle-orm';
+import type { FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { AppError } from '../../core/errors.ts';
+import { selectRows } from '../../db/rows.ts';
+import { principalLabel } from '../../deps/auth.ts';
+import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
+import { problemResponses } from '../../schemas/problem.ts';
+import {
+  acceptGeneration,
+  type GenerationView,
+  getGenerationById,
+  listActiveGenerations,
+  listGenerations,
+  quoteGeneration,
+} from '../../services/generations.ts';
+import { handleProviderWebhook } from '../../services/provider-webhooks.ts';
+
+const Parameters = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 64 }), {
+  description:
+    'Values for the model\'s parameters (GET /api/v1/models), e.g. {"aspect_ratio": "16:9"}; omitted ones take their default',
+  maxProperties: 16,
+});
+
+const Generation = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  telegram_id: TelegramId,
+  model: Type.String(),
+  prompt: Type.String(),
+  parameters: Type.Record(Type.String(), Type.String()),
+  references: Type.Array(
+    Type.Object({
+      kind: Type.Union([Type.Literal('telegram_file'), Type.Literal('url')]),
+      value: Type.String(),
+    }),
+  ),
+  status: Type.Union([
+    Type.Literal('queued'),
+    Type.Literal('running'),
+    Type.Literal('succeeded'),
+    Type.Literal('failed'),
+    Type.Literal('cancelled'),
+  ]),
+  payment: Type.Object({
+    method: Type.Union([Type.Literal('credits'), Type.Literal('trial')]),
+    credits: Type.Integer({ description: 'Credits charged (0 for a free generation)' }),
+    refunded: Type.Boolean({ description: 'The credits or the free generation were given back' }),
+  }),
+  error: Type.Union([
+    Type.Null(),
+    Type.Object({ code: Type.String(), message: Type.Union([Type.Null(), Type.String()]) }),
+  ]),
+  results: Type.Array(
+    Type.Object({
+      position: Type.Integer(),
+      url: Type.String({
+        description:
+          'Stored images are served by this API under /generations/{id}/images/{position}',
+      }),
+      mime_type: Type.String(),
+      width: Type.Union([Type.Null(), Type.Integer()]),
+      height: Type.Union([Type.Null(), Type.Integer()]),
+      seed: Type.Union([Type.Null(), Type.Integer()]),
+    }),
+  ),
+  created_at: Type.String({ format: 'date-time' }),
+  started_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  completed_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  deadline_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+});
+
+const GenerationIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+/** A Mini App user sees only its own generations; others' answer 404, as if they did not exist. */
+function assertVisibleTo(request: FastifyRequest, generation: GenerationView): void {
+  const principal = request.principal;
+  if (principal?.kind === 'miniapp' && principal.telegramId !== generation.telegram_id) {
+    throw new AppError(
+      'generation_not_found',
+      404,
+      'Generation not found',
+      `No generation ${generation.id}.`,
+    );
+  }
+}
+
+export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/generations/quote',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: 'What a generation would cost: price, whether a free generation applies, balance',
+        tags: ['generations'],
+        body: Type.Object({
+          telegram_id: TelegramId,
+          model: Type.String({ maxLength: 64 }),
+          parameters: Type.Optional(Parameters),
+        }),
+        response: {
+          200: Type.Object({
+            model: Type.String(),
+            parameters: Type.Record(Type.String(), Type.String()),
+            price_credits: Type.Integer(),
+            balance: Type.Integer(),
+            trial: TrialStatus,
+            payment_method: Type.Union([
+              Type.Null(),
+              Type.Literal('trial'),
+              Type.Literal('credits'),
+            ]),
+          }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) =>
+      quoteGeneration(app.deps.services, {
+        telegramId: request.body.telegram_id,
+        model: request.body.model,
+        parameters: request.body.parameters ?? {},
+      }),
+  );
+
+  app.post(
+    '/generations',
+    {
+      config: { access: 'user', idempotent: true },
+      schema: {
+        summary: 'Accept a generation: charge it (or use a free one) and queue it',
+        description:
+          'One transaction: the credits are charged or a free generation used, and the request, its references and its job are stored. ' +
+          'Send an Idempotency-Key: a retry with it returns the first answer and charges nothing. ' +
+          'References are Telegram file_ids or https URLs (private and loopback addresses are refused). ' +
+          '402 when the balance does not cover the price, 409 when payment=trial and none is left, ' +
+          '429 too_many_active_generations at MAX_PARALLEL_GENERATIONS_PER_USER.',
+        tags: ['generations'],
+        headers: Type.Object({
+          'idempotency-key': Type.Optional(
+            Type.String({ description: 'Stripe-style; replays the first response' }),
+          ),
+        }),
+        body: Type.Object({
+          telegram_id: TelegramId,
+          model: Type.String({ maxLength: 64 }),
+          prompt: Type.String({ minLength: 1, maxLength: 10_000 }),
+          parameters: Type.Optional(Parameters),
+          references: Type.Optional(
+            Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 16 }),
+          ),
+          payment: Type.Optional(
+            Type.Union([Type.Literal('auto'), Type.Literal('credits'), Type.Literal('trial')], {
+              description: 'auto (default): a free generation while one is left, else credits',
+            }),
+          ),
+        }),
+        response: {
+          202: Type.Intersect([
+            Generation,
+            Type.Object({
+              queue_position: Type.Integer({ minimum: 1 }),
+              balance: Type.Integer({ description: 'The balance after the charge' }),
+              trial: TrialStatus,
+            }),
+          ]),
+          ...problemResponses(401, 402, 403, 404, 409, 422, 429, 503),
+        },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const accepted = await acceptGeneration(
+        app.deps.pipeline,
+        {
+          telegramId: body.telegram_id,
+          model: body.model,
+          prompt: body.prompt,
+          parameters: body.parameters ?? {},
+          references: body.references ?? [],
+          payment: body.payment ?? 'auto',
+        },
+        request.principal ? principalLabel(request.principal) : 'system',
+      );
+      return reply.code(202).send(accepted);
+    },
+  );
+
+  app.get(
+    '/generations/:id',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: 'A generation: status, timestamps, results, error',
+        tags: ['generations'],
+        params: GenerationIdParams,
+        response: { 200: Generation, ...problemResponses(401, 403, 404, 422, 429) },
+      },
+    },
+    async (request) => {
+      const generation = await getGenerationById(app.deps.services, request.params.id);
+      assertVisibleTo(request, generation);
+      return generation;
+    },
+  );
+
+  app.get(
+    '/generations/:id/images/:position',
+    {
+      schema: {
+        summary: 'A stored image of a generation (the local provider draws into DATA_DIR)',
+        description:
+          "Public, like a provider's result URL: the generation id is an unguessable UUID, so a Mini App can show it in an <img>.",
+        tags: ['generations'],
+        params: Type.Object({
+          id: Type.String({ format: 'uuid' }),
+          position: Type.Integer({ minimum: 0, maximum: 100 }),
+        }),
+        response: { ...problemResponses(404, 422, 429) },
+      },
+    },
+    async (request, reply) => {
+      const [row] = await selectRows<{ storage_path: string | null; mime_type: string }>(
+        app.deps.services.db,
+        sql`SELECT storage_path, mime_type FROM generation_results
+            WHERE request_id = ${request.params.id} AND position = ${request.params.position}`,
+      );
+      const missing = new AppError(
+        'image_not_found',
+        404,
+        'Image not found',
+        'No such stored image.',
+      );
+      if (!row?.storage_path) throw missing;
+      const path = app.deps.store.absolute(row.storage_path);
+      const size = await stat(path).catch(() => null);
+      if (!size) throw missing;
+      return reply
+        .type(row.mime_type)
+        .header('content-length', size.size)
+        .header('cache-control', 'public, max-age=31536000, immutable')
+        .send(createReadStream(path));
+    },
+  );
+
+  app.get(
+    '/users/:telegram_id/generations',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "The user's generations, newest first (cursor pagination)",
+        tags: ['generations'],
+        params: TelegramIdParams,
+        querystring: Type.Object({
+          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+          cursor: Type.Optional(
+            Type.String({ maxLength: 128, description: 'next_cursor of the previous page' }),
+          ),
+        }),
+        response: {
+          200: Type.Object({
+            telegram_id: TelegramId,
+            generations: Type.Array(Generation),
+            next_cursor: Type.Union([Type.Null(), Type.String()]),
+          }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => ({
+      telegram_id: request.params.telegram_id,
+      ...(await listGenerations(app.deps.services, request.params.telegram_id, {
+        limit: request.query.limit,
+        ...(request.query.cursor === undefined ? {} : { cursor: request.query.cursor }),
+      })),
+    }),
+  );
+
+  app.get(
+    '/users/:telegram_id/generations/active',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "The user's queued and running generations, oldest first",
+        tags: ['generations'],
+        params: TelegramIdParams,
+        response: {
+          200: Type.Object({
+            telegram_id: TelegramId,
+            generations: Type.Array(Generation),
+          }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => ({
+      telegram_id: request.params.telegram_id,
+      generations: await listActiveGenerations(app.deps.services, request.params.telegram_id),
+    }),
+  );
+};
+
+/**
+ * Providers' webhooks. Public (providers hold no token of ours) but only signed calls are read:
+ * the signature covers the exact bytes, so this scope keeps JSON bodies raw.
+ */
+export const providerWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    done(null, body);
+  });
+  app.post(
+    '/providers/:provider/webhook',
+    {
+      schema: {
+        summary: "A provider's webhook: a signed report that its job finished",
+        tags: ['providers'],
+        params: Type.Object({ provider: Type.String({ pattern: '^[a-z0-9_-]{1,64}$' }) }),
+        response: {
+          200: Type.Object({
+            outcome: Type.Union([
+              Type.Literal('settled'),
+              Type.Literal('duplicate'),
+              Type.Literal('ignored'),
+            ]),
+            generation_id: Type.Union([Type.Null(), Type.String()]),
+          }),
+          ...problemResponses(401, 404, 422, 429),
+        },
+      },
+    },
+    async (request) =>
+      handleProviderWebhook(app.deps.pipeline, app.deps.store, request.params.provider, {
+        headers: request.headers,
+        rawBody: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
+      }),
+  );
+};

@@ -1,0 +1,281 @@
+import { stat } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { Api, GrammyError, HttpError, InputFile } from 'grammy';
+import type { InputMediaDocument, InputMediaPhoto } from 'grammy/types';
+
+/**
+ * Sends a finished generation to the user's private chat through the Telegram Bot API (grammY's
+ * `Api`, no polling). Every failure comes out as a DeliveryError saying whether a retry can help.
+ * A failed delivery never refunds: the job only retries or gives up.
+ */
+
+export type DeliveryImage = { url: string } | { path: string; mimeType: string };
+
+export type DeliveryOutcome =
+  | {
+      status: 'succeeded';
+      generationId: string;
+      model: string;
+      prompt: string;
+      images: DeliveryImage[];
+    }
+  | {
+      status: 'failed';
+      generationId: string;
+      model: string;
+      refunded: { credits: number } | { trial: true } | null;
+      reason: string;
+    };
+
+/** A delivery that did not happen. `retryable`: the same call may succeed later. */
+export class DeliveryError extends Error {
+  readonly retryable: boolean;
+  /** How long the other side asked us to wait (Telegram's retry_after, a Retry-After header). */
+  readonly retryAfterSeconds?: number;
+  /** Telegram's error_code or the receiver's HTTP status, when there was an answer. */
+  readonly status?: number;
+
+  constructor(
+    message: string,
+    options: { retryable: boolean; retryAfterSeconds?: number; status?: number },
+  ) {
+    super(message);
+    this.name = 'DeliveryError';
+    this.retryable = options.retryable;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
+    if (options.status !== undefined) this.status = options.status;
+  }
+}
+
+export interface TelegramDeliveryOptions {
+  botToken: string;
+  /** Root of the Bot API server, without a trailing slash. Default https://api.telegram.org. */
+  apiRoot?: string;
+  /** Longest a single API call may take before it is aborted (retryable). Default 60. */
+  timeoutSeconds?: number;
+}
+
+/** Bot API limits (core.telegram.org/bots/api): sendPhoto, sendMediaGroup, sendMessage. */
+export const TELEGRAM_CAPTION_LIMIT = 1024;
+export const TELEGRAM_TEXT_LIMIT = 4096;
+const MEDIA_GROUP_MAX = 10;
+/** Uploaded photos must be at most 10 MB; bigger files go as documents (50 MB limit). */
+const PHOTO_UPLOAD_MAX_BYTES = 10 * 1024 * 1024;
+const DOCUMENT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024;
+
+type Prepared =
+  | { kind: 'url'; url: string }
+  | { kind: 'file'; path: string; filename: string; asDocument: boolean };
+
+export class TelegramDelivery {
+  private readonly api: Api;
+  private readonly botToken: string;
+
+  constructor(options: TelegramDeliveryOptions) {
+    this.botToken = options.botToken;
+    // grammY refuses an apiRoot with a trailing slash.
+    const apiRoot = (options.apiRoot ?? 'https://api.telegram.org').replace(/\/+$/, '');
+    this.api = new Api(options.botToken, {
+      apiRoot,
+      timeoutSeconds: options.timeoutSeconds ?? 60,
+    });
+  }
+
+  async deliver(chatId: number, outcome: DeliveryOutcome): Promise<void> {
+    try {
+      if (outcome.status === 'succeeded') await this.sendImages(chatId, outcome);
+      else await this.api.sendMessage(chatId, failureText(outcome));
+    } catch (err) {
+      throw toDeliveryError(err, this.botToken);
+    }
+  }
+
+  private async sendImages(
+    chatId: number,
+    outcome: Extract<DeliveryOutcome, { status: 'succeeded' }>,
+  ): Promise<void> {
+    if (outcome.images.length === 0) {
+      throw new DeliveryError(`generation ${outcome.generationId} succeeded without images`, {
+        retryable: false,
+      });
+    }
+    const caption = truncateCaption(outcome.prompt);
+    const prepared = await Promise.all(outcome.images.map((image, i) => prepare(image, i)));
+    const [single] = prepared;
+    if (prepared.length === 1 && single) {
+      const other = caption === undefined ? {} : { caption };
+      if (single.kind === 'file' && single.asDocument) {
+        await this.api.sendDocument(chatId, new InputFile(single.path, single.filename), other);
+      } else {
+        await this.api.sendPhoto(chatId, media(single), other);
+      }
+      return;
+    }
+    // An album takes 2-10 items, and documents cannot share one with photos.
+    let first = true;
+    for (const chunk of chunkEvenly(prepared, MEDIA_GROUP_MAX)) {
+      // The album's caption is the first item's.
+      const captioned = (i: number) =>
+        first && i === 0 && caption !== undefined ? { caption } : {};
+      if (chunk.some((item) => item.kind === 'file' && item.asDocument)) {
+        const items = chunk.map(
+          (item, i): InputMediaDocument => ({
+            type: 'document',
+            media: media(item),
+            ...captioned(i),
+          }),
+        );
+        await this.api.sendMediaGroup(chatId, items);
+      } else {
+        const items = chunk.map(
+          (item, i): InputMediaPhoto => ({ type: 'photo', media: media(item), ...captioned(i) }),
+        );
+        await this.api.sendMediaGroup(chatId, items);
+      }
+      first = false;
+    }
+  }
+}
+
+/** A fresh InputFile per call: grammY marks file sources as consumed once sent. */
+function media(item: Prepared): string | InputFile {
+  return item.kind === 'url' ? item.url : new InputFile(item.path, item.filename);
+}
+
+async function prepare(image: DeliveryImage, index: number): Promise<Prepared> {
+  if ('url' in image) return { kind: 'url', url: image.url };
+  let size: number;
+  try {
+    size = (await stat(image.path)).size;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+    throw new DeliveryError(`stored image ${index + 1} cannot be read (${code})`, {
+      retryable: code !== 'ENOENT',
+    });
+  }
+  if (size > DOCUMENT_UPLOAD_MAX_BYTES) {
+    throw new DeliveryError(`stored image ${index + 1} is over Telegram's 50 MB upload limit`, {
+      retryable: false,
+    });
+  }
+  return {
+    kind: 'file',
+    path: image.path,
+    filename: filenameFor(image.path, image.mimeType, index),
+    asDocument: size > PHOTO_UPLOAD_MAX_BYTES,
+  };
+}
+
+const EXTENSIONS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpg',
+  'image/webp': 'webp',
+  'image/gif': 'gif',
+};
+
+/** Telegram sees only the file name (grammY sends every upload as octet-stream). */
+function filenameFor(path: string, mimeType: string, index: number): string {
+  const name = basename(path);
+  if (extname(name) !== '' && !/[\r\n"]/.test(name)) return name;
+  return `image-${index + 1}.${EXTENSIONS[mimeType] ?? 'png'}`;
+}
+
+/** Splits into chunks of at most `max` with sizes as even as possible: never an album of one. */
+export function chunkEvenly<T>(items: readonly T[], max: number): T[][] {
+  const count = Math.ceil(items.length / max);
+  const chunks: T[][] = [];
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const size = Math.ceil((items.length - start) / (count - i));
+    chunks.push(items.slice(start, start + size));
+    start += size;
+  }
+  return chunks;
+}
+
+/**
+ * The prompt as a caption: at most 1024 characters (counted in UTF-16 code units, which is never
+ * fewer than Telegram's count), cut on a code point boundary and ended with an ellipsis.
+ */
+export function truncateCaption(prompt: string): string | undefined {
+  const text = prompt.trim();
+  if (text === '') return undefined;
+  return truncate(text, TELEGRAM_CAPTION_LIMIT);
+}
+
+function truncate(text: string, limit: number): string {
+  if (text.length <= limit) return text;
+  let end = limit - 1;
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1; // do not split a surrogate pair
+  return `${text.slice(0, end)}…`;
+}
+
+/** The plain-text message for a failed generation: what failed and what was given back. */
+export function failureText(outcome: Extract<DeliveryOutcome, { status: 'failed' }>): string {
+  const lines = [`Sorry, your image could not be generated (model: ${outcome.model}).`];
+  const reason = outcome.reason.trim();
+  if (reason !== '') lines.push(`Reason: ${truncate(reason, 300)}`);
+  const refunded = outcome.refunded;
+  if (refunded !== null && 'credits' in refunded) {
+    const unit = refunded.credits === 1 ? 'credit was' : 'credits were';
+    lines.push(`${refunded.credits} ${unit} returned to your balance.`);
+  } else if (refunded !== null) {
+    lines.push('Your free generation was given back: you can use it again.');
+  }
+  return truncate(lines.join('\n'), TELEGRAM_TEXT_LIMIT);
+}
+
+/** Removes the bot token (and anything shaped like one in a Bot API path) from a text. */
+export function redactToken(text: string, token: string): string {
+  let out = text;
+  if (token !== '') out = out.split(token).join('<bot-token>');
+  return out.replace(/\/bot\d+:[A-Za-z0-9_-]+/g, '/bot<bot-token>');
+}
+
+/**
+ * Classifies a failure. Telegram answers (GrammyError): 429 (with parameters.retry_after) and 5xx
+ * are retryable; 400 (chat not found, …), 401 (bad token), 403 (blocked, deactivated) and other
+ * 4xx are final. No answer (HttpError: network, timeout, a non-JSON reply) is retryable.
+ */
+export function toDeliveryError(err: unknown, botToken: string): DeliveryError {
+  if (err instanceof DeliveryError) {
+    return new DeliveryError(redactToken(err.message, botToken), {
+      retryable: err.retryable,
+      retryAfterSeconds: err.retryAfterSeconds,
+      status: err.status,
+    });
+  }
+  if (err instanceof GrammyError) {
+    const code = err.error_code;
+    const message = redactToken(
+      `Telegram ${err.method} failed (${code}: ${err.description})`,
+      botToken,
+    );
+    if (code === 429) {
+      return new DeliveryError(message, {
+        retryable: true,
+        retryAfterSeconds: retryAfterOf(err),
+        status: code,
+      });
+    }
+    return new DeliveryError(message, { retryable: code >= 500, status: code });
+  }
+  if (err instanceof HttpError) {
+    // grammY's own message has no URL unless sensitiveLogs is on, but the wrapped error (node-fetch)
+    // names the request URL, which holds the token: redact everything.
+    const inner = err.error instanceof Error ? `: ${err.error.message}` : '';
+    return new DeliveryError(redactToken(`${err.message}${inner}`, botToken), { retryable: true });
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return new DeliveryError(redactToken(`Telegram delivery failed: ${text}`, botToken), {
+    retryable: true,
+  });
+}
+
+function retryAfterOf(err: GrammyError): number | undefined {
+  const fromParameters = err.parameters.retry_after;
+  if (typeof fromParameters === 'number' && fromParameters >= 0) return fromParameters;
+  const match = /retry after (\d+)/i.exec(err.description);
+  return match ? Number(match[1]) : undefined;
+}

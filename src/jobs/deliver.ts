@@ -1,0 +1,140 @@
+import { sql } from 'drizzle-orm';
+import { selectRows } from '../db/rows.ts';
+import { DeliveryError, type TelegramDelivery } from '../delivery/telegram.ts';
+import type { TelegramFiles } from '../delivery/telegram-files.ts';
+import type { DeliveryWebhookEvent, WebhookDelivery } from '../delivery/webhook.ts';
+import { type GenerationView, getGenerationById } from '../services/generations.ts';
+import { backoffSeconds, complete, fail, type Job, recordStep, runLater } from './queue.ts';
+import type { JobEnvironment } from './worker.ts';
+
+/** The ways this deployment hands results out; null where not configured. */
+export interface DeliveryChannels {
+  telegram: TelegramDelivery | null;
+  webhook: WebhookDelivery | null;
+  /** Downloads Telegram files given as references (needs the bot token). */
+  telegramFiles: TelegramFiles | null;
+}
+
+type Channel = 'telegram' | 'webhook';
+
+/**
+ * Sends a finished generation to the user's chat and/or the bot's webhook. Each channel that
+ * succeeded is recorded in the job's step, so a retry does not send it twice. Delivery never
+ * touches the generation: a failed delivery does not refund and does not generate again.
+ */
+export async function runDeliverJob(
+  env: JobEnvironment,
+  job: Job,
+  signal: AbortSignal,
+): Promise<void> {
+  const { ctx, delivery } = env;
+  const generation = job.requestId ? await getGenerationById(ctx, job.requestId) : null;
+  if (!generation || (generation.status !== 'succeeded' && generation.status !== 'failed')) {
+    await fail(ctx.db, job, 'nothing to deliver: the generation is not finished');
+    return;
+  }
+  const done = new Set(
+    job.step.split(',').filter((part) => part === 'telegram' || part === 'webhook'),
+  );
+  const channels: Channel[] = [];
+  if (delivery.telegram) channels.push('telegram');
+  if (delivery.webhook) channels.push('webhook');
+  const refused: string[] = [];
+  for (const channel of channels) {
+    if (done.has(channel) || signal.aborted) continue;
+    try {
+      if (channel === 'telegram' && delivery.telegram) {
+        await delivery.telegram.deliver(
+          generation.telegram_id,
+          await telegramOutcome(env, generation),
+        );
+      } else if (channel === 'webhook' && delivery.webhook) {
+        await delivery.webhook.deliver(webhookEvent(generation));
+      }
+    } catch (error) {
+      const failure =
+        error instanceof DeliveryError
+          ? error
+          : new DeliveryError(error instanceof Error ? error.message : String(error), {
+              retryable: true,
+            });
+      if (failure.retryable && job.attempts < job.maxAttempts) {
+        const wait = Math.max(backoffSeconds(job.attempts), failure.retryAfterSeconds ?? 0);
+        await runLater(ctx.db, job, {
+          delaySeconds: wait,
+          error: `${channel}: ${failure.message}`,
+        });
+        return;
+      }
+      env.logger.warn(
+        { generationId: generation.id, channel, err: failure },
+        'delivery given up: the generation stays as it is',
+      );
+      refused.push(`${channel}: ${failure.message}`);
+    }
+    done.add(channel);
+    await recordStep(ctx.db, job, { step: [...done].join(',') });
+  }
+  if (refused.length > 0) await fail(ctx.db, job, refused.join('; ').slice(0, 1000));
+  else await complete(ctx.db, job);
+}
+
+async function telegramOutcome(env: JobEnvironment, generation: GenerationView) {
+  if (generation.status === 'succeeded') {
+    const stored = await selectRows<{ position: number; storage_path: string | null }>(
+      env.ctx.db,
+      sql`SELECT position, storage_path FROM generation_results WHERE request_id = ${generation.id}`,
+    );
+    const paths = new Map(stored.map((row) => [row.position, row.storage_path]));
+    return {
+      status: 'succeeded' as const,
+      generationId: generation.id,
+      model: generation.model,
+      prompt: generation.prompt,
+      images: generation.results.map((result) => {
+        const path = paths.get(result.position);
+        return path
+          ? { path: env.store.absolute(path), mimeType: result.mime_type }
+          : { url: result.url };
+      }),
+    };
+  }
+  return {
+    status: 'failed' as const,
+    generationId: generation.id,
+    model: generation.model,
+    refunded: refundOf(generation),
+    reason: generation.error?.message ?? generation.error?.code ?? 'unknown error',
+  };
+}
+
+function refundOf(generation: GenerationView): { credits: number } | { trial: true } | null {
+  if (!generation.payment.refunded) return null;
+  return generation.payment.method === 'trial'
+    ? { trial: true }
+    : { credits: generation.payment.credits };
+}
+
+function webhookEvent(generation: GenerationView): DeliveryWebhookEvent {
+  const base = {
+    generation_id: generation.id,
+    telegram_id: generation.telegram_id,
+    model: generation.model,
+    occurred_at: generation.completed_at ?? new Date().toISOString(),
+    results: generation.results.map((result) => ({
+      url: result.url,
+      mime_type: result.mime_type,
+      width: result.width,
+      height: result.height,
+    })),
+  };
+  return generation.status === 'succeeded'
+    ? { ...base, type: 'generation.succeeded', status: 'succeeded', error: null, refunded: null }
+    : {
+        ...base,
+        type: 'generation.failed',
+        status: 'failed',
+        error: generation.error?.code ?? 'failed',
+        refunded: refundOf(generation),
+      };
+}

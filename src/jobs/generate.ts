@@ -1,0 +1,225 @@
+import { sql } from 'drizzle-orm';
+import { selectRows } from '../db/rows.ts';
+import { LocalProvider } from '../providers/local.ts';
+import { type ImageProvider, ProviderError, type ProviderStatus } from '../providers/types.ts';
+import type { Reference } from '../services/generation-input.ts';
+import {
+  type GenerationFailure,
+  recordGenerationFailure,
+  recordGenerationSuccess,
+} from '../services/generation-outcomes.ts';
+import { backoffSeconds, complete, type Job, recordStep, runLater } from './queue.ts';
+import type { JobEnvironment } from './worker.ts';
+
+/**
+ * One run of a generation's job. The provider is only ever called outside a transaction, and its
+ * job id is recorded before anything else happens, so whoever runs the job next (a retry, a
+ * takeover after a crash) polls that id instead of submitting (and paying the provider) again.
+ */
+
+interface Work {
+  status: string;
+  prompt: string;
+  parameters: Record<string, string>;
+  provider_model: string;
+  provider_edit_model: string | null;
+  references: Reference[] | null;
+}
+
+async function loadWork(env: JobEnvironment, requestId: string): Promise<Work | null> {
+  const [row] = await selectRows<Work>(
+    env.ctx.db,
+    sql`SELECT g.status, g.prompt, g.parameters, m.provider_model, m.provider_edit_model,
+               (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
+                FROM generation_references r WHERE r.request_id = g.id) AS "references"
+        FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
+        WHERE g.id = ${requestId}`,
+  );
+  return row ?? null;
+}
+
+class JobAbandoned extends Error {}
+
+export async function runGenerateJob(
+  env: JobEnvironment,
+  job: Job,
+  signal: AbortSignal,
+): Promise<void> {
+  const { ctx } = env;
+  const requestId = job.requestId;
+  const work = requestId ? await loadWork(env, requestId) : null;
+  if (!requestId || !work || (work.status !== 'queued' && work.status !== 'running')) {
+    await complete(ctx.db, job);
+    return;
+  }
+  const provider = job.provider ? ctx.providers.get(job.provider) : undefined;
+  if (!provider) {
+    await settleFailure(env, requestId, {
+      code: 'provider_unavailable',
+      message: `provider ${job.provider ?? '(none)'} is not configured`,
+    });
+    return;
+  }
+  const deadline = job.deadlineAt ? Date.parse(job.deadlineAt) : Number.POSITIVE_INFINITY;
+  if (Date.now() >= deadline) {
+    await finalCheck(env, job, provider, requestId);
+    return;
+  }
+  try {
+    let providerJobId = job.providerJobId;
+    if (providerJobId === null) {
+      const references = work.references ?? [];
+      const submitted = await provider.submit(
+        {
+          generationId: requestId,
+          model:
+            references.length > 0
+              ? (work.provider_edit_model ?? work.provider_model)
+              : work.provider_model,
+          prompt: work.prompt,
+          parameters: work.parameters,
+          referenceUrls: await referenceUrls(env, provider, references),
+          ...webhookFor(env, provider),
+        },
+        signal,
+      );
+      providerJobId = submitted.providerJobId;
+      const recorded = await recordStep(ctx.db, job, {
+        step: 'poll',
+        provider: provider.name,
+        providerJobId,
+      });
+      if (!recorded) throw new JobAbandoned();
+    }
+    const status = await provider.status(providerJobId, signal);
+    await act(env, job, requestId, status, deadline);
+  } catch (error) {
+    if (error instanceof JobAbandoned || signal.aborted) return;
+    await retryOrFail(env, job, requestId, error, deadline);
+  }
+}
+
+async function act(
+  env: JobEnvironment,
+  job: Job,
+  requestId: string,
+  status: ProviderStatus,
+  deadline: number,
+): Promise<void> {
+  switch (status.state) {
+    case 'pending': {
+      const untilDeadline = (deadline - Date.now()) / 1000;
+      await runLater(env.ctx.db, job, {
+        delaySeconds: Math.max(0, Math.min(env.ctx.config.providers.pollSeconds, untilDeadline)),
+        countsAsAttempt: false,
+      });
+      return;
+    }
+    case 'succeeded':
+      await recordGenerationSuccess(env.ctx, env.store, requestId, status);
+      return;
+    case 'failed':
+      await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
+      return;
+  }
+}
+
+async function retryOrFail(
+  env: JobEnvironment,
+  job: Job,
+  requestId: string,
+  error: unknown,
+  deadline: number,
+): Promise<void> {
+  const providerError = error instanceof ProviderError ? error : null;
+  const message = error instanceof Error ? error.message : String(error);
+  if (providerError && !providerError.retryable) {
+    await settleFailure(env, requestId, { code: 'provider_rejected', message });
+    return;
+  }
+  if (!providerError) env.logger.error({ err: error, jobId: job.id }, 'generation job error');
+  if (job.attempts >= job.maxAttempts) {
+    await settleFailure(env, requestId, {
+      code: providerError ? 'provider_unavailable' : 'internal_error',
+      message: `gave up after ${job.attempts} attempts: ${message}`,
+    });
+    return;
+  }
+  const wait = Math.max(backoffSeconds(job.attempts), providerError?.retryAfterSeconds ?? 0);
+  const untilDeadline = Math.max(0, (deadline - Date.now()) / 1000);
+  await runLater(env.ctx.db, job, {
+    delaySeconds: Math.min(wait, untilDeadline),
+    error: message.slice(0, 500),
+  });
+}
+
+/**
+ * The deadline has passed: ask the provider one last time (the image may have been made while we
+ * were not looking), and only if it has nothing, fail the generation and give back what it cost.
+ */
+async function finalCheck(
+  env: JobEnvironment,
+  job: Job,
+  provider: ImageProvider,
+  requestId: string,
+): Promise<void> {
+  if (job.providerJobId !== null) {
+    try {
+      const status = await provider.status(job.providerJobId, AbortSignal.timeout(30_000));
+      if (status.state === 'succeeded') {
+        await recordGenerationSuccess(env.ctx, env.store, requestId, status);
+        return;
+      }
+      if (status.state === 'failed') {
+        await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
+        return;
+      }
+    } catch (error) {
+      env.logger.warn({ err: error, jobId: job.id }, 'final query of the provider failed');
+    }
+  }
+  await settleFailure(env, requestId, {
+    code: 'deadline_exceeded',
+    message: `no image within ${env.ctx.config.generations.timeoutSeconds} seconds`,
+  });
+}
+
+async function settleFailure(
+  env: JobEnvironment,
+  requestId: string,
+  failure: GenerationFailure,
+): Promise<void> {
+  const settled = await recordGenerationFailure(env.ctx, requestId, failure);
+  if (settled) env.logger.info({ generationId: requestId, ...failure }, 'generation failed');
+}
+
+/** Where the provider should post the result: only when it signs webhooks and we are reachable. */
+function webhookFor(env: JobEnvironment, provider: ImageProvider): { webhookUrl?: string } {
+  const base = env.ctx.config.publicBaseUrl;
+  if (!base || !provider.readWebhook) return {};
+  return { webhookUrl: `${base}/api/v1/providers/${provider.name}/webhook` };
+}
+
+/**
+ * URLs go to the provider as they are. A Telegram file is downloaded and handed over as a data
+ * URI: its download link embeds the bot token, which must never leave this process.
+ */
+async function referenceUrls(
+  env: JobEnvironment,
+  provider: ImageProvider,
+  references: readonly Reference[],
+): Promise<string[]> {
+  const files = env.delivery.telegramFiles;
+  return Promise.all(
+    references.map(async (reference) => {
+      if (reference.kind === 'url' || provider instanceof LocalProvider) return reference.value;
+      if (!files) {
+        throw new ProviderError(
+          'a Telegram file reference needs TELEGRAM_BOT_TOKEN to be downloaded',
+          false,
+        );
+      }
+      return files.dataUri(reference.value);
+    }),
+  );
+}

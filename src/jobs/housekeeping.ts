@@ -1,0 +1,34 @@
+import { sql } from 'drizzle-orm';
+import { selectRows } from '../db/rows.ts';
+import { recordGenerationFailure } from '../services/generation-outcomes.ts';
+import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
+import type { JobEnvironment } from './worker.ts';
+
+/** How long past its deadline a generation may wait for a worker of its provider before we give up. */
+const ABANDONED_AFTER_SECONDS = 300;
+
+/**
+ * Periodic sweeps every worker runs (each statement is safe to run concurrently):
+ * - expired Idempotency-Key rows are deleted;
+ * - a generation whose job nobody has claimed long after its deadline (no worker serves its
+ *   provider any more) fails and is given back, so nothing stays "queued" forever.
+ */
+export async function runHousekeeping(env: JobEnvironment): Promise<void> {
+  const { ctx, logger } = env;
+  const deleted = await deleteExpiredIdempotencyKeys(ctx.db, ctx.config.idempotencyKeyTtlHours);
+  if (deleted > 0) logger.info({ deleted }, 'deleted expired idempotency keys');
+  const abandoned = await selectRows<{ request_id: string }>(
+    ctx.db,
+    sql`SELECT request_id FROM generation_jobs
+        WHERE kind = 'generate' AND status = 'pending'
+          AND deadline_at < now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS})
+        LIMIT 100`,
+  );
+  for (const { request_id: requestId } of abandoned) {
+    const failed = await recordGenerationFailure(ctx, requestId, {
+      code: 'deadline_exceeded',
+      message: 'no worker took the generation before its deadline',
+    });
+    if (failed) logger.warn({ generationId: requestId }, 'failed an abandoned generation');
+  }
+}

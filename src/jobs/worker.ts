@@ -1,0 +1,256 @@
+import { hostname } from 'node:os';
+import { sql } from 'drizzle-orm';
+import type { Logger } from '../core/logger.ts';
+import type { DatabaseHandle } from '../db/client.ts';
+import type { PipelineContext } from '../services/generations.ts';
+import type { ResultStore } from '../storage/results.ts';
+import { type DeliveryChannels, runDeliverJob } from './deliver.ts';
+import { runGenerateJob } from './generate.ts';
+import { runHousekeeping } from './housekeeping.ts';
+import { claim, heartbeatAll, type Job, listenForJobs, recoverExpired, runLater } from './queue.ts';
+
+export interface WorkerOptions {
+  ctx: PipelineContext;
+  database: DatabaseHandle;
+  store: ResultStore;
+  delivery: DeliveryChannels;
+  logger: Logger;
+  workerId?: string;
+  /** How often to look for due jobs when no NOTIFY arrives (delayed polls, retries). */
+  pollIntervalMs?: number;
+}
+
+/** What a job handler gets: the services, and a signal that fires if the job is no longer ours. */
+export interface JobEnvironment {
+  ctx: PipelineContext;
+  store: ResultStore;
+  delivery: DeliveryChannels;
+  logger: Logger;
+}
+
+const DELIVERY_KIND_CAP = 16;
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+
+/**
+ * Runs jobs of the queue: claims due jobs per provider up to that provider's cap (and the
+ * process's), runs each handler concurrently, heartbeats every held job in one statement, hands
+ * expired leases of dead workers back, and stops gracefully (jobs not finished in time are
+ * released at once, so another worker resumes them without waiting for the lease).
+ */
+export class JobWorker {
+  readonly workerId: string;
+  private readonly env: JobEnvironment;
+  private readonly running = new Map<
+    number,
+    { job: Job; abort: AbortController; done: Promise<void> }
+  >();
+  private readonly runningPerProvider = new Map<string, number>();
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private wakeRequested = false;
+  private loopDone: Promise<void> | null = null;
+  private stopListening: (() => Promise<void>) | null = null;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(private readonly options: WorkerOptions) {
+    this.workerId =
+      options.workerId ?? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 8)}`;
+    this.env = {
+      ctx: options.ctx,
+      store: options.store,
+      delivery: options.delivery,
+      logger: options.logger.child({ worker: this.workerId }),
+    };
+  }
+
+  async start(): Promise<void> {
+    const { ctx, database } = this.options;
+    this.stopListening = await listenForJobs(database, () => this.poke());
+    const lease = ctx.config.worker.leaseSeconds;
+    this.every(Math.max(500, (lease * 1000) / 3), () => this.heartbeat());
+    this.every(Math.max(1000, (lease * 1000) / 2), async () => {
+      const recovered = await recoverExpired(ctx.db);
+      if (recovered.length > 0) {
+        this.env.logger.warn(
+          { jobs: recovered },
+          'took back jobs whose worker stopped heartbeating',
+        );
+        this.poke();
+      }
+    });
+    this.every(HOUSEKEEPING_INTERVAL_MS, () => runHousekeeping(this.env));
+    this.loopDone = this.loop();
+    this.env.logger.info(
+      { providers: ctx.providers.names(), concurrency: ctx.config.worker.concurrency },
+      'worker started',
+    );
+  }
+
+  /** Stops claiming, waits up to `timeoutMs` for running jobs, then releases the rest. */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.poke();
+    await this.loopDone;
+    await this.stopListening?.();
+    const finished = Promise.all([...this.running.values()].map((entry) => entry.done));
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      finished.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      for (const { job, abort } of this.running.values()) {
+        abort.abort();
+        await runLater(this.options.ctx.db, job, { delaySeconds: 0, countsAsAttempt: false }).catch(
+          () => undefined,
+        );
+      }
+    }
+    this.env.logger.info('worker stopped');
+  }
+
+  /** Look for jobs now (a NOTIFY arrived, or a slot freed). */
+  private poke(): void {
+    this.wakeRequested = true;
+    this.wake?.();
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.stopping) return;
+      busy = true;
+      task()
+        .catch((error: unknown) => this.env.logger.error({ err: error }, 'worker task failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private async loop(): Promise<void> {
+    const pollMs = this.options.pollIntervalMs ?? 1000;
+    while (!this.stopping) {
+      this.wakeRequested = false;
+      let full = false;
+      try {
+        full = await this.fillSlots();
+      } catch (error) {
+        this.env.logger.error({ err: error }, 'claiming jobs failed');
+      }
+      if (this.stopping) break;
+      // A batch that filled every slot may have left more due jobs: look again at once.
+      if (full || this.wakeRequested) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  private freeSlots(): number {
+    return this.options.ctx.config.worker.concurrency - this.running.size;
+  }
+
+  private providerCap(name: string): number {
+    const caps = this.options.ctx.config.providers.concurrency;
+    return caps[name] ?? caps['*'] ?? 16;
+  }
+
+  /** Claims what each provider's cap and the process's allow; answers whether a batch came back full. */
+  private async fillSlots(): Promise<boolean> {
+    const { ctx } = this.options;
+    const lease = ctx.config.worker.leaseSeconds;
+    let full = false;
+    for (const provider of ctx.providers.names()) {
+      const limit = Math.min(
+        this.providerCap(provider) - (this.runningPerProvider.get(provider) ?? 0),
+        this.freeSlots(),
+      );
+      if (limit <= 0) continue;
+      const jobs = await claim(ctx.db, {
+        kinds: ['generate'],
+        provider,
+        workerId: this.workerId,
+        leaseSeconds: lease,
+        limit,
+      });
+      if (jobs.length === limit) full = true;
+      if (jobs.length > 0) await this.markStarted(jobs);
+      for (const job of jobs) this.launch(job, provider);
+    }
+    const deliveries = Math.min(DELIVERY_KIND_CAP - this.deliveriesRunning(), this.freeSlots());
+    if (deliveries > 0) {
+      const jobs = await claim(ctx.db, {
+        kinds: ['deliver'],
+        workerId: this.workerId,
+        leaseSeconds: lease,
+        limit: deliveries,
+      });
+      if (jobs.length === deliveries) full = true;
+      for (const job of jobs) this.launch(job, null);
+    }
+    return full;
+  }
+
+  private deliveriesRunning(): number {
+    let count = 0;
+    for (const { job } of this.running.values()) if (job.kind === 'deliver') count++;
+    return count;
+  }
+
+  /** Generations whose job was just claimed are running from now on (one statement per batch). */
+  private async markStarted(jobs: Job[]): Promise<void> {
+    const ids = jobs.map((job) => job.requestId).filter((id): id is string => id !== null);
+    if (ids.length === 0) return;
+    await this.options.ctx.db.execute(
+      sql`UPDATE generation_requests SET status = 'running', started_at = now()
+          WHERE id IN (${sql.join(
+            ids.map((id) => sql`${id}::uuid`),
+            sql`, `,
+          )}) AND status = 'queued'`,
+    );
+  }
+
+  private launch(job: Job, provider: string | null): void {
+    const abort = new AbortController();
+    if (provider)
+      this.runningPerProvider.set(provider, (this.runningPerProvider.get(provider) ?? 0) + 1);
+    const handler = job.kind === 'generate' ? runGenerateJob : runDeliverJob;
+    const done = handler(this.env, job, abort.signal)
+      .catch((error: unknown) => {
+        this.env.logger.error({ err: error, jobId: job.id, kind: job.kind }, 'job handler failed');
+      })
+      .finally(() => {
+        this.running.delete(job.id);
+        if (provider)
+          this.runningPerProvider.set(provider, (this.runningPerProvider.get(provider) ?? 1) - 1);
+        this.poke();
+      });
+    this.running.set(job.id, { job, abort, done });
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.running.size === 0) return;
+    const held = await heartbeatAll(
+      this.options.ctx.db,
+      this.workerId,
+      this.options.ctx.config.worker.leaseSeconds,
+    );
+    for (const [id, entry] of this.running) {
+      // Taken back while we worked (we stalled past the lease): stop before doing anything twice.
+      if (!held.has(id)) entry.abort.abort();
+    }
+  }
+}

@@ -1,0 +1,402 @@
+/**
+ * Replicate's predictions HTTP API, as documented:
+ * - Create a prediction (versioned, `POST /v1/predictions` with `version`), get a prediction
+ *   (`GET /v1/predictions/{id}`), official models (`POST /v1/models/{owner}/{name}/predictions`),
+ *   bearer auth, `webhook` + `webhook_events_filter`: https://replicate.com/docs/reference/http
+ * - The prediction object (id, model, version, status, output, error, metrics, urls):
+ *   https://replicate.com/docs/topics/predictions
+ * - Statuses starting | processing | succeeded | failed | canceled | aborted:
+ *   https://replicate.com/docs/topics/predictions/lifecycle
+ * - Webhook events (`completed` = terminal state; the body is a prediction object, and deliveries
+ *   may be retried, so they must be safe to receive twice):
+ *   https://replicate.com/docs/topics/webhooks/receive-webhook
+ *   https://replicate.com/changelog/2023-02-10-improved-webhook-events-and-event-filtering
+ * - Webhook signatures (webhook-id / webhook-timestamp / webhook-signature; signed content
+ *   `${id}.${timestamp}.${body}`; HMAC-SHA256 keyed with the base64 part after `whsec_`;
+ *   space-separated `v1,<base64>` entries; timestamps to guard against replays):
+ *   https://replicate.com/docs/topics/webhooks/verify-webhook
+ * - 429 answers with a JSON body like `{"detail":"Request was throttled. ..."}`:
+ *   https://replicate.com/docs/topics/predictions/rate-limits
+ * A `retry_after` body field and a `Retry-After` header are both honoured when present; the docs
+ * above only show `detail`, so neither is relied on.
+ */
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  type ImageProvider,
+  ProviderError,
+  type ProviderImage,
+  type ProviderRequest,
+  type ProviderStatus,
+  type ProviderWebhook,
+  type ProviderWebhookEvent,
+  WebhookSignatureError,
+} from './types.ts';
+
+export interface ReplicateProviderOptions {
+  apiToken: string;
+  /** Default `https://api.replicate.com`. */
+  baseUrl?: string;
+  /** The account's webhook signing secret (`whsec_…`); without it webhooks are refused. */
+  webhookSecret?: string | null;
+  /** Per HTTP request, default 30 s. */
+  requestTimeoutMs?: number;
+  fetch?: typeof fetch;
+  /** Default `replicate`. */
+  name?: string;
+}
+
+/** A webhook whose timestamp is further than this from our clock is refused (replays). */
+const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;
+
+type PredictionStatus = 'starting' | 'processing' | 'succeeded' | 'failed' | 'canceled' | 'aborted';
+const STATUSES: ReadonlySet<string> = new Set<PredictionStatus>([
+  'starting',
+  'processing',
+  'succeeded',
+  'failed',
+  'canceled',
+  'aborted',
+]);
+
+/** The fields of a prediction object this adapter reads. */
+interface Prediction {
+  id: string;
+  status: PredictionStatus;
+  model?: string | null;
+  version?: string | null;
+  output?: unknown;
+  error?: unknown;
+  metrics?: Record<string, unknown> | null;
+}
+
+/**
+ * Runs generations on Replicate. A catalog model is `owner/name` (an official model, run through
+ * the models endpoint) or `owner/name:version` (a pinned version, run through `/v1/predictions`).
+ */
+export class ReplicateProvider implements ImageProvider {
+  readonly name: string;
+  private readonly apiToken: string;
+  private readonly baseUrl: string;
+  private readonly webhookSecret: string | null;
+  private readonly requestTimeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: ReplicateProviderOptions) {
+    this.name = options.name ?? 'replicate';
+    this.apiToken = options.apiToken;
+    this.baseUrl = (options.baseUrl ?? 'https://api.replicate.com').replace(/\/+$/, '');
+    this.webhookSecret = options.webhookSecret ?? null;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  async submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }> {
+    const ref = parseModelRef(request.model);
+    const input: Record<string, unknown> = { prompt: request.prompt, ...request.parameters };
+    if (request.referenceUrls.length > 0) input.image_input = request.referenceUrls;
+    const body: Record<string, unknown> = { input };
+    let path: string;
+    if (ref.version) {
+      path = '/v1/predictions';
+      body.version = ref.version;
+    } else {
+      path = `/v1/models/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.name)}/predictions`;
+    }
+    if (request.webhookUrl) {
+      body.webhook = request.webhookUrl;
+      body.webhook_events_filter = ['completed'];
+    }
+    const prediction = await this.call('POST', path, body, signal);
+    return { providerJobId: prediction.id };
+  }
+
+  async status(providerJobId: string, signal?: AbortSignal): Promise<ProviderStatus> {
+    const prediction = await this.call(
+      'GET',
+      `/v1/predictions/${encodeURIComponent(providerJobId)}`,
+      undefined,
+      signal,
+    );
+    return statusOf(prediction);
+  }
+
+  readWebhook(webhook: ProviderWebhook): ProviderWebhookEvent {
+    if (!this.webhookSecret) throw new WebhookSignatureError('no webhook secret configured');
+    verifyReplicateWebhook(this.webhookSecret, webhook);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(webhook.rawBody.toString('utf8'));
+    } catch {
+      throw new ProviderError('replicate: webhook body is not JSON', false);
+    }
+    const prediction = asPrediction(parsed);
+    if (!prediction) throw new ProviderError('replicate: webhook body is not a prediction', false);
+    return { providerJobId: prediction.id, status: statusOf(prediction) };
+  }
+
+  /** One API call; every failure becomes a ProviderError whose message never holds the token. */
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    signal?: AbortSignal,
+  ): Promise<Prediction> {
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const what = `${method} ${path}`;
+    let status: number;
+    let headers: Headers;
+    let text: string;
+    try {
+      const response = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.apiToken}`,
+          Accept: 'application/json',
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: combined,
+      });
+      status = response.status;
+      headers = response.headers;
+      text = await response.text();
+    } catch (error) {
+      // The caller gave up (shutdown): theirs to handle, not a provider failure.
+      if (signal?.aborted) throw signal.reason ?? error;
+      if (timeout.aborted) {
+        throw new ProviderError(
+          `replicate: ${what} timed out after ${this.requestTimeoutMs} ms`,
+          true,
+        );
+      }
+      throw new ProviderError(
+        this.redact(`replicate: ${what} failed: ${describeNetworkError(error)}`),
+        true,
+      );
+    }
+
+    const json = parseJson(text);
+    if (status < 200 || status >= 300) {
+      const detail = errorDetail(json, text);
+      const message = this.redact(
+        `replicate: ${what} answered ${status}${detail ? `: ${detail}` : ''}`,
+      );
+      if (status === 429 || status === 408 || status >= 500) {
+        throw new ProviderError(message, true, retryAfterOf(json, headers));
+      }
+      throw new ProviderError(message, false);
+    }
+    const prediction = asPrediction(json);
+    if (!prediction) {
+      throw new ProviderError(`replicate: ${what} answered ${status} without a prediction`, true);
+    }
+    return prediction;
+  }
+
+  private redact(message: string): string {
+    return this.apiToken ? message.split(this.apiToken).join('[redacted]') : message;
+  }
+}
+
+/** `owner/name` or `owner/name:version`. */
+function parseModelRef(model: string): { owner: string; name: string; version?: string } {
+  const match = /^([\w.-]+)\/([\w.-]+)(?::([\w.-]+))?$/.exec(model.trim());
+  if (!match) {
+    throw new ProviderError(
+      `replicate: model "${model}" is not "owner/name" or "owner/name:version"`,
+      false,
+    );
+  }
+  const [, owner, name, version] = match as unknown as [string, string, string, string?];
+  return version ? { owner, name, version } : { owner, name };
+}
+
+function asPrediction(value: unknown): Prediction | null {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
+  const record = value as Record<string, unknown>;
+  if (typeof record.id !== 'string' || record.id === '') return null;
+  if (typeof record.status !== 'string' || !STATUSES.has(record.status)) return null;
+  return record as unknown as Prediction;
+}
+
+function statusOf(prediction: Prediction): ProviderStatus {
+  switch (prediction.status) {
+    case 'starting':
+    case 'processing':
+      return { state: 'pending' };
+    case 'succeeded': {
+      const urls = outputUrls(prediction.output);
+      if (urls.length === 0) {
+        return {
+          state: 'failed',
+          error: 'replicate: the prediction succeeded without any image output',
+          retryable: false,
+        };
+      }
+      return {
+        state: 'succeeded',
+        images: urls.map((url): ProviderImage => ({ url, mimeType: mimeTypeOf(url) })),
+        metadata: {
+          metrics: prediction.metrics ?? null,
+          model: prediction.model ?? null,
+          version: prediction.version ?? null,
+        },
+      };
+    }
+    default: {
+      const reason =
+        typeof prediction.error === 'string' && prediction.error !== ''
+          ? prediction.error
+          : prediction.error
+            ? JSON.stringify(prediction.error)
+            : `the prediction was ${prediction.status}`;
+      return { state: 'failed', error: `replicate: ${reason}`, retryable: false };
+    }
+  }
+}
+
+/** Image models answer one URL or a list of them. */
+function outputUrls(output: unknown): string[] {
+  const items = Array.isArray(output) ? output : [output];
+  return items.filter((item): item is string => typeof item === 'string' && item !== '');
+}
+
+function mimeTypeOf(url: string): string {
+  let pathname = url;
+  try {
+    pathname = new URL(url).pathname;
+  } catch {
+    // Not a URL: read the extension from the text as it is.
+  }
+  const extension = /\.([a-z0-9]+)$/i.exec(pathname)?.[1]?.toLowerCase();
+  switch (extension) {
+    case 'jpg':
+    case 'jpeg':
+      return 'image/jpeg';
+    case 'webp':
+      return 'image/webp';
+    default:
+      return 'image/png';
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `detail` (and `title`) of an error body, or the start of a body that is not JSON. */
+function errorDetail(json: unknown, text: string): string {
+  if (json && typeof json === 'object') {
+    const record = json as Record<string, unknown>;
+    const parts = [record.title, record.detail].filter(
+      (part): part is string => typeof part === 'string' && part !== '',
+    );
+    if (parts.length > 0) return truncate(parts.join(': '));
+  }
+  return truncate(text.trim());
+}
+
+function truncate(text: string): string {
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+
+/** `retry_after` from the body, else the `Retry-After` header (seconds or an HTTP date). */
+function retryAfterOf(json: unknown, headers: Headers): number | undefined {
+  if (json && typeof json === 'object') {
+    const value = (json as Record<string, unknown>).retry_after;
+    const seconds = typeof value === 'string' ? Number(value) : value;
+    if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) {
+      return Math.ceil(seconds);
+    }
+  }
+  const header = headers.get('retry-after');
+  if (!header) return undefined;
+  if (/^\d+(\.\d+)?$/.test(header.trim())) return Math.ceil(Number(header));
+  const date = Date.parse(header);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+function describeNetworkError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = (error as Error & { cause?: unknown }).cause;
+  const causeText =
+    cause instanceof Error
+      ? ((cause as Error & { code?: string }).code ?? cause.message)
+      : undefined;
+  return causeText ? `${error.message} (${causeText})` : error.message;
+}
+
+function headerValue(
+  headers: ProviderWebhook['headers'],
+  name: string,
+  join: string,
+): string | undefined {
+  let value = headers[name];
+  if (value === undefined) {
+    const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === name);
+    if (key) value = headers[key];
+  }
+  if (Array.isArray(value)) return value.length > 0 ? value.join(join) : undefined;
+  return value === '' ? undefined : value;
+}
+
+/** The HMAC key: the base64 part of `whsec_<base64>`. */
+function webhookKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
+}
+
+function signatureOf(secret: string, id: string, timestamp: string, body: Buffer | string): Buffer {
+  return createHmac('sha256', webhookKey(secret))
+    .update(`${id}.${timestamp}.`)
+    .update(body)
+    .digest();
+}
+
+/** Throws WebhookSignatureError unless the call is signed with `secret` and recent. */
+export function verifyReplicateWebhook(
+  secret: string,
+  webhook: ProviderWebhook,
+  nowSeconds: number = Math.floor(Date.now() / 1000),
+): void {
+  const id = headerValue(webhook.headers, 'webhook-id', ',');
+  const timestamp = headerValue(webhook.headers, 'webhook-timestamp', ',');
+  const signatures = headerValue(webhook.headers, 'webhook-signature', ' ');
+  if (!id || !timestamp || !signatures) {
+    throw new WebhookSignatureError('missing webhook-id, webhook-timestamp or webhook-signature');
+  }
+  if (!/^\d+$/.test(timestamp)) throw new WebhookSignatureError('malformed webhook-timestamp');
+  if (Math.abs(nowSeconds - Number(timestamp)) > WEBHOOK_TOLERANCE_SECONDS) {
+    throw new WebhookSignatureError('webhook timestamp is too old or in the future');
+  }
+  const expected = signatureOf(secret, id, timestamp, webhook.rawBody);
+  const matches = signatures
+    .split(' ')
+    .filter((entry) => entry.startsWith('v1,'))
+    .some((entry) => {
+      const given = Buffer.from(entry.slice(3), 'base64');
+      return given.length === expected.length && timingSafeEqual(given, expected);
+    });
+  if (!matches) throw new WebhookSignatureError('webhook signature does not match');
+}
+
+/** Signs a webhook body the way Replicate does: the three headers to send with it. */
+export function signReplicateWebhook(
+  secret: string,
+  body: string,
+  options: { id?: string; timestamp?: number } = {},
+): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
+  const id = options.id ?? `msg_${randomUUID()}`;
+  const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
+  const signature = signatureOf(secret, id, timestamp, body).toString('base64');
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': `v1,${signature}`,
+  };
+}

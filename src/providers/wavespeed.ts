@@ -1,0 +1,411 @@
+/**
+ * WaveSpeedAI's v3 HTTP API, as documented:
+ * - Bearer auth (`Authorization: Bearer <key>`; a missing or bad key answers 401):
+ *   https://wavespeed.ai/docs/api-authentication
+ * - Submit a task: `POST https://api.wavespeed.ai/api/v3/{model-path}` with the model's inputs
+ *   as JSON (`prompt`, `size`/`aspect_ratio`, `images` — a list of URLs — for edit models,
+ *   `enable_sync_mode`, `enable_base64_output`); get the result:
+ *   `GET /api/v3/predictions/{id}/result`. Example model pages:
+ *   https://wavespeed.ai/docs/docs-api/bytedance/bytedance-seedream-v4
+ *   https://wavespeed.ai/docs/docs-api/google/google-gemini-2.5-flash-image-edit
+ * - The envelope `{code, message, data: {id, model, outputs, urls: {get}, has_nsfw_contents,
+ *   status: created|processing|completed|failed, created_at, error, timings: {inference}}}`:
+ *   https://wavespeed.ai/docs/shared/submit-response
+ *   https://doc.wavespeed.ai/shared/api-result
+ * - Webhooks: the `webhook` query parameter of the submit URL; WaveSpeed POSTs the bare
+ *   prediction object (`{id, model, input, outputs, urls, has_nsfw_contents, status, created_at,
+ *   error}`, not wrapped in the envelope) for both `completed` and `failed` tasks:
+ *   https://wavespeed.ai/docs/docs-api/webhooks
+ *   https://wavespeed.ai/docs/how-to-use-webhooks
+ * - Webhook signatures: headers `webhook-id`, `webhook-timestamp` (Unix seconds) and
+ *   `webhook-signature: v3,<hex>`, the hex HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{raw
+ *   body}`; the key is the secret (from `GET /api/v3/webhook/secret`, shaped `whsec_…`) with the
+ *   `whsec_` prefix removed and the rest used as it is, NOT base64-decoded (unlike Standard
+ *   Webhooks); calls older than 300 s are to be refused:
+ *   https://wavespeed.ai/docs/docs-api/verifying_webhook
+ *   https://wavespeed.ai/docs/verify-webhooks
+ * - The official JS SDK (github.com/WaveSpeedAI/wavespeed-javascript, src/api/client.ts) reads
+ *   `data.id`/`data.status`/`data.outputs` the same way, retries result GETs on 429/500/502/503/504
+ *   and also treats the undocumented statuses `cancelled` and `timeout` as terminal failures.
+ * Not documented, so not relied on: the error body of a 4xx/5xx (read as the same `{code,
+ * message}` envelope when it is one) and a `Retry-After` header on 429 (honoured when present).
+ */
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  type ImageProvider,
+  ProviderError,
+  type ProviderImage,
+  type ProviderRequest,
+  type ProviderStatus,
+  type ProviderWebhook,
+  type ProviderWebhookEvent,
+  WebhookSignatureError,
+} from './types.ts';
+
+export interface WavespeedProviderOptions {
+  apiKey: string;
+  /** Default `https://api.wavespeed.ai`. */
+  baseUrl?: string;
+  /** The account's webhook secret (`whsec_…`); without it every webhook is refused. */
+  webhookSecret?: string | null;
+  /** Per HTTP request, default 30 s. */
+  requestTimeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** A webhook whose timestamp is further than this from our clock is refused (replays). */
+const WEBHOOK_TOLERANCE_SECONDS = 5 * 60;
+/** The version tag WaveSpeed puts before the signature: `v3,<hex>`. */
+const SIGNATURE_VERSION = 'v3';
+
+type PredictionStatus = 'created' | 'processing' | 'completed' | 'failed' | 'cancelled' | 'timeout';
+const STATUSES: ReadonlySet<string> = new Set<PredictionStatus>([
+  'created',
+  'processing',
+  'completed',
+  'failed',
+  'cancelled',
+  'timeout',
+]);
+
+/** The fields of `data` this adapter reads. */
+interface Prediction {
+  id: string;
+  status: PredictionStatus;
+  model?: string | null;
+  outputs?: unknown;
+  error?: unknown;
+  has_nsfw_contents?: unknown;
+  timings?: unknown;
+}
+
+/** `owner/name[/variant…]`: what goes after `/api/v3/`, nothing that could leave that path. */
+const MODEL_PATH = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$/;
+
+/** Runs generations on WaveSpeedAI; a catalog model is the path after `/api/v3/`. */
+export class WavespeedProvider implements ImageProvider {
+  readonly name = 'wavespeed';
+  private readonly apiKey: string;
+  private readonly baseUrl: string;
+  private readonly webhookSecret: string | null;
+  private readonly requestTimeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: WavespeedProviderOptions) {
+    this.apiKey = options.apiKey;
+    this.baseUrl = (options.baseUrl ?? 'https://api.wavespeed.ai').replace(/\/+$/, '');
+    this.webhookSecret = options.webhookSecret ?? null;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  async submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }> {
+    const model = request.model.trim();
+    if (!MODEL_PATH.test(model) || model.split('/').includes('..')) {
+      throw new ProviderError(`wavespeed: model "${model}" is not a model path`, false);
+    }
+    const body: Record<string, unknown> = { prompt: request.prompt, ...request.parameters };
+    if (request.referenceUrls.length > 0) body.images = request.referenceUrls;
+    // Results are fetched by id and read as URLs: never inline base64, never hold the request.
+    body.enable_base64_output = false;
+    body.enable_sync_mode = false;
+    const query = request.webhookUrl ? `?webhook=${encodeURIComponent(request.webhookUrl)}` : '';
+    const prediction = await this.call('POST', `/api/v3/${model}`, query, body, signal, false);
+    return { providerJobId: prediction.id };
+  }
+
+  async status(providerJobId: string, signal?: AbortSignal): Promise<ProviderStatus> {
+    const path = `/api/v3/predictions/${encodeURIComponent(providerJobId)}/result`;
+    const prediction = await this.call('GET', path, '', undefined, signal, true);
+    return statusOf(prediction);
+  }
+
+  readWebhook(webhook: ProviderWebhook): ProviderWebhookEvent {
+    if (!this.webhookSecret) throw new WebhookSignatureError('no webhook secret configured');
+    verifyWavespeedWebhook(this.webhookSecret, webhook);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(webhook.rawBody.toString('utf8'));
+    } catch {
+      throw new ProviderError('wavespeed: webhook body is not JSON', false);
+    }
+    // The docs show the bare prediction object; an enveloped one is read too.
+    const prediction = asPrediction(parsed, true) ?? asPrediction(dataOf(parsed), true);
+    if (!prediction) throw new ProviderError('wavespeed: webhook body is not a prediction', false);
+    return { providerJobId: prediction.id, status: statusOf(prediction) };
+  }
+
+  /** One API call; every failure becomes a ProviderError whose message never holds the key. */
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    query: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+    needStatus: boolean,
+  ): Promise<Prediction> {
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    // The query (our webhook URL) stays out of messages: it is ours, and long.
+    const what = `${method} ${path}`;
+    let status: number;
+    let headers: Headers;
+    let text: string;
+    try {
+      const response = await this.fetchImpl(`${this.baseUrl}${path}${query}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.apiKey}`,
+          Accept: 'application/json',
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: combined,
+      });
+      status = response.status;
+      headers = response.headers;
+      text = await response.text();
+    } catch (error) {
+      // The caller gave up (shutdown): theirs to handle, not a provider failure.
+      if (signal?.aborted) throw signal.reason ?? error;
+      if (timeout.aborted) {
+        throw new ProviderError(
+          `wavespeed: ${what} timed out after ${this.requestTimeoutMs} ms`,
+          true,
+        );
+      }
+      throw new ProviderError(
+        this.redact(`wavespeed: ${what} failed: ${describeNetworkError(error)}`),
+        true,
+      );
+    }
+
+    const json = parseJson(text);
+    // The envelope repeats the HTTP status in `code`; an error code in a 2xx answer is an error.
+    const envelopeCode = codeOf(json);
+    const effective =
+      status >= 200 && status < 300 && envelopeCode !== undefined && envelopeCode >= 400
+        ? envelopeCode
+        : status;
+    if (effective < 200 || effective >= 300) {
+      const detail = errorDetail(json, text);
+      const message = this.redact(
+        `wavespeed: ${what} answered ${effective}${detail ? `: ${detail}` : ''}`,
+      );
+      if (effective === 429 || effective === 408 || effective >= 500) {
+        throw new ProviderError(message, true, retryAfterOf(headers));
+      }
+      throw new ProviderError(message, false);
+    }
+    const prediction = asPrediction(dataOf(json), needStatus);
+    if (!prediction) {
+      throw new ProviderError(
+        `wavespeed: ${what} answered ${status} without the documented {code, message, data} envelope`,
+        true,
+      );
+    }
+    return prediction;
+  }
+
+  private redact(message: string): string {
+    return this.apiKey ? message.split(this.apiKey).join('[redacted]') : message;
+  }
+}
+
+function dataOf(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return undefined;
+  return (json as Record<string, unknown>).data;
+}
+
+function codeOf(json: unknown): number | undefined {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return undefined;
+  const code = (json as Record<string, unknown>).code;
+  return typeof code === 'number' && Number.isInteger(code) ? code : undefined;
+}
+
+/** `data` with a string id and (when asked for) a known status. */
+function asPrediction(value: unknown, needStatus: boolean): Prediction | null {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return null;
+  const record = value as Record<string, unknown>;
+  if (typeof record.id !== 'string' || record.id === '') return null;
+  if (needStatus && (typeof record.status !== 'string' || !STATUSES.has(record.status))) {
+    return null;
+  }
+  return record as unknown as Prediction;
+}
+
+function statusOf(prediction: Prediction): ProviderStatus {
+  switch (prediction.status) {
+    case 'created':
+    case 'processing':
+      return { state: 'pending' };
+    case 'completed': {
+      const urls = Array.isArray(prediction.outputs)
+        ? prediction.outputs.filter(
+            (item): item is string => typeof item === 'string' && item !== '',
+          )
+        : [];
+      if (urls.length === 0) {
+        return {
+          state: 'failed',
+          error: 'wavespeed: the prediction completed without any image output',
+          retryable: false,
+        };
+      }
+      return {
+        state: 'succeeded',
+        images: urls.map((url): ProviderImage => ({ url, mimeType: mimeTypeOf(url) })),
+        metadata: {
+          has_nsfw_contents: prediction.has_nsfw_contents ?? null,
+          timings: prediction.timings ?? null,
+          model: prediction.model ?? null,
+        },
+      };
+    }
+    default: {
+      const reason =
+        typeof prediction.error === 'string' && prediction.error !== ''
+          ? prediction.error
+          : prediction.error
+            ? JSON.stringify(prediction.error)
+            : prediction.status;
+      return { state: 'failed', error: truncate(reason), retryable: false };
+    }
+  }
+}
+
+function mimeTypeOf(url: string): string {
+  let pathname = url;
+  try {
+    pathname = new URL(url).pathname;
+  } catch {
+    // Not a URL: read the extension from the text as it is.
+  }
+  const extension = /\.([a-z0-9]+)$/i.exec(pathname)?.[1]?.toLowerCase();
+  switch (extension) {
+    case 'jpg':
+    case 'jpeg':
+      return 'image/jpeg';
+    case 'webp':
+      return 'image/webp';
+    default:
+      return 'image/png';
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The envelope's `message` (and `data.error`), or the start of a body that is not JSON. */
+function errorDetail(json: unknown, text: string): string {
+  if (json && typeof json === 'object') {
+    const record = json as Record<string, unknown>;
+    const data = dataOf(json) as Record<string, unknown> | undefined;
+    const parts = [record.message, data?.error].filter(
+      (part): part is string => typeof part === 'string' && part !== '',
+    );
+    if (parts.length > 0) return truncate(parts.join(': '));
+  }
+  return truncate(text.trim());
+}
+
+function truncate(text: string): string {
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
+}
+
+/** `Retry-After` in seconds or as an HTTP date. */
+function retryAfterOf(headers: Headers): number | undefined {
+  const header = headers.get('retry-after')?.trim();
+  if (!header) return undefined;
+  if (/^\d+(\.\d+)?$/.test(header)) return Math.ceil(Number(header));
+  const date = Date.parse(header);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+function describeNetworkError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = (error as Error & { cause?: unknown }).cause;
+  const causeText =
+    cause instanceof Error
+      ? ((cause as Error & { code?: string }).code ?? cause.message)
+      : undefined;
+  return causeText ? `${error.message} (${causeText})` : error.message;
+}
+
+function headerValue(
+  headers: ProviderWebhook['headers'],
+  name: string,
+  join: string,
+): string | undefined {
+  let value = headers[name];
+  if (value === undefined) {
+    const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === name);
+    if (key) value = headers[key];
+  }
+  if (Array.isArray(value)) return value.length > 0 ? value.join(join) : undefined;
+  return value === '' ? undefined : value;
+}
+
+/** The HMAC key: the secret without `whsec_`, used as text (WaveSpeed: do not base64-decode). */
+function webhookKey(secret: string): Buffer {
+  return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'utf8');
+}
+
+function signatureOf(secret: string, id: string, timestamp: string, body: Buffer | string): Buffer {
+  return createHmac('sha256', webhookKey(secret))
+    .update(`${id}.${timestamp}.`)
+    .update(body)
+    .digest();
+}
+
+/** Throws WebhookSignatureError unless the call is signed with `secret` and recent. */
+export function verifyWavespeedWebhook(
+  secret: string,
+  webhook: ProviderWebhook,
+  nowSeconds: number = Math.floor(Date.now() / 1000),
+): void {
+  const id = headerValue(webhook.headers, 'webhook-id', ',');
+  const timestamp = headerValue(webhook.headers, 'webhook-timestamp', ',');
+  const signatures = headerValue(webhook.headers, 'webhook-signature', ' ');
+  if (!id || !timestamp || !signatures) {
+    throw new WebhookSignatureError('missing webhook-id, webhook-timestamp or webhook-signature');
+  }
+  if (!/^\d{1,12}$/.test(timestamp)) throw new WebhookSignatureError('malformed webhook-timestamp');
+  if (Math.abs(nowSeconds - Number(timestamp)) > WEBHOOK_TOLERANCE_SECONDS) {
+    throw new WebhookSignatureError('webhook timestamp is too old or in the future');
+  }
+  const expected = signatureOf(secret, id, timestamp, webhook.rawBody);
+  // The docs show one `v3,<hex>`; space-separated entries (key rotation) are read too.
+  const matches = signatures
+    .trim()
+    .split(/\s+/)
+    .filter((entry) => entry.startsWith(`${SIGNATURE_VERSION},`))
+    .some((entry) => {
+      const hex = entry.slice(SIGNATURE_VERSION.length + 1);
+      if (!/^[0-9a-f]{64}$/i.test(hex)) return false;
+      return timingSafeEqual(Buffer.from(hex, 'hex'), expected);
+    });
+  if (!matches) throw new WebhookSignatureError('webhook signature does not match');
+}
+
+/** Signs a webhook body the way WaveSpeed does: the three headers to send with it. */
+export function signWavespeedWebhook(
+  secret: string,
+  body: string | Buffer,
+  options: { id?: string; timestamp?: number } = {},
+): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
+  const id = options.id ?? randomUUID().replaceAll('-', '');
+  const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
+  const signature = signatureOf(secret, id, timestamp, body).toString('hex');
+  return {
+    'webhook-id': id,
+    'webhook-timestamp': timestamp,
+    'webhook-signature': `${SIGNATURE_VERSION},${signature}`,
+  };
+}

@@ -1,0 +1,119 @@
+import { AppError } from '../core/errors.ts';
+import type { ModelParameter } from '../db/schema/index.ts';
+import { referenceUrlProblem } from './reference-urls.ts';
+
+/** What a generation asks for, before it is checked against its model. */
+export interface GenerationInput {
+  telegramId: number;
+  model: string;
+  prompt: string;
+  parameters: Record<string, string>;
+  references: string[];
+  /** `auto` (default): a free generation while the user has one, else credits. */
+  payment?: 'auto' | 'credits' | 'trial';
+}
+
+/** The limits of a catalog model that a request must respect. */
+export interface ModelRules {
+  key: string;
+  parameters: ModelParameter[];
+  max_prompt_length: number;
+  max_references: number;
+}
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+export type Reference = { kind: 'telegram_file' | 'url'; value: string };
+
+// Telegram's file_id: URL-safe base64, long; anything else that is not a URL is refused.
+const telegramFileId = /^[A-Za-z0-9_-]{20,255}$/;
+
+/**
+ * Checks the references that are URLs for private targets (resolving names, so it runs before any
+ * transaction opens) and the form of the others. Answers the typed references and the problems.
+ */
+export async function checkReferences(
+  values: readonly string[],
+): Promise<{ references: Reference[]; problems: FieldProblem[] }> {
+  const problems: FieldProblem[] = [];
+  const references = await Promise.all(
+    values.map(async (value, index): Promise<Reference> => {
+      if (/^[a-z][a-z0-9+.-]*:/i.test(value)) {
+        const problem = await referenceUrlProblem(value);
+        if (problem) problems.push({ field: `references.${index}`, message: problem });
+        return { kind: 'url', value };
+      }
+      if (!telegramFileId.test(value)) {
+        problems.push({
+          field: `references.${index}`,
+          message: 'must be a Telegram file_id or an https URL',
+        });
+      }
+      return { kind: 'telegram_file', value };
+    }),
+  );
+  return { references, problems };
+}
+
+/** The parameters with defaults filled in, and what is wrong with the request for this model. */
+export function checkAgainstModel(
+  model: ModelRules,
+  input: Pick<GenerationInput, 'prompt' | 'parameters' | 'references'>,
+): { parameters: Record<string, string>; problems: FieldProblem[] } {
+  const problems: FieldProblem[] = [];
+  const parameters: Record<string, string> = {};
+  const known = new Map(model.parameters.map((parameter) => [parameter.name, parameter]));
+  for (const [name, value] of Object.entries(input.parameters)) {
+    const parameter = known.get(name);
+    if (!parameter) {
+      const allowed = [...known.keys()];
+      problems.push({
+        field: `parameters.${name}`,
+        message:
+          allowed.length === 0
+            ? `is not a parameter of ${model.key} (it takes none)`
+            : `is not a parameter of ${model.key}; it takes ${allowed.join(', ')}`,
+      });
+    } else if (!parameter.values.includes(value)) {
+      problems.push({
+        field: `parameters.${name}`,
+        message: `must be one of ${parameter.values.join(', ')}`,
+      });
+    }
+  }
+  for (const parameter of model.parameters) {
+    parameters[parameter.name] = input.parameters[parameter.name] ?? parameter.default;
+  }
+  const prompt = input.prompt.trim();
+  if (prompt === '') problems.push({ field: 'prompt', message: 'must not be empty' });
+  if ([...prompt].length > model.max_prompt_length) {
+    problems.push({
+      field: 'prompt',
+      message: `must be at most ${model.max_prompt_length} characters for ${model.key}`,
+    });
+  }
+  if (input.references.length > model.max_references) {
+    problems.push({
+      field: 'references',
+      message:
+        model.max_references === 0
+          ? `${model.key} takes no reference images`
+          : `${model.key} takes at most ${model.max_references} reference images`,
+    });
+  }
+  return { parameters, problems };
+}
+
+/** The 422 every field problem of a generation request becomes, all named at once. */
+export function invalidGeneration(problems: readonly FieldProblem[]): AppError {
+  return new AppError(
+    'validation_failed',
+    422,
+    'Validation failed',
+    problems.map((problem) => `${problem.field} ${problem.message}`).join('; '),
+    { errors: problems },
+  );
+}
