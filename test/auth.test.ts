@@ -1,22 +1,17 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initDataSecret, signInitData, verifyInitData } from '../src/deps/telegram-init-data.ts';
-import { adminAuth, BOT_TOKEN, botAuth, buildTestApp, TELEGRAM_BOT_TOKEN } from './helpers/app.ts';
+import {
+  adminAuth,
+  BOT_TOKEN,
+  botAuth,
+  buildTestApp,
+  miniAppAuth,
+  TELEGRAM_BOT_TOKEN,
+} from './helpers/app.ts';
 import { freshTelegramId } from './helpers/database.ts';
 
 const secret = initDataSecret(TELEGRAM_BOT_TOKEN);
-
-function miniAppAuth(telegramId: number, authDate = Math.floor(Date.now() / 1000)) {
-  const initData = signInitData(
-    {
-      query_id: 'AAHdF6IQAAAAAN0XohDhrOrc',
-      user: JSON.stringify({ id: telegramId, first_name: 'Mini', language_code: 'en' }),
-      auth_date: String(authDate),
-    },
-    secret,
-  );
-  return { authorization: `tma ${initData}` };
-}
 
 let app: FastifyInstance;
 let telegramId: number;

@@ -326,7 +326,7 @@ export function loadConfig(env: Env): Config {
     shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
     generations: {
       maxParallelPerUser: reader.integer('MAX_PARALLEL_GENERATIONS_PER_USER', 2, 1, 100),
-      timeoutSeconds: reader.integer('GENERATION_TIMEOUT_SECONDS', 600, 10, 86_400),
+      timeoutSeconds: reader.integer('GENERATION_TIMEOUT_SECONDS', 600, 1, 86_400),
       providerMode: reader.oneOf<GenerationProviderMode>(
         'GENERATION_PROVIDER',
         embedded ? 'local' : 'catalog',

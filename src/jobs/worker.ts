@@ -114,6 +114,18 @@ export class JobWorker {
     this.env.logger.info('worker stopped');
   }
 
+  /**
+   * Stops at once without finishing or releasing anything, as a crash would: its jobs stay
+   * claimed until their leases run out. For tests of takeover, and for a process about to die.
+   */
+  halt(): void {
+    this.stopping = true;
+    for (const timer of this.timers) clearInterval(timer);
+    for (const { abort } of this.running.values()) abort.abort();
+    this.wake?.();
+    void this.stopListening?.();
+  }
+
   /** Look for jobs now (a NOTIFY arrived, or a slot freed). */
   private poke(): void {
     this.wakeRequested = true;
@@ -190,7 +202,12 @@ export class JobWorker {
       if (jobs.length > 0) await this.markStarted(jobs);
       for (const job of jobs) this.launch(job, provider);
     }
-    const deliveries = Math.min(DELIVERY_KIND_CAP - this.deliveriesRunning(), this.freeSlots());
+    const { telegram, webhook } = this.options.delivery;
+    // A worker with no channel leaves deliveries to one that has them.
+    const deliveries =
+      telegram || webhook
+        ? Math.min(DELIVERY_KIND_CAP - this.deliveriesRunning(), this.freeSlots())
+        : 0;
     if (deliveries > 0) {
       const jobs = await claim(ctx.db, {
         kinds: ['deliver'],

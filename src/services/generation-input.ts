@@ -55,6 +55,7 @@ export async function checkReferences(
       return { kind: 'telegram_file', value };
     }),
   );
+  problems.sort((a, b) => a.field.localeCompare(b.field, 'en', { numeric: true }));
   return { references, problems };
 }
 

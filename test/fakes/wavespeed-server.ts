@@ -101,7 +101,9 @@ const DEFAULTS = {
   webhookDeliveries: 1,
 } as const;
 
-export async function startFakeWavespeed(options: FakeWavespeedOptions = {}): Promise<FakeWavespeed> {
+export async function startFakeWavespeed(
+  options: FakeWavespeedOptions = {},
+): Promise<FakeWavespeed> {
   const apiKey = options.apiKey ?? `ws-test-${randomBytes(12).toString('hex')}`;
   const webhookSecret = options.webhookSecret ?? `whsec_${randomBytes(24).toString('base64')}`;
   const submissions: FakeWavespeedSubmission[] = [];

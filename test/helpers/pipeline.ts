@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { expect } from 'vitest';
+import type { Queryable } from '../../src/db/client.ts';
+import { selectRows } from '../../src/db/rows.ts';
+import type { ModelParameter } from '../../src/db/schema/index.ts';
+import { adminAuth, botAuth } from './app.ts';
+
+export interface TestModel {
+  key: string;
+  id: number;
+}
+
+/**
+ * A catalog model of the test's own, served by `provider` (a provider name of the test's own, so
+ * no other test's worker takes its jobs). Default: an aspect_ratio parameter, 10 credits, 16:9
+ * costs 15.
+ */
+export async function createTestModel(
+  db: Queryable,
+  options: {
+    provider: string;
+    parameters?: ModelParameter[];
+    prices?: { conditions: Record<string, string>; credits: number }[];
+    maxReferences?: number;
+    maxPromptLength?: number;
+  },
+): Promise<TestModel> {
+  const key = `test-${randomUUID().slice(0, 12)}`;
+  const parameters = options.parameters ?? [
+    {
+      name: 'aspect_ratio',
+      label: 'Aspect ratio',
+      type: 'enum',
+      values: ['1:1', '16:9', '9:16'],
+      default: '1:1',
+    },
+  ];
+  const [model] = await selectRows<{ id: string | number }>(
+    db,
+    sql`INSERT INTO model_catalog
+          (key, display_name, provider, provider_model, provider_edit_model, parameters,
+           max_prompt_length, max_references)
+        VALUES (${key}, ${key}, ${options.provider}, ${`vendor/${key}`}, ${`vendor/${key}/edit`},
+                ${JSON.stringify(parameters)}::jsonb, ${options.maxPromptLength ?? 500},
+                ${options.maxReferences ?? 2})
+        RETURNING id`,
+  );
+  const id = Number(model?.id);
+  for (const price of options.prices ?? [
+    { conditions: {}, credits: 10 },
+    { conditions: { aspect_ratio: '16:9' }, credits: 15 },
+  ]) {
+    await db.execute(
+      sql`INSERT INTO model_prices (model_id, conditions, credits)
+          VALUES (${id}, ${JSON.stringify(price.conditions)}::jsonb, ${price.credits})`,
+    );
+  }
+  return { key, id };
+}
+
+/** A synced user holding `credits`. */
+export async function userWithCredits(
+  app: FastifyInstance,
+  telegramId: number,
+  credits: number,
+): Promise<void> {
+  const synced = await app.inject({
+    method: 'POST',
+    url: '/api/v1/users/sync',
+    headers: botAuth,
+    payload: { telegram_id: telegramId },
+  });
+  expect(synced.statusCode).toBeLessThan(300);
+  if (credits > 0) {
+    const credited = await app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/users/${telegramId}/credits`,
+      headers: adminAuth,
+      payload: { amount: credits, reason: 'test' },
+    });
+    expect(credited.statusCode, credited.body).toBeLessThan(300);
+  }
+}
+
+export function submit(
+  app: FastifyInstance,
+  payload: Record<string, unknown>,
+  headers: Record<string, string> = {},
+) {
+  return app.inject({
+    method: 'POST',
+    url: '/api/v1/generations',
+    headers: { ...botAuth, ...headers },
+    payload,
+  });
+}
+
+export async function balanceOf(app: FastifyInstance, telegramId: number): Promise<number> {
+  const response = await app.inject({
+    method: 'GET',
+    url: `/api/v1/users/${telegramId}/balance`,
+    headers: botAuth,
+  });
+  return response.json().balance;
+}
+
+export async function generation(app: FastifyInstance, id: string) {
+  const response = await app.inject({
+    method: 'GET',
+    url: `/api/v1/generations/${id}`,
+    headers: botAuth,
+  });
+  expect(response.statusCode, response.body).toBe(200);
+  return response.json();
+}
+
+/** Polls `read` until `done` holds (or fails after `timeoutMs`), answering the last value. */
+export async function waitFor<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const started = Date.now();
+  for (;;) {
+    const value = await read();
+    if (done(value)) return value;
+    if (Date.now() - started > timeoutMs) {
+      throw new Error(`timed out waiting; last value: ${JSON.stringify(value)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Ledger entries that pay for or give back a generation. */
+export async function entriesFor(db: Queryable, generationId: string) {
+  return selectRows<{ kind: string; amount: number }>(
+    db,
+    sql`SELECT kind, amount FROM ledger_entries
+        WHERE reference_type = 'generation' AND reference_id = ${generationId} ORDER BY id`,
+  );
+}
