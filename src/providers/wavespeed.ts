@@ -44,6 +44,8 @@ import {
 
 export interface WavespeedProviderOptions {
   apiKey: string;
+  /** Default `wavespeed`; another name lets tests keep their jobs to their own workers. */
+  name?: string;
   /** Default `https://api.wavespeed.ai`. */
   baseUrl?: string;
   /** The account's webhook secret (`whsec_…`); without it every webhook is refused. */
@@ -84,7 +86,7 @@ const MODEL_PATH = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*
 
 /** Runs generations on WaveSpeedAI; a catalog model is the path after `/api/v3/`. */
 export class WavespeedProvider implements ImageProvider {
-  readonly name = 'wavespeed';
+  readonly name: string;
   private readonly apiKey: string;
   private readonly baseUrl: string;
   private readonly webhookSecret: string | null;
@@ -92,6 +94,7 @@ export class WavespeedProvider implements ImageProvider {
   private readonly fetchImpl: typeof fetch;
 
   constructor(options: WavespeedProviderOptions) {
+    this.name = options.name ?? 'wavespeed';
     this.apiKey = options.apiKey;
     this.baseUrl = (options.baseUrl ?? 'https://api.wavespeed.ai').replace(/\/+$/, '');
     this.webhookSecret = options.webhookSecret ?? null;

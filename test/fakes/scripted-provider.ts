@@ -22,6 +22,8 @@ export class ScriptedProvider implements ImageProvider {
   readonly name = `scripted-${randomUUID().slice(0, 8)}`;
   readonly submissions: ProviderRequest[] = [];
   statusQueries = 0;
+  /** While true, status queries never answer (a provider or network that hangs). */
+  hangStatus = false;
   private readonly jobs = new Map<
     string,
     { request: ProviderRequest; polls: number; finished: boolean }
@@ -47,6 +49,7 @@ export class ScriptedProvider implements ImageProvider {
 
   async status(providerJobId: string): Promise<ProviderStatus> {
     this.statusQueries++;
+    if (this.hangStatus) return new Promise<never>(() => undefined);
     const job = this.jobs.get(providerJobId);
     if (!job) throw new ProviderError('HTTP 404: unknown job', false);
     job.polls++;

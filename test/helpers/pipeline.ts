@@ -119,7 +119,7 @@ export async function generation(app: FastifyInstance, id: string) {
 /** Polls `read` until `done` holds (or fails after `timeoutMs`), answering the last value. */
 export async function waitFor<T>(
   read: () => Promise<T>,
-  done: (value: T) => boolean,
+  done: (value: NoInfer<T>) => boolean,
   timeoutMs = 15_000,
 ): Promise<T> {
   const started = Date.now();
