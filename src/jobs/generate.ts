@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import type { Queryable } from '../db/client.ts';
 import { selectRows } from '../db/rows.ts';
 import { LocalProvider } from '../providers/local.ts';
 import { type ImageProvider, ProviderError, type ProviderStatus } from '../providers/types.ts';
@@ -17,7 +18,7 @@ import type { JobEnvironment } from './worker.ts';
  * takeover after a crash) polls that id instead of submitting (and paying the provider) again.
  */
 
-interface Work {
+export interface GenerationWork {
   status: string;
   prompt: string;
   parameters: Record<string, string>;
@@ -26,16 +27,30 @@ interface Work {
   references: Reference[] | null;
 }
 
-async function loadWork(env: JobEnvironment, requestId: string): Promise<Work | null> {
-  const [row] = await selectRows<Work>(
-    env.ctx.db,
-    sql`SELECT g.status, g.prompt, g.parameters, m.provider_model, m.provider_edit_model,
-               (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
-                FROM generation_references r WHERE r.request_id = g.id) AS "references"
-        FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
-        WHERE g.id = ${requestId}`,
+/**
+ * Marks the claimed generations running and reads what their jobs need, for a whole claimed batch
+ * in one statement. Generations already running (a takeover) or finished are returned unchanged.
+ */
+export async function startGenerations(
+  db: Queryable,
+  requestIds: readonly string[],
+): Promise<Map<string, GenerationWork>> {
+  if (requestIds.length === 0) return new Map();
+  const rows = await selectRows<GenerationWork & { id: string }>(
+    db,
+    sql`UPDATE generation_requests g
+        SET status = CASE WHEN g.status = 'queued' THEN 'running' ELSE g.status END,
+            started_at = COALESCE(g.started_at, now())
+        FROM model_catalog m
+        WHERE m.id = g.model_id AND g.id IN (${sql.join(
+          requestIds.map((id) => sql`${id}::uuid`),
+          sql`, `,
+        )})
+        RETURNING g.id, g.status, g.prompt, g.parameters, m.provider_model, m.provider_edit_model,
+          (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
+           FROM generation_references r WHERE r.request_id = g.id) AS "references"`,
   );
-  return row ?? null;
+  return new Map(rows.map(({ id, ...work }) => [id, work]));
 }
 
 class JobAbandoned extends Error {}
@@ -43,11 +58,11 @@ class JobAbandoned extends Error {}
 export async function runGenerateJob(
   env: JobEnvironment,
   job: Job,
+  work: GenerationWork | null,
   signal: AbortSignal,
 ): Promise<void> {
   const { ctx } = env;
   const requestId = job.requestId;
-  const work = requestId ? await loadWork(env, requestId) : null;
   if (!requestId || !work || (work.status !== 'queued' && work.status !== 'running')) {
     await complete(ctx.db, job);
     return;

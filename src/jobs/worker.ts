@@ -1,11 +1,10 @@
 import { hostname } from 'node:os';
-import { sql } from 'drizzle-orm';
 import type { Logger } from '../core/logger.ts';
 import type { DatabaseHandle } from '../db/client.ts';
 import type { PipelineContext } from '../services/generations.ts';
 import type { ResultStore } from '../storage/results.ts';
 import { type DeliveryChannels, runDeliverJob } from './deliver.ts';
-import { runGenerateJob } from './generate.ts';
+import { runGenerateJob, startGenerations } from './generate.ts';
 import { runHousekeeping } from './housekeeping.ts';
 import { claim, heartbeatAll, type Job, listenForJobs, recoverExpired, runLater } from './queue.ts';
 
@@ -199,8 +198,15 @@ export class JobWorker {
         limit,
       });
       if (jobs.length === limit) full = true;
-      if (jobs.length > 0) await this.markStarted(jobs);
-      for (const job of jobs) this.launch(job, provider);
+      const work = await startGenerations(
+        ctx.db,
+        jobs.map((job) => job.requestId).filter((id): id is string => id !== null),
+      );
+      for (const job of jobs) {
+        this.launch(job, provider, (signal) =>
+          runGenerateJob(this.env, job, (job.requestId && work.get(job.requestId)) || null, signal),
+        );
+      }
     }
     const { telegram, webhook } = this.options.delivery;
     // A worker with no channel leaves deliveries to one that has them.
@@ -216,7 +222,9 @@ export class JobWorker {
         limit: deliveries,
       });
       if (jobs.length === deliveries) full = true;
-      for (const job of jobs) this.launch(job, null);
+      for (const job of jobs) {
+        this.launch(job, null, (signal) => runDeliverJob(this.env, job, signal));
+      }
     }
     return full;
   }
@@ -227,25 +235,15 @@ export class JobWorker {
     return count;
   }
 
-  /** Generations whose job was just claimed are running from now on (one statement per batch). */
-  private async markStarted(jobs: Job[]): Promise<void> {
-    const ids = jobs.map((job) => job.requestId).filter((id): id is string => id !== null);
-    if (ids.length === 0) return;
-    await this.options.ctx.db.execute(
-      sql`UPDATE generation_requests SET status = 'running', started_at = now()
-          WHERE id IN (${sql.join(
-            ids.map((id) => sql`${id}::uuid`),
-            sql`, `,
-          )}) AND status = 'queued'`,
-    );
-  }
-
-  private launch(job: Job, provider: string | null): void {
+  private launch(
+    job: Job,
+    provider: string | null,
+    handler: (signal: AbortSignal) => Promise<void>,
+  ): void {
     const abort = new AbortController();
     if (provider)
       this.runningPerProvider.set(provider, (this.runningPerProvider.get(provider) ?? 0) + 1);
-    const handler = job.kind === 'generate' ? runGenerateJob : runDeliverJob;
-    const done = handler(this.env, job, abort.signal)
+    const done = handler(abort.signal)
       .catch((error: unknown) => {
         this.env.logger.error({ err: error, jobId: job.id, kind: job.kind }, 'job handler failed');
       })

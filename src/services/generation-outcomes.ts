@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Config } from '../core/config.ts';
-import type { Transaction } from '../db/client.ts';
+import type { Queryable, Transaction } from '../db/client.ts';
 import { selectRows } from '../db/rows.ts';
 import { enqueue } from '../jobs/queue.ts';
 import type { ProviderImage } from '../providers/types.ts';
@@ -63,28 +63,37 @@ export async function recordGenerationSuccess(
       seed: image.seed ?? null,
     })),
   );
+  const metadata = outcome.metadata ? JSON.stringify(outcome.metadata) : null;
+  // One statement: the status guard, the results and the job's end commit together.
+  const settle = async (db: Queryable) =>
+    (
+      await selectRows<{ id: string }>(
+        db,
+        sql`WITH settled AS (
+              UPDATE generation_requests
+              SET status = 'succeeded', completed_at = now(), started_at = COALESCE(started_at, now())
+              WHERE id = ${requestId} AND status IN ('queued', 'running')
+              RETURNING id),
+            stored AS (
+              INSERT INTO generation_results
+                (request_id, position, url, storage_path, mime_type, width, height, seed, provider_metadata)
+              SELECT settled.id, r.position, r.url, r.storage_path, r.mime_type, r.width, r.height,
+                     r.seed, ${metadata}::jsonb
+              FROM settled, jsonb_to_recordset(${JSON.stringify(results)}::jsonb)
+                   AS r(position smallint, url text, storage_path text, mime_type text,
+                        width integer, height integer, seed bigint)),
+            ended AS (
+              UPDATE generation_jobs SET status = 'succeeded', step = 'done', locked_by = NULL,
+                     locked_until = NULL, last_error = NULL, updated_at = now()
+              WHERE request_id IN (SELECT id FROM settled) AND kind = 'generate'
+                AND status IN ('pending', 'running'))
+            SELECT id FROM settled`,
+      )
+    ).length === 1;
+  if (!deliveryWanted(ctx.config)) return settle(ctx.db);
   return withTransaction(ctx.db, async (tx) => {
-    const settled = await selectRows<{ id: string }>(
-      tx,
-      sql`UPDATE generation_requests
-          SET status = 'succeeded', completed_at = now(), started_at = COALESCE(started_at, now())
-          WHERE id = ${requestId} AND status IN ('queued', 'running')
-          RETURNING id`,
-    );
-    if (settled.length === 0) return false;
-    if (results.length > 0) {
-      await tx.execute(
-        sql`INSERT INTO generation_results
-              (request_id, position, url, storage_path, mime_type, width, height, seed, provider_metadata)
-            SELECT ${requestId}, r.position, r.url, r.storage_path, r.mime_type, r.width, r.height,
-                   r.seed, ${outcome.metadata ? JSON.stringify(outcome.metadata) : null}::jsonb
-            FROM jsonb_to_recordset(${JSON.stringify(results)}::jsonb)
-                 AS r(position smallint, url text, storage_path text, mime_type text,
-                      width integer, height integer, seed bigint)`,
-      );
-    }
-    await endGenerateJob(tx, requestId, 'succeeded', null);
-    if (deliveryWanted(ctx.config)) await enqueue(tx, { kind: 'deliver', requestId });
+    if (!(await settle(tx))) return false;
+    await enqueue(tx, { kind: 'deliver', requestId });
     return true;
   });
 }
