@@ -93,7 +93,7 @@ export async function runGenerateJob(
               : work.provider_model,
           prompt: work.prompt,
           parameters: work.parameters,
-          referenceUrls: await referenceUrls(env, provider, references),
+          referenceUrls: await referenceUrls(env, provider, references, signal),
           ...webhookFor(env, provider),
         },
         signal,
@@ -223,6 +223,7 @@ async function referenceUrls(
   env: JobEnvironment,
   provider: ImageProvider,
   references: readonly Reference[],
+  signal: AbortSignal,
 ): Promise<string[]> {
   const files = env.delivery.telegramFiles;
   return Promise.all(
@@ -234,7 +235,7 @@ async function referenceUrls(
           false,
         );
       }
-      return files.dataUri(reference.value);
+      return files.dataUri(reference.value, signal);
     }),
   );
 }

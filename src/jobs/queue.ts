@@ -1,17 +1,21 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { Database, DatabaseHandle, Queryable } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
+import { isTransaction } from '../services/context.ts';
 
 /**
  * The job queue: rows of `generation_jobs`, claimed with FOR UPDATE SKIP LOCKED under a lease.
  *
  * Contract, for every job kind (generate, deliver, reap):
- * - enqueue inside the transaction that creates the work, so a job exists iff its work does;
+ * - enqueue inside the transaction that creates the work, so a job exists iff its work does
+ *   (accepting a generation is one statement, accept_generation() in migration 0005, which
+ *   inserts its generate job itself);
  * - claim takes due pending jobs, marks them running with `locked_until = now() + lease` and counts
  *   the attempt; only the claimant (`locked_by`) may then heartbeat, record a step, finish or retry;
  * - a worker that dies stops heartbeating; `recoverExpired` hands its jobs back as pending, and the
  *   next claimant resumes from the recorded `step` and `provider_job_id`;
- * - workers are woken by NOTIFY on commit (PostgreSQL and PGlite alike) and poll as a fallback.
+ * - workers are woken by a NOTIFY sent after the enqueueing transaction commits (`wakeWorkers`;
+ *   PostgreSQL and PGlite alike) and poll as a fallback.
  */
 
 export const JOBS_CHANNEL = 'generation_jobs';
@@ -80,25 +84,57 @@ function toJob(row: JobRow): Job {
 }
 
 /**
- * Adds a job (at most one per request and kind: enqueueing again is a no-op) and notifies the
- * workers, who hear it when the surrounding transaction commits. Answers the job id, or null if
- * the job already existed.
+ * Adds a job (at most one per request and kind: enqueueing again is a no-op). Answers the job id,
+ * or null if the job already existed. Inside a transaction, call `wakeWorkers` once it commits;
+ * outside one, this does.
  */
 export async function enqueue(db: Queryable, job: NewJob): Promise<number | null> {
   const rows = await selectRows<{ id: string | number }>(
     db,
-    sql`WITH inserted AS (
-          INSERT INTO generation_jobs (kind, request_id, provider, payload, run_at, deadline_at, max_attempts)
-          VALUES (${job.kind}, ${job.requestId ?? null}, ${job.provider ?? null},
-                  ${job.payload ? JSON.stringify(job.payload) : null}::jsonb,
-                  now() + make_interval(secs => ${job.delaySeconds ?? 0}),
-                  ${job.deadlineAt?.toISOString() ?? null}::timestamptz, ${job.maxAttempts ?? 10})
-          ON CONFLICT (request_id, kind) DO NOTHING
-          RETURNING id, kind)
-        SELECT id, pg_notify(${JOBS_CHANNEL}, kind) FROM inserted`,
+    sql`INSERT INTO generation_jobs (kind, request_id, provider, payload, run_at, deadline_at, max_attempts)
+        VALUES (${job.kind}, ${job.requestId ?? null}, ${job.provider ?? null},
+                ${job.payload ? JSON.stringify(job.payload) : null}::jsonb,
+                now() + make_interval(secs => ${job.delaySeconds ?? 0}),
+                ${job.deadlineAt?.toISOString() ?? null}::timestamptz, ${job.maxAttempts ?? 10})
+        ON CONFLICT (request_id, kind) DO NOTHING
+        RETURNING id`,
   );
+  if (!isTransaction(db)) wakeWorkers(db as Database);
   const [row] = rows;
   return row ? Number(row.id) : null;
+}
+
+const wakeups = new WeakMap<object, { sending: boolean; again: boolean }>();
+
+/**
+ * Tells the workers new jobs are due, sending at most one NOTIFY at a time per database handle:
+ * calls while one is on its way are folded into one more after it. Never inside the enqueueing
+ * transaction: PostgreSQL serialises the commits of notifying transactions (a global lock held
+ * through the WAL flush), which capped accepting generations at one per fsync (~300/s here).
+ * A lost wake-up costs at most the workers' poll interval.
+ */
+export function wakeWorkers(db: Database): void {
+  let state = wakeups.get(db);
+  if (!state) {
+    state = { sending: false, again: false };
+    wakeups.set(db, state);
+  }
+  if (state.sending) {
+    state.again = true;
+    return;
+  }
+  const wake = state;
+  wake.sending = true;
+  const send = (): void => {
+    wake.again = false;
+    db.execute(sql`SELECT pg_notify(${JOBS_CHANNEL}, '')`)
+      .catch(() => undefined)
+      .finally(() => {
+        if (wake.again) send();
+        else wake.sending = false;
+      });
+  };
+  send();
 }
 
 export interface ClaimOptions {

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Config } from '../core/config.ts';
 import type { Queryable, Transaction } from '../db/client.ts';
 import { selectRows } from '../db/rows.ts';
-import { enqueue } from '../jobs/queue.ts';
+import { enqueue, wakeWorkers } from '../jobs/queue.ts';
 import type { ProviderImage } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
 import { type ServiceContext, withTransaction } from './context.ts';
@@ -91,11 +91,13 @@ export async function recordGenerationSuccess(
       )
     ).length === 1;
   if (!deliveryWanted(ctx.config)) return settle(ctx.db);
-  return withTransaction(ctx.db, async (tx) => {
+  const settled = await withTransaction(ctx.db, async (tx) => {
     if (!(await settle(tx))) return false;
     await enqueue(tx, { kind: 'deliver', requestId });
     return true;
   });
+  if (settled) wakeWorkers(ctx.db);
+  return settled;
 }
 
 /** Marks the generation failed and gives back its credits or its free generation, once. */
@@ -104,7 +106,7 @@ export async function recordGenerationFailure(
   requestId: string,
   failure: GenerationFailure,
 ): Promise<boolean> {
-  return withTransaction(ctx.db, async (tx) => {
+  const settled = await withTransaction(ctx.db, async (tx) => {
     const [settled] = await selectRows<{
       payment_method: 'credits' | 'trial';
       charge_entry_id: string | number | null;
@@ -133,4 +135,6 @@ export async function recordGenerationFailure(
     if (deliveryWanted(ctx.config)) await enqueue(tx, { kind: 'deliver', requestId });
     return true;
   });
+  if (settled && deliveryWanted(ctx.config)) wakeWorkers(ctx.db);
+  return settled;
 }

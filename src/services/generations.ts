@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
-import type { Queryable, Transaction } from '../db/client.ts';
-import { isoTimeText, selectRows } from '../db/rows.ts';
+import type { Queryable } from '../db/client.ts';
+import { isoTimeText, queryText, selectRows } from '../db/rows.ts';
 import type { ModelParameter } from '../db/schema/index.ts';
-import { enqueue } from '../jobs/queue.ts';
+import { wakeWorkers } from '../jobs/queue.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { resolvePrice } from './catalog.ts';
-import { type ServiceContext, withTransaction } from './context.ts';
+import type { ServiceContext } from './context.ts';
 import {
   checkAgainstModel,
   checkReferences,
@@ -16,7 +16,7 @@ import {
   invalidGeneration,
   type Reference,
 } from './generation-input.ts';
-import { charge, lockUser } from './ledger.ts';
+import { InsufficientCreditsError } from './ledger.ts';
 import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
 
 /** What the generation verbs need beyond the database and settings: who can make images. */
@@ -118,7 +118,7 @@ const unknownModel = (key: string): FieldProblem => ({
 
 /** The price for these parameters, with what is wrong with the request for this model. */
 function priceFor(
-  facts: Facts,
+  facts: Pick<Facts, 'key' | 'parameters' | 'max_prompt_length' | 'max_references' | 'prices'>,
   input: Pick<GenerationInput, 'prompt' | 'parameters' | 'references'>,
 ): {
   parameters: Record<string, string>;
@@ -134,12 +134,6 @@ function priceFor(
     });
   }
   return { parameters, price: price as { id: number; credits: number } | null, problems };
-}
-
-function choosePayment(preference: GenerationInput['payment'], trialsLeft: boolean): PaymentMethod {
-  if (preference === 'credits') return 'credits';
-  if (preference === 'trial' || trialsLeft) return 'trial';
-  return 'credits';
 }
 
 export async function quoteGeneration(
@@ -168,11 +162,80 @@ export async function quoteGeneration(
   };
 }
 
+/** What accepting needs of a model: its rules and open prices (kept per process, see below). */
+interface GenerationModel {
+  id: string | number;
+  key: string;
+  provider: string;
+  parameters: ModelParameter[];
+  max_prompt_length: number;
+  max_references: number;
+  prices: { id: number; conditions: Record<string, string>; credits: number }[] | null;
+}
+
+const GENERATION_MODEL_SQL = `SELECT m.id, m.key, m.provider, m.parameters, m.max_prompt_length,
+  m.max_references,
+  (SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions, 'credits', p.credits)
+                   ORDER BY p.id)
+   FROM model_prices p WHERE p.model_id = m.id AND p.valid_to IS NULL) AS prices
+FROM model_catalog m WHERE m.key = $1 AND m.is_active`;
+
+const modelCache = new WeakMap<
+  object,
+  Map<string, { expiresAt: number; model: GenerationModel | null }>
+>();
+
 /**
- * Accepts a generation in one transaction: the user's row is locked (the same lock the ledger and
- * trials take), the cap and the price are read under it, the credits are charged or a free
- * generation used, and the request, its references and its job are stored. Nothing here waits on
- * the outside world: reference URLs are checked before the transaction opens.
+ * The model as of at most CATALOG_CACHE_SECONDS ago. Safe to cache: accept_generation() checks
+ * inside its transaction that the price it is given is still the open one, and a changed price
+ * sends the caller back here with `fresh`.
+ */
+async function generationModel(
+  ctx: ServiceContext,
+  key: string,
+  fresh: boolean,
+): Promise<GenerationModel | null> {
+  const ttlMs = ctx.config.catalogCacheSeconds * 1000;
+  let cache = modelCache.get(ctx.db);
+  if (!cache) {
+    cache = new Map();
+    modelCache.set(ctx.db, cache);
+  }
+  const cached = cache.get(key);
+  if (!fresh && ttlMs > 0 && cached && cached.expiresAt > Date.now()) return cached.model;
+  const [row] = await queryText<GenerationModel>(ctx.db, GENERATION_MODEL_SQL, [key]);
+  const model = row ?? null;
+  if (ttlMs > 0) cache.set(key, { expiresAt: Date.now() + ttlMs, model });
+  return model;
+}
+
+interface AcceptOutcome {
+  outcome:
+    | 'accepted'
+    | 'no_user'
+    | 'price_changed'
+    | 'too_many_active'
+    | 'trial_unavailable'
+    | 'insufficient';
+  payment_method: PaymentMethod | null;
+  price_credits: number | null;
+  balance: string | number | null;
+  trials_used: number | null;
+  active: number | null;
+  job_id: string | number | null;
+  created_at: string | null;
+}
+
+const ACCEPT_SQL = `SELECT outcome, payment_method, price_credits, balance, trials_used, active,
+  job_id, ${isoTimeText('created_at')} AS created_at
+FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13)`;
+
+/**
+ * Accepts a generation: the prompt, parameters and references are checked here (reference URLs
+ * resolved before anything is written), then one statement (accept_generation(), migration 0005)
+ * does all that depends on the user under the user's row lock, in one transaction: the cap, the
+ * free generation or the charge, the request, its references and its job. Nothing here waits on
+ * the outside world while holding a lock, and a refusal writes nothing.
  */
 export async function acceptGeneration(
   ctx: PipelineContext,
@@ -180,133 +243,120 @@ export async function acceptGeneration(
   actor: string,
 ): Promise<AcceptedGeneration> {
   const { references, problems: referenceProblems } = await checkReferences(input.references);
-  const id = randomUUID();
-  const accepted = await withTransaction(ctx.db, async (tx) => {
-    const userId = await lockUser(tx, { telegramId: input.telegramId });
-    const facts = await readFacts(tx, userId, input.model);
-    if (!facts) throw invalidGeneration([unknownModel(input.model), ...referenceProblems]);
-    const { parameters, price, problems } = priceFor(facts, input);
+  for (let attempt = 0; ; attempt++) {
+    const model = await generationModel(ctx, input.model, attempt > 0);
+    if (!model) throw invalidGeneration([unknownModel(input.model), ...referenceProblems]);
+    const { parameters, price, problems } = priceFor(model, input);
     problems.push(...referenceProblems);
     if (problems.length > 0 || !price) throw invalidGeneration(problems);
-
-    const providerName = ctx.providers.nameFor(facts.provider);
+    const providerName = ctx.providers.nameFor(model.provider);
     if (!ctx.providers.get(providerName)) {
       throw new AppError(
         'provider_unavailable',
         503,
         'Model unavailable',
-        `${facts.key} is served by ${providerName}, which this deployment has no account for.`,
+        `${model.key} is served by ${providerName}, which this deployment has no account for.`,
       );
     }
-    const cap = ctx.config.generations.maxParallelPerUser;
-    if (facts.active >= cap) {
-      throw new AppError(
+    const id = randomUUID();
+    const prompt = input.prompt.trim();
+    const deadlineAt = new Date(Date.now() + ctx.config.generations.timeoutSeconds * 1000);
+    const [result] = await queryText<AcceptOutcome>(ctx.db, ACCEPT_SQL, [
+      id,
+      input.telegramId,
+      model.id,
+      price.id,
+      prompt,
+      JSON.stringify(parameters),
+      JSON.stringify(references),
+      input.payment ?? 'auto',
+      ctx.config.trialGenerations,
+      ctx.config.generations.maxParallelPerUser,
+      deadlineAt.toISOString(),
+      providerName,
+      actor,
+    ]);
+    if (result?.outcome === 'price_changed' && attempt === 0) continue;
+    if (result?.outcome !== 'accepted') throw refusal(ctx, input, result, price.credits);
+    wakeWorkers(ctx.db);
+    const method = result.payment_method ?? 'credits';
+    return {
+      id,
+      telegram_id: input.telegramId,
+      model: model.key,
+      prompt,
+      parameters,
+      references,
+      status: 'queued',
+      payment: { method, credits: result.price_credits ?? 0, refunded: false },
+      error: null,
+      results: [],
+      created_at: result.created_at ?? new Date().toISOString(),
+      started_at: null,
+      completed_at: null,
+      deadline_at: deadlineAt.toISOString(),
+      queue_position: await queuePosition(
+        ctx,
+        result.job_id === null ? null : Number(result.job_id),
+      ),
+      balance: Number(result.balance ?? 0),
+      trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
+    };
+  }
+}
+
+function refusal(
+  ctx: ServiceContext,
+  input: GenerationInput,
+  result: AcceptOutcome | undefined,
+  price: number,
+): Error {
+  const limit = ctx.config.trialGenerations;
+  switch (result?.outcome) {
+    case 'no_user':
+      return userNotFound(input.telegramId);
+    case 'too_many_active': {
+      const cap = ctx.config.generations.maxParallelPerUser;
+      return new AppError(
         'too_many_active_generations',
         429,
         'Too many generations at once',
         `At most ${cap} generations can be in progress at once; wait for one to finish.`,
-        { active: facts.active, limit: cap },
+        { active: result.active, limit: cap },
         { 'retry-after': '5' },
       );
     }
-    const limit = ctx.config.trialGenerations;
-    const method = choosePayment(input.payment, facts.trials_used < limit);
-    if (method === 'trial' && facts.trials_used >= limit) {
-      throw new AppError(
+    case 'trial_unavailable':
+      return new AppError(
         'trial_unavailable',
         409,
         'No free generation left',
         `All ${limit} free generations are used.`,
-        { trial: trialSummary(facts.trials_used, limit) },
+        { trial: trialSummary(result.trials_used ?? limit, limit) },
       );
-    }
-    let balance = Number(facts.balance);
-    let chargeEntryId: number | null = null;
-    if (method === 'credits') {
-      const { entry } = await charge(
-        tx,
-        { userId },
-        {
-          amount: price.credits,
-          reference: { type: 'generation', id },
-          idempotencyKey: `generation-charge:${id}`,
-          reason: `generation ${facts.key}`,
-          actor,
-        },
+    case 'insufficient':
+      return new InsufficientCreditsError(Number(result.balance ?? 0), price);
+    default:
+      return new AppError(
+        'price_changed',
+        409,
+        'The price changed',
+        "The model's price changed while the request was accepted; try again.",
       );
-      chargeEntryId = entry.id;
-      balance = entry.balance_after;
-    }
-    const deadlineAt = new Date(Date.now() + ctx.config.generations.timeoutSeconds * 1000);
-    await insertRequest(tx, {
-      id,
-      userId,
-      modelId: Number(facts.model_id),
-      priceId: price.id,
-      prompt: input.prompt.trim(),
-      parameters,
-      method,
-      credits: method === 'credits' ? price.credits : 0,
-      chargeEntryId,
-      references,
-      deadlineAt,
-    });
-    await enqueue(tx, { kind: 'generate', requestId: id, provider: providerName, deadlineAt });
-    const [position] = await selectRows<{ ahead: number }>(
-      tx,
-      sql`SELECT count(*)::int AS ahead FROM generation_jobs
-          WHERE status = 'pending' AND kind = 'generate' AND run_at <= now()`,
-    );
-    return {
-      balance,
-      trial: trialSummary(facts.trials_used + (method === 'trial' ? 1 : 0), limit),
-      queuePosition: Math.max(1, position?.ahead ?? 1),
-    };
-  });
-  const view = await getGenerationById(ctx, id);
-  return {
-    ...view,
-    queue_position: accepted.queuePosition,
-    balance: accepted.balance,
-    trial: accepted.trial,
-  };
+  }
 }
 
-async function insertRequest(
-  tx: Transaction,
-  request: {
-    id: string;
-    userId: number;
-    modelId: number;
-    priceId: number;
-    prompt: string;
-    parameters: Record<string, string>;
-    method: PaymentMethod;
-    credits: number;
-    chargeEntryId: number | null;
-    references: Reference[];
-    deadlineAt: Date;
-  },
-): Promise<void> {
-  await tx.execute(
-    sql`WITH request AS (
-          INSERT INTO generation_requests
-            (id, user_id, model_id, price_id, prompt, parameters, payment_method, price_credits,
-             charge_entry_id, deadline_at)
-          VALUES (${request.id}, ${request.userId}, ${request.modelId}, ${request.priceId},
-                  ${request.prompt}, ${JSON.stringify(request.parameters)}::jsonb, ${request.method},
-                  ${request.credits}, ${request.chargeEntryId},
-                  ${request.deadlineAt.toISOString()}::timestamptz)
-          RETURNING id),
-        refs AS (
-          INSERT INTO generation_references (request_id, position, kind, value)
-          SELECT request.id, (r.n - 1)::smallint, r.item->>'kind', r.item->>'value'
-          FROM request, jsonb_array_elements(${JSON.stringify(request.references)}::jsonb)
-               WITH ORDINALITY AS r(item, n))
-        INSERT INTO trial_uses (user_id, generation_request_id)
-        SELECT ${request.userId}, request.id FROM request WHERE ${request.method === 'trial'}`,
-  );
+/** Where the job stands among waiting generations: 1 = next. Counted up to 1,000, not beyond. */
+async function queuePosition(ctx: ServiceContext, jobId: number | null): Promise<number> {
+  if (jobId === null) return 1;
+  const [row] = await queryText<{ ahead: number }>(ctx.db, QUEUE_POSITION_SQL, [jobId]);
+  return Math.max(1, row?.ahead ?? 1);
 }
+
+const QUEUE_POSITION_SQL = `SELECT count(*)::int AS ahead FROM (
+  SELECT 1 FROM generation_jobs
+  WHERE status = 'pending' AND kind = 'generate' AND id <= $1 AND run_at <= now()
+  LIMIT 1000) waiting`;
 
 interface GenerationRow {
   id: string;

@@ -1,11 +1,15 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
  * A fake Telegram Bot API on 127.0.0.1 for tests. It answers `/bot<token>/<method>` with the
  * documented envelope — `{ok:true,result}` or `{ok:false,error_code,description,parameters?}`,
- * the HTTP status being the error_code — reads JSON and multipart/form-data bodies (grammY's
- * uploads), and records every call made with the right token.
+ * the HTTP status being the error_code — reads JSON, form-urlencoded, query-string and
+ * multipart/form-data parameters (grammY's uploads), and records every call made with the right
+ * token. Files registered with `addFile` are described by `getFile` (a File object:
+ * file_id, file_unique_id, file_size, file_path) and served at `/file/bot<token>/<file_path>`,
+ * as the real API does; like it, getFile refuses files over the bots' 20 MB download limit.
  */
 
 export interface FakeTelegramFile {
@@ -29,11 +33,38 @@ export interface FakeTelegramFailure {
   retry_after?: number;
 }
 
+/** A download of a registered file (`GET /file/bot<token>/<file_path>`) with the right token. */
+export interface FakeTelegramDownload {
+  filePath: string;
+  status: number;
+}
+
+export interface FakeTelegramFileOptions {
+  /** Leave file_size out of getFile's answer (it is optional in the File object). */
+  omitSize?: boolean;
+}
+
 export interface FakeTelegram {
   /** Pass as grammY's apiRoot (no trailing slash). */
   apiRoot: string;
   calls: FakeTelegramCall[];
-  /** The next `times` calls of `method` answer with this error. */
+  /** Every download of a file by its path, in order. */
+  downloads: FakeTelegramDownload[];
+  /**
+   * Registers a file the bot may fetch: getFile(fileId) describes it and its file_path serves the
+   * bytes. The default path is `photos/file_<n>.jpg` for JPEG bytes, else
+   * `documents/file_<n>.<ext>` after the bytes' type. Answers the file_path.
+   */
+  addFile(
+    fileId: string,
+    bytes: Uint8Array,
+    filePath?: string,
+    options?: FakeTelegramFileOptions,
+  ): string;
+  /**
+   * The next `times` calls of `method` answer with this error; `method` 'download' stands for
+   * the file downloads (`/file/bot<token>/…`).
+   */
   failNext(method: string, failure: FakeTelegramFailure, times?: number): void;
   /** Waits this long before answering every following request (0 to stop). */
   delayMs(ms: number): void;
@@ -46,14 +77,28 @@ interface Part {
   data: Buffer;
 }
 
+interface StoredFile {
+  fileId: string;
+  uniqueId: string;
+  bytes: Buffer;
+  filePath: string;
+  omitSize: boolean;
+}
+
 const CAPTION_LIMIT = 1024;
 const TEXT_LIMIT = 4096;
+/** Bots may download files of up to 20 MB: getFile refuses bigger ones. */
+export const DOWNLOAD_LIMIT = 20 * 1024 * 1024;
 
 export async function startFakeTelegram(options: { token: string }): Promise<FakeTelegram> {
   const calls: FakeTelegramCall[] = [];
+  const downloads: FakeTelegramDownload[] = [];
   const failures = new Map<string, { failure: FakeTelegramFailure; remaining: number }>();
+  const filesById = new Map<string, StoredFile>();
+  const filesByPath = new Map<string, StoredFile>();
   let delay = 0;
   let messageId = 0;
+  let fileCount = 0;
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -64,7 +109,13 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
-    const match = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(new URL(req.url ?? '/', 'http://x').pathname);
+    const url = new URL(req.url ?? '/', 'http://x');
+    const download = /^\/file\/bot([^/]+)\/(.+)$/.exec(url.pathname);
+    if (download) {
+      serveFile(req, res, download[1] ?? '', decodeURIComponent(download[2] ?? ''));
+      return;
+    }
+    const match = /^\/bot([^/]+)\/([A-Za-z]+)$/.exec(url.pathname);
     if (!match) {
       send(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
       return;
@@ -76,7 +127,8 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     }
     // Method names are case-insensitive in the Bot API.
     const method = canonical(methodName ?? '');
-    let fields: Record<string, unknown>;
+    // The Bot API takes parameters in the query string as well as in the body.
+    let fields: Record<string, unknown> = Object.fromEntries(url.searchParams);
     const files: FakeTelegramFile[] = [];
     let parts: Part[] = [];
     const type = req.headers['content-type'] ?? '';
@@ -84,15 +136,14 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       if (type.startsWith('multipart/form-data')) {
         const boundary = /boundary=(?:"([^"]+)"|([^;]+))/i.exec(type);
         parts = parseMultipart(body, (boundary?.[1] ?? boundary?.[2] ?? '').trim());
-        fields = {};
         for (const part of parts) {
           if (part.filename === undefined) fields[part.name] = decodeField(part.data.toString());
           else files.push({ field: part.name, filename: part.filename, size: part.data.length });
         }
+      } else if (type.startsWith('application/x-www-form-urlencoded')) {
+        fields = { ...fields, ...Object.fromEntries(new URLSearchParams(body.toString())) };
       } else if (body.length > 0) {
-        fields = JSON.parse(body.toString()) as Record<string, unknown>;
-      } else {
-        fields = {};
+        fields = { ...fields, ...(JSON.parse(body.toString()) as Record<string, unknown>) };
       }
     } catch (err) {
       send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${String(err)}` });
@@ -101,25 +152,94 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     const chatId = fields.chat_id === undefined ? undefined : Number(fields.chat_id);
     calls.push({ method, chatId, fields, files });
 
-    const planned = failures.get(method);
-    if (planned && planned.remaining > 0) {
-      planned.remaining -= 1;
-      const { error_code, description, retry_after } = planned.failure;
-      send(res, error_code, {
-        ok: false,
-        error_code,
-        description,
-        ...(retry_after === undefined ? {} : { parameters: { retry_after } }),
-      });
+    if (failPlanned(res, method)) return;
+
+    if (method === 'getFile') {
+      getFile(res, fields.file_id);
       return;
     }
-
     const problem = validate(method, fields, files);
     if (problem) {
       send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${problem}` });
       return;
     }
     send(res, 200, { ok: true, result: answer(method, chatId ?? 0, fields) });
+  }
+
+  /** Answers the planned failure of `method`, if one is due. */
+  function failPlanned(res: ServerResponse, method: string): boolean {
+    const planned = failures.get(method);
+    if (!planned || planned.remaining <= 0) return false;
+    planned.remaining -= 1;
+    const { error_code, description, retry_after } = planned.failure;
+    send(res, error_code, {
+      ok: false,
+      error_code,
+      description,
+      ...(retry_after === undefined ? {} : { parameters: { retry_after } }),
+    });
+    return true;
+  }
+
+  /** getFile: the File object, or the real API's refusals. */
+  function getFile(res: ServerResponse, fileId: unknown): void {
+    if (typeof fileId !== 'string' || fileId === '') {
+      send(res, 400, {
+        ok: false,
+        error_code: 400,
+        description: 'Bad Request: there is no file_id in the request',
+      });
+      return;
+    }
+    const file = filesById.get(fileId);
+    if (!file) {
+      send(res, 400, { ok: false, error_code: 400, description: 'Bad Request: invalid file_id' });
+      return;
+    }
+    if (file.bytes.length > DOWNLOAD_LIMIT) {
+      send(res, 400, { ok: false, error_code: 400, description: 'Bad Request: file is too big' });
+      return;
+    }
+    send(res, 200, {
+      ok: true,
+      result: {
+        file_id: file.fileId,
+        file_unique_id: file.uniqueId,
+        ...(file.omitSize ? {} : { file_size: file.bytes.length }),
+        file_path: file.filePath,
+      },
+    });
+  }
+
+  /** `GET /file/bot<token>/<file_path>`: the bytes, typed after the path's extension. */
+  function serveFile(
+    req: IncomingMessage,
+    res: ServerResponse,
+    token: string,
+    filePath: string,
+  ): void {
+    if (token !== options.token) {
+      send(res, 401, { ok: false, error_code: 401, description: 'Unauthorized' });
+      return;
+    }
+    if (failures.get('download')?.remaining) {
+      downloads.push({ filePath, status: failures.get('download')?.failure.error_code ?? 0 });
+      failPlanned(res, 'download');
+      return;
+    }
+    const file = req.method === 'GET' || req.method === 'HEAD' ? filesByPath.get(filePath) : null;
+    if (!file) {
+      downloads.push({ filePath, status: 404 });
+      send(res, 404, { ok: false, error_code: 404, description: 'Not Found' });
+      return;
+    }
+    downloads.push({ filePath, status: 200 });
+    if (res.destroyed || res.writableEnded) return;
+    res.writeHead(200, {
+      'content-type': contentTypeOf(filePath),
+      'content-length': file.bytes.length,
+    });
+    res.end(req.method === 'HEAD' ? undefined : file.bytes);
   }
 
   function answer(method: string, chatId: number, fields: Record<string, unknown>): unknown {
@@ -163,6 +283,28 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   return {
     apiRoot: `http://127.0.0.1:${port}`,
     calls,
+    downloads,
+    addFile(fileId, bytes, filePath, fileOptions = {}) {
+      const data = Buffer.from(bytes);
+      fileCount += 1;
+      const kind = sniff(data);
+      const path =
+        filePath ??
+        (kind === 'jpg' ? `photos/file_${fileCount}.jpg` : `documents/file_${fileCount}.${kind}`);
+      const previous = filesById.get(fileId);
+      if (previous) filesByPath.delete(previous.filePath);
+      const file: StoredFile = {
+        fileId,
+        // Like the real one: the same for the same file, short, URL-safe base64.
+        uniqueId: createHash('sha256').update(data).digest('base64url').slice(0, 16),
+        bytes: data,
+        filePath: path,
+        omitSize: fileOptions.omitSize ?? false,
+      };
+      filesById.set(fileId, file);
+      filesByPath.set(path, file);
+      return path;
+    },
     failNext(method, failure, times = 1) {
       failures.set(method, { failure, remaining: times });
     },
@@ -178,7 +320,34 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   };
 }
 
-const METHODS = ['sendMessage', 'sendPhoto', 'sendDocument', 'sendMediaGroup', 'getMe'];
+const METHODS = ['sendMessage', 'sendPhoto', 'sendDocument', 'sendMediaGroup', 'getMe', 'getFile'];
+
+const CONTENT_TYPES: Record<string, string> = {
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  gif: 'image/gif',
+  pdf: 'application/pdf',
+};
+
+function contentTypeOf(filePath: string): string {
+  const extension = /\.([A-Za-z0-9]+)$/.exec(filePath)?.[1]?.toLowerCase() ?? '';
+  return CONTENT_TYPES[extension] ?? 'application/octet-stream';
+}
+
+/** The extension the bytes' format calls for (`bin` when it is none of the images we know). */
+function sniff(bytes: Buffer): string {
+  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
+    return 'png';
+  }
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpg';
+  if (bytes.subarray(0, 4).toString('latin1') === 'RIFF') {
+    if (bytes.subarray(8, 12).toString('latin1') === 'WEBP') return 'webp';
+  }
+  if (bytes.subarray(0, 4).toString('latin1') === 'GIF8') return 'gif';
+  return 'bin';
+}
 
 function canonical(name: string): string {
   return METHODS.find((m) => m.toLowerCase() === name.toLowerCase()) ?? name;
@@ -190,7 +359,7 @@ function validate(
   fields: Record<string, unknown>,
   files: FakeTelegramFile[],
 ): string | null {
-  if (fields.chat_id === undefined) return 'chat_id is empty';
+  if (method.startsWith('send') && fields.chat_id === undefined) return 'chat_id is empty';
   const attached = new Set(files.map((f) => f.field));
   const reference = (value: unknown, field: string): string | null => {
     if (typeof value !== 'string' || value === '') {

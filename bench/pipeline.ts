@@ -1,0 +1,425 @@
+// Pipeline benchmark on PostgreSQL: generations per second from submit to done with an instant
+// provider, beside a ceiling measured in the same run, and the p99 of a submit while 10,000 jobs
+// wait in the queue, beside the p99 of a submit into an empty queue.
+//
+//   npm run bench:pipeline
+//
+// Our side is production code end to end: `src/server.ts` as its own process with its worker
+// (RUN_WORKER_IN_API=true) serving POST /api/v1/generations, the Wavespeed adapter calling a fake
+// Wavespeed in this process that finishes every prediction on the first poll (the instant
+// provider), generations charged on the ledger. The ceiling (bench/pipeline-ceiling.ts) is the
+// least any durable submit → done pipeline does: one INSERT per submit, a SKIP LOCKED drainer, one
+// UPDATE per job.
+//
+// Goals (issue "Generations from prompt to delivered image"): >= 1,000 generations/s; submit p99
+// <= 20 ms with 10,000 queued. Settings (env): BENCH_SECONDS (10) per measurement,
+// BENCH_CONNECTIONS (64) for throughput, BENCH_LATENCY_CONNECTIONS (8) for the submit latency,
+// BENCH_ROUNDS (2). Exits non-zero on errors only, never because a goal is missed.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { type FakeWavespeed, startFakeWavespeed } from '../test/fakes/wavespeed-server.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+const benchDatabase = 'imagegen_bench_pipeline';
+const databaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
+const host = '127.0.0.1';
+const token = 'bench-token-0123456789abcdefghij';
+const userCount = 1_000;
+const firstTelegramId = 8_000_000_001;
+const modelKey = 'bench-instant';
+const queuedTarget = 10_000;
+
+function envInteger(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be an integer >= 1`);
+  return value;
+}
+const seconds = envInteger('BENCH_SECONDS', 10);
+const connections = envInteger('BENCH_CONNECTIONS', 64);
+const latencyConnections = envInteger('BENCH_LATENCY_CONNECTIONS', 8);
+const rounds = envInteger('BENCH_ROUNDS', 2);
+
+const log = (message: string): void => {
+  process.stderr.write(`${message}\n`);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+
+interface Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  output(): string;
+}
+
+function startChild(name: string, script: string, env: Record<string, string>): Child {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let tail = '';
+  const keep = (chunk: Buffer): void => {
+    tail = (tail + chunk.toString()).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { name, process: child, output: () => tail };
+}
+
+async function stopChild(child: Child): Promise<void> {
+  const proc = child.process;
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, host);
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+async function waitUntilListening(child: Child, url: string, method = 'GET'): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.process.exitCode !== null) {
+      throw new Error(`${child.name} exited (${child.process.exitCode}):\n${child.output()}`);
+    }
+    try {
+      const response = await fetch(url, { method });
+      await response.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  throw new Error(`${child.name} did not listen on ${url} within 60 s:\n${child.output()}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database
+
+async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+async function lockRun(): Promise<pg.Client> {
+  const client = new pg.Client({
+    connectionString: adminUrl,
+    application_name: 'imagegen-bench-lock',
+  });
+  await client.connect();
+  const { rows } = await client.query<{ locked: boolean }>(
+    `SELECT pg_try_advisory_lock(hashtext('imagegen bench:pipeline')) AS locked`,
+  );
+  if (rows[0]?.locked !== true) {
+    await client.end();
+    throw new Error('another bench:pipeline run is in progress on this PostgreSQL');
+  }
+  return client;
+}
+
+async function recreateDatabase(): Promise<void> {
+  await withClient(adminUrl, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
+    await client.query(`CREATE DATABASE ${benchDatabase}`);
+  });
+}
+
+/** Users with plenty of credits and a one-credit model served by `wavespeed`. */
+async function seed(): Promise<void> {
+  await withClient(databaseUrl, async (client) => {
+    await client.query(
+      `INSERT INTO users (telegram_id, first_name)
+       SELECT ${firstTelegramId} + n, 'Bench' FROM generate_series(0, ${userCount - 1}) AS n`,
+    );
+    await client.query(
+      `INSERT INTO ledger_entries (user_id, amount, kind) SELECT id, 100000000, 'topup' FROM users`,
+    );
+    await client.query(
+      `INSERT INTO model_catalog (key, display_name, provider, provider_model, parameters, max_references)
+       VALUES ('${modelKey}', 'Bench instant', 'wavespeed', 'bench/instant', '[]'::jsonb, 0)`,
+    );
+    await client.query(
+      `INSERT INTO model_prices (model_id, credits) SELECT id, 1 FROM model_catalog WHERE key = '${modelKey}'`,
+    );
+    await client.query('ANALYZE');
+  });
+}
+
+/** Generations finished, and the span from the first accepted to the last finished. */
+async function finishedSpan(
+  since: Date,
+): Promise<{ done: number; failed: number; seconds: number }> {
+  return withClient(databaseUrl, async (client) => {
+    const { rows } = await client.query<{ done: string; failed: string; seconds: number | null }>(
+      `SELECT count(*) FILTER (WHERE status = 'succeeded') AS done,
+              count(*) FILTER (WHERE status = 'failed') AS failed,
+              extract(epoch FROM max(completed_at) - min(created_at))::float8 AS seconds
+       FROM generation_requests WHERE created_at >= $1`,
+      [since],
+    );
+    const row = rows[0];
+    return { done: Number(row?.done), failed: Number(row?.failed), seconds: row?.seconds ?? 0 };
+  });
+}
+
+async function countActive(): Promise<number> {
+  return withClient(databaseUrl, async (client) => {
+    const { rows } = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM generation_requests WHERE status IN ('queued', 'running')`,
+    );
+    return rows[0]?.n ?? 0;
+  });
+}
+
+async function ceilingSpan(
+  since: Date,
+): Promise<{ done: number; seconds: number; pending: number }> {
+  return withClient(databaseUrl, async (client) => {
+    const { rows } = await client.query<{ done: string; pending: string; seconds: number | null }>(
+      `SELECT count(*) FILTER (WHERE status = 'succeeded') AS done,
+              count(*) FILTER (WHERE status <> 'succeeded') AS pending,
+              extract(epoch FROM max(done_at) - min(created_at))::float8 AS seconds
+       FROM ceiling_jobs WHERE created_at >= $1`,
+      [since],
+    );
+    const row = rows[0];
+    return { done: Number(row?.done), pending: Number(row?.pending), seconds: row?.seconds ?? 0 };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+let problems = 0;
+
+function submitLoad(
+  baseUrl: string,
+  connectionCount: number,
+  options: { duration?: number; amount?: number },
+) {
+  let sequence = 0;
+  return autocannon({
+    url: baseUrl,
+    connections: connectionCount,
+    ...(options.amount ? { amount: options.amount } : { duration: options.duration ?? seconds }),
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    requests: [
+      {
+        method: 'POST',
+        path: '/api/v1/generations',
+        setupRequest: (request) => ({
+          ...request,
+          body: JSON.stringify({
+            telegram_id: firstTelegramId + Math.floor(Math.random() * userCount),
+            model: modelKey,
+            prompt: `bench ${sequence++}`,
+          }),
+        }),
+      },
+    ],
+  }).then((result) => {
+    const bad = result.errors + result.timeouts + result.non2xx;
+    if (bad > 0) {
+      problems += bad;
+      log(`  ! ${bad} failed submits (${JSON.stringify(result.statusCodeStats)})`);
+    }
+    return result;
+  });
+}
+
+async function waitForDrain(read: () => Promise<number>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await read()) > 0) {
+    if (Date.now() > deadline) throw new Error('the queue did not drain within 120 s');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+interface Throughput {
+  perSecond: number;
+  done: number;
+  failed: number;
+  submitP99: number;
+}
+
+async function ours(fake: FakeWavespeed): Promise<Throughput> {
+  const port = await freePort();
+  const api = startChild('api', 'src/server.ts', apiEnv(port, fake, true));
+  try {
+    await waitUntilListening(api, `http://${host}:${port}/api/v1/health`);
+    const since = new Date();
+    const load = await submitLoad(`http://${host}:${port}`, connections, {});
+    await waitForDrain(countActive);
+    const span = await finishedSpan(since);
+    return {
+      perSecond: span.done / span.seconds,
+      done: span.done,
+      failed: span.failed,
+      submitP99: load.latency.p99,
+    };
+  } finally {
+    await stopChild(api);
+  }
+}
+
+async function ceiling(): Promise<Throughput> {
+  const port = await freePort();
+  const child = startChild('ceiling', 'bench/pipeline-ceiling.ts', {
+    CEILING_DATABASE_URL: databaseUrl,
+    CEILING_PORT: String(port),
+  });
+  try {
+    await waitUntilListening(child, `http://${host}:${port}/`);
+    const since = new Date();
+    const load = await submitLoad(`http://${host}:${port}`, connections, {});
+    await waitForDrain(async () => (await ceilingSpan(since)).pending);
+    const span = await ceilingSpan(since);
+    return {
+      perSecond: span.done / span.seconds,
+      done: span.done,
+      failed: 0,
+      submitP99: load.latency.p99,
+    };
+  } finally {
+    await stopChild(child);
+  }
+}
+
+function apiEnv(port: number, fake: FakeWavespeed, worker: boolean): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: databaseUrl,
+    DATABASE_POOL_SIZE: '20',
+    PORT: String(port),
+    HOST: host,
+    LOG_LEVEL: 'warn',
+    API_TOKENS: token,
+    RATE_LIMIT_ENABLED: 'false',
+    TRIAL_GENERATIONS: '0',
+    MAX_PARALLEL_GENERATIONS_PER_USER: '100',
+    GENERATION_PROVIDER: 'catalog',
+    WAVESPEED_API_KEY: fake.apiKey,
+    WAVESPEED_API_BASE: fake.baseUrl,
+    PROVIDER_CONCURRENCY: '256',
+    WORKER_CONCURRENCY: '256',
+    RUN_WORKER_IN_API: String(worker),
+    TELEGRAM_BOT_TOKEN: '',
+    DELIVERY_WEBHOOK_URL: '',
+  };
+}
+
+/** Submit latency with no worker running: into an empty queue, then with 10,000 waiting. */
+async function latency(
+  fake: FakeWavespeed,
+): Promise<{ empty: autocannon.Result; full: autocannon.Result; queued: number }> {
+  const port = await freePort();
+  const api = startChild('api (no worker)', 'src/server.ts', apiEnv(port, fake, false));
+  const baseUrl = `http://${host}:${port}`;
+  try {
+    await waitUntilListening(api, `${baseUrl}/api/v1/health`);
+    const empty = await submitLoad(baseUrl, latencyConnections, {});
+    const waiting = await countActive();
+    if (waiting < queuedTarget) await submitLoad(baseUrl, 32, { amount: queuedTarget - waiting });
+    const queued = await countActive();
+    const full = await submitLoad(baseUrl, latencyConnections, {});
+    return { empty, full, queued };
+  } finally {
+    await stopChild(api);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (value: number, digits = 0): string =>
+  value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+async function main(): Promise<void> {
+  const lock = await lockRun();
+  const fake = await startFakeWavespeed({ completeAfterPolls: 1, webhookDeliveries: 0 });
+  try {
+    await recreateDatabase();
+    // The API migrates the fresh database at its first start; seed after that.
+    const port = await freePort();
+    const first = startChild('migrate', 'src/server.ts', apiEnv(port, fake, false));
+    await waitUntilListening(first, `http://${host}:${port}/api/v1/health`);
+    await stopChild(first);
+    await seed();
+    log(`seeded ${userCount} users; ${rounds} rounds of ${seconds} s, ${connections} connections`);
+
+    const ourRuns: Throughput[] = [];
+    const ceilingRuns: Throughput[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const a = await ours(fake);
+      log(
+        `  round ${round} ours:    ${fmt(a.perSecond)} generations/s (${a.done} done, ${a.failed} failed)`,
+      );
+      ourRuns.push(a);
+      const c = await ceiling();
+      log(`  round ${round} ceiling: ${fmt(c.perSecond)} jobs/s (${c.done} done)`);
+      ceilingRuns.push(c);
+    }
+    const best = (runs: Throughput[]) => Math.max(...runs.map((run) => run.perSecond));
+    const failed = ourRuns.reduce((sum, run) => sum + run.failed, 0);
+    if (failed > 0) problems += failed;
+
+    const { empty, full, queued } = await latency(fake);
+    const version = await withClient(
+      databaseUrl,
+      async (client) =>
+        (await client.query<{ v: string }>('SHOW server_version')).rows[0]?.v ?? '?',
+    );
+    const lines = [
+      `## bench:pipeline — ${new Date().toISOString()}`,
+      '',
+      `Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, PostgreSQL ${version}`,
+      `Throughput: autocannon, ${connections} connections, ${seconds} s of submits per round, then until drained; ${rounds} rounds alternating (best round of each shown)`,
+      '',
+      '| submit → done | ours (generations/s) | ceiling (jobs/s) | ratio | goal |',
+      '|---|---:|---:|---:|---|',
+      `| instant provider | ${fmt(best(ourRuns))} | ${fmt(best(ceilingRuns))} | ${fmt(best(ourRuns) / best(ceilingRuns), 2)} | ≥ 1,000/s |`,
+      '',
+      `Rounds: ours ${ourRuns.map((r) => fmt(r.perSecond)).join(', ')}; ceiling ${ceilingRuns.map((r) => fmt(r.perSecond)).join(', ')}`,
+      '',
+      `| submit latency (${latencyConnections} connections, no worker) | req/s | p50 ms | p99 ms | goal |`,
+      '|---|---:|---:|---:|---|',
+      `| empty queue | ${fmt(empty.requests.average)} | ${fmt(empty.latency.p50, 1)} | ${fmt(empty.latency.p99, 1)} | |`,
+      `| ${fmt(queued)} queued | ${fmt(full.requests.average)} | ${fmt(full.latency.p50, 1)} | ${fmt(full.latency.p99, 1)} | p99 ≤ 20 ms |`,
+      '',
+      `p99 ratio (queued / empty): ${fmt(full.latency.p99 / Math.max(empty.latency.p99, 0.001), 2)}`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await fake.close();
+    await lock.end();
+  }
+  if (problems > 0) {
+    log(`${problems} problems (failed submits or failed generations): see above`);
+    process.exit(1);
+  }
+}
+
+await main();
