@@ -13,7 +13,7 @@ CREATE FUNCTION accept_generation(
 )
 RETURNS TABLE (
   outcome text, payment_method text, price_credits integer, balance bigint, trials_used integer,
-  active integer, job_id bigint, created_at timestamptz
+  active integer, job_id bigint, created_at timestamptz, queue_position integer
 )
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -95,6 +95,12 @@ BEGIN
   INSERT INTO generation_jobs AS j (kind, request_id, provider, deadline_at)
   VALUES ('generate', p_id, p_provider, p_deadline)
   RETURNING j.id INTO job_id;
+
+  -- Where it stands among waiting generations (1 = next), counted up to 1,000, not beyond.
+  SELECT count(*)::integer INTO queue_position FROM (
+    SELECT 1 FROM generation_jobs w
+    WHERE w.status = 'pending' AND w.kind = 'generate' AND w.id <= job_id AND w.run_at <= now()
+    LIMIT 1000) ahead;
 
   IF payment_method = 'trial' THEN
     price_credits := 0;

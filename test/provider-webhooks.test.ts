@@ -480,7 +480,7 @@ describe.each(['wavespeed', 'replicate'])('%s webhooks', (label) => {
       const response = await postWebhook(k.hooked.name, body, headers);
       expect(response.statusCode, response.body).toBe(401);
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-      expect(response.json()).toMatchObject({ status: 401, code: 'unauthorized' });
+      expect(response.json()).toMatchObject({ status: 401, code: 'invalid_signature' });
     }
 
     expect(await generation(hookApp, id)).toEqual(before);

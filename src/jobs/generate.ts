@@ -2,14 +2,19 @@ import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { selectRows } from '../db/rows.ts';
 import { LocalProvider } from '../providers/local.ts';
-import { type ImageProvider, ProviderError, type ProviderStatus } from '../providers/types.ts';
+import {
+  type ImageProvider,
+  ProviderError,
+  type ProviderImage,
+  type ProviderStatus,
+} from '../providers/types.ts';
 import type { Reference } from '../services/generation-input.ts';
 import {
   type GenerationFailure,
   recordGenerationFailure,
-  recordGenerationSuccess,
+  storeImages,
 } from '../services/generation-outcomes.ts';
-import { backoffSeconds, complete, type Job, recordStep, runLater } from './queue.ts';
+import { backoffSeconds, complete, type Job, runLater } from './queue.ts';
 import type { JobEnvironment } from './worker.ts';
 
 /**
@@ -99,7 +104,8 @@ export async function runGenerateJob(
         signal,
       );
       providerJobId = submitted.providerJobId;
-      const recorded = await recordStep(ctx.db, job, {
+      const recorded = await env.steps.add({
+        job,
         step: 'poll',
         provider: provider.name,
         providerJobId,
@@ -131,7 +137,7 @@ async function act(
       return;
     }
     case 'succeeded':
-      await recordGenerationSuccess(env.ctx, env.store, requestId, status);
+      await settleSuccess(env, requestId, status);
       return;
     case 'failed':
       await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
@@ -182,7 +188,7 @@ async function finalCheck(
     try {
       const status = await provider.status(job.providerJobId, AbortSignal.timeout(30_000));
       if (status.state === 'succeeded') {
-        await recordGenerationSuccess(env.ctx, env.store, requestId, status);
+        await settleSuccess(env, requestId, status);
         return;
       }
       if (status.state === 'failed') {
@@ -199,6 +205,19 @@ async function finalCheck(
   });
 }
 
+async function settleSuccess(
+  env: JobEnvironment,
+  requestId: string,
+  outcome: { images: ProviderImage[]; metadata?: Record<string, unknown> },
+): Promise<void> {
+  const results = await storeImages(env.store, requestId, outcome.images);
+  await env.successes.add({
+    requestId,
+    results,
+    ...(outcome.metadata ? { metadata: outcome.metadata } : {}),
+  });
+}
+
 async function settleFailure(
   env: JobEnvironment,
   requestId: string,
@@ -211,7 +230,7 @@ async function settleFailure(
 /** Where the provider should post the result: only when it signs webhooks and we are reachable. */
 function webhookFor(env: JobEnvironment, provider: ImageProvider): { webhookUrl?: string } {
   const base = env.ctx.config.publicBaseUrl;
-  if (!base || !provider.readWebhook) return {};
+  if (!base || !provider.acceptsWebhooks) return {};
   return { webhookUrl: `${base}/api/v1/providers/${provider.name}/webhook` };
 }
 

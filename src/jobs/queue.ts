@@ -207,19 +207,47 @@ export async function heartbeatAll(
   return new Set(rows.map((row) => Number(row.id)));
 }
 
+export interface StepRecord {
+  job: Pick<Job, 'id' | 'lockedBy'>;
+  step: string;
+  provider?: string;
+  providerJobId?: string;
+}
+
 /** Records progress (e.g. the provider's job id once submitted) so a takeover resumes from it. */
-export function recordStep(
+export async function recordStep(
   db: Queryable,
   job: Job,
-  step: { step: string; provider?: string; providerJobId?: string },
+  step: Omit<StepRecord, 'job'>,
 ): Promise<boolean> {
-  return whileClaimed(
+  const [recorded] = await recordSteps(db, [{ job, ...step }]);
+  return recorded === true;
+}
+
+/**
+ * Records the steps of many jobs in one statement (the worker's group commit). Each answer says
+ * whether the job was still its worker's: a job taken back meanwhile is not touched.
+ */
+export async function recordSteps(db: Queryable, steps: readonly StepRecord[]): Promise<boolean[]> {
+  const payload = steps.map((record) => ({
+    id: record.job.id,
+    locked_by: record.job.lockedBy,
+    step: record.step,
+    provider: record.provider ?? null,
+    provider_job_id: record.providerJobId ?? null,
+  }));
+  const rows = await selectRows<{ id: string | number }>(
     db,
-    job,
-    sql`step = ${step.step},
-        provider = COALESCE(${step.provider ?? null}, provider),
-        provider_job_id = COALESCE(${step.providerJobId ?? null}, provider_job_id)`,
+    sql`UPDATE generation_jobs j
+        SET step = v.step, provider = COALESCE(v.provider, j.provider),
+            provider_job_id = COALESCE(v.provider_job_id, j.provider_job_id), updated_at = now()
+        FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb)
+             AS v(id bigint, locked_by text, step text, provider text, provider_job_id text)
+        WHERE j.id = v.id AND j.status = 'running' AND j.locked_by = v.locked_by
+        RETURNING j.id`,
   );
+  const recorded = new Set(rows.map((row) => Number(row.id)));
+  return steps.map((record) => recorded.has(record.job.id));
 }
 
 export function complete(db: Queryable, job: Job): Promise<boolean> {

@@ -1,12 +1,23 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../core/logger.ts';
 import type { DatabaseHandle } from '../db/client.ts';
+import { GroupCommit } from '../db/group-commit.ts';
+import { type Success, settleSuccesses } from '../services/generation-outcomes.ts';
 import type { PipelineContext } from '../services/generations.ts';
 import type { ResultStore } from '../storage/results.ts';
 import { type DeliveryChannels, runDeliverJob } from './deliver.ts';
 import { runGenerateJob, startGenerations } from './generate.ts';
 import { runHousekeeping } from './housekeeping.ts';
-import { claim, heartbeatAll, type Job, listenForJobs, recoverExpired, runLater } from './queue.ts';
+import {
+  claim,
+  heartbeatAll,
+  type Job,
+  listenForJobs,
+  recordSteps,
+  recoverExpired,
+  runLater,
+  type StepRecord,
+} from './queue.ts';
 
 export interface WorkerOptions {
   ctx: PipelineContext;
@@ -25,10 +36,14 @@ export interface JobEnvironment {
   store: ResultStore;
   delivery: DeliveryChannels;
   logger: Logger;
+  /** The worker's group commits: concurrent jobs share one statement and one commit. */
+  steps: GroupCommit<StepRecord, boolean>;
+  successes: GroupCommit<Success, boolean>;
 }
 
 const DELIVERY_KIND_CAP = 16;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
+const CLAIM_GATHER_MS = 5;
 
 /**
  * Runs jobs of the queue: claims due jobs per provider up to that provider's cap (and the
@@ -47,6 +62,8 @@ export class JobWorker {
   private stopping = false;
   private wake: (() => void) | null = null;
   private wakeRequested = false;
+  /** The last claim filled every free slot: due jobs may be waiting for a slot to free. */
+  private backlog = false;
   private loopDone: Promise<void> | null = null;
   private stopListening: (() => Promise<void>) | null = null;
   private timers: NodeJS.Timeout[] = [];
@@ -59,6 +76,8 @@ export class JobWorker {
       store: options.store,
       delivery: options.delivery,
       logger: options.logger.child({ worker: this.workerId }),
+      steps: new GroupCommit((steps) => recordSteps(options.ctx.db, steps)),
+      successes: new GroupCommit((successes) => settleSuccesses(options.ctx, successes)),
     };
   }
 
@@ -156,17 +175,20 @@ export class JobWorker {
       } catch (error) {
         this.env.logger.error({ err: error }, 'claiming jobs failed');
       }
+      this.backlog = full;
       if (this.stopping) break;
       // A batch that filled every slot may have left more due jobs: look again at once.
       if (full || this.wakeRequested) continue;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pollMs);
+      const woken = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), pollMs);
         this.wake = () => {
           clearTimeout(timer);
-          resolve();
+          resolve(true);
         };
       });
       this.wake = null;
+      // Wake-ups come in bursts (one per accepted generation): gather a burst into one claim.
+      if (woken) await new Promise((resolve) => setTimeout(resolve, CLAIM_GATHER_MS));
     }
   }
 

@@ -10,6 +10,7 @@ import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts'
  */
 export class LocalProvider implements ImageProvider {
   readonly name: string;
+  readonly acceptsWebhooks = false;
 
   /** A name other than `local` lets tests run several, each claimed by its own worker only. */
   constructor(options: { name?: string } = {}) {

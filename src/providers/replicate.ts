@@ -75,6 +75,9 @@ interface Prediction {
  */
 export class ReplicateProvider implements ImageProvider {
   readonly name: string;
+  get acceptsWebhooks(): boolean {
+    return this.webhookSecret !== null;
+  }
   private readonly apiToken: string;
   private readonly baseUrl: string;
   private readonly webhookSecret: string | null;

@@ -45,6 +45,8 @@ export interface ProviderWebhookEvent {
 
 export interface ImageProvider {
   readonly name: string;
+  /** Whether webhooks can be verified (a secret is configured); without, the job is polled only. */
+  readonly acceptsWebhooks: boolean;
   submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }>;
   status(providerJobId: string, signal?: AbortSignal): Promise<ProviderStatus>;
   /**

@@ -87,6 +87,9 @@ const MODEL_PATH = /^[A-Za-z0-9_-][A-Za-z0-9._-]*(\/[A-Za-z0-9_-][A-Za-z0-9._-]*
 /** Runs generations on WaveSpeedAI; a catalog model is the path after `/api/v3/`. */
 export class WavespeedProvider implements ImageProvider {
   readonly name: string;
+  get acceptsWebhooks(): boolean {
+    return this.webhookSecret !== null;
+  }
   private readonly apiKey: string;
   private readonly baseUrl: string;
   private readonly webhookSecret: string | null;

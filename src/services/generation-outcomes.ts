@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Config } from '../core/config.ts';
-import type { Queryable, Transaction } from '../db/client.ts';
+import type { Transaction } from '../db/client.ts';
 import { selectRows } from '../db/rows.ts';
 import { enqueue, wakeWorkers } from '../jobs/queue.ts';
 import type { ProviderImage } from '../providers/types.ts';
@@ -39,19 +39,34 @@ async function endGenerateJob(
   );
 }
 
+export interface StoredResult {
+  position: number;
+  url: string | null;
+  storage_path: string | null;
+  mime_type: string;
+  width: number | null;
+  height: number | null;
+  seed: number | null;
+}
+
+export interface Success {
+  requestId: string;
+  results: StoredResult[];
+  metadata?: Record<string, unknown>;
+}
+
 /**
- * Stores the images and marks the generation succeeded. Image bytes are written before the
- * transaction (a file write is no reason to hold row locks); a settle that loses the race leaves
- * the same files, at the same paths, as the winner.
+ * Writes the images that came as bytes into the store (outside any transaction: a file write is
+ * no reason to hold row locks) and answers the rows to record. A settle that loses the race
+ * leaves the same files, at the same paths, as the winner.
  */
-export async function recordGenerationSuccess(
-  ctx: ServiceContext,
+export async function storeImages(
   store: ResultStore,
   requestId: string,
-  outcome: { images: ProviderImage[]; metadata?: Record<string, unknown> },
-): Promise<boolean> {
-  const results = await Promise.all(
-    outcome.images.map(async (image, position) => ({
+  images: readonly ProviderImage[],
+): Promise<StoredResult[]> {
+  return Promise.all(
+    images.map(async (image, position) => ({
       position,
       url: image.data ? null : (image.url ?? null),
       storage_path: image.data
@@ -63,41 +78,75 @@ export async function recordGenerationSuccess(
       seed: image.seed ?? null,
     })),
   );
-  const metadata = outcome.metadata ? JSON.stringify(outcome.metadata) : null;
-  // One statement: the status guard, the results and the job's end commit together.
-  const settle = async (db: Queryable) =>
-    (
-      await selectRows<{ id: string }>(
-        db,
-        sql`WITH settled AS (
-              UPDATE generation_requests
-              SET status = 'succeeded', completed_at = now(), started_at = COALESCE(started_at, now())
-              WHERE id = ${requestId} AND status IN ('queued', 'running')
-              RETURNING id),
-            stored AS (
-              INSERT INTO generation_results
-                (request_id, position, url, storage_path, mime_type, width, height, seed, provider_metadata)
-              SELECT settled.id, r.position, r.url, r.storage_path, r.mime_type, r.width, r.height,
-                     r.seed, ${metadata}::jsonb
-              FROM settled, jsonb_to_recordset(${JSON.stringify(results)}::jsonb)
-                   AS r(position smallint, url text, storage_path text, mime_type text,
-                        width integer, height integer, seed bigint)),
-            ended AS (
-              UPDATE generation_jobs SET status = 'succeeded', step = 'done', locked_by = NULL,
-                     locked_until = NULL, last_error = NULL, updated_at = now()
-              WHERE request_id IN (SELECT id FROM settled) AND kind = 'generate'
-                AND status IN ('pending', 'running'))
-            SELECT id FROM settled`,
-      )
-    ).length === 1;
-  if (!deliveryWanted(ctx.config)) return settle(ctx.db);
-  const settled = await withTransaction(ctx.db, async (tx) => {
-    if (!(await settle(tx))) return false;
-    await enqueue(tx, { kind: 'deliver', requestId });
-    return true;
-  });
-  if (settled) wakeWorkers(ctx.db);
-  return settled;
+}
+
+/**
+ * Marks generations succeeded, with their results, in one statement: the status guard, the
+ * results, the end of each generate job and (when deliveries are wanted) each deliver job commit
+ * together. Requests are taken in id order, so two batches never lock rows in opposite orders.
+ * Answers, per success, whether it settled the generation (false: it was already settled).
+ */
+export async function settleSuccesses(
+  ctx: ServiceContext,
+  successes: readonly Success[],
+): Promise<boolean[]> {
+  const payload = [...successes]
+    .sort((a, b) => (a.requestId < b.requestId ? -1 : 1))
+    .map((success) => ({
+      request_id: success.requestId,
+      results: success.results,
+      metadata: success.metadata ?? null,
+    }));
+  const deliver = deliveryWanted(ctx.config);
+  const rows = await selectRows<{ id: string }>(
+    ctx.db,
+    sql`WITH input AS (
+          SELECT * FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb)
+                        AS x(request_id uuid, results jsonb, metadata jsonb)),
+        settled AS (
+          UPDATE generation_requests g
+          SET status = 'succeeded', completed_at = now(), started_at = COALESCE(g.started_at, now())
+          FROM input
+          WHERE g.id = input.request_id AND g.status IN ('queued', 'running')
+          RETURNING g.id),
+        stored AS (
+          INSERT INTO generation_results
+            (request_id, position, url, storage_path, mime_type, width, height, seed, provider_metadata)
+          SELECT settled.id, r.position, r.url, r.storage_path, r.mime_type, r.width, r.height,
+                 r.seed, input.metadata
+          FROM settled JOIN input ON input.request_id = settled.id,
+               jsonb_to_recordset(input.results)
+                 AS r(position smallint, url text, storage_path text, mime_type text,
+                      width integer, height integer, seed bigint)),
+        ended AS (
+          UPDATE generation_jobs SET status = 'succeeded', step = 'done', locked_by = NULL,
+                 locked_until = NULL, last_error = NULL, updated_at = now()
+          WHERE request_id IN (SELECT id FROM settled) AND kind = 'generate'
+            AND status IN ('pending', 'running')),
+        -- The queue's enqueue, for a whole batch at once (see jobs/queue.ts).
+        deliveries AS (
+          INSERT INTO generation_jobs (kind, request_id)
+          SELECT 'deliver', id FROM settled WHERE ${deliver}
+          ON CONFLICT (request_id, kind) DO NOTHING)
+        SELECT id FROM settled`,
+  );
+  if (deliver && rows.length > 0) wakeWorkers(ctx.db);
+  const settled = new Set(rows.map((row) => row.id));
+  return successes.map((success) => settled.has(success.requestId));
+}
+
+/** Stores the images and marks the generation succeeded; false if it was already settled. */
+export async function recordGenerationSuccess(
+  ctx: ServiceContext,
+  store: ResultStore,
+  requestId: string,
+  outcome: { images: ProviderImage[]; metadata?: Record<string, unknown> },
+): Promise<boolean> {
+  const results = await storeImages(store, requestId, outcome.images);
+  const [settled] = await settleSuccesses(ctx, [
+    { requestId, results, ...(outcome.metadata ? { metadata: outcome.metadata } : {}) },
+  ]);
+  return settled === true;
 }
 
 /** Marks the generation failed and gives back its credits or its free generation, once. */

@@ -224,10 +224,11 @@ interface AcceptOutcome {
   active: number | null;
   job_id: string | number | null;
   created_at: string | null;
+  queue_position: number | null;
 }
 
 const ACCEPT_SQL = `SELECT outcome, payment_method, price_credits, balance, trials_used, active,
-  job_id, ${isoTimeText('created_at')} AS created_at
+  job_id, ${isoTimeText('created_at')} AS created_at, queue_position
 FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13)`;
 
 /**
@@ -295,10 +296,7 @@ export async function acceptGeneration(
       started_at: null,
       completed_at: null,
       deadline_at: deadlineAt.toISOString(),
-      queue_position: await queuePosition(
-        ctx,
-        result.job_id === null ? null : Number(result.job_id),
-      ),
+      queue_position: Math.max(1, result.queue_position ?? 1),
       balance: Number(result.balance ?? 0),
       trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
     };
@@ -345,18 +343,6 @@ function refusal(
       );
   }
 }
-
-/** Where the job stands among waiting generations: 1 = next. Counted up to 1,000, not beyond. */
-async function queuePosition(ctx: ServiceContext, jobId: number | null): Promise<number> {
-  if (jobId === null) return 1;
-  const [row] = await queryText<{ ahead: number }>(ctx.db, QUEUE_POSITION_SQL, [jobId]);
-  return Math.max(1, row?.ahead ?? 1);
-}
-
-const QUEUE_POSITION_SQL = `SELECT count(*)::int AS ahead FROM (
-  SELECT 1 FROM generation_jobs
-  WHERE status = 'pending' AND kind = 'generate' AND id <= $1 AND run_at <= now()
-  LIMIT 1000) waiting`;
 
 interface GenerationRow {
   id: string;

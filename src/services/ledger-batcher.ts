@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Database } from '../db/client.ts';
+import { GroupCommit } from '../db/group-commit.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { LedgerEntryKind } from '../db/schema/index.ts';
 
@@ -39,70 +40,29 @@ export interface BatchOutcome {
   balance: string | number | null;
 }
 
-interface Pending {
-  entry: BatchEntry;
-  resolve: (outcome: BatchOutcome) => void;
-  reject: (error: unknown) => void;
-}
-
 const MAX_BATCH = 256;
 /** Batches written at once: enough to overlap one batch's commit with the next one's work. */
 const MAX_BATCHES_IN_FLIGHT = 2;
 
 export class LedgerBatcher {
-  private readonly queue: Pending[] = [];
-  private inFlight = 0;
+  private readonly group: GroupCommit<BatchEntry, BatchOutcome>;
 
-  constructor(private readonly db: Database) {}
+  constructor(db: Database) {
+    this.group = new GroupCommit(
+      async (entries) => {
+        const outcomes = await appendMany(db, entries);
+        return entries.map((_, index) => {
+          const outcome = outcomes.get(index);
+          if (!outcome) throw new Error('ledger batch returned no outcome for an entry');
+          return outcome;
+        });
+      },
+      { maxBatch: MAX_BATCH, maxInFlight: MAX_BATCHES_IN_FLIGHT },
+    );
+  }
 
   post(entry: BatchEntry): Promise<BatchOutcome> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ entry, resolve, reject });
-      this.pump();
-    });
-  }
-
-  private pump(): void {
-    while (this.inFlight < MAX_BATCHES_IN_FLIGHT && this.queue.length > 0) {
-      const batch = this.queue.splice(0, MAX_BATCH);
-      this.inFlight++;
-      void this.write(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
-    }
-  }
-
-  private async write(batch: Pending[]): Promise<void> {
-    try {
-      const outcomes = await appendMany(
-        this.db,
-        batch.map((pending) => pending.entry),
-      );
-      batch.forEach((pending, index) => {
-        const outcome = outcomes.get(index);
-        if (outcome) pending.resolve(outcome);
-        else pending.reject(new Error('ledger batch returned no outcome for an entry'));
-      });
-    } catch (error) {
-      if (batch.length === 1) {
-        batch[0]?.reject(error);
-        return;
-      }
-      // One bad entry must not fail its neighbours: write each on its own.
-      await Promise.all(
-        batch.map(async (pending) => {
-          try {
-            const outcomes = await appendMany(this.db, [pending.entry]);
-            const outcome = outcomes.get(0);
-            if (outcome) pending.resolve(outcome);
-            else pending.reject(new Error('ledger batch returned no outcome for an entry'));
-          } catch (single) {
-            pending.reject(single);
-          }
-        }),
-      );
-    }
+    return this.group.add(entry);
   }
 }
 

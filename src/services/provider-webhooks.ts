@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { AppError, notFound, unauthorized } from '../core/errors.ts';
+import { AppError, notFound } from '../core/errors.ts';
 import { selectRows } from '../db/rows.ts';
 import { type ProviderWebhook, WebhookSignatureError } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
@@ -33,7 +33,12 @@ export async function handleProviderWebhook(
     event = provider.readWebhook(webhook);
   } catch (error) {
     if (error instanceof WebhookSignatureError) {
-      throw unauthorized(`The webhook signature was refused: ${error.message}.`);
+      throw new AppError(
+        'invalid_signature',
+        401,
+        'Webhook signature refused',
+        `The webhook signature was refused: ${error.message}.`,
+      );
     }
     throw new AppError('invalid_webhook', 422, 'Invalid webhook', (error as Error).message);
   }

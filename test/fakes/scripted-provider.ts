@@ -20,6 +20,7 @@ import {
  */
 export class ScriptedProvider implements ImageProvider {
   readonly name = `scripted-${randomUUID().slice(0, 8)}`;
+  readonly acceptsWebhooks = false;
   readonly submissions: ProviderRequest[] = [];
   statusQueries = 0;
   /** While true, status queries never answer (a provider or network that hangs). */
