@@ -104,8 +104,27 @@ async function telegramOutcome(env: JobEnvironment, generation: GenerationView) 
     generationId: generation.id,
     model: generation.model,
     refunded: refundOf(generation),
-    reason: generation.error?.message ?? generation.error?.code ?? 'unknown error',
+    reason: reasonForUser(generation.error?.code ?? null, generation.error?.message ?? null),
   };
+}
+
+/**
+ * What the user is told. Provider messages can be raw API text, so only a content refusal passes
+ * its own words on; everything else gets a plain sentence per failure code.
+ */
+function reasonForUser(code: string | null, message: string | null): string {
+  switch (code) {
+    case 'provider_failed':
+      return message ?? 'The model could not make this image.';
+    case 'provider_rejected':
+      return 'The model refused this request; try changing the prompt or the references.';
+    case 'deadline_exceeded':
+      return 'The model took too long.';
+    case 'provider_unavailable':
+      return 'The model is unavailable right now; try again later.';
+    default:
+      return 'Something went wrong on our side.';
+  }
 }
 
 function refundOf(generation: GenerationView): { credits: number } | { trial: true } | null {
