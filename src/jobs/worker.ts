@@ -273,7 +273,8 @@ export class JobWorker {
         this.running.delete(job.id);
         if (provider)
           this.runningPerProvider.set(provider, (this.runningPerProvider.get(provider) ?? 1) - 1);
-        this.poke();
+        // A freed slot matters only if jobs were left waiting for one.
+        if (this.backlog) this.poke();
       });
     this.running.set(job.id, { job, abort, done });
   }
