@@ -411,3 +411,42 @@ async function buildSubmitter(served: ScriptedProvider): Promise<FastifyInstance
   submitters.push(submitter);
   return submitter;
 }
+
+describe('per-provider concurrency cap', () => {
+  it('never has more calls in flight to a provider than its cap allows', async () => {
+    const capped = new ScriptedProvider();
+    capped.statusDelayMs = 150;
+    const cappedApp = await buildTestApp(
+      {
+        TRIAL_GENERATIONS: '0',
+        MAX_PARALLEL_GENERATIONS_PER_USER: '10',
+        PROVIDER_CONCURRENCY: `${capped.name}=2,*=16`,
+      },
+      undefined,
+      {
+        providers: new ProviderRegistry([capped], 'catalog'),
+        worker: true,
+        delivery: { telegram: null, webhook: null, telegramFiles: null },
+      },
+    );
+    try {
+      const cappedModel = await createTestModel(database.db, { provider: capped.name });
+      const telegramId = freshTelegramId();
+      await userWithCredits(cappedApp, telegramId, 100);
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const accepted = await submit(cappedApp, {
+          telegram_id: telegramId,
+          model: cappedModel.key,
+          prompt: `instant capped ${i}`,
+        });
+        ids.push(accepted.json().id);
+      }
+      for (const id of ids) await waitFor(() => generation(cappedApp, id), settled);
+      expect(capped.submissions).toHaveLength(6);
+      expect(capped.maxInFlight).toBe(2);
+    } finally {
+      await cappedApp.close();
+    }
+  });
+});

@@ -13,7 +13,7 @@ const ABANDONED_AFTER_SECONDS = 300;
  * - a generation whose job nobody has claimed long after its deadline (no worker serves its
  *   provider any more) fails and is given back, so nothing stays "queued" forever.
  */
-export async function runHousekeeping(env: JobEnvironment): Promise<void> {
+export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'>): Promise<void> {
   const { ctx, logger } = env;
   const deleted = await deleteExpiredIdempotencyKeys(ctx.db, ctx.config.idempotencyKeyTtlHours);
   if (deleted > 0) logger.info({ deleted }, 'deleted expired idempotency keys');

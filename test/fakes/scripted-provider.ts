@@ -25,6 +25,11 @@ export class ScriptedProvider implements ImageProvider {
   statusQueries = 0;
   /** While true, status queries never answer (a provider or network that hangs). */
   hangStatus = false;
+  /** Each status query takes this long (a slow provider). */
+  statusDelayMs = 0;
+  /** The most calls this provider had in flight at once. */
+  maxInFlight = 0;
+  private inFlight = 0;
   private readonly jobs = new Map<
     string,
     { request: ProviderRequest; polls: number; finished: boolean }
@@ -51,6 +56,18 @@ export class ScriptedProvider implements ImageProvider {
   async status(providerJobId: string): Promise<ProviderStatus> {
     this.statusQueries++;
     if (this.hangStatus) return new Promise<never>(() => undefined);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      if (this.statusDelayMs > 0)
+        await new Promise((resolve) => setTimeout(resolve, this.statusDelayMs));
+      return this.answer(providerJobId);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private answer(providerJobId: string): ProviderStatus {
     const job = this.jobs.get(providerJobId);
     if (!job) throw new ProviderError('HTTP 404: unknown job', false);
     job.polls++;
