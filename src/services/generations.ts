@@ -69,37 +69,21 @@ export interface Quote {
   payment_method: PaymentMethod | null;
 }
 
-/** The model, its open prices and the user's counts, read in one statement. */
-interface Facts {
-  model_id: string | number;
-  key: string;
-  provider: string;
-  parameters: ModelParameter[];
-  max_prompt_length: number;
-  max_references: number;
-  prices: { id: number; conditions: Record<string, string>; credits: number }[] | null;
-  active: number;
-  trials_used: number;
-  balance: string | number;
-}
-
-async function readFacts(db: Queryable, userId: number, modelKey: string): Promise<Facts | null> {
-  const [row] = await selectRows<Facts>(
+/** What a quote needs of the user: free generations used and the balance. */
+async function userFacts(
+  db: Queryable,
+  telegramId: number,
+): Promise<{ trials_used: number; balance: string | number }> {
+  const [row] = await selectRows<{ trials_used: number; balance: string | number }>(
     db,
-    sql`SELECT m.id AS model_id, m.key, m.provider, m.parameters, m.max_prompt_length,
-               m.max_references,
-               (SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions,
-                                                  'credits', p.credits) ORDER BY p.id)
-                FROM model_prices p WHERE p.model_id = m.id AND p.valid_to IS NULL) AS prices,
-               (SELECT count(*)::int FROM generation_requests g
-                WHERE g.user_id = ${userId} AND g.status IN ('queued', 'running')) AS active,
-               (SELECT count(*)::int FROM trial_uses t
-                WHERE t.user_id = ${userId} AND t.returned_at IS NULL) AS trials_used,
-               COALESCE((SELECT balance_after FROM ledger_entries
-                         WHERE user_id = ${userId} ORDER BY user_entry_no DESC LIMIT 1), 0) AS balance
-        FROM model_catalog m WHERE m.key = ${modelKey} AND m.is_active`,
+    sql`SELECT (SELECT count(*)::int FROM trial_uses t
+                WHERE t.user_id = u.id AND t.returned_at IS NULL) AS trials_used,
+               COALESCE((SELECT balance_after FROM ledger_entries l WHERE l.user_id = u.id
+                         ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance
+        FROM users u WHERE u.telegram_id = ${telegramId}`,
   );
-  return row ?? null;
+  if (!row) throw userNotFound(telegramId);
+  return row;
 }
 
 async function userIdOf(db: Queryable, telegramId: number): Promise<number> {
@@ -118,7 +102,7 @@ const unknownModel = (key: string): FieldProblem => ({
 
 /** The price for these parameters, with what is wrong with the request for this model. */
 function priceFor(
-  facts: Pick<Facts, 'key' | 'parameters' | 'max_prompt_length' | 'max_references' | 'prices'>,
+  facts: GenerationModel,
   input: Pick<GenerationInput, 'prompt' | 'parameters' | 'references'>,
 ): {
   parameters: Record<string, string>;
@@ -140,10 +124,10 @@ export async function quoteGeneration(
   ctx: ServiceContext,
   input: Pick<GenerationInput, 'telegramId' | 'model' | 'parameters'>,
 ): Promise<Quote> {
-  const userId = await userIdOf(ctx.db, input.telegramId);
-  const facts = await readFacts(ctx.db, userId, input.model);
-  if (!facts) throw invalidGeneration([unknownModel(input.model)]);
-  const { parameters, price, problems } = priceFor(facts, {
+  const facts = await userFacts(ctx.db, input.telegramId);
+  const model = await generationModel(ctx, input.model, false);
+  if (!model) throw invalidGeneration([unknownModel(input.model)]);
+  const { parameters, price, problems } = priceFor(model, {
     prompt: 'quote',
     parameters: input.parameters,
     references: [],
@@ -153,7 +137,7 @@ export async function quoteGeneration(
   const balance = Number(facts.balance);
   const trialsLeft = facts.trials_used < limit;
   return {
-    model: facts.key,
+    model: model.key,
     parameters,
     price_credits: price.credits,
     balance,
