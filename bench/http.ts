@@ -10,14 +10,10 @@
 // alternating, so that a burst of outside load hits both alike).
 // Exits non-zero on errors only (failed setup, connection errors, timeouts, non-2xx answers),
 // never because an endpoint misses the goal.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
+import type pg from 'pg';
 import { loadConfig } from '../src/core/config.ts';
 import { createLogger } from '../src/core/logger.ts';
 import { openDatabase } from '../src/db/client.ts';
@@ -25,9 +21,21 @@ import { listActiveModels } from '../src/services/catalog.ts';
 import type { ServiceContext } from '../src/services/context.ts';
 import { getBalance, getTrialStatus, syncUser, syncUserParameters } from '../src/services/users.ts';
 import type { CeilingQueries } from './ceiling-server.ts';
+import {
+  adminUrl,
+  type Child,
+  envInteger,
+  fmt,
+  freePort,
+  hasExited,
+  lockRun,
+  log,
+  recreateDatabase,
+  startChild,
+  stopChild,
+  withClient,
+} from './support.ts';
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
 const benchDatabase = 'imagegen_bench';
 const host = '127.0.0.1';
 const poolSize = 10;
@@ -35,14 +43,6 @@ const token = 'bench-token-0123456789abcdefghij';
 const userCount = 1_000;
 const firstTelegramId = 7_000_000_001;
 const ledgerEntriesPerUser = 3;
-
-function envInteger(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be an integer >= 1`);
-  return value;
-}
 
 const connections = envInteger('BENCH_CONNECTIONS', 50);
 const seconds = envInteger('BENCH_SECONDS', 10);
@@ -65,65 +65,19 @@ function randomTelegramId(): number {
   return telegramIds[Math.floor(Math.random() * telegramIds.length)] ?? firstTelegramId;
 }
 
-const log = (message: string): void => {
-  process.stderr.write(`${message}\n`);
-};
-
 // ---------------------------------------------------------------------------------------------
 // Processes
 
-interface Child {
-  readonly name: string;
-  readonly process: ChildProcess;
-  /** The end of what it wrote, for error messages. */
-  output(): string;
-}
-
 const children: Child[] = [];
 
-function startChild(name: string, script: string, env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  const handle: Child = { name, process: child, output: () => tail };
+function startTrackedChild(name: string, script: string, env: Record<string, string>): Child {
+  const handle = startChild(name, script, env);
   children.push(handle);
   return handle;
 }
 
-function hasExited(child: Child): boolean {
-  return child.process.exitCode !== null || child.process.signalCode !== null;
-}
-
-async function stopChild(child: Child): Promise<void> {
-  const proc = child.process;
-  if (hasExited(child)) return;
-  const exited = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function stopChildren(): Promise<void> {
-  await Promise.all(children.map(stopChild));
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
+  await Promise.all(children.map((child) => stopChild(child, 10_000)));
 }
 
 async function waitFor200(child: Child, url: string): Promise<void> {
@@ -148,40 +102,10 @@ async function waitFor200(child: Child, url: string): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Database
 
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/**
- * One run at a time: a second run would drop the first one's database under it and share its CPU.
- * A session advisory lock, held by a connection that stays open until the end of the run.
- */
-async function lockRun(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'imagegen-bench-lock' });
-  await client.connect();
-  const { rows } = await client.query<{ locked: boolean }>(
-    `SELECT pg_try_advisory_lock(hashtext('imagegen bench:http')) AS locked`,
-  );
-  if (rows[0]?.locked !== true) {
-    await client.end();
-    throw new Error('another bench:http run is in progress on this PostgreSQL; try again after it');
-  }
-  return client;
-}
-
 async function prepareDatabase(): Promise<string> {
   const override = process.env.BENCH_DATABASE_URL;
   if (override) return override;
-  await withClient(adminUrl, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${benchDatabase}`);
-  });
+  await recreateDatabase(benchDatabase);
   return `postgres://postgres@${host}:5432/${benchDatabase}`;
 }
 
@@ -397,9 +321,6 @@ async function smokeTest(baseUrl: string, endpoint: Endpoint): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-const fmt = (value: number, digits = 0): string =>
-  value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
 
 function median(values: readonly number[]): number {
@@ -496,7 +417,7 @@ function problemReport(): string {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<number> {
-  const lock = await lockRun(process.env.BENCH_DATABASE_URL || adminUrl);
+  const lock = await lockRun(process.env.BENCH_DATABASE_URL || adminUrl, 'bench:http');
   try {
     return await run();
   } finally {
@@ -507,12 +428,12 @@ async function main(): Promise<number> {
 
 async function run(): Promise<number> {
   const databaseUrl = await prepareDatabase();
-  const [apiPort, ceilingPort] = [await freePort(), await freePort()];
+  const [apiPort, ceilingPort] = [await freePort(host), await freePort(host)];
   const ours = `http://${host}:${apiPort}`;
   const ceiling = `http://${host}:${ceilingPort}`;
 
   log(`starting the API on ${ours} (it migrates ${databaseUrl})`);
-  const api = startChild('API', 'src/server.ts', {
+  const api = startTrackedChild('API', 'src/server.ts', {
     DATABASE_URL: databaseUrl,
     PORT: String(apiPort),
     HOST: host,
@@ -534,7 +455,7 @@ async function run(): Promise<number> {
   const queries = await captureServiceSql(databaseUrl);
 
   log(`starting the ceiling on ${ceiling}`);
-  const bare = startChild('ceiling', 'bench/ceiling-server.ts', {
+  const bare = startTrackedChild('ceiling', 'bench/ceiling-server.ts', {
     CEILING_DATABASE_URL: databaseUrl,
     CEILING_PORT: String(ceilingPort),
     CEILING_HOST: host,

@@ -18,30 +18,17 @@ import { migrateDatabase } from '../src/db/migrate.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { charge } from '../src/services/ledger.ts';
 import { getBalance } from '../src/services/users.ts';
+import { envInteger, fmt, log, recreateDatabase } from './support.ts';
 
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
 const benchDatabase = 'imagegen_bench_ledger';
 const benchUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
 
-function envInteger(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be an integer >= 1`);
-  return value;
-}
 const seconds = envInteger('BENCH_SECONDS', 8);
 const concurrency = envInteger('BENCH_CONCURRENCY', 64);
 const poolSize = envInteger('BENCH_POOL_SIZE', 20);
 const rounds = envInteger('BENCH_ROUNDS', 2);
 const userCount = 1_000;
 const bigLedger = 1_000_000;
-
-async function recreateDatabase(): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${benchDatabase}`);
-  await admin.end();
-}
 
 /** Runs `operation` with `concurrency` in flight for `seconds`; answers operations per second. */
 async function throughput(operation: (i: number) => Promise<unknown>): Promise<number> {
@@ -65,7 +52,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  await recreateDatabase();
+  await recreateDatabase(benchDatabase);
   const logger = createLogger({ logLevel: 'warn', logPretty: false });
   const handle: DatabaseHandle = await openDatabase(
     { kind: 'postgres', url: benchUrl, poolSize },
@@ -77,9 +64,7 @@ async function main(): Promise<void> {
     const config = loadConfig({ DATABASE_URL: benchUrl });
     const ctx = { db: handle.db, config };
 
-    console.error(
-      'seeding 1,000 users (1e9 credits each), a user with 10 entries and one with 1,000,000…',
-    );
+    log('seeding 1,000 users (1e9 credits each), a user with 10 entries and one with 1,000,000…');
     await handle.db.execute(
       sql`INSERT INTO users (telegram_id) SELECT 9000000000 + g FROM generate_series(1, ${userCount + 2}) g`,
     );
@@ -128,7 +113,7 @@ async function main(): Promise<void> {
       hotRaw: [],
     };
     for (let round = 0; round < rounds; round++) {
-      console.error(`round ${round + 1}/${rounds}`);
+      log(`round ${round + 1}/${rounds}`);
       results.spreadOurs!.push(await throughput((i) => ourCharge(spread[i % userCount]!)));
       results.spreadRaw!.push(await throughput((i) => rawCharge(spread[i % userCount]!)));
       results.hotOurs!.push(await throughput(() => ourCharge(hot)));
@@ -169,7 +154,6 @@ async function main(): Promise<void> {
         50,
       );
     const best = (values: number[]) => Math.max(...values);
-    const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
     const smallP50 = p50(latencies.small);
     const bigP50 = p50(latencies.big);
 
@@ -194,7 +178,7 @@ async function main(): Promise<void> {
       `| balance read p50, 1,000,000 entries | ${bigP50.toFixed(3)} ms | | ${(bigP50 / smallP50).toFixed(2)} × the 10-entry p50 | ≤ 1.2× |`,
     );
     console.log(
-      `\nall rounds (charges/s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map(fmt)])))}`,
+      `\nall rounds (charges/s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((n) => fmt(n))])))}`,
     );
   } finally {
     await raw.end();

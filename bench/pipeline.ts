@@ -15,14 +15,9 @@
 // <= 20 ms with 10,000 queued. Settings (env): BENCH_SECONDS (10) per measurement,
 // BENCH_CONNECTIONS (64) for throughput, BENCH_LATENCY_CONNECTIONS (8) for the submit latency,
 // BENCH_ROUNDS (2). Exits non-zero on errors only, never because a goal is missed.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { loadConfig } from '../src/core/config.ts';
 import { createLogger } from '../src/core/logger.ts';
 import { openDatabase } from '../src/db/client.ts';
@@ -30,6 +25,19 @@ import { JobWorker } from '../src/jobs/worker.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import type { ImageProvider, ProviderStatus } from '../src/providers/types.ts';
 import { ResultStore } from '../src/storage/results.ts';
+import {
+  adminUrl,
+  type Child,
+  envInteger,
+  fmt,
+  freePort,
+  lockRun,
+  log,
+  recreateDatabase,
+  startChild,
+  stopChild,
+  withClient,
+} from './support.ts';
 
 /** Answers at once: the image is ready on the first status query. */
 class InstantProvider implements ImageProvider {
@@ -53,8 +61,6 @@ class InstantProvider implements ImageProvider {
   }
 }
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const adminUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
 const benchDatabase = 'imagegen_bench_pipeline';
 const databaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
 const host = '127.0.0.1';
@@ -64,65 +70,13 @@ const firstTelegramId = 8_000_000_001;
 const modelKey = 'bench-instant';
 const queuedTarget = 10_000;
 
-function envInteger(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be an integer >= 1`);
-  return value;
-}
 const seconds = envInteger('BENCH_SECONDS', 10);
 const connections = envInteger('BENCH_CONNECTIONS', 64);
 const latencyConnections = envInteger('BENCH_LATENCY_CONNECTIONS', 8);
 const rounds = envInteger('BENCH_ROUNDS', 2);
 
-const log = (message: string): void => {
-  process.stderr.write(`${message}\n`);
-};
-
 // ---------------------------------------------------------------------------------------------
 // Processes
-
-interface Child {
-  readonly name: string;
-  readonly process: ChildProcess;
-  output(): string;
-}
-
-function startChild(name: string, script: string, env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return { name, process: child, output: () => tail };
-}
-
-async function stopChild(child: Child): Promise<void> {
-  const proc = child.process;
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = once(proc, 'exit');
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, host);
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
 
 async function waitUntilListening(child: Child, url: string, method = 'GET'): Promise<void> {
   const deadline = Date.now() + 60_000;
@@ -143,39 +97,6 @@ async function waitUntilListening(child: Child, url: string, method = 'GET'): Pr
 
 // ---------------------------------------------------------------------------------------------
 // Database
-
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-async function lockRun(): Promise<pg.Client> {
-  const client = new pg.Client({
-    connectionString: adminUrl,
-    application_name: 'imagegen-bench-lock',
-  });
-  await client.connect();
-  const { rows } = await client.query<{ locked: boolean }>(
-    `SELECT pg_try_advisory_lock(hashtext('imagegen bench:pipeline')) AS locked`,
-  );
-  if (rows[0]?.locked !== true) {
-    await client.end();
-    throw new Error('another bench:pipeline run is in progress on this PostgreSQL');
-  }
-  return client;
-}
-
-async function recreateDatabase(): Promise<void> {
-  await withClient(adminUrl, async (client) => {
-    await client.query(`DROP DATABASE IF EXISTS ${benchDatabase} WITH (FORCE)`);
-    await client.query(`CREATE DATABASE ${benchDatabase}`);
-  });
-}
 
 /** Users with plenty of credits and a one-credit model served by `wavespeed`. */
 async function seed(): Promise<void> {
@@ -296,7 +217,7 @@ interface Throughput {
 }
 
 async function ours(): Promise<Throughput> {
-  const port = await freePort();
+  const port = await freePort(host);
   const api = startChild('api', 'src/server.ts', apiEnv(port, false));
   const config = loadConfig({
     ...apiEnv(port, false),
@@ -338,12 +259,12 @@ async function ours(): Promise<Throughput> {
   } finally {
     await worker.stop(5_000);
     await database.close();
-    await stopChild(api);
+    await stopChild(api, 15_000);
   }
 }
 
 async function ceiling(): Promise<Throughput> {
-  const port = await freePort();
+  const port = await freePort(host);
   const child = startChild('ceiling', 'bench/pipeline-ceiling.ts', {
     CEILING_DATABASE_URL: databaseUrl,
     CEILING_PORT: String(port),
@@ -361,7 +282,7 @@ async function ceiling(): Promise<Throughput> {
       submitP99: load.latency.p99,
     };
   } finally {
-    await stopChild(child);
+    await stopChild(child, 15_000);
   }
 }
 
@@ -394,7 +315,7 @@ async function latency(): Promise<{
   full: autocannon.Result;
   queued: number;
 }> {
-  const port = await freePort();
+  const port = await freePort(host);
   const api = startChild('api (no worker)', 'src/server.ts', apiEnv(port, false));
   const baseUrl = `http://${host}:${port}`;
   try {
@@ -406,24 +327,21 @@ async function latency(): Promise<{
     const full = await submitLoad(baseUrl, latencyConnections, {});
     return { empty, full, queued };
   } finally {
-    await stopChild(api);
+    await stopChild(api, 15_000);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
-const fmt = (value: number, digits = 0): string =>
-  value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-
 async function main(): Promise<void> {
-  const lock = await lockRun();
+  const lock = await lockRun(adminUrl, 'bench:pipeline');
   try {
-    await recreateDatabase();
+    await recreateDatabase(benchDatabase);
     // The API migrates the fresh database at its first start; seed after that.
-    const port = await freePort();
+    const port = await freePort(host);
     const first = startChild('migrate', 'src/server.ts', apiEnv(port, false));
     await waitUntilListening(first, `http://${host}:${port}/api/v1/health`);
-    await stopChild(first);
+    await stopChild(first, 15_000);
     await seed();
     log(`seeded ${userCount} users; ${rounds} rounds of ${seconds} s, ${connections} connections`);
 

@@ -20,11 +20,23 @@
  * A `retry_after` body field and a `Retry-After` header are both honoured when present; the docs
  * above only show `detail`, so neither is relied on.
  */
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  classifyHttpError,
+  errorText,
+  finishedWithImages,
+  type ProviderClient,
+  providerClient,
+  providerRequest,
+  retryAfterFromHeader,
+  truncate,
+  verifySignedWebhook,
+  webhookHmac,
+  webhookJson,
+} from './http-support.ts';
 import {
   type ImageProvider,
   ProviderError,
-  type ProviderImage,
   type ProviderRequest,
   type ProviderStatus,
   type ProviderWebhook,
@@ -78,19 +90,18 @@ export class ReplicateProvider implements ImageProvider {
   get acceptsWebhooks(): boolean {
     return this.webhookSecret !== null;
   }
-  private readonly apiToken: string;
-  private readonly baseUrl: string;
   private readonly webhookSecret: string | null;
-  private readonly requestTimeoutMs: number;
-  private readonly fetchImpl: typeof fetch;
+  private readonly client: ProviderClient;
 
   constructor(options: ReplicateProviderOptions) {
     this.name = options.name ?? 'replicate';
-    this.apiToken = options.apiToken;
-    this.baseUrl = (options.baseUrl ?? 'https://api.replicate.com').replace(/\/+$/, '');
     this.webhookSecret = options.webhookSecret ?? null;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.fetchImpl = options.fetch ?? fetch;
+    this.client = providerClient(
+      'replicate',
+      options.apiToken,
+      'https://api.replicate.com',
+      options,
+    );
   }
 
   async submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }> {
@@ -126,13 +137,7 @@ export class ReplicateProvider implements ImageProvider {
   readWebhook(webhook: ProviderWebhook): ProviderWebhookEvent {
     if (!this.webhookSecret) throw new WebhookSignatureError('no webhook secret configured');
     verifyReplicateWebhook(this.webhookSecret, webhook);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(webhook.rawBody.toString('utf8'));
-    } catch {
-      throw new ProviderError('replicate: webhook body is not JSON', false);
-    }
-    const prediction = asPrediction(parsed);
+    const prediction = asPrediction(webhookJson('replicate', webhook.rawBody));
     if (!prediction) throw new ProviderError('replicate: webhook body is not a prediction', false);
     return { providerJobId: prediction.id, status: statusOf(prediction) };
   }
@@ -144,61 +149,26 @@ export class ReplicateProvider implements ImageProvider {
     body: unknown,
     signal?: AbortSignal,
   ): Promise<Prediction> {
-    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const what = `${method} ${path}`;
-    let status: number;
-    let headers: Headers;
-    let text: string;
-    try {
-      const response = await this.fetchImpl(`${this.baseUrl}${path}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${this.apiToken}`,
-          Accept: 'application/json',
-          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: combined,
-      });
-      status = response.status;
-      headers = response.headers;
-      text = await response.text();
-    } catch (error) {
-      // The caller gave up (shutdown): theirs to handle, not a provider failure.
-      if (signal?.aborted) throw signal.reason ?? error;
-      if (timeout.aborted) {
-        throw new ProviderError(
-          `replicate: ${what} timed out after ${this.requestTimeoutMs} ms`,
-          true,
-        );
-      }
-      throw new ProviderError(
-        this.redact(`replicate: ${what} failed: ${describeNetworkError(error)}`),
-        true,
-      );
-    }
-
-    const json = parseJson(text);
+    const call = {
+      ...this.client,
+      what: `${method} ${path}`,
+      url: `${this.client.baseUrl}${path}`,
+      method,
+      body,
+      signal,
+    };
+    const { status, headers, text, json } = await providerRequest(call);
     if (status < 200 || status >= 300) {
-      const detail = errorDetail(json, text);
-      const message = this.redact(
-        `replicate: ${what} answered ${status}${detail ? `: ${detail}` : ''}`,
-      );
-      if (status === 429 || status === 408 || status >= 500) {
-        throw new ProviderError(message, true, retryAfterOf(json, headers));
-      }
-      throw new ProviderError(message, false);
+      throw classifyHttpError(call, status, errorDetail(json, text), retryAfterOf(json, headers));
     }
     const prediction = asPrediction(json);
     if (!prediction) {
-      throw new ProviderError(`replicate: ${what} answered ${status} without a prediction`, true);
+      throw new ProviderError(
+        `replicate: ${call.what} answered ${status} without a prediction`,
+        true,
+      );
     }
     return prediction;
-  }
-
-  private redact(message: string): string {
-    return this.apiToken ? message.split(this.apiToken).join('[redacted]') : message;
   }
 }
 
@@ -228,32 +198,18 @@ function statusOf(prediction: Prediction): ProviderStatus {
     case 'starting':
     case 'processing':
       return { state: 'pending' };
-    case 'succeeded': {
-      const urls = outputUrls(prediction.output);
-      if (urls.length === 0) {
-        return {
-          state: 'failed',
-          error: 'replicate: the prediction succeeded without any image output',
-          retryable: false,
-        };
-      }
-      return {
-        state: 'succeeded',
-        images: urls.map((url): ProviderImage => ({ url, mimeType: mimeTypeOf(url) })),
-        metadata: {
+    case 'succeeded':
+      return finishedWithImages(
+        outputUrls(prediction.output),
+        {
           metrics: prediction.metrics ?? null,
           model: prediction.model ?? null,
           version: prediction.version ?? null,
         },
-      };
-    }
+        'replicate: the prediction succeeded without any image output',
+      );
     default: {
-      const reason =
-        typeof prediction.error === 'string' && prediction.error !== ''
-          ? prediction.error
-          : prediction.error
-            ? JSON.stringify(prediction.error)
-            : `the prediction was ${prediction.status}`;
+      const reason = errorText(prediction.error) ?? `the prediction was ${prediction.status}`;
       return { state: 'failed', error: `replicate: ${reason}`, retryable: false };
     }
   }
@@ -263,33 +219,6 @@ function statusOf(prediction: Prediction): ProviderStatus {
 function outputUrls(output: unknown): string[] {
   const items = Array.isArray(output) ? output : [output];
   return items.filter((item): item is string => typeof item === 'string' && item !== '');
-}
-
-function mimeTypeOf(url: string): string {
-  let pathname = url;
-  try {
-    pathname = new URL(url).pathname;
-  } catch {
-    // Not a URL: read the extension from the text as it is.
-  }
-  const extension = /\.([a-z0-9]+)$/i.exec(pathname)?.[1]?.toLowerCase();
-  switch (extension) {
-    case 'jpg':
-    case 'jpeg':
-      return 'image/jpeg';
-    case 'webp':
-      return 'image/webp';
-    default:
-      return 'image/png';
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** `detail` (and `title`) of an error body, or the start of a body that is not JSON. */
@@ -304,11 +233,7 @@ function errorDetail(json: unknown, text: string): string {
   return truncate(text.trim());
 }
 
-function truncate(text: string): string {
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-
-/** `retry_after` from the body, else the `Retry-After` header (seconds or an HTTP date). */
+/** `retry_after` from the body, else the `Retry-After` header. */
 function retryAfterOf(json: unknown, headers: Headers): number | undefined {
   if (json && typeof json === 'object') {
     const value = (json as Record<string, unknown>).retry_after;
@@ -317,48 +242,12 @@ function retryAfterOf(json: unknown, headers: Headers): number | undefined {
       return Math.ceil(seconds);
     }
   }
-  const header = headers.get('retry-after');
-  if (!header) return undefined;
-  if (/^\d+(\.\d+)?$/.test(header.trim())) return Math.ceil(Number(header));
-  const date = Date.parse(header);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, Math.ceil((date - Date.now()) / 1000));
-}
-
-function describeNetworkError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = (error as Error & { cause?: unknown }).cause;
-  const causeText =
-    cause instanceof Error
-      ? ((cause as Error & { code?: string }).code ?? cause.message)
-      : undefined;
-  return causeText ? `${error.message} (${causeText})` : error.message;
-}
-
-function headerValue(
-  headers: ProviderWebhook['headers'],
-  name: string,
-  join: string,
-): string | undefined {
-  let value = headers[name];
-  if (value === undefined) {
-    const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === name);
-    if (key) value = headers[key];
-  }
-  if (Array.isArray(value)) return value.length > 0 ? value.join(join) : undefined;
-  return value === '' ? undefined : value;
+  return retryAfterFromHeader(headers);
 }
 
 /** The HMAC key: the base64 part of `whsec_<base64>`. */
 function webhookKey(secret: string): Buffer {
   return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
-}
-
-function signatureOf(secret: string, id: string, timestamp: string, body: Buffer | string): Buffer {
-  return createHmac('sha256', webhookKey(secret))
-    .update(`${id}.${timestamp}.`)
-    .update(body)
-    .digest();
 }
 
 /** Throws WebhookSignatureError unless the call is signed with `secret` and recent. */
@@ -367,25 +256,20 @@ export function verifyReplicateWebhook(
   webhook: ProviderWebhook,
   nowSeconds: number = Math.floor(Date.now() / 1000),
 ): void {
-  const id = headerValue(webhook.headers, 'webhook-id', ',');
-  const timestamp = headerValue(webhook.headers, 'webhook-timestamp', ',');
-  const signatures = headerValue(webhook.headers, 'webhook-signature', ' ');
-  if (!id || !timestamp || !signatures) {
-    throw new WebhookSignatureError('missing webhook-id, webhook-timestamp or webhook-signature');
-  }
-  if (!/^\d+$/.test(timestamp)) throw new WebhookSignatureError('malformed webhook-timestamp');
-  if (Math.abs(nowSeconds - Number(timestamp)) > WEBHOOK_TOLERANCE_SECONDS) {
-    throw new WebhookSignatureError('webhook timestamp is too old or in the future');
-  }
-  const expected = signatureOf(secret, id, timestamp, webhook.rawBody);
-  const matches = signatures
-    .split(' ')
-    .filter((entry) => entry.startsWith('v1,'))
-    .some((entry) => {
-      const given = Buffer.from(entry.slice(3), 'base64');
-      return given.length === expected.length && timingSafeEqual(given, expected);
-    });
-  if (!matches) throw new WebhookSignatureError('webhook signature does not match');
+  verifySignedWebhook(
+    webhook,
+    webhookKey(secret),
+    WEBHOOK_TOLERANCE_SECONDS,
+    nowSeconds,
+    (signatures, expected) =>
+      signatures
+        .split(' ')
+        .filter((entry) => entry.startsWith('v1,'))
+        .some((entry) => {
+          const given = Buffer.from(entry.slice(3), 'base64');
+          return given.length === expected.length && timingSafeEqual(given, expected);
+        }),
+  );
 }
 
 /** Signs a webhook body the way Replicate does: the three headers to send with it. */
@@ -396,7 +280,7 @@ export function signReplicateWebhook(
 ): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
   const id = options.id ?? `msg_${randomUUID()}`;
   const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
-  const signature = signatureOf(secret, id, timestamp, body).toString('base64');
+  const signature = webhookHmac(webhookKey(secret), id, timestamp, body).toString('base64');
   return {
     'webhook-id': id,
     'webhook-timestamp': timestamp,

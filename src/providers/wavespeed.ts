@@ -30,11 +30,23 @@
  * Not documented, so not relied on: the error body of a 4xx/5xx (read as the same `{code,
  * message}` envelope when it is one) and a `Retry-After` header on 429 (honoured when present).
  */
-import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  classifyHttpError,
+  errorText,
+  finishedWithImages,
+  type ProviderClient,
+  providerClient,
+  providerRequest,
+  retryAfterFromHeader,
+  truncate,
+  verifySignedWebhook,
+  webhookHmac,
+  webhookJson,
+} from './http-support.ts';
 import {
   type ImageProvider,
   ProviderError,
-  type ProviderImage,
   type ProviderRequest,
   type ProviderStatus,
   type ProviderWebhook,
@@ -90,19 +102,13 @@ export class WavespeedProvider implements ImageProvider {
   get acceptsWebhooks(): boolean {
     return this.webhookSecret !== null;
   }
-  private readonly apiKey: string;
-  private readonly baseUrl: string;
   private readonly webhookSecret: string | null;
-  private readonly requestTimeoutMs: number;
-  private readonly fetchImpl: typeof fetch;
+  private readonly client: ProviderClient;
 
   constructor(options: WavespeedProviderOptions) {
     this.name = options.name ?? 'wavespeed';
-    this.apiKey = options.apiKey;
-    this.baseUrl = (options.baseUrl ?? 'https://api.wavespeed.ai').replace(/\/+$/, '');
     this.webhookSecret = options.webhookSecret ?? null;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
-    this.fetchImpl = options.fetch ?? fetch;
+    this.client = providerClient('wavespeed', options.apiKey, 'https://api.wavespeed.ai', options);
   }
 
   async submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }> {
@@ -129,12 +135,7 @@ export class WavespeedProvider implements ImageProvider {
   readWebhook(webhook: ProviderWebhook): ProviderWebhookEvent {
     if (!this.webhookSecret) throw new WebhookSignatureError('no webhook secret configured');
     verifyWavespeedWebhook(this.webhookSecret, webhook);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(webhook.rawBody.toString('utf8'));
-    } catch {
-      throw new ProviderError('wavespeed: webhook body is not JSON', false);
-    }
+    const parsed = webhookJson('wavespeed', webhook.rawBody);
     // The docs show the bare prediction object; an enveloped one is read too.
     const prediction = asPrediction(parsed, true) ?? asPrediction(dataOf(parsed), true);
     if (!prediction) throw new ProviderError('wavespeed: webhook body is not a prediction', false);
@@ -150,43 +151,16 @@ export class WavespeedProvider implements ImageProvider {
     signal: AbortSignal | undefined,
     needStatus: boolean,
   ): Promise<Prediction> {
-    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    // The query (our webhook URL) stays out of messages: it is ours, and long.
-    const what = `${method} ${path}`;
-    let status: number;
-    let headers: Headers;
-    let text: string;
-    try {
-      const response = await this.fetchImpl(`${this.baseUrl}${path}${query}`, {
-        method,
-        headers: {
-          Authorization: `Bearer ${this.apiKey}`,
-          Accept: 'application/json',
-          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: combined,
-      });
-      status = response.status;
-      headers = response.headers;
-      text = await response.text();
-    } catch (error) {
-      // The caller gave up (shutdown): theirs to handle, not a provider failure.
-      if (signal?.aborted) throw signal.reason ?? error;
-      if (timeout.aborted) {
-        throw new ProviderError(
-          `wavespeed: ${what} timed out after ${this.requestTimeoutMs} ms`,
-          true,
-        );
-      }
-      throw new ProviderError(
-        this.redact(`wavespeed: ${what} failed: ${describeNetworkError(error)}`),
-        true,
-      );
-    }
-
-    const json = parseJson(text);
+    const call = {
+      ...this.client,
+      // The query (our webhook URL) stays out of messages: it is ours, and long.
+      what: `${method} ${path}`,
+      url: `${this.client.baseUrl}${path}${query}`,
+      method,
+      body,
+      signal,
+    };
+    const { status, headers, text, json } = await providerRequest(call);
     // The envelope repeats the HTTP status in `code`; an error code in a 2xx answer is an error.
     const envelopeCode = codeOf(json);
     const effective =
@@ -194,27 +168,21 @@ export class WavespeedProvider implements ImageProvider {
         ? envelopeCode
         : status;
     if (effective < 200 || effective >= 300) {
-      const detail = errorDetail(json, text);
-      const message = this.redact(
-        `wavespeed: ${what} answered ${effective}${detail ? `: ${detail}` : ''}`,
+      throw classifyHttpError(
+        call,
+        effective,
+        errorDetail(json, text),
+        retryAfterFromHeader(headers),
       );
-      if (effective === 429 || effective === 408 || effective >= 500) {
-        throw new ProviderError(message, true, retryAfterOf(headers));
-      }
-      throw new ProviderError(message, false);
     }
     const prediction = asPrediction(dataOf(json), needStatus);
     if (!prediction) {
       throw new ProviderError(
-        `wavespeed: ${what} answered ${status} without the documented {code, message, data} envelope`,
+        `wavespeed: ${call.what} answered ${status} without the documented {code, message, data} envelope`,
         true,
       );
     }
     return prediction;
-  }
-
-  private redact(message: string): string {
-    return this.apiKey ? message.split(this.apiKey).join('[redacted]') : message;
   }
 }
 
@@ -251,59 +219,20 @@ function statusOf(prediction: Prediction): ProviderStatus {
             (item): item is string => typeof item === 'string' && item !== '',
           )
         : [];
-      if (urls.length === 0) {
-        return {
-          state: 'failed',
-          error: 'wavespeed: the prediction completed without any image output',
-          retryable: false,
-        };
-      }
-      return {
-        state: 'succeeded',
-        images: urls.map((url): ProviderImage => ({ url, mimeType: mimeTypeOf(url) })),
-        metadata: {
+      return finishedWithImages(
+        urls,
+        {
           has_nsfw_contents: prediction.has_nsfw_contents ?? null,
           timings: prediction.timings ?? null,
           model: prediction.model ?? null,
         },
-      };
+        'wavespeed: the prediction completed without any image output',
+      );
     }
     default: {
-      const reason =
-        typeof prediction.error === 'string' && prediction.error !== ''
-          ? prediction.error
-          : prediction.error
-            ? JSON.stringify(prediction.error)
-            : prediction.status;
+      const reason = errorText(prediction.error) ?? prediction.status;
       return { state: 'failed', error: truncate(reason), retryable: false };
     }
-  }
-}
-
-function mimeTypeOf(url: string): string {
-  let pathname = url;
-  try {
-    pathname = new URL(url).pathname;
-  } catch {
-    // Not a URL: read the extension from the text as it is.
-  }
-  const extension = /\.([a-z0-9]+)$/i.exec(pathname)?.[1]?.toLowerCase();
-  switch (extension) {
-    case 'jpg':
-    case 'jpeg':
-      return 'image/jpeg';
-    case 'webp':
-      return 'image/webp';
-    default:
-      return 'image/png';
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
 
@@ -320,54 +249,9 @@ function errorDetail(json: unknown, text: string): string {
   return truncate(text.trim());
 }
 
-function truncate(text: string): string {
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-
-/** `Retry-After` in seconds or as an HTTP date. */
-function retryAfterOf(headers: Headers): number | undefined {
-  const header = headers.get('retry-after')?.trim();
-  if (!header) return undefined;
-  if (/^\d+(\.\d+)?$/.test(header)) return Math.ceil(Number(header));
-  const date = Date.parse(header);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, Math.ceil((date - Date.now()) / 1000));
-}
-
-function describeNetworkError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = (error as Error & { cause?: unknown }).cause;
-  const causeText =
-    cause instanceof Error
-      ? ((cause as Error & { code?: string }).code ?? cause.message)
-      : undefined;
-  return causeText ? `${error.message} (${causeText})` : error.message;
-}
-
-function headerValue(
-  headers: ProviderWebhook['headers'],
-  name: string,
-  join: string,
-): string | undefined {
-  let value = headers[name];
-  if (value === undefined) {
-    const key = Object.keys(headers).find((candidate) => candidate.toLowerCase() === name);
-    if (key) value = headers[key];
-  }
-  if (Array.isArray(value)) return value.length > 0 ? value.join(join) : undefined;
-  return value === '' ? undefined : value;
-}
-
 /** The HMAC key: the secret without `whsec_`, used as text (WaveSpeed: do not base64-decode). */
 function webhookKey(secret: string): Buffer {
   return Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'utf8');
-}
-
-function signatureOf(secret: string, id: string, timestamp: string, body: Buffer | string): Buffer {
-  return createHmac('sha256', webhookKey(secret))
-    .update(`${id}.${timestamp}.`)
-    .update(body)
-    .digest();
 }
 
 /** Throws WebhookSignatureError unless the call is signed with `secret` and recent. */
@@ -376,28 +260,23 @@ export function verifyWavespeedWebhook(
   webhook: ProviderWebhook,
   nowSeconds: number = Math.floor(Date.now() / 1000),
 ): void {
-  const id = headerValue(webhook.headers, 'webhook-id', ',');
-  const timestamp = headerValue(webhook.headers, 'webhook-timestamp', ',');
-  const signatures = headerValue(webhook.headers, 'webhook-signature', ' ');
-  if (!id || !timestamp || !signatures) {
-    throw new WebhookSignatureError('missing webhook-id, webhook-timestamp or webhook-signature');
-  }
-  if (!/^\d{1,12}$/.test(timestamp)) throw new WebhookSignatureError('malformed webhook-timestamp');
-  if (Math.abs(nowSeconds - Number(timestamp)) > WEBHOOK_TOLERANCE_SECONDS) {
-    throw new WebhookSignatureError('webhook timestamp is too old or in the future');
-  }
-  const expected = signatureOf(secret, id, timestamp, webhook.rawBody);
-  // The docs show one `v3,<hex>`; space-separated entries (key rotation) are read too.
-  const matches = signatures
-    .trim()
-    .split(/\s+/)
-    .filter((entry) => entry.startsWith(`${SIGNATURE_VERSION},`))
-    .some((entry) => {
-      const hex = entry.slice(SIGNATURE_VERSION.length + 1);
-      if (!/^[0-9a-f]{64}$/i.test(hex)) return false;
-      return timingSafeEqual(Buffer.from(hex, 'hex'), expected);
-    });
-  if (!matches) throw new WebhookSignatureError('webhook signature does not match');
+  verifySignedWebhook(
+    webhook,
+    webhookKey(secret),
+    WEBHOOK_TOLERANCE_SECONDS,
+    nowSeconds,
+    // The docs show one `v3,<hex>`; space-separated entries (key rotation) are read too.
+    (signatures, expected) =>
+      signatures
+        .trim()
+        .split(/\s+/)
+        .filter((entry) => entry.startsWith(`${SIGNATURE_VERSION},`))
+        .some((entry) => {
+          const hex = entry.slice(SIGNATURE_VERSION.length + 1);
+          if (!/^[0-9a-f]{64}$/i.test(hex)) return false;
+          return timingSafeEqual(Buffer.from(hex, 'hex'), expected);
+        }),
+  );
 }
 
 /** Signs a webhook body the way WaveSpeed does: the three headers to send with it. */
@@ -408,7 +287,7 @@ export function signWavespeedWebhook(
 ): { 'webhook-id': string; 'webhook-timestamp': string; 'webhook-signature': string } {
   const id = options.id ?? randomUUID().replaceAll('-', '');
   const timestamp = String(options.timestamp ?? Math.floor(Date.now() / 1000));
-  const signature = signatureOf(secret, id, timestamp, body).toString('hex');
+  const signature = webhookHmac(webhookKey(secret), id, timestamp, body).toString('hex');
   return {
     'webhook-id': id,
     'webhook-timestamp': timestamp,
