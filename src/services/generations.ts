@@ -6,6 +6,7 @@ import { isoTimeText, queryText, selectRows } from '../db/rows.ts';
 import type { ModelParameter } from '../db/schema/index.ts';
 import { wakeWorkers } from '../jobs/queue.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
+import type { ResultStore } from '../storage/results.ts';
 import { resolvePrice } from './catalog.ts';
 import type { ServiceContext } from './context.ts';
 import {
@@ -475,4 +476,23 @@ export async function listActiveGenerations(
         ORDER BY g.created_at, g.id`,
   );
   return rows.map((row) => toView(row, ctx.config.publicBaseUrl));
+}
+
+export const imageNotFound = () =>
+  new AppError('image_not_found', 404, 'Image not found', 'No such stored image.');
+
+/** A stored image of a generation: its file and type, or 404 when there is none. */
+export async function storedImage(
+  ctx: ServiceContext,
+  store: ResultStore,
+  generationId: string,
+  position: number,
+): Promise<{ path: string; mimeType: string }> {
+  const [row] = await selectRows<{ storage_path: string | null; mime_type: string }>(
+    ctx.db,
+    sql`SELECT storage_path, mime_type FROM generation_results
+        WHERE request_id = ${generationId} AND position = ${position}`,
+  );
+  if (!row?.storage_path) throw imageNotFound();
+  return { path: store.absolute(row.storage_path), mimeType: row.mime_type };
 }

@@ -1,11 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { sql } from 'drizzle-orm';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../core/errors.ts';
-import { selectRows } from '../../db/rows.ts';
 import { principalLabel } from '../../deps/auth.ts';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
@@ -13,9 +11,11 @@ import {
   acceptGeneration,
   type GenerationView,
   getGenerationById,
+  imageNotFound,
   listActiveGenerations,
   listGenerations,
   quoteGeneration,
+  storedImage,
 } from '../../services/generations.ts';
 import { handleProviderWebhook } from '../../services/provider-webhooks.ts';
 
@@ -222,23 +222,17 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const [row] = await selectRows<{ storage_path: string | null; mime_type: string }>(
-        app.deps.services.db,
-        sql`SELECT storage_path, mime_type FROM generation_results
-            WHERE request_id = ${request.params.id} AND position = ${request.params.position}`,
+      const { path, mimeType } = await storedImage(
+        app.deps.services,
+        app.deps.store,
+        request.params.id,
+        request.params.position,
       );
-      const missing = new AppError(
-        'image_not_found',
-        404,
-        'Image not found',
-        'No such stored image.',
-      );
-      if (!row?.storage_path) throw missing;
-      const path = app.deps.store.absolute(row.storage_path);
       const size = await stat(path).catch(() => null);
-      if (!size) throw missing;
+      // The row without its file (a DATA_DIR not shared with the worker that stored it).
+      if (!size) throw imageNotFound();
       return reply
-        .type(row.mime_type)
+        .type(mimeType)
         .header('content-length', size.size)
         .header('cache-control', 'public, max-age=31536000, immutable')
         .send(createReadStream(path));
