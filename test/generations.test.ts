@@ -423,5 +423,9 @@ describe('reading generations', () => {
       headers: botAuth,
     });
     expect(missing.statusCode).toBe(404);
+    // A failed generation has no image to serve.
+    const noImage = await app.inject({ method: 'GET', url: `/api/v1/generations/${id}/images/0` });
+    expect(noImage.statusCode).toBe(404);
+    expect(noImage.json().code).toBe('image_not_found');
   });
 });
