@@ -81,11 +81,11 @@ export async function runGenerateJob(
     return;
   }
   const deadline = job.deadlineAt ? Date.parse(job.deadlineAt) : Number.POSITIVE_INFINITY;
-  if (Date.now() >= deadline) {
-    await finalCheck(env, job, provider, requestId);
-    return;
-  }
   try {
+    if (Date.now() >= deadline) {
+      await finalCheck(env, job, provider, requestId, deadline);
+      return;
+    }
     let providerJobId = job.providerJobId;
     if (providerJobId === null) {
       const references = work.references ?? [];
@@ -104,12 +104,7 @@ export async function runGenerateJob(
         signal,
       );
       providerJobId = submitted.providerJobId;
-      const recorded = await env.steps.add({
-        job,
-        step: 'poll',
-        provider: provider.name,
-        providerJobId,
-      });
+      const recorded = await recordSubmission(env, job, provider.name, providerJobId);
       if (!recorded) throw new JobAbandoned();
     }
     const status = await provider.status(providerJobId, signal);
@@ -167,36 +162,82 @@ async function retryOrFail(
     return;
   }
   const wait = Math.max(backoffSeconds(job.attempts), providerError?.retryAfterSeconds ?? 0);
-  const untilDeadline = Math.max(0, (deadline - Date.now()) / 1000);
+  // Before the deadline a retry never sleeps past it; after it (the final check), it backs off.
+  const untilDeadline = (deadline - Date.now()) / 1000;
   await runLater(env.ctx.db, job, {
-    delaySeconds: Math.min(wait, untilDeadline),
+    delaySeconds: untilDeadline > 0 ? Math.min(wait, untilDeadline) : wait,
     error: message.slice(0, 500),
   });
 }
 
+const RECORD_RETRIES_MS = [200, 1_000, 3_000];
+
+/**
+ * Records the provider's job id, trying again if the database does not take it at once: the id
+ * exists only in this process until it is stored, and a retry of the job without it would submit
+ * (and pay the provider) a second time. Answers false if the job is no longer ours.
+ */
+async function recordSubmission(
+  env: JobEnvironment,
+  job: Job,
+  provider: string,
+  providerJobId: string,
+): Promise<boolean> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await env.steps.add({ job, step: 'poll', provider, providerJobId });
+    } catch (error) {
+      const pause = RECORD_RETRIES_MS[attempt];
+      if (pause === undefined) throw error;
+      env.logger.warn(
+        { err: error, jobId: job.id },
+        'recording the provider job id failed; retrying',
+      );
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+/** How long after the deadline a provider that cannot answer the final query is asked again. */
+const FINAL_CHECK_GRACE_MS = 120_000;
+
 /**
  * The deadline has passed: ask the provider one last time (the image may have been made while we
  * were not looking), and only if it has nothing, fail the generation and give back what it cost.
+ * A provider that cannot answer that query is asked again (with backoff) for a short grace; an
+ * error in storing a found image goes to the job's retry, never to a refund.
  */
 async function finalCheck(
   env: JobEnvironment,
   job: Job,
   provider: ImageProvider,
   requestId: string,
+  deadline: number,
 ): Promise<void> {
   if (job.providerJobId !== null) {
+    let status: ProviderStatus;
     try {
-      const status = await provider.status(job.providerJobId, AbortSignal.timeout(30_000));
-      if (status.state === 'succeeded') {
-        await settleSuccess(env, requestId, status);
-        return;
-      }
-      if (status.state === 'failed') {
-        await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
-        return;
-      }
+      status = await provider.status(job.providerJobId, AbortSignal.timeout(30_000));
     } catch (error) {
+      const retryable = !(error instanceof ProviderError) || error.retryable;
+      if (retryable && Date.now() < deadline + FINAL_CHECK_GRACE_MS) {
+        await runLater(env.ctx.db, job, {
+          delaySeconds: backoffSeconds(job.attempts, 30),
+          error: `final query failed: ${error instanceof Error ? error.message : String(error)}`,
+          countsAsAttempt: false,
+        });
+        return;
+      }
       env.logger.warn({ err: error, jobId: job.id }, 'final query of the provider failed');
+      status = { state: 'pending' };
+    }
+    if (status.state === 'succeeded') {
+      await settleSuccess(env, requestId, status);
+      return;
+    }
+    if (status.state === 'failed') {
+      await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
+      return;
     }
   }
   await settleFailure(env, requestId, {

@@ -4,8 +4,13 @@ import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
 import type { JobEnvironment } from './worker.ts';
 
-/** How long past its deadline a generation may wait for a worker of its provider before we give up. */
+/**
+ * How long past its deadline a generation may wait for a worker of its provider before we give
+ * up: not submitted yet, 5 minutes; submitted (only a worker of its provider can make the final
+ * query, and the image may be done), a day — that provider is gone from every worker by then.
+ */
 const ABANDONED_AFTER_SECONDS = 300;
+const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
 
 /**
  * Periodic sweeps every worker runs (each statement is safe to run concurrently):
@@ -21,7 +26,8 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
     ctx.db,
     sql`SELECT request_id FROM generation_jobs
         WHERE kind = 'generate' AND status = 'pending'
-          AND deadline_at < now() - make_interval(secs => ${ABANDONED_AFTER_SECONDS})
+          AND deadline_at < now() - make_interval(secs => CASE WHEN provider_job_id IS NULL
+                THEN ${ABANDONED_AFTER_SECONDS}::int ELSE ${ABANDONED_SUBMITTED_AFTER_SECONDS}::int END)
         LIMIT 100`,
   );
   for (const { request_id: requestId } of abandoned) {

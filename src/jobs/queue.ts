@@ -189,19 +189,29 @@ export function heartbeat(db: Queryable, job: Job, leaseSeconds: number): Promis
 }
 
 /**
- * Extends the lease of every job this worker holds, in one statement. Answers the ids still held:
- * a job missing from it was taken back (its lease ran out) and must be abandoned.
+ * Extends the leases of the jobs this worker is running, in one statement, locking them in id
+ * order (as every multi-job statement here does, so two never wait on each other in a cycle).
+ * Answers the ids still held: a job missing from it was taken back and must be abandoned. Only
+ * the ids given are renewed: a claim whose handler is gone runs out and is taken back.
  */
 export async function heartbeatAll(
   db: Queryable,
   workerId: string,
+  jobIds: readonly number[],
   leaseSeconds: number,
 ): Promise<Set<number>> {
+  if (jobIds.length === 0) return new Set();
   const rows = await selectRows<{ id: string | number }>(
     db,
     sql`UPDATE generation_jobs
         SET locked_until = now() + make_interval(secs => ${leaseSeconds}), updated_at = now()
-        WHERE status = 'running' AND locked_by = ${workerId}
+        WHERE id IN (
+          SELECT id FROM generation_jobs
+          WHERE id IN (${sql.join(
+            jobIds.map((id) => sql`${id}`),
+            sql`, `,
+          )}) AND status = 'running' AND locked_by = ${workerId}
+          ORDER BY id FOR UPDATE)
         RETURNING id`,
   );
   return new Set(rows.map((row) => Number(row.id)));
@@ -229,13 +239,15 @@ export async function recordStep(
  * whether the job was still its worker's: a job taken back meanwhile is not touched.
  */
 export async function recordSteps(db: Queryable, steps: readonly StepRecord[]): Promise<boolean[]> {
-  const payload = steps.map((record) => ({
-    id: record.job.id,
-    locked_by: record.job.lockedBy,
-    step: record.step,
-    provider: record.provider ?? null,
-    provider_job_id: record.providerJobId ?? null,
-  }));
+  const payload = [...steps]
+    .sort((a, b) => a.job.id - b.job.id)
+    .map((record) => ({
+      id: record.job.id,
+      locked_by: record.job.lockedBy,
+      step: record.step,
+      provider: record.provider ?? null,
+      provider_job_id: record.providerJobId ?? null,
+    }));
   const rows = await selectRows<{ id: string | number }>(
     db,
     sql`UPDATE generation_jobs j
@@ -244,6 +256,10 @@ export async function recordSteps(db: Queryable, steps: readonly StepRecord[]): 
         FROM jsonb_to_recordset(${JSON.stringify(payload)}::jsonb)
              AS v(id bigint, locked_by text, step text, provider text, provider_job_id text)
         WHERE j.id = v.id AND j.status = 'running' AND j.locked_by = v.locked_by
+          AND j.id IN (SELECT id FROM generation_jobs
+                       WHERE id IN (SELECT (e->>'id')::bigint
+                                    FROM jsonb_array_elements(${JSON.stringify(payload)}::jsonb) e)
+                       ORDER BY id FOR UPDATE)
         RETURNING j.id`,
   );
   const recorded = new Set(rows.map((row) => Number(row.id)));

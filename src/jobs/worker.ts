@@ -9,6 +9,7 @@ import { type DeliveryChannels, runDeliverJob } from './deliver.ts';
 import { runGenerateJob, startGenerations } from './generate.ts';
 import { runHousekeeping } from './housekeeping.ts';
 import {
+  backoffSeconds,
   claim,
   heartbeatAll,
   type Job,
@@ -144,6 +145,17 @@ export class JobWorker {
     void this.stopListening?.();
   }
 
+  /** Hands claimed jobs back at once, without counting the attempt (they never ran). */
+  private async release(jobs: readonly Job[]): Promise<void> {
+    await Promise.all(
+      jobs.map((job) =>
+        runLater(this.options.ctx.db, job, { delaySeconds: 0, countsAsAttempt: false }).catch(
+          () => false,
+        ),
+      ),
+    );
+  }
+
   /** Look for jobs now (a NOTIFY arrived, or a slot freed). */
   private poke(): void {
     this.wakeRequested = true;
@@ -220,10 +232,20 @@ export class JobWorker {
         limit,
       });
       if (jobs.length === limit) full = true;
-      const work = await startGenerations(
-        ctx.db,
-        jobs.map((job) => job.requestId).filter((id): id is string => id !== null),
-      );
+      if (this.stopping) {
+        await this.release(jobs);
+        return false;
+      }
+      let work: Awaited<ReturnType<typeof startGenerations>>;
+      try {
+        work = await startGenerations(
+          ctx.db,
+          jobs.map((job) => job.requestId).filter((id): id is string => id !== null),
+        );
+      } catch (error) {
+        await this.release(jobs);
+        throw error;
+      }
       for (const job of jobs) {
         this.launch(job, provider, (signal) =>
           runGenerateJob(this.env, job, (job.requestId && work.get(job.requestId)) || null, signal),
@@ -244,6 +266,10 @@ export class JobWorker {
         limit: deliveries,
       });
       if (jobs.length === deliveries) full = true;
+      if (this.stopping) {
+        await this.release(jobs);
+        return false;
+      }
       for (const job of jobs) {
         this.launch(job, null, (signal) => runDeliverJob(this.env, job, signal));
       }
@@ -266,8 +292,13 @@ export class JobWorker {
     if (provider)
       this.runningPerProvider.set(provider, (this.runningPerProvider.get(provider) ?? 0) + 1);
     const done = handler(abort.signal)
-      .catch((error: unknown) => {
+      .catch(async (error: unknown) => {
         this.env.logger.error({ err: error, jobId: job.id, kind: job.kind }, 'job handler failed');
+        // The handler could not even put the job back: do it here, so it is not left claimed.
+        await runLater(this.options.ctx.db, job, {
+          delaySeconds: backoffSeconds(job.attempts),
+          error: error instanceof Error ? error.message.slice(0, 500) : String(error),
+        }).catch(() => undefined);
       })
       .finally(() => {
         this.running.delete(job.id);
@@ -284,6 +315,7 @@ export class JobWorker {
     const held = await heartbeatAll(
       this.options.ctx.db,
       this.workerId,
+      [...this.running.keys()],
       this.options.ctx.config.worker.leaseSeconds,
     );
     for (const [id, entry] of this.running) {
