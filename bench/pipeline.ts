@@ -216,7 +216,19 @@ interface Throughput {
   submitP99: number;
 }
 
+/**
+ * Each measurement writes tens of thousands of rows: vacuum and checkpoint between measurements,
+ * so none pays for the cleanup of the one before it.
+ */
+async function quiesce(): Promise<void> {
+  await withClient(databaseUrl, async (client) => {
+    await client.query('VACUUM ANALYZE');
+    await client.query('CHECKPOINT');
+  });
+}
+
 async function ours(): Promise<Throughput> {
+  await quiesce();
   const port = await freePort(host);
   const api = startChild('api', 'src/server.ts', apiEnv(port, false));
   const config = loadConfig({
@@ -264,6 +276,7 @@ async function ours(): Promise<Throughput> {
 }
 
 async function ceiling(): Promise<Throughput> {
+  await quiesce();
   const port = await freePort(host);
   const child = startChild('ceiling', 'bench/pipeline-ceiling.ts', {
     CEILING_DATABASE_URL: databaseUrl,
@@ -361,12 +374,7 @@ async function main(): Promise<void> {
     const failed = ourRuns.reduce((sum, run) => sum + run.failed, 0);
     if (failed > 0) problems += failed;
 
-    // The throughput rounds wrote ~100k rows: let their vacuum and checkpoint not fall into the
-    // latency measurement, which is about the queue's length.
-    await withClient(databaseUrl, async (client) => {
-      await client.query('VACUUM ANALYZE');
-      await client.query('CHECKPOINT');
-    });
+    await quiesce();
     const { empty, full, queued } = await latency();
     const version = await withClient(
       databaseUrl,
