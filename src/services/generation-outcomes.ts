@@ -22,7 +22,7 @@ export interface GenerationFailure {
 }
 
 /** Whether finished generations get a delivery job (Telegram and/or the signed webhook). */
-export function deliveryWanted(config: Config): boolean {
+function deliveryWanted(config: Config): boolean {
   return config.telegramBotToken !== null || config.delivery.webhookUrl !== null;
 }
 

@@ -373,7 +373,7 @@ const generationSource = sql.raw(`generation_requests g
   JOIN model_catalog m ON m.id = g.model_id`);
 
 /** Where a stored image is served: by this API, under the generation's unguessable id. */
-export function storedImagePath(generationId: string, position: number): string {
+function storedImagePath(generationId: string, position: number): string {
   return `/api/v1/generations/${generationId}/images/${position}`;
 }
 
