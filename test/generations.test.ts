@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
@@ -333,6 +334,47 @@ describe('POST /api/v1/generations', () => {
     expect(again.headers['idempotent-replayed']).toBe('true');
     expect(again.json().id).toBe(first.json().id);
     expect(await balanceOf(app, telegramId)).toBe(40);
+  });
+
+  it('charges the new price when it changed after this process cached the model', async () => {
+    const cached = await buildTestApp(
+      { TRIAL_GENERATIONS: '0', CATALOG_CACHE_SECONDS: '3600' },
+      undefined,
+      { providers: registry },
+    );
+    try {
+      const repriced = await createTestModel(database.db, {
+        provider: provider.name,
+        prices: [{ conditions: {}, credits: 10 }],
+      });
+      const telegramId = freshTelegramId();
+      await userWithCredits(cached, telegramId, 100);
+      const first = await submit(cached, {
+        telegram_id: telegramId,
+        model: repriced.key,
+        prompt: 'a',
+      });
+      expect(first.json().payment.credits).toBe(10);
+      // The operator closes the price and opens a new one; this process still holds the old.
+      await database.db.execute(
+        sql`UPDATE model_prices SET valid_to = now() WHERE model_id = ${repriced.id} AND valid_to IS NULL`,
+      );
+      await database.db.execute(
+        sql`INSERT INTO model_prices (model_id, conditions, credits) VALUES (${repriced.id}, '{}'::jsonb, 12)`,
+      );
+      const second = await submit(cached, {
+        telegram_id: telegramId,
+        model: repriced.key,
+        prompt: 'b',
+      });
+      expect(second.statusCode, second.body).toBe(202);
+      expect(second.json()).toMatchObject({ payment: { credits: 12 }, balance: 78 });
+      expect(await entriesFor(database.db, second.json().id)).toEqual([
+        { kind: 'generation_charge', amount: -12 },
+      ]);
+    } finally {
+      await cached.close();
+    }
   });
 
   it('answers 503 when no provider account serves the model', async () => {
