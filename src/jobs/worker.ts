@@ -123,12 +123,9 @@ export class JobWorker {
     ]);
     clearTimeout(timer);
     if (late) {
-      for (const { job, abort } of this.running.values()) {
-        abort.abort();
-        await runLater(this.options.ctx.db, job, { delaySeconds: 0, countsAsAttempt: false }).catch(
-          () => undefined,
-        );
-      }
+      const unfinished = [...this.running.values()];
+      for (const { abort } of unfinished) abort.abort();
+      await this.release(unfinished.map(({ job }) => job));
     }
     this.env.logger.info('worker stopped');
   }

@@ -8,6 +8,9 @@ export interface ModelPrice {
 }
 
 export interface CatalogModel {
+  /** Internal: the row id and the provider that serves it (not part of GET /models). */
+  id: number;
+  provider: string;
   key: string;
   name: string;
   description: string;
@@ -17,18 +20,18 @@ export interface CatalogModel {
   typical_seconds: number | null;
   /** The price with every parameter at its default. */
   price_credits: number;
-  prices: ModelPrice[];
+  prices: (ModelPrice & { id: number })[];
 }
 
 /**
  * The price of a model for the given parameters: among its open prices whose conditions all match,
  * the most specific one (most conditions). Null when no price applies.
  */
-export function resolvePrice(
-  prices: readonly ModelPrice[],
+export function resolvePrice<Price extends ModelPrice>(
+  prices: readonly Price[],
   parameters: Record<string, string>,
-): ModelPrice | null {
-  let best: ModelPrice | null = null;
+): Price | null {
+  let best: Price | null = null;
   let bestSpecificity = -1;
   for (const price of prices) {
     const conditions = Object.entries(price.conditions);
@@ -45,11 +48,12 @@ export function defaultParameters(parameters: readonly ModelParameter[]): Record
   return Object.fromEntries(parameters.map((parameter) => [parameter.name, parameter.default]));
 }
 
-const ACTIVE_MODELS_SQL = `SELECT m.key, m.display_name AS name, m.description, m.parameters,
-       m.max_prompt_length, m.max_references, m.typical_seconds, prices.list AS prices
+const ACTIVE_MODELS_SQL = `SELECT m.id::int AS id, m.provider, m.key, m.display_name AS name, m.description,
+       m.parameters, m.max_prompt_length, m.max_references, m.typical_seconds, prices.list AS prices
 FROM model_catalog m
 CROSS JOIN LATERAL (
-  SELECT json_agg(json_build_object('conditions', p.conditions, 'credits', p.credits) ORDER BY p.id) AS list
+  SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions, 'credits', p.credits)
+                  ORDER BY p.id) AS list
   FROM model_prices p
   WHERE p.model_id = m.id AND p.valid_to IS NULL
 ) prices
@@ -79,6 +83,19 @@ export function listActiveModels(ctx: ServiceContext): Promise<CatalogModel[]> {
   // A failed read is not kept: the next request tries again.
   models.catch(() => catalogCache.delete(ctx.db));
   return models;
+}
+
+/**
+ * An active, priced model by key, from this process's copy of the catalog (`fresh`: read it
+ * again first). Null for an unknown key.
+ */
+export async function findActiveModel(
+  ctx: ServiceContext,
+  key: string,
+  options: { fresh?: boolean } = {},
+): Promise<CatalogModel | null> {
+  if (options.fresh) forgetCatalog(ctx);
+  return (await listActiveModels(ctx)).find((model) => model.key === key) ?? null;
 }
 
 /** Drops this process's copy of the catalog, after changing it. */

@@ -3,11 +3,10 @@ import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
 import type { Queryable } from '../db/client.ts';
 import { isoTimeText, queryText, selectRows } from '../db/rows.ts';
-import type { ModelParameter } from '../db/schema/index.ts';
 import { wakeWorkers } from '../jobs/queue.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import type { ResultStore } from '../storage/results.ts';
-import { resolvePrice } from './catalog.ts';
+import { type CatalogModel, findActiveModel, resolvePrice } from './catalog.ts';
 import type { ServiceContext } from './context.ts';
 import {
   checkAgainstModel,
@@ -103,22 +102,22 @@ const unknownModel = (key: string): FieldProblem => ({
 
 /** The price for these parameters, with what is wrong with the request for this model. */
 function priceFor(
-  facts: GenerationModel,
+  model: CatalogModel,
   input: Pick<GenerationInput, 'prompt' | 'parameters' | 'references'>,
 ): {
   parameters: Record<string, string>;
   price: { id: number; credits: number } | null;
   problems: FieldProblem[];
 } {
-  const { parameters, problems } = checkAgainstModel(facts, input);
-  const price = resolvePrice(facts.prices ?? [], parameters);
+  const { parameters, problems } = checkAgainstModel(model, input);
+  const price = resolvePrice(model.prices, parameters);
   if (!price && problems.length === 0) {
     problems.push({
       field: 'parameters',
-      message: `${facts.key} has no price for these parameters`,
+      message: `${model.key} has no price for these parameters`,
     });
   }
-  return { parameters, price: price as { id: number; credits: number } | null, problems };
+  return { parameters, price, problems };
 }
 
 export async function quoteGeneration(
@@ -126,7 +125,7 @@ export async function quoteGeneration(
   input: Pick<GenerationInput, 'telegramId' | 'model' | 'parameters'>,
 ): Promise<Quote> {
   const facts = await userFacts(ctx.db, input.telegramId);
-  const model = await generationModel(ctx, input.model, false);
+  const model = await findActiveModel(ctx, input.model);
   if (!model) throw invalidGeneration([unknownModel(input.model)]);
   const { parameters, price, problems } = priceFor(model, {
     prompt: 'quote',
@@ -145,53 +144,6 @@ export async function quoteGeneration(
     trial: trialSummary(facts.trials_used, limit),
     payment_method: trialsLeft ? 'trial' : balance >= price.credits ? 'credits' : null,
   };
-}
-
-/** What accepting needs of a model: its rules and open prices (kept per process, see below). */
-interface GenerationModel {
-  id: string | number;
-  key: string;
-  provider: string;
-  parameters: ModelParameter[];
-  max_prompt_length: number;
-  max_references: number;
-  prices: { id: number; conditions: Record<string, string>; credits: number }[] | null;
-}
-
-const GENERATION_MODEL_SQL = `SELECT m.id, m.key, m.provider, m.parameters, m.max_prompt_length,
-  m.max_references,
-  (SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions, 'credits', p.credits)
-                   ORDER BY p.id)
-   FROM model_prices p WHERE p.model_id = m.id AND p.valid_to IS NULL) AS prices
-FROM model_catalog m WHERE m.key = $1 AND m.is_active`;
-
-const modelCache = new WeakMap<
-  object,
-  Map<string, { expiresAt: number; model: GenerationModel | null }>
->();
-
-/**
- * The model as of at most CATALOG_CACHE_SECONDS ago. Safe to cache: accept_generation() checks
- * inside its transaction that the price it is given is still the open one, and a changed price
- * sends the caller back here with `fresh`.
- */
-async function generationModel(
-  ctx: ServiceContext,
-  key: string,
-  fresh: boolean,
-): Promise<GenerationModel | null> {
-  const ttlMs = ctx.config.catalogCacheSeconds * 1000;
-  let cache = modelCache.get(ctx.db);
-  if (!cache) {
-    cache = new Map();
-    modelCache.set(ctx.db, cache);
-  }
-  const cached = cache.get(key);
-  if (!fresh && ttlMs > 0 && cached && cached.expiresAt > Date.now()) return cached.model;
-  const [row] = await queryText<GenerationModel>(ctx.db, GENERATION_MODEL_SQL, [key]);
-  const model = row ?? null;
-  if (ttlMs > 0) cache.set(key, { expiresAt: Date.now() + ttlMs, model });
-  return model;
 }
 
 interface AcceptOutcome {
@@ -230,7 +182,9 @@ export async function acceptGeneration(
 ): Promise<AcceptedGeneration> {
   const { references, problems: referenceProblems } = await checkReferences(input.references);
   for (let attempt = 0; ; attempt++) {
-    const model = await generationModel(ctx, input.model, attempt > 0);
+    // The cached catalog may hold a price closed since: accept_generation() checks it under the
+    // lock, and a changed price is answered once more with the catalog read again.
+    const model = await findActiveModel(ctx, input.model, { fresh: attempt > 0 });
     if (!model) throw invalidGeneration([unknownModel(input.model), ...referenceProblems]);
     const { parameters, price, problems } = priceFor(model, input);
     problems.push(...referenceProblems);
