@@ -5,8 +5,9 @@ import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts'
 /**
  * The offline provider: draws a deterministic PNG from the prompt and parameters, so the whole
  * pipeline runs on a fresh machine with no keys. The same request always gives the same image.
- * Jobs live in memory; a job id this process does not know (it restarted) is drawn again from
- * the request encoded in the id.
+ * Nothing is kept in memory: the job id encodes the request, so a process that restarted draws
+ * the image again from it. The id also names the generation, because a provider job id is unique
+ * per submission: two generations of the same prompt (a "regenerate") are two jobs.
  */
 export class LocalProvider implements ImageProvider {
   readonly name: string;
@@ -19,7 +20,12 @@ export class LocalProvider implements ImageProvider {
 
   async submit(request: ProviderRequest): Promise<{ providerJobId: string }> {
     const encoded = Buffer.from(
-      JSON.stringify({ p: request.prompt, a: request.parameters, m: request.model }),
+      JSON.stringify({
+        g: request.generationId,
+        p: request.prompt,
+        a: request.parameters,
+        m: request.model,
+      }),
     ).toString('base64url');
     return { providerJobId: `local-${encoded}` };
   }
@@ -35,7 +41,8 @@ export class LocalProvider implements ImageProvider {
       };
     }
     const { width, height } = sizeFor(decoded.a);
-    const seed = seedOf(providerJobId);
+    // The image depends on the request only, not on which generation asked for it.
+    const seed = seedOf(JSON.stringify({ p: decoded.p, a: decoded.a, m: decoded.m }));
     return {
       state: 'succeeded',
       images: [
