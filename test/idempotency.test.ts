@@ -123,7 +123,7 @@ describe('Idempotency-Key', () => {
   it('a retry while the first request is still running is told so (409, Retry-After)', async () => {
     const key = randomUUID();
     const input = { scope: 'bot:test', key, fingerprint: 'f', ttlHours: 24 };
-    expect(await claimIdempotencyKey(database.db, input)).toEqual({ outcome: 'claimed' });
+    expect(await claimIdempotencyKey(database.db, input)).toMatchObject({ outcome: 'claimed' });
     await expect(claimIdempotencyKey(database.db, { ...input, waitMs: 300 })).rejects.toMatchObject(
       {
         status: 409,

@@ -16,7 +16,8 @@ declare module 'fastify' {
     idempotent?: boolean;
   }
   interface FastifyRequest {
-    idempotencyClaim: { scope: string; key: string } | null;
+    /** The claimed key; `effectId` names, stably across retries, what the request creates. */
+    idempotencyClaim: { scope: string; key: string; effectId: string } | null;
   }
 }
 
@@ -63,7 +64,7 @@ export function registerIdempotency(app: FastifyInstance): void {
       waitMs: WAIT_FOR_FIRST_MS,
     });
     if (claim.outcome === 'claimed') {
-      request.idempotencyClaim = { scope, key };
+      request.idempotencyClaim = { scope, key, effectId: claim.effectId };
       return;
     }
     return reply

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
 import type { Queryable } from '../db/client.ts';
@@ -149,6 +149,7 @@ export async function quoteGeneration(
 interface AcceptOutcome {
   outcome:
     | 'accepted'
+    | 'already_accepted'
     | 'no_user'
     | 'price_changed'
     | 'too_many_active'
@@ -179,8 +180,11 @@ export async function acceptGeneration(
   ctx: PipelineContext,
   input: GenerationInput,
   actor: string,
+  /** Names the request across retries (an Idempotency-Key's effect id): the same one is accepted once. */
+  effectId?: string,
 ): Promise<AcceptedGeneration> {
   const { references, problems: referenceProblems } = await checkReferences(input.references);
+  const id = effectId === undefined ? randomUUID() : uuidFrom(`generation:${effectId}`);
   for (let attempt = 0; ; attempt++) {
     // The cached catalog may hold a price closed since: accept_generation() checks it under the
     // lock, and a changed price is answered once more with the catalog read again.
@@ -198,7 +202,6 @@ export async function acceptGeneration(
         `${model.key} is served by ${providerName}, which this deployment has no account for.`,
       );
     }
-    const id = randomUUID();
     const prompt = input.prompt.trim();
     const deadlineAt = new Date(Date.now() + ctx.config.generations.timeoutSeconds * 1000);
     const [result] = await queryText<AcceptOutcome>(ctx.db, ACCEPT_SQL, [
@@ -217,6 +220,14 @@ export async function acceptGeneration(
       actor,
     ]);
     if (result?.outcome === 'price_changed' && attempt === 0) continue;
+    if (result?.outcome === 'already_accepted') {
+      return {
+        ...(await getGenerationById(ctx, id)),
+        queue_position: Math.max(1, result.queue_position ?? 1),
+        balance: Number(result.balance ?? 0),
+        trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
+      };
+    }
     if (result?.outcome !== 'accepted') throw refusal(ctx, input, result, price.credits);
     wakeWorkers(ctx.db);
     const method = result.payment_method ?? 'credits';
@@ -240,6 +251,13 @@ export async function acceptGeneration(
       trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
     };
   }
+}
+
+/** A UUID (version 8, RFC 9562's custom layout) made of the SHA-256 of `name`. */
+function uuidFrom(name: string): string {
+  const hex = createHash('sha256').update(name).digest('hex');
+  const variant = ((Number.parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
 function refusal(

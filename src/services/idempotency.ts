@@ -14,7 +14,9 @@ import { selectRows } from '../db/rows.ts';
 
 export const IDEMPOTENCY_LEASE_SECONDS = 60;
 
-export type Claim = { outcome: 'claimed' } | { outcome: 'replay'; status: number; body: string };
+export type Claim =
+  | { outcome: 'claimed'; effectId: string }
+  | { outcome: 'replay'; status: number; body: string };
 
 /** What "the same request" means: method, path and body with keys in a stable order. */
 export function requestFingerprint(method: string, path: string, body: unknown): string {
@@ -67,22 +69,40 @@ export async function claimIdempotencyKey(db: Queryable, input: ClaimInput): Pro
   }
 }
 
+/**
+ * Names the effect a claimed key stands for: the same for a retry that takes over a crashed
+ * attempt's claim, another once the key has expired and is used afresh. Effects made under the
+ * key are keyed by it in the database (a generation's id, a ledger entry's key), so the effect
+ * and the key's answer are one fact even when the process dies between writing the two.
+ */
+function effectIdOf(input: ClaimInput, claimedAt: string): string {
+  return createHash('sha256')
+    .update(`${input.scope}\n${input.key}\n${input.fingerprint}\n${claimedAt}`)
+    .digest('hex');
+}
+
 async function tryClaim(db: Queryable, input: ClaimInput): Promise<Claim | 'in_progress'> {
-  const claimed = await selectRows<{ scope: string }>(
+  // A claim left running past its lease (the first attempt crashed) is taken over keeping its
+  // created_at, so the retry names the same effect; an expired key starts a new one.
+  const claimed = await selectRows<{ claimed_at: string }>(
     db,
     sql`INSERT INTO idempotency_keys (scope, key, request_hash, locked_until)
         VALUES (${input.scope}, ${input.key}, ${input.fingerprint},
                 now() + make_interval(secs => ${IDEMPOTENCY_LEASE_SECONDS}))
         ON CONFLICT (scope, key) DO UPDATE SET
           request_hash = EXCLUDED.request_hash, locked_until = EXCLUDED.locked_until,
-          created_at = now(), response_status = NULL, response_body = NULL, completed_at = NULL
+          created_at = CASE
+            WHEN idempotency_keys.created_at < now() - make_interval(hours => ${input.ttlHours})
+            THEN now() ELSE idempotency_keys.created_at END,
+          response_status = NULL, response_body = NULL, completed_at = NULL
         WHERE idempotency_keys.created_at < now() - make_interval(hours => ${input.ttlHours})
            OR (idempotency_keys.completed_at IS NULL
                AND idempotency_keys.locked_until < now()
                AND idempotency_keys.request_hash = EXCLUDED.request_hash)
-        RETURNING scope`,
+        RETURNING to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS claimed_at`,
   );
-  if (claimed.length === 1) return { outcome: 'claimed' };
+  const [claim] = claimed;
+  if (claim) return { outcome: 'claimed', effectId: effectIdOf(input, claim.claimed_at) };
 
   const [existing] = await selectRows<{
     request_hash: string;

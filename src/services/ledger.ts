@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type SQL, sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
 import type { Database, Queryable, Transaction } from '../db/client.ts';
@@ -35,7 +36,10 @@ export interface NewEntry {
   /** Signed credits. */
   amount: number;
   reference?: { type: string; id: string };
-  /** Makes the entry happen once: a second post with the key returns the first entry. */
+  /**
+   * Makes the entry happen once: a second post with the key returns the first entry. Without one
+   * the entry gets a key of its own, so sending it again after an unclear failure is safe too.
+   */
   idempotencyKey?: string;
   reason?: string;
   actor?: string;
@@ -128,7 +132,7 @@ export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): 
     kind: entry.kind,
     referenceType: entry.reference?.type ?? null,
     referenceId: entry.reference?.id ?? null,
-    idempotencyKey: entry.idempotencyKey ?? null,
+    idempotencyKey: withKey(entry).idempotencyKey,
     reason: entry.reason ?? null,
     actor: entry.actor ?? 'system',
     metadata: entry.metadata ?? null,
@@ -149,7 +153,8 @@ export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): 
           actor: outcome.actor ?? 'system',
           created_at: outcome.created_at ?? '',
         }),
-        replayed: outcome.outcome === 'replayed',
+        // With a key of its own the entry can only have been "replayed" by its own resend.
+        replayed: outcome.outcome === 'replayed' && entry.idempotencyKey !== undefined,
       };
     case 'insufficient':
       throw new InsufficientCreditsError(Number(outcome.balance ?? 0), -entry.amount);
@@ -158,17 +163,21 @@ export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): 
   }
 }
 
+function withKey(entry: NewEntry): NewEntry & { idempotencyKey: string } {
+  return { ...entry, idempotencyKey: entry.idempotencyKey ?? `entry:${randomUUID()}` };
+}
+
 async function postEntryInTransaction(
   db: Transaction,
   user: UserRef,
   entry: NewEntry,
 ): Promise<Posted> {
-  const key = entry.idempotencyKey ?? null;
   // Looked up first: a refused insert would abort the transaction before a replay could be read.
-  if (key !== null) {
-    const earlier = await findByIdempotencyKey(db, key);
+  if (entry.idempotencyKey !== undefined) {
+    const earlier = await findByIdempotencyKey(db, entry.idempotencyKey);
     if (earlier) return { entry: earlier, replayed: true };
   }
+  const key = withKey(entry).idempotencyKey;
   let rows: EntryRow[];
   try {
     rows = await selectRows<EntryRow>(
@@ -191,8 +200,8 @@ async function postEntryInTransaction(
   }
   const [row] = rows;
   if (row) return { entry: toEntry(row), replayed: false };
-  if (key !== null) {
-    const earlier = await findByIdempotencyKey(db, key);
+  if (entry.idempotencyKey !== undefined) {
+    const earlier = await findByIdempotencyKey(db, entry.idempotencyKey);
     if (earlier) return { entry: earlier, replayed: true };
   }
   throw noSuchUser(user);

@@ -56,7 +56,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const actor = request.principal ? principalLabel(request.principal) : 'admin';
-      const key = request.headers['idempotency-key'];
+      const effectId = request.idempotencyClaim?.effectId;
       const { entry } = await postEntry(
         app.deps.services.db,
         { telegramId: request.params.telegram_id },
@@ -65,8 +65,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
           amount: request.body.amount,
           reason: request.body.reason,
           actor,
-          // The effect itself is unique per caller and key, beyond the response replay.
-          ...(key === undefined ? {} : { idempotencyKey: `admin-credit:${actor}:${key}` }),
+          // The effect itself is unique per claimed key, beyond the response replay: a retry after
+          // a crash between the entry and the key's answer finds the entry instead of a second one.
+          ...(effectId === undefined ? {} : { idempotencyKey: `admin-credit:${effectId}` }),
         },
       );
       return reply.code(201).send({ telegram_id: request.params.telegram_id, entry });

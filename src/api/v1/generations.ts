@@ -183,6 +183,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           payment: body.payment ?? 'auto',
         },
         request.principal ? principalLabel(request.principal) : 'system',
+        request.idempotencyClaim?.effectId,
       );
       return reply.code(202).send(accepted);
     },
