@@ -307,8 +307,8 @@ describe('POST /api/v1/generations', () => {
     expect(fourth.statusCode).toBe(202);
   });
 
-  it('holds the cap under concurrent submits', async () => {
-    if (needsPostgres('concurrent transactions need several connections')) return;
+  it('holds the cap under concurrent submits', async (context) => {
+    if (needsPostgres('concurrent transactions need several connections')) return context.skip();
     const telegramId = freshTelegramId();
     await userWithCredits(app, telegramId, 1000);
     const responses = await Promise.all(

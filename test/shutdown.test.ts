@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { botAuth, buildTestApp } from './helpers/app.ts';
 import { freshTelegramId, openTestDatabase } from './helpers/database.ts';
+import { waitFor } from './helpers/pipeline.ts';
 
 /** Holds the users table locked until released, so requests that write it stay in flight. */
 async function lockUsersTable(database: DatabaseHandle): Promise<() => Promise<void>> {
@@ -41,6 +42,14 @@ describe('graceful shutdown', () => {
     const database = await openTestDatabase();
     const app = await buildTestApp({}, database);
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    // Fastify answers 503 to a request it starts routing once closing; one the server has taken
+    // (its 'request' event, which Fastify routes synchronously) before close() must finish.
+    const received = new Promise<void>((resolve) => {
+      let count = 0;
+      app.server.on('request', () => {
+        if (++count === 20) resolve();
+      });
+    });
     const unlock = await lockUsersTable(database);
     const inFlight = Array.from({ length: 20 }, () =>
       fetch(`${address}/api/v1/users/sync`, {
@@ -49,10 +58,14 @@ describe('graceful shutdown', () => {
         body: JSON.stringify({ telegram_id: freshTelegramId() }),
       }),
     );
-    // The requests reach their handlers and wait on the lock; then the server is told to stop.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Every request is in the server (they then wait on the lock); then the server is told to stop,
+    // and the lock is released only once it no longer listens.
+    await received;
     const closing = app.close();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(
+      async () => app.server.listening,
+      (listening) => !listening,
+    );
     await unlock();
     const responses = await Promise.all(inFlight);
     await closing;

@@ -106,8 +106,9 @@ async function deliverJobOf(id: string) {
 }
 
 describe('a worker process killed mid-job', () => {
-  it('is taken over: one provider submission, one charge, the result delivered', async () => {
-    if (needsPostgres('the worker runs as its own process only on PostgreSQL')) return;
+  it('is taken over: one provider submission, one charge, the result delivered', async (context) => {
+    if (needsPostgres('the worker runs as its own process only on PostgreSQL'))
+      return context.skip();
     const database = await sharedDatabase();
     const dataDir = mkdtempSync(join(tmpdir(), 'imagegen-worker-'));
     // Every call waits 4 s: the child is then sure to be inside its first status query (job
