@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
+import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
 import { adminRoutes } from './api/v1/admin.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
@@ -139,6 +140,7 @@ export async function buildApp(
       refResolver: {
         buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`),
       },
+      transform: documentRoute,
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
 

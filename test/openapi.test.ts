@@ -1,38 +1,258 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp } from './helpers/app.ts';
+import { ADMIN_TOKEN, BOT_TOKEN, buildTestApp, miniAppAuth } from './helpers/app.ts';
+import { freshTelegramId } from './helpers/database.ts';
+
+// The document is checked against the app itself: the routes come from the router (not from the
+// document), and what each route lets in and answers comes from requests to it. A route added
+// without docs, or whose docs disagree with what it does, fails here.
+
+interface Operation {
+  summary?: string;
+  tags?: string[];
+  security?: Record<string, string[]>[];
+  parameters?: { in: string; name: string; required?: boolean; schema?: unknown }[];
+  requestBody?: { content?: Record<string, { schema?: unknown }> };
+  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+}
+
+interface Route {
+  method: string;
+  /** As the router has it: /api/v1/users/:telegram_id/balance */
+  path: string;
+}
 
 let app: FastifyInstance;
+let document: {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { securitySchemes: Record<string, unknown>; schemas: Record<string, unknown> };
+};
+let routes: Route[];
+
+/**
+ * Every route the router holds, read from printRoutes' tree (one node a line, four columns of
+ * indentation a level; a node's path is its parent's followed by its own segment).
+ */
+function registeredRoutes(instance: FastifyInstance): Route[] {
+  const found: Route[] = [];
+  const parents: string[] = [];
+  for (const line of instance.printRoutes({ commonPrefix: false }).split('\n')) {
+    const match = /^((?:[│ ] {3})*)[├└]── (.+?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    if (!match) continue;
+    const depth = (match[1] ?? '').length / 4;
+    const path = (depth === 0 ? '' : (parents[depth - 1] ?? '')) + match[2];
+    parents[depth] = path;
+    parents.length = depth + 1;
+    for (const method of (match[3] ?? '').split(', ').filter(Boolean)) {
+      found.push({ method, path });
+    }
+  }
+  return found;
+}
+
+const toOpenApiPath = (path: string) => path.replaceAll(/:(\w+)/g, '{$1}');
+
+const pathParameters = (path: string): string[] =>
+  [...path.matchAll(/:(\w+)/g)].map((match) => match[1] ?? '');
+
+/** What the API is for this test: every route but HEAD twins and the docs' own pages. */
+const documentable = (route: Route) =>
+  route.method !== 'HEAD' && route.path !== '/docs' && !route.path.startsWith('/docs/');
+
+const miniAppUser = freshTelegramId();
+
+/** A URL for the route with well-formed parameters (a Mini App user's own telegram_id). */
+function concreteUrl(path: string, values: Record<string, string> = {}): string {
+  const defaults: Record<string, string> = {
+    telegram_id: String(miniAppUser),
+    id: randomUUID(),
+    position: '0',
+    provider: 'no-such-provider',
+  };
+  return path.replaceAll(/:(\w+)/g, (_, name: string) => {
+    const value = values[name] ?? defaults[name];
+    if (value === undefined) throw new Error(`no test value for path parameter :${name}`);
+    return value;
+  });
+}
+
+/** Path parameters that no route's schema accepts. */
+const malformed: Record<string, string> = {
+  telegram_id: 'not-a-number',
+  id: 'not-a-uuid',
+  position: '-1',
+  provider: 'NOT A NAME!',
+};
+
+const credentials = {
+  none: {},
+  bot: { authorization: `Bearer ${BOT_TOKEN}` },
+  admin: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  miniApp: miniAppAuth(miniAppUser),
+} as const;
+
+function probe(route: Route, headers: Record<string, string>, url = concreteUrl(route.path)) {
+  return app.inject({
+    method: route.method as 'GET' | 'POST',
+    url,
+    headers,
+    ...(route.method === 'GET' ? {} : { payload: {} }),
+  });
+}
+
+/** Whether the caller was turned away for who it is (not for what it asked). */
+function refusedAccess(response: { statusCode: number; json: () => { code?: string } }): boolean {
+  if (response.statusCode !== 401 && response.statusCode !== 403) return false;
+  const code = response.json().code;
+  return code === 'unauthorized' || code === 'forbidden';
+}
+
 beforeAll(async () => {
   app = await buildTestApp();
+  const response = await app.inject({ url: '/docs/json' });
+  expect(response.statusCode).toBe(200);
+  document = response.json();
+  routes = registeredRoutes(app).filter(documentable);
 });
 afterAll(() => app.close());
 
-describe('OpenAPI', () => {
-  it('documents every endpoint of the spec at /docs/json', async () => {
-    const response = await app.inject({ url: '/docs/json' });
-    expect(response.statusCode).toBe(200);
-    const document = response.json();
+describe('OpenAPI document', () => {
+  it('reads the routes from the router', () => {
+    // A guard on the parsing itself: the routes the README lists, at least.
+    expect(routes.length).toBeGreaterThanOrEqual(20);
+    expect(routes).toContainEqual({ method: 'GET', path: '/api/v1/users/:telegram_id/balance' });
+    expect(routes).toContainEqual({
+      method: 'POST',
+      path: '/api/v1/admin/users/:telegram_id/credits',
+    });
+    expect(routes).toContainEqual({ method: 'GET', path: '/' });
+  });
+
+  it('documents every route the app serves, and no other, each with a summary and tags', () => {
     expect(document.openapi).toMatch(/^3\./);
-    const paths = document.paths as Record<string, Record<string, unknown>>;
-    const expected: [string, string][] = [
-      ['/', 'get'],
-      ['/api/v1/health', 'get'],
-      ['/api/v1/info', 'get'],
-      ['/api/v1/users/sync', 'post'],
-      ['/api/v1/users/{telegram_id}/balance', 'get'],
-      ['/api/v1/users/{telegram_id}/trial', 'get'],
-      ['/api/v1/models', 'get'],
-    ];
-    for (const [path, method] of expected) {
-      expect(paths[path]?.[method], `${method.toUpperCase()} ${path}`).toBeDefined();
+    const served = routes.map((r) => `${r.method} ${toOpenApiPath(r.path)}`).sort();
+    const documented = Object.entries(document.paths)
+      .flatMap(([path, operations]) =>
+        Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+      )
+      .sort();
+    expect(documented).toEqual(served);
+    for (const route of routes) {
+      const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
+      expect(operation?.summary, `${route.method} ${route.path}: summary`).toMatch(/\w{3}/);
+      expect(operation?.tags?.length, `${route.method} ${route.path}: tags`).toBeGreaterThan(0);
     }
-    const balance = paths['/api/v1/users/{telegram_id}/balance']?.get as {
-      responses: Record<string, unknown>;
-    };
-    expect(Object.keys(balance.responses)).toEqual(
-      expect.arrayContaining(['200', '401', '404', '422', '429']),
-    );
+  });
+
+  it('states who may call each operation, as the route enforces it', async () => {
+    const schemes = Object.keys(document.components.securitySchemes).sort();
+    expect(schemes).toEqual(['admin', 'bot', 'miniApp']);
+    for (const route of routes) {
+      const name = `${route.method} ${route.path}`;
+      const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
+      expect(operation?.security, `${name}: security`).toBeDefined();
+      const admitted = (operation?.security ?? []).flatMap((requirement) => {
+        expect(Object.values(requirement), `${name}: scopes`).toEqual([[]]);
+        return Object.keys(requirement);
+      });
+      for (const scheme of admitted) expect(schemes, `${name}: ${scheme}`).toContain(scheme);
+
+      const anonymous = await probe(route, credentials.none);
+      expect(refusedAccess(anonymous), `${name} without credentials: ${anonymous.body}`).toBe(
+        admitted.length > 0,
+      );
+      if (admitted.length === 0) continue;
+      for (const scheme of ['bot', 'admin', 'miniApp'] as const) {
+        const response = await probe(route, credentials[scheme]);
+        expect(refusedAccess(response), `${name} as ${scheme}: ${response.body}`).toBe(
+          !admitted.includes(scheme),
+        );
+      }
+    }
+  });
+
+  it('documents the parameters and body each operation reads', async () => {
+    for (const route of routes) {
+      const name = `${route.method} ${route.path}`;
+      const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
+      for (const parameter of pathParameters(route.path)) {
+        const documented = operation?.parameters?.find(
+          (p) => p.in === 'path' && p.name === parameter,
+        );
+        expect(documented, `${name}: path parameter ${parameter}`).toMatchObject({
+          required: true,
+          schema: expect.any(Object),
+        });
+        expect(
+          Object.keys(documented?.schema as object),
+          `${name}: ${parameter}'s schema`,
+        ).not.toEqual([]);
+        // The schema is the one enforced: a malformed value is refused.
+        const response = await probe(
+          route,
+          credentials.admin,
+          concreteUrl(route.path, { [parameter]: malformed[parameter] ?? '' }),
+        );
+        expect(response.statusCode, `${name} with a malformed ${parameter}`).toBe(422);
+        expect(response.json().errors, `${name}: ${response.body}`).toEqual(
+          expect.arrayContaining([
+            expect.objectContaining({ field: expect.stringMatching(parameter) }),
+          ]),
+        );
+      }
+      const documentedPath = (operation?.parameters ?? []).filter((p) => p.in === 'path');
+      expect(documentedPath.map((p) => p.name).sort(), `${name}: no other path parameters`).toEqual(
+        pathParameters(route.path).sort(),
+      );
+      if (route.method === 'POST') {
+        const body = operation?.requestBody?.content?.['application/json'];
+        expect(body?.schema, `${name}: request body`).toBeDefined();
+      }
+    }
+  });
+
+  it('documents the success and every problem each operation answers', async () => {
+    for (const route of routes) {
+      const name = `${route.method} ${route.path}`;
+      const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
+      const responses = operation?.responses ?? {};
+      const successes = Object.keys(responses).filter((status) => /^2\d\d$/.test(status));
+      expect(successes, `${name}: a 2xx response`).not.toEqual([]);
+      for (const status of successes) {
+        const content = Object.values(responses[status]?.content ?? {});
+        expect(content.length, `${name} ${status}: content`).toBeGreaterThan(0);
+        for (const media of content)
+          expect(media.schema, `${name} ${status}: schema`).toBeDefined();
+      }
+      for (const [status, response] of Object.entries(responses)) {
+        if (Number(status) < 400 || (route.path.endsWith('/health') && status === '503')) continue;
+        expect(response.content, `${name} ${status}: a problem document`).toEqual({
+          'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
+        });
+      }
+
+      // Whatever the route answers these requests is documented: refusals of the caller, missing
+      // resources, invalid input, and the rate limit where it applies.
+      const answered = new Set<string>();
+      for (const headers of Object.values(credentials)) {
+        const response = await probe(route, headers);
+        answered.add(String(response.statusCode));
+        if (response.headers['ratelimit-limit'] !== undefined) answered.add('429');
+      }
+      for (const status of answered) {
+        expect(Object.keys(responses), `${name} answered ${status}`).toContain(status);
+      }
+      if ((operation?.parameters?.length ?? 0) > 0 || operation?.requestBody) {
+        expect(Object.keys(responses), `${name}: 422 for invalid input`).toContain('422');
+      }
+      const takesKey = operation?.parameters?.some(
+        (p) => p.in === 'header' && p.name === 'idempotency-key',
+      );
+      if (takesKey)
+        expect(Object.keys(responses), `${name}: 409 for a reused key`).toContain('409');
+    }
   });
 
   it('serves a docs page at /docs', async () => {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { apiVersion, appName, appVersion } from '../core/version.ts';
+import { problemResponses } from '../schemas/problem.ts';
 
 export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
@@ -22,6 +23,7 @@ export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
               openapi: Type.String(),
             }),
           }),
+          ...problemResponses(429),
         },
       },
     },

@@ -219,7 +219,16 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           id: Type.String({ format: 'uuid' }),
           position: Type.Integer({ minimum: 0, maximum: 100 }),
         }),
-        response: { ...problemResponses(404, 422, 429) },
+        response: {
+          200: {
+            description: 'The image, with its type (image/png, image/webp, …)',
+            // Unsafe<unknown>: the bytes are streamed, never serialised from a value.
+            content: {
+              'image/*': { schema: Type.Unsafe<unknown>({ type: 'string', format: 'binary' }) },
+            },
+          },
+          ...problemResponses(404, 422, 429),
+        },
       },
     },
     async (request, reply) => {
@@ -312,6 +321,8 @@ export const providerWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         summary: "A provider's webhook: a signed report that its job finished",
         tags: ['providers'],
         params: Type.Object({ provider: Type.String({ pattern: '^[a-z0-9_-]{1,64}$' }) }),
+        // Read raw (the signature covers the bytes): any body passes here, the provider checks it.
+        body: Type.Unknown({ description: "The provider's report, exactly as it signed it" }),
         response: {
           200: Type.Object({
             outcome: Type.Union([

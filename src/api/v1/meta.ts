@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { apiVersion, appName, appVersion } from '../../core/version.ts';
+import { problemResponses } from '../../schemas/problem.ts';
 import { checkDatabase } from '../../services/health.ts';
 
 const HealthResponse = Type.Object({
@@ -63,6 +64,7 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
             }),
             trial_generations: Type.Integer(),
           }),
+          ...problemResponses(429),
         },
       },
     },

@@ -68,6 +68,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
               }),
             ),
           }),
+          ...problemResponses(429),
         },
       },
     },
