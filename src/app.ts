@@ -18,6 +18,11 @@ import { appName, appVersion } from './core/version.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, migrateDatabase } from './db/migrate.ts';
 import { registerAuth } from './deps/auth.ts';
+import {
+  AuthFailureLimiter,
+  MemoryFailureCounts,
+  RedisFailureCounts,
+} from './deps/auth-failures.ts';
 import type { AppDeps } from './deps/context.ts';
 import type { DeliveryChannels } from './jobs/deliver.ts';
 import { startWorker } from './jobs/runtime.ts';
@@ -61,7 +66,7 @@ export async function buildApp(
     if (config.runMigrations) await migrateDatabase(database);
     else await assertSchemaCurrent(database);
 
-    if (config.redisUrl && config.rateLimit.enabled) {
+    if (config.redisUrl && (config.rateLimit.enabled || config.authFailureLimit > 0)) {
       redis = new Redis(config.redisUrl, {
         lazyConnect: true,
         enableOfflineQueue: false,
@@ -109,7 +114,7 @@ export async function buildApp(
     registerSecurityHeaders(app);
     // CORS before auth: a browser's preflight carries no credentials and must still be answered.
     await registerCors(app, config);
-    registerAuth(app, config);
+    registerAuth(app, config, authFailureLimiter(config, redis, logger));
     registerIdempotency(app);
     await registerRateLimit(app, config, redis);
     await app.register(swagger, {
@@ -174,4 +179,18 @@ export async function buildApp(
     if (ownsDatabase) await database.close();
     throw error;
   }
+}
+
+/** Failed authentications per address: in Redis when there is one (shared), else in memory. */
+function authFailureLimiter(
+  config: Config,
+  redis: Redis | null,
+  logger: Logger,
+): AuthFailureLimiter | null {
+  if (config.authFailureLimit === 0) return null;
+  return new AuthFailureLimiter(
+    config.authFailureLimit,
+    redis ? new RedisFailureCounts(redis) : new MemoryFailureCounts(),
+    (error) => logger.warn({ err: error }, 'Failed authentications not counted: Redis failed'),
+  );
 }

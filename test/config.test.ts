@@ -102,6 +102,19 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).not.toContain('short-secret');
   });
 
+  it('keeps Mini App initData an hour and limits failed authentications to 20 a minute by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      telegramInitDataMaxAgeSeconds: 3600,
+      authFailureLimit: 20,
+    });
+    expect(
+      loadConfig({ TELEGRAM_INIT_DATA_MAX_AGE_SECONDS: '86400', AUTH_FAILURE_LIMIT: '0' }),
+    ).toMatchObject({ telegramInitDataMaxAgeSeconds: 86_400, authFailureLimit: 0 });
+    expect(problemsOf({ AUTH_FAILURE_LIMIT: '-1' }).join('\n')).toMatch(
+      /AUTH_FAILURE_LIMIT must be an integer from 0/,
+    );
+  });
+
   it('reports every problem at once', () => {
     expect(problemsOf({ PORT: 'x', RATE_LIMIT_MAX: 'y', LOG_LEVEL: 'z' })).toHaveLength(3);
   });

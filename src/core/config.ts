@@ -52,6 +52,8 @@ export interface Config {
   readonly adminTokens: readonly string[];
   readonly telegramBotToken: string | null;
   readonly telegramInitDataMaxAgeSeconds: number;
+  /** Failed authentications one client address may make per minute; then 429. 0 = no limit. */
+  readonly authFailureLimit: number;
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
   /** How long a process keeps the model catalog (GET /models) before reading it again; 0 = never. */
@@ -315,10 +317,11 @@ export function loadConfig(env: Env): Config {
     telegramBotToken: reader.optionalString('TELEGRAM_BOT_TOKEN'),
     telegramInitDataMaxAgeSeconds: reader.integer(
       'TELEGRAM_INIT_DATA_MAX_AGE_SECONDS',
-      86_400,
+      3600,
       60,
       30 * 86_400,
     ),
+    authFailureLimit: reader.integer('AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
     trialGenerations: reader.integer('TRIAL_GENERATIONS', 3, 0, 1000),
     starsPackages: parseStarsPackages(reader),
     catalogCacheSeconds: reader.integer('CATALOG_CACHE_SECONDS', 10, 0, 3600),

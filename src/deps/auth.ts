@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.ts';
-import { forbidden, unauthorized } from '../core/errors.ts';
+import { AppError, forbidden, unauthorized } from '../core/errors.ts';
 import { withHook } from '../core/route-hooks.ts';
+import type { AuthFailureLimiter } from './auth-failures.ts';
 import { InitDataError, initDataSecret, verifyInitData } from './telegram-init-data.ts';
 
 /**
@@ -21,13 +22,37 @@ export type Principal =
  */
 export type Access = 'public' | 'user' | 'bot' | 'admin';
 
+/**
+ * How a `user` route keeps a Mini App user to its own data, declared in its `config.ownership`.
+ * `telegram_id` (the default): the telegram_id in the path or the body must be the caller's, and a
+ * Mini App request that names none is refused (403). `handler`: the route names no telegram_id
+ * (e.g. a generation by its id) and its handler checks the owner of what it found with
+ * `callerMayActFor`; a successful answer to a Mini App user whose handler did not is refused (403).
+ */
+export type Ownership = 'telegram_id' | 'handler';
+
 declare module 'fastify' {
   interface FastifyContextConfig {
     access?: Access;
+    ownership?: Ownership;
   }
   interface FastifyRequest {
     principal: Principal | null;
+    /** Set by callerMayActFor: the handler of an `ownership: 'handler'` route checked the owner. */
+    ownershipChecked: boolean;
   }
+}
+
+/**
+ * Whether the caller may act for (or see what belongs to) `telegramId`: the bot and admins for
+ * anyone, a Mini App user for itself only. Records that the owner was checked.
+ */
+export function callerMayActFor(request: FastifyRequest, telegramId: number): boolean {
+  request.ownershipChecked = true;
+  const principal = request.principal;
+  return (
+    principal !== null && (principal.kind !== 'miniapp' || principal.telegramId === telegramId)
+  );
 }
 
 /** Names a token in logs and rate-limit keys without revealing it. */
@@ -51,7 +76,26 @@ function tokenTable(tokens: readonly string[]): Map<string, string> {
   );
 }
 
-export function registerAuth(app: FastifyInstance, config: Config): void {
+function tooManyFailures(retryAfterSeconds: number, limit: number): AppError {
+  return new AppError(
+    'too_many_failed_authentications',
+    429,
+    'Too many failed authentications',
+    `More than ${limit} failed authentications from this address in a minute; retry in ${retryAfterSeconds} s.`,
+    { retryAfterSeconds },
+    { 'retry-after': String(retryAfterSeconds) },
+  );
+}
+
+/**
+ * `failures` (null: no limit) counts the failed authentications of each client address; past its
+ * limit the address is answered 429 before its credentials are looked at.
+ */
+export function registerAuth(
+  app: FastifyInstance,
+  config: Config,
+  failures: AuthFailureLimiter | null = null,
+): void {
   const botTokens = tokenTable(config.apiTokens);
   const adminTokens = tokenTable(config.adminTokens);
   const miniAppSecret = config.telegramBotToken ? initDataSecret(config.telegramBotToken) : null;
@@ -91,6 +135,7 @@ export function registerAuth(app: FastifyInstance, config: Config): void {
   }
 
   app.decorateRequest('principal', null);
+  app.decorateRequest('ownershipChecked', false);
 
   // Who the caller is, before anything else looks at the request (the rate limit keys on it).
   app.addHook('onRequest', (request, _reply, done) => {
@@ -100,8 +145,20 @@ export function registerAuth(app: FastifyInstance, config: Config): void {
       if (header === undefined || header === '') {
         if (access !== 'public') throw unauthorized('This endpoint needs an Authorization header.');
       } else {
-        // A bad credential on a public route is still refused: the caller believes it is signed in.
-        request.principal = authenticate(header);
+        const wait = failures?.retryAfterSeconds(request.ip) ?? 0;
+        if (wait > 0) throw tooManyFailures(wait, config.authFailureLimit);
+        try {
+          // A bad credential on a public route is still refused: the caller believes it is signed in.
+          request.principal = authenticate(header);
+        } catch (error) {
+          if (!failures || !(error instanceof AppError) || error.status !== 401) throw error;
+          failures.failed(request.ip).then(
+            (blocked) =>
+              done(blocked > 0 ? tooManyFailures(blocked, config.authFailureLimit) : error),
+            () => done(error as Error),
+          );
+          return;
+        }
         if (access === 'admin' && request.principal.kind !== 'admin') {
           throw forbidden('This endpoint is for administrators.');
         }
@@ -115,20 +172,50 @@ export function registerAuth(app: FastifyInstance, config: Config): void {
     }
   });
 
-  // A Mini App user may only act for its own telegram_id, wherever the route takes it from. Added
-  // to the routes that act for a user only, so the others do not pay for the hook.
+  // A Mini App user may only act for its own telegram_id, wherever the route takes it from; where
+  // it cannot be checked, the request is refused (fail closed). Added to the routes that act for a
+  // user only, so the others do not pay for the hooks.
   app.addHook('onRoute', (route) => {
     if (route.config?.access !== 'user') return;
-    const ownership = (request: FastifyRequest, _reply: unknown, done: (error?: Error) => void) => {
+    const ownership: Ownership = route.config.ownership ?? 'telegram_id';
+    if (ownership === 'handler') {
+      const checked = (
+        request: FastifyRequest,
+        reply: FastifyReply,
+        payload: unknown,
+        done: (error: Error | null, payload?: unknown) => void,
+      ) => {
+        if (
+          request.principal?.kind === 'miniapp' &&
+          reply.statusCode < 400 &&
+          !request.ownershipChecked
+        ) {
+          done(forbidden('This endpoint did not check that the Mini App user owns the resource.'));
+          return;
+        }
+        done(null, payload);
+      };
+      route.onSend = withHook(route.onSend, checked);
+      return;
+    }
+    const sameUser = (request: FastifyRequest, _reply: unknown, done: (error?: Error) => void) => {
       const principal = request.principal;
-      const target = principal?.kind === 'miniapp' ? telegramIdOf(request) : null;
-      if (principal?.kind === 'miniapp' && target !== null && target !== principal.telegramId) {
+      if (principal?.kind !== 'miniapp') {
+        done();
+        return;
+      }
+      const target = telegramIdOf(request);
+      if (target === null) {
+        done(forbidden('This endpoint names no telegram_id, so a Mini App user cannot call it.'));
+        return;
+      }
+      if (target !== principal.telegramId) {
         done(forbidden('A Mini App user can only act for its own telegram_id.'));
         return;
       }
       done();
     };
-    route.preHandler = withHook(route.preHandler, ownership);
+    route.preHandler = withHook(route.preHandler, sameUser);
   });
 }
 

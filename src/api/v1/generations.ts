@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../core/errors.ts';
-import { principalLabel } from '../../deps/auth.ts';
+import { callerMayActFor, principalLabel } from '../../deps/auth.ts';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import {
@@ -76,8 +76,7 @@ const GenerationIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 
 /** A Mini App user sees only its own generations; others' answer 404, as if they did not exist. */
 function assertVisibleTo(request: FastifyRequest, generation: GenerationView): void {
-  const principal = request.principal;
-  if (principal?.kind === 'miniapp' && principal.telegramId !== generation.telegram_id) {
+  if (!callerMayActFor(request, generation.telegram_id)) {
     throw new AppError(
       'generation_not_found',
       404,
@@ -192,7 +191,8 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/generations/:id',
     {
-      config: { access: 'user' },
+      // No telegram_id to compare before the generation is read: the handler checks its owner.
+      config: { access: 'user', ownership: 'handler' },
       schema: {
         summary: 'A generation: status, timestamps, results, error',
         tags: ['generations'],
