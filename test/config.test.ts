@@ -115,6 +115,58 @@ describe('loadConfig', () => {
     );
   });
 
+  describe('webhook secrets too short to resist guessing stop the start, naming the variable', () => {
+    // Standard Webhooks: "Signing secret: Random. At least 24 bytes" — the base64 after whsec_.
+    const bytes = (n: number) => `whsec_${Buffer.alloc(n, 7).toString('base64')}`;
+    it.each([
+      [
+        'WAVESPEED_WEBHOOK_SECRET',
+        'whsec_0123456789abcde',
+        /WAVESPEED_WEBHOOK_SECRET must be at least 16 characters/,
+      ],
+      ['WAVESPEED_WEBHOOK_SECRET', 'short-secret', /WAVESPEED_WEBHOOK_SECRET must be at least 16/],
+      [
+        'REPLICATE_WEBHOOK_SECRET',
+        bytes(16),
+        /REPLICATE_WEBHOOK_SECRET must be whsec_ followed by the base64 of at least 24 bytes/,
+      ],
+      [
+        'REPLICATE_WEBHOOK_SECRET',
+        'whsec_not base64 at all, though long enough',
+        /REPLICATE_WEBHOOK_SECRET must be whsec_/,
+      ],
+      ['DELIVERY_WEBHOOK_SECRET', 'short-secret', /DELIVERY_WEBHOOK_SECRET must be at least 16/],
+      [
+        'DELIVERY_WEBHOOK_SECRET',
+        bytes(12),
+        /DELIVERY_WEBHOOK_SECRET must be whsec_ followed by the base64 of at least 24/,
+      ],
+    ])('%s=%s', (name, value, message) => {
+      const problems = problemsOf({ [name]: value }).join('\n');
+      expect(problems).toMatch(message);
+      expect(problems).not.toContain(value);
+    });
+
+    it('accepts secrets of the documented shapes', () => {
+      const config = loadConfig({
+        WAVESPEED_API_KEY: 'key',
+        WAVESPEED_WEBHOOK_SECRET: 'whsec_0123456789abcdef',
+        REPLICATE_API_TOKEN: 'token',
+        REPLICATE_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+        DELIVERY_WEBHOOK_URL: 'https://bot.example.com/hook',
+        DELIVERY_WEBHOOK_SECRET: bytes(32),
+      });
+      expect(config.providers.replicate?.webhookSecret).toBe(
+        'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      );
+      expect(config.providers.wavespeed?.webhookSecret).toBe('whsec_0123456789abcdef');
+      expect(config.delivery.webhookSecret).toBe(bytes(32));
+      expect(
+        problemsOf({ DELIVERY_WEBHOOK_URL: 'https://bot.example.com/hook' }).join('\n'),
+      ).toMatch(/DELIVERY_WEBHOOK_SECRET must be set/);
+    });
+  });
+
   it('reports every problem at once', () => {
     expect(problemsOf({ PORT: 'x', RATE_LIMIT_MAX: 'y', LOG_LEVEL: 'z' })).toHaveLength(3);
   });

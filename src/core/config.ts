@@ -247,6 +247,34 @@ function parseUrl(reader: EnvReader, name: string, fallback: string | null): str
   return fallback;
 }
 
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
+/**
+ * A webhook secret short enough to guess stops the start (never echoed). `standard`: Standard
+ * Webhooks' `whsec_<base64>`, the key being the decoded bytes, of which the spec asks at least 24;
+ * `text`: the characters after an optional `whsec_` are the key, at least 16 of them; `either`:
+ * `standard` when it starts with `whsec_`, else `text`.
+ */
+function parseWebhookSecret(
+  reader: EnvReader,
+  name: string,
+  format: 'standard' | 'text' | 'either',
+): string | null {
+  const value = reader.optionalString(name);
+  if (value === null) return null;
+  const key = value.startsWith('whsec_') ? value.slice('whsec_'.length) : value;
+  if (format === 'standard' || (format === 'either' && key !== value)) {
+    if (!BASE64.test(key) || Buffer.from(key, 'base64').length < 24) {
+      reader.problems.push(
+        `${name} must be whsec_ followed by the base64 of at least 24 bytes (a Standard Webhooks signing secret)`,
+      );
+    }
+  } else if (key.length < 16) {
+    reader.problems.push(`${name} must be at least 16 characters (after any whsec_ prefix)`);
+  }
+  return value;
+}
+
 function parseProviderAccount(
   reader: EnvReader,
   prefix: 'WAVESPEED' | 'REPLICATE',
@@ -255,7 +283,12 @@ function parseProviderAccount(
 ): ProviderAccount | null {
   const apiKey = reader.optionalString(`${prefix}_${keyName}`);
   const baseUrl = parseUrl(reader, `${prefix}_API_BASE`, defaultBaseUrl) ?? defaultBaseUrl;
-  const webhookSecret = reader.optionalString(`${prefix}_WEBHOOK_SECRET`);
+  // Replicate's key is the base64 after whsec_; WaveSpeed's is the text after it.
+  const webhookSecret = parseWebhookSecret(
+    reader,
+    `${prefix}_WEBHOOK_SECRET`,
+    prefix === 'REPLICATE' ? 'standard' : 'text',
+  );
   return apiKey === null ? null : { apiKey, baseUrl, webhookSecret };
 }
 
@@ -358,10 +391,10 @@ export function loadConfig(env: Env): Config {
         parseUrl(reader, 'TELEGRAM_API_ROOT', 'https://api.telegram.org') ??
         'https://api.telegram.org',
       webhookUrl: parseUrl(reader, 'DELIVERY_WEBHOOK_URL', null),
-      webhookSecret: reader.optionalString('DELIVERY_WEBHOOK_SECRET'),
+      webhookSecret: parseWebhookSecret(reader, 'DELIVERY_WEBHOOK_SECRET', 'either'),
     },
   };
-  if (config.delivery.webhookUrl !== null && (config.delivery.webhookSecret?.length ?? 0) < 16) {
+  if (config.delivery.webhookUrl !== null && config.delivery.webhookSecret === null) {
     reader.problems.push(
       'DELIVERY_WEBHOOK_SECRET must be set (at least 16 characters) when DELIVERY_WEBHOOK_URL is',
     );
