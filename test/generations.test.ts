@@ -425,7 +425,8 @@ describe('reading generations', () => {
       url: `/api/v1/users/${telegramId}/generations?cursor=bm9wZQ`,
       headers: botAuth,
     });
-    expect(bad.statusCode).toBe(422);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ status: 400, code: 'invalid_cursor' });
   });
 
   it("shows a failed generation with its error and refund, and hides others' from a Mini App user", async () => {

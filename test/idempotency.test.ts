@@ -210,13 +210,14 @@ describe('GET /api/v1/users/{telegram_id}/ledger', () => {
     expect(second.next_cursor).toBeNull();
   });
 
-  it('refuses a forged cursor with 422 and an unknown user with 404', async () => {
+  it('refuses a forged cursor with 400 invalid_cursor and an unknown user with 404', async () => {
     const telegramId = await newUser();
     const bad = await app.inject({
       url: `/api/v1/users/${telegramId}/ledger?cursor=abc`,
       headers: botAuth,
     });
-    expect(bad.statusCode).toBe(422);
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ status: 400, code: 'invalid_cursor' });
     const unknown = await app.inject({
       url: `/api/v1/users/${freshTelegramId()}/ledger`,
       headers: botAuth,

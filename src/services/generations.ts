@@ -8,6 +8,7 @@ import type { ProviderRegistry } from '../providers/registry.ts';
 import type { ResultStore } from '../storage/results.ts';
 import { type CatalogModel, findActiveModel, resolvePrice } from './catalog.ts';
 import type { ServiceContext } from './context.ts';
+import { generationCursor } from './cursor.ts';
 import {
   checkAgainstModel,
   checkReferences,
@@ -393,24 +394,6 @@ export interface GenerationPage {
   next_cursor: string | null;
 }
 
-function encodeCursor(row: Pick<GenerationRow, 'cursor_at' | 'id'>): string {
-  return Buffer.from(`${row.cursor_at}|${row.id}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): { createdAt: string; id: string } {
-  const [createdAt, id] = Buffer.from(cursor, 'base64url').toString().split('|');
-  if (!createdAt || !id || Number.isNaN(Date.parse(createdAt)) || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new AppError(
-      'validation_failed',
-      422,
-      'Validation failed',
-      'cursor is not a next_cursor this API gave',
-      { errors: [{ field: 'cursor', message: 'is not a next_cursor this API gave' }] },
-    );
-  }
-  return { createdAt, id };
-}
-
 /** The user's generations, newest first, by keyset on (created_at, id). */
 export async function listGenerations(
   ctx: ServiceContext,
@@ -418,7 +401,7 @@ export async function listGenerations(
   options: { limit: number; cursor?: string },
 ): Promise<GenerationPage> {
   const userId = await userIdOf(ctx.db, telegramId);
-  const after = options.cursor ? decodeCursor(options.cursor) : null;
+  const after = options.cursor === undefined ? null : generationCursor.decode(options.cursor);
   const rows = await selectRows<GenerationRow>(
     ctx.db,
     sql`SELECT ${generationColumns} FROM ${generationSource}
@@ -431,7 +414,10 @@ export async function listGenerations(
   const last = page.at(-1);
   return {
     generations: page.map((row) => toView(row, ctx.config.publicBaseUrl)),
-    next_cursor: rows.length > options.limit && last ? encodeCursor(last) : null,
+    next_cursor:
+      rows.length > options.limit && last
+        ? generationCursor.encode({ createdAt: last.cursor_at, id: last.id })
+        : null,
   };
 }
 

@@ -6,6 +6,7 @@ import { pgError, SQLSTATE } from '../db/errors.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { LedgerEntryKind } from '../db/schema/index.ts';
 import { isTransaction } from './context.ts';
+import { ledgerCursor } from './cursor.ts';
 import { batcherFor } from './ledger-batcher.ts';
 import { userNotFound } from './users.ts';
 
@@ -316,7 +317,7 @@ export async function listEntries(
   telegramId: number,
   options: { limit: number; cursor?: string },
 ): Promise<EntryPage> {
-  const before = options.cursor === undefined ? null : decodeCursor(options.cursor);
+  const before = options.cursor === undefined ? null : ledgerCursor.decode(options.cursor);
   const [user] = await selectRows<{ id: string | number }>(
     db,
     sql`SELECT id FROM users WHERE telegram_id = ${telegramId}`,
@@ -332,22 +333,6 @@ export async function listEntries(
   const last = entries.at(-1);
   return {
     entries,
-    next_cursor: rows.length > options.limit && last ? encodeCursor(last.entry_no) : null,
+    next_cursor: rows.length > options.limit && last ? ledgerCursor.encode(last.entry_no) : null,
   };
-}
-
-function encodeCursor(entryNo: number): string {
-  return Buffer.from(`e${entryNo}`).toString('base64url');
-}
-
-function decodeCursor(cursor: string): number {
-  const match = /^e(\d{1,10})$/.exec(Buffer.from(cursor, 'base64url').toString());
-  if (!match)
-    throw new AppError(
-      'invalid_cursor',
-      422,
-      'Invalid cursor',
-      'Pass back the next_cursor of a previous page.',
-    );
-  return Number(match[1]);
 }
