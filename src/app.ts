@@ -13,7 +13,13 @@ import { paymentRoutes } from './api/v1/payments.ts';
 import { userRoutes } from './api/v1/users.ts';
 import type { Config } from './core/config.ts';
 import { createLogger, type Logger, OneLinePerRequest } from './core/logger.ts';
-import { registerProblemHandlers } from './core/problem.ts';
+import {
+  answerClientError,
+  answerFrameworkError,
+  MAX_PARAM_LENGTH,
+  registerProblemHandlers,
+} from './core/problem.ts';
+import { requestValidators } from './core/validation.ts';
 import { appName, appVersion } from './core/version.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, migrateDatabase } from './db/migrate.ts';
@@ -84,7 +90,11 @@ export async function buildApp(
       logController: new OneLinePerRequest({ requestIdLogLabel: 'requestId' }),
       trustProxy: config.trustProxy,
       bodyLimit: 1024 * 1024,
-      ajv: { customOptions: { removeAdditional: true, coerceTypes: 'array', allErrors: true } },
+      routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+      // Path and query coerced, JSON bodies taken as typed and strict, text PostgreSQL can store.
+      schemaController: { compilersFactory: { buildValidator: requestValidators() } },
+      frameworkErrors: answerFrameworkError,
+      clientErrorHandler: answerClientError,
     }).withTypeProvider<TypeBoxTypeProvider>();
 
     const services = { db: database.db, config };

@@ -112,15 +112,41 @@ describe('POST /api/v1/users/sync', () => {
     expect(response.json()).toMatchObject({ status: 400, code: 'bad_request' });
   });
 
-  it('ignores fields it does not know instead of failing', async () => {
+  it("accepts the rest of Telegram's User object without keeping it", async () => {
     const telegramId = freshTelegramId();
     const response = await sync({
       telegram_id: telegramId,
+      first_name: 'Ada',
       is_bot: false,
+      is_premium: true,
       added_to_attachment_menu: true,
+      can_join_groups: null,
+      can_read_all_group_messages: false,
+      supports_inline_queries: false,
+      can_connect_to_business: false,
+      has_main_web_app: true,
     });
     expect(response.statusCode).toBe(201);
     expect(response.json()).not.toHaveProperty('is_bot');
+  });
+
+  it('refuses a field it does not know with 422 naming it, and stores nothing', async () => {
+    const telegramId = freshTelegramId();
+    const response = await sync({ telegram_id: telegramId, firstname: 'Ada', lang: 'en' });
+    expect(response.statusCode).toBe(422);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.json()).toMatchObject({
+      code: 'validation_failed',
+      errors: [
+        { field: 'body.firstname', message: 'is not a known field' },
+        { field: 'body.lang', message: 'is not a known field' },
+      ],
+    });
+    const balance = await app.inject({
+      url: `/api/v1/users/${telegramId}/balance`,
+      headers: botAuth,
+    });
+    expect(balance.statusCode).toBe(404);
   });
 });
 

@@ -1,4 +1,8 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { REQUEST_ID_HEADER } from '../middlewares/request-id.ts';
 import { AppError } from './errors.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
@@ -21,11 +25,14 @@ const titles: Record<number, string> = {
   404: 'Not found',
   405: 'Method not allowed',
   406: 'Not acceptable',
+  408: 'Request timeout',
   409: 'Conflict',
   413: 'Payload too large',
+  414: 'URI too long',
   415: 'Unsupported media type',
   422: 'Validation failed',
   429: 'Too many requests',
+  431: 'Request header fields too large',
   500: 'Internal server error',
   503: 'Service unavailable',
 };
@@ -35,10 +42,16 @@ const codesForStatus: Record<number, string> = {
   404: 'not_found',
   405: 'method_not_allowed',
   406: 'not_acceptable',
+  408: 'request_timeout',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   429: 'rate_limited',
+  431: 'request_header_fields_too_large',
 };
+
+/** Fastify's maxParamLength: a longer path parameter is answered 414 uri_too_long. */
+export const MAX_PARAM_LENGTH = 100;
 
 function problem(
   request: FastifyRequest,
@@ -73,6 +86,11 @@ function fieldOf(issue: ValidationIssue, context: string | undefined): string {
   return [context, path, leaf].filter((part) => part !== undefined && part !== '').join('.');
 }
 
+function messageOf(issue: ValidationIssue): string {
+  if (issue.keyword === 'additionalProperties') return 'is not a known field';
+  return issue.message ?? 'is invalid';
+}
+
 /** Maps any error to a problem document: the one place where errors become HTTP responses. */
 export function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
   if (error instanceof AppError) {
@@ -84,7 +102,7 @@ export function toProblem(error: unknown, request: FastifyRequest): ProblemDocum
   if (fastifyError.validation) {
     const errors = fastifyError.validation.map((issue) => ({
       field: fieldOf(issue, fastifyError.validationContext),
-      message: issue.message ?? 'is invalid',
+      message: messageOf(issue),
     }));
     return problem(
       request,
@@ -145,4 +163,84 @@ export function registerProblemHandlers(app: FastifyInstance): void {
       ),
     ),
   );
+}
+
+/**
+ * Fastify's frameworkErrors: what its router refuses before any route runs (a path that is not
+ * percent-encoded UTF-8, a path parameter over MAX_PARAM_LENGTH) is a problem document too.
+ */
+export function answerFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  // No route ran, so neither did the hook that echoes the request id.
+  reply.header(REQUEST_ID_HEADER, request.id);
+  let document: ProblemDocument;
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    document = problem(
+      request,
+      414,
+      'uri_too_long',
+      titles[414] ?? 'URI too long',
+      `A path segment is longer than ${MAX_PARAM_LENGTH} characters.`,
+    );
+  } else if (error.code === 'FST_ERR_BAD_URL') {
+    document = problem(
+      request,
+      400,
+      'invalid_url',
+      titles[400] ?? 'Bad request',
+      'The path is not valid percent-encoded UTF-8.',
+    );
+  } else {
+    document = toProblem(error, request);
+  }
+  request.log.info({ code: document.code, detail: document.detail }, 'request refused');
+  return sendProblem(reply, document);
+}
+
+const clientErrors: Record<string, { status: number; detail: string }> = {
+  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, detail: 'The request did not arrive in time.' },
+  HPE_HEADER_OVERFLOW: { status: 431, detail: 'The request headers are too large.' },
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: { status: 413, detail: 'The chunk extensions are too large.' },
+};
+
+/**
+ * Fastify's clientErrorHandler: a request Node's HTTP parser refuses (malformed HTTP) never
+ * becomes a request, so the answer is written to the socket here, as a problem document.
+ */
+export function answerClientError(
+  this: FastifyInstance,
+  error: Error & { code?: string },
+  socket: Socket,
+): void {
+  // A reset connection has nobody left to answer.
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const { status, detail } = clientErrors[error.code ?? ''] ?? {
+    status: 400,
+    detail: 'The request is not valid HTTP/1.1.',
+  };
+  const code = codesForStatus[status] ?? 'bad_request';
+  const requestId = randomUUID();
+  const body = JSON.stringify({
+    type: `urn:problem:${code}`,
+    title: titles[status] ?? 'Bad request',
+    status,
+    detail,
+    code,
+    requestId,
+  });
+  this.log.info({ requestId, code, err: error }, 'malformed request refused');
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+        `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        `${REQUEST_ID_HEADER}: ${requestId}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  }
+  socket.destroy(error);
 }

@@ -37,14 +37,17 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['admin'],
         params: TelegramIdParams,
         headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
-        body: Type.Object({
-          amount: Type.Integer({
-            minimum: -1_000_000_000,
-            maximum: 1_000_000_000,
-            not: { const: 0 },
-          }),
-          reason: Type.String({ minLength: 1, maxLength: 500 }),
-        }),
+        body: Type.Object(
+          {
+            amount: Type.Integer({
+              minimum: -1_000_000_000,
+              maximum: 1_000_000_000,
+              not: { const: 0 },
+            }),
+            reason: Type.String({ minLength: 1, maxLength: 500 }),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           201: Type.Object({
             telegram_id: TelegramIdParams.properties.telegram_id,

@@ -94,11 +94,14 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         summary: 'What a generation would cost: price, whether a free generation applies, balance',
         tags: ['generations'],
-        body: Type.Object({
-          telegram_id: TelegramId,
-          model: Type.String({ maxLength: 64 }),
-          parameters: Type.Optional(Parameters),
-        }),
+        body: Type.Object(
+          {
+            telegram_id: TelegramId,
+            model: Type.String({ maxLength: 64 }),
+            parameters: Type.Optional(Parameters),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           200: Type.Object({
             model: Type.String(),
@@ -142,20 +145,23 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             Type.String({ description: 'Stripe-style; replays the first response' }),
           ),
         }),
-        body: Type.Object({
-          telegram_id: TelegramId,
-          model: Type.String({ maxLength: 64 }),
-          prompt: Type.String({ minLength: 1, maxLength: 10_000 }),
-          parameters: Type.Optional(Parameters),
-          references: Type.Optional(
-            Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 16 }),
-          ),
-          payment: Type.Optional(
-            Type.Union([Type.Literal('auto'), Type.Literal('credits'), Type.Literal('trial')], {
-              description: 'auto (default): a free generation while one is left, else credits',
-            }),
-          ),
-        }),
+        body: Type.Object(
+          {
+            telegram_id: TelegramId,
+            model: Type.String({ maxLength: 64 }),
+            prompt: Type.String({ minLength: 1, maxLength: 10_000 }),
+            parameters: Type.Optional(Parameters),
+            references: Type.Optional(
+              Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 16 }),
+            ),
+            payment: Type.Optional(
+              Type.Union([Type.Literal('auto'), Type.Literal('credits'), Type.Literal('trial')], {
+                description: 'auto (default): a free generation while one is left, else credits',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           202: Type.Intersect([
             Generation,

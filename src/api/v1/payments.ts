@@ -20,6 +20,23 @@ const telegramPaymentFields = {
   currency: Type.String({ minLength: 3, maxLength: 3 }),
 };
 
+/**
+ * The rest of Telegram's SuccessfulPayment: accepted, so the bot can forward the object whole, and
+ * not used (a package is priced by its invoice_payload; subscriptions and shipping are not sold).
+ */
+const successfulPaymentExtras = {
+  subscription_expiration_date: Type.Optional(Type.Integer()),
+  is_recurring: Type.Optional(Type.Boolean()),
+  is_first_recurring: Type.Optional(Type.Boolean()),
+  shipping_option_id: Type.Optional(Type.String({ maxLength: 255 })),
+  order_info: Type.Optional(
+    Type.Object(
+      {},
+      { additionalProperties: true, description: "Telegram's OrderInfo, if the invoice asked" },
+    ),
+  ),
+};
+
 const PaymentResult = Type.Object({
   payment_id: Type.Integer(),
   telegram_id: TelegramId,
@@ -87,10 +104,14 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'Currency must be XTR and total_amount must match the package the invoice_payload names.',
         tags: ['payments'],
         headers: idempotencyHeader,
-        body: Type.Object({
-          ...telegramPaymentFields,
-          invoice_payload: Type.String({ maxLength: 128 }),
-        }),
+        body: Type.Object(
+          {
+            ...telegramPaymentFields,
+            invoice_payload: Type.String({ maxLength: 128 }),
+            ...successfulPaymentExtras,
+          },
+          { additionalProperties: false },
+        ),
         response: {
           200: PaymentResult,
           201: PaymentResult,
@@ -119,10 +140,13 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'The balance never goes below zero: credits already spent are reported as the shortfall.',
         tags: ['payments'],
         headers: idempotencyHeader,
-        body: Type.Object({
-          ...telegramPaymentFields,
-          invoice_payload: Type.Optional(Type.String({ maxLength: 128 })),
-        }),
+        body: Type.Object(
+          {
+            ...telegramPaymentFields,
+            invoice_payload: Type.Optional(Type.String({ maxLength: 128 })),
+          },
+          { additionalProperties: false },
+        ),
         response: { 200: RefundResult, ...problemResponses(401, 403, 404, 409, 422, 429) },
       },
     },

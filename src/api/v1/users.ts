@@ -9,6 +9,9 @@ import { getBalance, getTrialStatus, syncUser } from '../../services/users.ts';
 const nullableText = (maxLength: number) =>
   Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength })]));
 
+/** The rest of Telegram's User object: accepted, so the bot can forward it whole, and not kept. */
+const telegramUserFlag = Type.Optional(Type.Union([Type.Null(), Type.Boolean()]));
+
 const SyncUserBody = Type.Object(
   {
     telegram_id: TelegramId,
@@ -17,8 +20,19 @@ const SyncUserBody = Type.Object(
     last_name: nullableText(256),
     language_code: nullableText(35),
     is_premium: Type.Optional(Type.Union([Type.Null(), Type.Boolean()])),
+    is_bot: telegramUserFlag,
+    added_to_attachment_menu: telegramUserFlag,
+    can_join_groups: telegramUserFlag,
+    can_read_all_group_messages: telegramUserFlag,
+    supports_inline_queries: telegramUserFlag,
+    can_connect_to_business: telegramUserFlag,
+    has_main_web_app: telegramUserFlag,
   },
-  { description: "Telegram's User object as the bot received it (telegram_id is its id)." },
+  {
+    description:
+      "Telegram's User object as the bot received it (telegram_id is its id). Other fields are refused.",
+    additionalProperties: false,
+  },
 );
 
 export const UserProfile = Type.Object({
