@@ -20,7 +20,7 @@ interface RawResponse {
   body: string;
 }
 
-/** Writes `raw` to a fresh connection and reads until the server closes it. */
+/** Writes `raw` to a fresh connection and reads until the server closes it (each closes it). */
 function exchange(raw: string | Buffer): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: '127.0.0.1' });
@@ -39,7 +39,8 @@ function exchange(raw: string | Buffer): Promise<RawResponse> {
       );
       resolve({ status: Number(statusLine.split(' ')[1]), headers, body });
     });
-    socket.end(raw);
+    // Not end(): a client that half-closes has its request aborted by Node's server.
+    socket.write(raw);
   });
 }
 
