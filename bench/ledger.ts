@@ -16,7 +16,7 @@ import { createLogger } from '../src/core/logger.ts';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
 import { selectRows } from '../src/db/rows.ts';
-import { charge } from '../src/services/ledger.ts';
+import { postEntry } from '../src/services/ledger.ts';
 import { getBalance } from '../src/services/users.ts';
 import { envInteger, fmt, log, recreateDatabase } from './support.ts';
 
@@ -104,7 +104,9 @@ async function main(): Promise<void> {
                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at`,
         [-1, 'generation_charge', null, null, null, null, 'system', null, userId],
       );
-    const ourCharge = (userId: number) => charge(handle.db, { userId }, { amount: 1 });
+    // Through the ledger's group commit, as every entry posted outside a transaction goes.
+    const ourCharge = (userId: number) =>
+      postEntry(handle.db, { userId }, { kind: 'generation_charge', amount: -1 });
 
     const results: Record<string, number[]> = {
       spreadOurs: [],

@@ -3,14 +3,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import {
-  charge,
   credit,
   InsufficientCreditsError,
   listEntries,
+  postEntry,
   refundCharge,
+  type UserRef,
 } from '../src/services/ledger.ts';
-import { returnTrial, useTrial } from '../src/services/trials.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+
+// The ledger's verbs as production calls them: credits (payments), entries posted outside a
+// transaction through the group commit (admin adjustments, POST /admin/users/{id}/credits) and
+// the refund of a charge. Charges themselves are made by accept_generation() and tested through
+// it (generation-concurrency.test.ts, ledger-property.test.ts).
 
 let database: DatabaseHandle;
 beforeAll(async () => {
@@ -24,6 +29,30 @@ async function newUser(): Promise<{ telegramId: number; userId: number }> {
     sql`INSERT INTO users (telegram_id) VALUES (${telegramId}) RETURNING id`,
   );
   return { telegramId, userId: Number(row?.id) };
+}
+
+/** Takes credits as an operator's negative adjustment does: through the group commit. */
+function debit(user: UserRef, amount: number) {
+  return postEntry(database.db, user, {
+    kind: 'admin_adjustment',
+    amount: -amount,
+    reason: 'test',
+    actor: 'admin:test',
+  });
+}
+
+/** A generation's charge as accept_generation() writes it, for the refund's tests. */
+function generationCharge(userId: number, amount: number) {
+  return postEntry(
+    database.db,
+    { userId },
+    {
+      kind: 'generation_charge',
+      amount: -amount,
+      reference: { type: 'generation', id: 'g1' },
+      idempotencyKey: `generation-charge:${userId}`,
+    },
+  );
 }
 
 async function ledgerFacts(userId: number) {
@@ -44,7 +73,7 @@ async function ledgerFacts(userId: number) {
 }
 
 describe('ledger verbs', () => {
-  it('credit, charge and refund move the derived balance', async () => {
+  it('a credit, a debit and a refund move the derived balance', async () => {
     const { userId } = await newUser();
     const topup = await credit(database.db, { userId }, { kind: 'topup', amount: 100 });
     expect(topup.entry).toMatchObject({
@@ -53,33 +82,33 @@ describe('ledger verbs', () => {
       kind: 'topup',
       entry_no: 1,
     });
-    const charged = await charge(
-      database.db,
-      { userId },
-      { amount: 38, reference: { type: 'generation', id: 'g1' } },
-    );
-    expect(charged.entry).toMatchObject({
-      amount: -38,
-      balance_after: 62,
-      kind: 'generation_charge',
+    const taken = await debit({ userId }, 20);
+    expect(taken.entry).toMatchObject({
+      amount: -20,
+      balance_after: 80,
+      kind: 'admin_adjustment',
+      reason: 'test',
+      actor: 'admin:test',
     });
+    const charged = await generationCharge(userId, 38);
+    expect(charged.entry).toMatchObject({ amount: -38, balance_after: 42 });
     const refunded = await refundCharge(database.db, charged.entry.id, {
       reason: 'provider failed',
     });
     expect(refunded.entry).toMatchObject({
       amount: 38,
-      balance_after: 100,
+      balance_after: 80,
       kind: 'generation_refund',
       reference_type: 'generation',
       reference_id: 'g1',
     });
-    expect(await ledgerFacts(userId)).toMatchObject({ sum: 100, count: 3, last_after: 100 });
+    expect(await ledgerFacts(userId)).toMatchObject({ sum: 80, count: 4, last_after: 80 });
   });
 
   it('refuses to overdraw with 402 insufficient_credits, naming balance and amount needed', async () => {
     const { userId } = await newUser();
     await credit(database.db, { userId }, { kind: 'bonus', amount: 30 });
-    const attempt = charge(database.db, { userId }, { amount: 38 });
+    const attempt = debit({ userId }, 38);
     await expect(attempt).rejects.toBeInstanceOf(InsufficientCreditsError);
     await expect(attempt).rejects.toMatchObject({
       status: 402,
@@ -92,7 +121,7 @@ describe('ledger verbs', () => {
   it('refunds a charge exactly once, however often and concurrently asked', async () => {
     const { userId } = await newUser();
     await credit(database.db, { userId }, { kind: 'topup', amount: 50 });
-    const charged = await charge(database.db, { userId }, { amount: 20 });
+    const charged = await generationCharge(userId, 20);
     const results = await Promise.all(
       Array.from({ length: 20 }, () =>
         refundCharge(database.db, charged.entry.id, { reason: 'failed' }),
@@ -152,10 +181,10 @@ describe('group commit', () => {
     const { userId, telegramId } = await newUser();
     await credit(database.db, { userId }, { kind: 'topup', amount: 10 });
     const outcomes = await Promise.allSettled([
-      charge(database.db, { telegramId }, { amount: 4 }),
-      charge(database.db, { telegramId }, { amount: 4 }),
-      charge(database.db, { telegramId }, { amount: 4 }),
-      charge(database.db, { telegramId: freshTelegramId() }, { amount: 1 }),
+      debit({ telegramId }, 4),
+      debit({ telegramId }, 4),
+      debit({ telegramId }, 4),
+      debit({ telegramId: freshTelegramId() }, 1),
       // A kind the database refuses: it fails alone, its neighbours still go through.
       credit(database.db, { userId }, { kind: 'gift' as 'bonus', amount: 1 }),
       credit(database.db, { userId }, { kind: 'bonus', amount: 1 }),
@@ -174,11 +203,11 @@ describe('group commit', () => {
 });
 
 describe('concurrency (many connections on PostgreSQL; one session serialises them on PGlite)', () => {
-  it('200 concurrent charges against a balance that covers 10: exactly 10 succeed, never negative', async () => {
+  it('200 concurrent debits through the group commit against a balance that covers 10: exactly 10 succeed, never negative', async () => {
     const { userId } = await newUser();
     await credit(database.db, { userId }, { kind: 'topup', amount: 270 });
     const outcomes = await Promise.allSettled(
-      Array.from({ length: 200 }, () => charge(database.db, { userId }, { amount: 27 })),
+      Array.from({ length: 200 }, () => debit({ userId }, 27)),
     );
     const succeeded = outcomes.filter((o) => o.status === 'fulfilled');
     const refused = outcomes.filter(
@@ -197,23 +226,5 @@ describe('concurrency (many connections on PostgreSQL; one session serialises th
     expect(entries.map((e) => e.balance_after)).toEqual(
       Array.from({ length: 11 }, (_, i) => 270 - 27 * i),
     );
-  });
-
-  it('trial uses never pass the limit under parallel requests; a use is given back once', async () => {
-    const { userId } = await newUser();
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: 30 }, () => useTrial(database.db, { userId }, 3)),
-    );
-    const used = outcomes.filter((o) => o.status === 'fulfilled');
-    expect(used).toHaveLength(3);
-    const rejected = outcomes.find((o) => o.status === 'rejected');
-    expect(rejected?.status === 'rejected' && rejected.reason.code).toBe('trial_unavailable');
-    const first = used[0]?.status === 'fulfilled' ? used[0].value.trial_use_id : 0;
-    const returns = await Promise.all(
-      Array.from({ length: 5 }, () => returnTrial(database.db, first, 'failed')),
-    );
-    expect(returns.filter(Boolean)).toHaveLength(1);
-    const again = await useTrial(database.db, { userId }, 3);
-    expect(again.trial).toEqual({ available: false, used: 3, limit: 3, remaining: 0 });
   });
 });

@@ -8,8 +8,7 @@ import {
   claim,
   complete,
   enqueue,
-  heartbeat,
-  type JobKind,
+  heartbeatAll,
   listenForJobs,
   recordStep,
   recoverExpired,
@@ -22,32 +21,33 @@ beforeAll(async () => {
   database = await sharedDatabase();
 });
 
-/** Jobs of a kind only this test uses would be ideal; kinds are fixed, so each test tags its payload. */
-async function enqueueTagged(
-  tag: string,
-  count: number,
-  kind: JobKind = 'reap',
-): Promise<number[]> {
+/**
+ * Each test's jobs are generate jobs of a provider named after the test's tag: workers claim
+ * generate jobs only for providers they have, so no other test's worker takes them.
+ */
+const providerOf = (tag: string) => `queue-${tag}`;
+
+async function enqueueTagged(tag: string, count: number): Promise<number[]> {
   const ids: number[] = [];
   for (let i = 0; i < count; i++) {
-    const id = await enqueue(database.db, { kind, payload: { tag, i } });
+    const id = await enqueue(database.db, {
+      kind: 'generate',
+      provider: providerOf(tag),
+      payload: { tag, i },
+    });
     if (id !== null) ids.push(id);
   }
   return ids;
 }
 
-/** Claims until this test's jobs are found (other tests' jobs are put back untouched). */
-async function claimTagged(tag: string, workerId: string, leaseSeconds = 30) {
-  const mine = [];
-  for (;;) {
-    const jobs = await claim(database.db, { kinds: ['reap'], workerId, leaseSeconds, limit: 50 });
-    if (jobs.length === 0) return mine;
-    for (const job of jobs) {
-      if (job.payload?.tag === tag) mine.push(job);
-      else await runLater(database.db, job, { delaySeconds: 0, countsAsAttempt: false });
-    }
-    if (mine.length > 0) return mine;
-  }
+function claimTagged(tag: string, workerId: string, leaseSeconds = 30, limit = 50) {
+  return claim(database.db, {
+    kinds: ['generate'],
+    provider: providerOf(tag),
+    workerId,
+    leaseSeconds,
+    limit,
+  });
 }
 
 describe('queue', () => {
@@ -57,7 +57,8 @@ describe('queue', () => {
     const [job] = await claimTagged(tag, 'worker-a');
     expect(job).toMatchObject({
       id,
-      kind: 'reap',
+      kind: 'generate',
+      provider: providerOf(tag),
       attempts: 1,
       step: 'submit',
       lockedBy: 'worker-a',
@@ -74,15 +75,22 @@ describe('queue', () => {
   it('only the claimant may heartbeat, record steps or finish', async () => {
     const tag = randomUUID();
     await enqueueTagged(tag, 1);
-    const [job] = await claimTagged(tag, 'worker-a');
+    const [job] = await claimTagged(tag, 'worker-a', 5);
     const impostor = { ...job!, lockedBy: 'worker-b' };
-    expect(await heartbeat(database.db, impostor, 30)).toBe(false);
+    expect(await heartbeatAll(database.db, 'worker-b', [job!.id], 30)).toEqual(new Set());
+    // The claimant's heartbeat extends the lease it was given (5 s) by the one asked for.
+    expect(await heartbeatAll(database.db, 'worker-a', [job!.id], 60)).toEqual(new Set([job!.id]));
+    const [lease] = await selectRows<{ left: number }>(
+      database.db,
+      sql`SELECT extract(epoch FROM locked_until - now())::int AS left FROM generation_jobs WHERE id = ${job!.id}`,
+    );
+    expect(lease?.left).toBeGreaterThan(30);
     expect(await recordStep(database.db, impostor, { step: 'poll' })).toBe(false);
     expect(await complete(database.db, impostor)).toBe(false);
     expect(
       await recordStep(database.db, job!, {
         step: 'poll',
-        provider: 'fake',
+        provider: providerOf(tag),
         providerJobId: `p-${tag}`,
       }),
     ).toBe(true);
@@ -102,7 +110,7 @@ describe('queue', () => {
     expect(second?.attempts).toBe(1);
     await recordStep(database.db, second!, {
       step: 'poll',
-      provider: 'fake',
+      provider: providerOf(tag),
       providerJobId: `p-${tag}`,
     });
     // worker-b dies: its lease runs out.
@@ -147,7 +155,7 @@ describe('queue', () => {
       woken++;
     });
     try {
-      await enqueueTagged(randomUUID(), 1, 'reap');
+      await enqueueTagged(randomUUID(), 1);
       for (let i = 0; i < 100 && woken === 0; i++) await new Promise((r) => setTimeout(r, 20));
       expect(woken).toBeGreaterThan(0);
     } finally {
@@ -168,15 +176,10 @@ describe('queue', () => {
     await Promise.all(
       Array.from({ length: 6 }, async (_, w) => {
         for (;;) {
-          const jobs = await claim(database.db, {
-            kinds: ['reap'],
-            workerId: `w${w}`,
-            leaseSeconds: 30,
-            limit: 7,
-          });
+          const jobs = await claimTagged(tag, `w${w}`, 30, 7);
           if (jobs.length === 0) return;
           for (const job of jobs) {
-            if (job.payload?.tag === tag) claimed.push(job.id);
+            claimed.push(job.id);
             await complete(database.db, job);
           }
         }

@@ -6,7 +6,7 @@ import { isTransaction } from '../services/context.ts';
 /**
  * The job queue: rows of `generation_jobs`, claimed with FOR UPDATE SKIP LOCKED under a lease.
  *
- * Contract, for every job kind (generate, deliver, reap):
+ * Contract, for every job kind (generate, deliver):
  * - enqueue inside the transaction that creates the work, so a job exists iff its work does
  *   (accepting a generation is one statement, accept_generation() in migration 0005, which
  *   inserts its generate job itself);
@@ -20,7 +20,7 @@ import { isTransaction } from '../services/context.ts';
 
 export const JOBS_CHANNEL = 'generation_jobs';
 
-export type JobKind = 'generate' | 'deliver' | 'reap';
+export type JobKind = 'generate' | 'deliver';
 
 export interface Job {
   id: number;
@@ -182,10 +182,6 @@ async function whileClaimed(
         RETURNING id`,
   );
   return rows.length === 1;
-}
-
-export function heartbeat(db: Queryable, job: Job, leaseSeconds: number): Promise<boolean> {
-  return whileClaimed(db, job, sql`locked_until = now() + make_interval(secs => ${leaseSeconds})`);
 }
 
 /**

@@ -226,17 +226,6 @@ export function credit(
   return postEntry(db, user, entry);
 }
 
-/** Takes `amount` (positive) credits; 402 insufficient_credits if the balance does not cover it. */
-export function charge(
-  db: Queryable,
-  user: UserRef,
-  entry: Omit<NewEntry, 'kind' | 'amount'> & { amount: number },
-): Promise<Posted> {
-  if (entry.amount <= 0)
-    throw new AppError('invalid_amount', 422, 'Invalid amount', 'A charge is positive.');
-  return postEntry(db, user, { ...entry, kind: 'generation_charge', amount: -entry.amount });
-}
-
 /**
  * Gives back a charge, exactly once: the refund's idempotency key is derived from the charge, and
  * the database's unique index makes a second refund impossible, whoever asks and however often.

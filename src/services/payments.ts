@@ -293,7 +293,8 @@ export async function refundStarsPayment(
       telegram_payment_charge_id: chargeId,
       status: 'refunded',
       credits: row.credits,
-      clawed_back: -(row.refund_amount ?? 0),
+      // No refund entry when nothing could be taken back: 0, not -0.
+      clawed_back: row.refund_amount === null ? 0 : -row.refund_amount,
       shortfall: row.refund_shortfall ?? 0,
       balance: await balanceOf(ctx.db, Number(row.user_id)),
     },
