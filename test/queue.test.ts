@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
+import { pgError } from '../src/db/errors.ts';
 import { selectRows } from '../src/db/rows.ts';
 import {
   backoffSeconds,
@@ -147,6 +148,19 @@ describe('queue', () => {
     expect(await enqueue(database.db, { kind: 'generate', requestId: request!.id })).not.toBeNull();
     expect(await enqueue(database.db, { kind: 'generate', requestId: request!.id })).toBeNull();
     expect(await enqueue(database.db, { kind: 'deliver', requestId: request!.id })).not.toBeNull();
+  });
+
+  it('refuses a kind no worker runs', async () => {
+    const refused = await database.db
+      .execute(
+        sql`INSERT INTO generation_jobs (kind, provider) VALUES ('reap', ${providerOf(randomUUID())})`,
+      )
+      .then(
+        () => null,
+        (error: unknown) => pgError(error),
+      );
+    // 23514: check_violation (of generation_jobs_kind_valid, the only check on that row).
+    expect(refused).toMatchObject({ code: '23514' });
   });
 
   it('wakes listeners when a job is enqueued', async () => {

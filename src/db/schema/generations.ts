@@ -147,7 +147,7 @@ export const generationResults = pgTable(
   ],
 );
 
-export const jobKinds = ['generate', 'deliver', 'reap'] as const;
+export const jobKinds = ['generate', 'deliver'] as const;
 export const jobStatuses = ['pending', 'running', 'succeeded', 'failed'] as const;
 
 /**
