@@ -2,6 +2,7 @@
 // requests finish, close the database, exit 0.
 import { buildApp } from './app.ts';
 import { loadConfigOrExit } from './core/config.ts';
+import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { SchemaNotReadyError } from './db/migrate.ts';
@@ -9,6 +10,7 @@ import { SchemaNotReadyError } from './db/migrate.ts';
 const config = loadConfigOrExit();
 
 const logger = createLogger(config);
+exitOnUnhandledErrors(logger);
 let app: Awaited<ReturnType<typeof buildApp>>;
 try {
   app = await buildApp(config, { logger });

@@ -1,6 +1,7 @@
 // The worker process (server mode, PostgreSQL): runs generation and delivery jobs. Start as many
 // as the providers' capacity needs; they share the queue through SKIP LOCKED and leases.
 import { loadConfigOrExit } from './core/config.ts';
+import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, SchemaNotReadyError } from './db/migrate.ts';
@@ -25,6 +26,7 @@ process.once('SIGINT', () => void stop());
 
 const config = loadConfigOrExit();
 const logger = createLogger(config);
+exitOnUnhandledErrors(logger);
 if (config.database.kind === 'embedded') {
   logger.fatal(
     'the worker runs as its own process only on PostgreSQL; embedded mode runs it inside `npm start`',

@@ -55,9 +55,23 @@ async function openPostgres(
     connectionTimeoutMillis: 15_000,
     idleTimeoutMillis: 30_000,
     application_name: 'imagegen-backend',
+    // A connection whose server vanished without a word (a failover, a cut network) is found out
+    // by TCP keepalive instead of waiting on it forever.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
-  // An idle client losing its connection must not crash the process; the pool replaces it.
+  // A connection the server cuts (a restart, a failover, pg_terminate_backend) makes its client
+  // emit 'error', and an 'error' nobody listens to crashes the process. The pool listens only while
+  // a client is idle (it then drops it and emits 'error' here); a client that is checked out (a
+  // transaction between two statements, the LISTEN connection) gets a listener of its own: its
+  // next query fails instead, and the pool drops it when it is released. New connections replace
+  // the dropped ones on demand.
   pool.on('error', (error) => logger.warn({ err: error }, 'idle PostgreSQL connection failed'));
+  pool.on('connect', (client) => {
+    client.on('error', (error) =>
+      logger.debug({ err: error }, 'PostgreSQL connection failed while checked out'),
+    );
+  });
   const db = drizzleNodePg({ client: pool, schema, casing: 'snake_case' }) as unknown as Database;
   let closed = false;
   return {

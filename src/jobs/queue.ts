@@ -1,4 +1,6 @@
 import { type SQL, sql } from 'drizzle-orm';
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from '../core/logger.ts';
 import type { Database, DatabaseHandle, Queryable } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import { isTransaction } from '../services/context.ts';
@@ -296,6 +298,38 @@ export function backoffSeconds(attempt: number, capSeconds = 300): number {
   return Math.round(base * (0.75 + Math.random() * 0.5) * 100) / 100;
 }
 
+/**
+ * Hands back, at once and without counting the attempt, the jobs the database says this worker
+ * runs but it does not (`heldIds` are those it does): a claim whose answer was lost with its
+ * connection, or a job it could not put back while the database was away. Without this they
+ * would wait for their lease to run out. Answers the ids handed back.
+ */
+export async function releaseUnheld(
+  db: Queryable,
+  workerId: string,
+  heldIds: readonly number[],
+): Promise<number[]> {
+  const held =
+    heldIds.length === 0
+      ? sql``
+      : sql`AND id NOT IN (${sql.join(
+          heldIds.map((id) => sql`${id}`),
+          sql`, `,
+        )})`;
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`UPDATE generation_jobs
+        SET status = 'pending', locked_by = NULL, locked_until = NULL, run_at = now(),
+            attempts = greatest(attempts - 1, 0), updated_at = now()
+        WHERE id IN (
+          SELECT id FROM generation_jobs
+          WHERE status = 'running' AND locked_by = ${workerId} ${held}
+          ORDER BY id FOR UPDATE)
+        RETURNING id`,
+  );
+  return rows.map((row) => Number(row.id));
+}
+
 /** Hands jobs whose lease ran out (their worker died or hung) back to the queue. */
 export async function recoverExpired(db: Queryable): Promise<number[]> {
   const rows = await selectRows<{ id: string | number }>(
@@ -309,24 +343,193 @@ export async function recoverExpired(db: Queryable): Promise<number[]> {
   return rows.map((row) => Number(row.id));
 }
 
+export interface ListenOptions {
+  /** Where a lost connection and the reconnects are reported. */
+  logger?: Pick<Logger, 'info' | 'warn'>;
+  /** The first and the longest pause between two attempts to LISTEN again. */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** How often the idle LISTEN connection is checked with a query (a dead one may stay silent). */
+  checkIntervalMs?: number;
+}
+
 /**
  * Calls `onWake` when a job is enqueued anywhere (NOTIFY on commit). Answers a function that stops
- * listening. On PostgreSQL this holds one pool connection for the LISTEN.
+ * listening. On PostgreSQL this holds one pool connection for the LISTEN; the first LISTEN must
+ * succeed, and a connection lost after it (a restart, a failover, pg_terminate_backend) is
+ * replaced with backoff, never crashing the process. `onWake` is called once listening again,
+ * since NOTIFYs sent meanwhile were missed; until then the workers find jobs by polling.
  */
 export async function listenForJobs(
   handle: DatabaseHandle,
   onWake: () => void,
+  options: ListenOptions = {},
 ): Promise<() => Promise<void>> {
   if (handle.pglite) {
     return handle.pglite.listen(JOBS_CHANNEL, onWake);
   }
   if (!handle.pool) throw new Error('database handle has neither a pool nor PGlite');
-  const client = await handle.pool.connect();
-  client.on('notification', onWake);
-  await client.query(`LISTEN ${JOBS_CHANNEL}`);
-  return async () => {
-    client.off('notification', onWake);
-    await client.query(`UNLISTEN ${JOBS_CHANNEL}`).catch(() => undefined);
-    client.release();
-  };
+  const listener = new PoolListener(handle.pool, onWake, options);
+  await listener.start();
+  return () => listener.stop();
+}
+
+const LISTEN_CHECK_TIMEOUT_MS = 10_000;
+
+/**
+ * A LISTEN connection: `close` gives it back to the pool once (destroyed after an error); `lose`
+ * closes it and, if it was the one in use, starts listening again.
+ */
+interface Listening {
+  client: PoolClient;
+  close: (error?: unknown) => boolean;
+  lose: (error: unknown) => void;
+}
+
+/** One LISTEN connection at a time, replaced whenever it is lost. */
+class PoolListener {
+  private current: Listening | null = null;
+  private connecting: Promise<void> | null = null;
+  private stopped = false;
+  private failures = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private checkTimer: NodeJS.Timeout | null = null;
+  private checking = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly onWake: () => void,
+    private readonly options: ListenOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.connect();
+    this.checkTimer = setInterval(() => this.check(), this.options.checkIntervalMs ?? 30_000);
+    this.checkTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    await this.connecting?.catch(() => undefined);
+    const listening = this.current;
+    this.current = null;
+    if (!listening) return;
+    const failed = await listening.client.query(`UNLISTEN ${JOBS_CHANNEL}`).then(
+      () => undefined,
+      (error: unknown) => error ?? new Error('UNLISTEN failed'),
+    );
+    listening.close(failed);
+  }
+
+  private connect(): Promise<void> {
+    const attempt = this.listen().finally(() => {
+      this.connecting = null;
+    });
+    this.connecting = attempt;
+    return attempt;
+  }
+
+  private async listen(): Promise<void> {
+    const client = await this.pool.connect();
+    let closed = false;
+    const listening: Listening = {
+      client,
+      lose: (error) => {
+        if (!listening.close(error) || this.current !== listening) return;
+        this.current = null;
+        if (this.stopped) return;
+        this.options.logger?.warn(
+          { err: error },
+          'lost the LISTEN connection for jobs; listening again (polling meanwhile)',
+        );
+        this.retryLater();
+      },
+      close: (error) => {
+        if (closed) return false;
+        closed = true;
+        client.off('notification', this.onWake);
+        // After an error the connection is destroyed instead of pooled. The listeners stay on the
+        // client, so whatever the dead client emits later is still heard.
+        client.release(
+          error === undefined
+            ? undefined
+            : error instanceof Error
+              ? error
+              : new Error(String(error)),
+        );
+        return true;
+      },
+    };
+    client.on('error', listening.lose);
+    client.on('end', () => listening.lose(new Error('the LISTEN connection ended')));
+    client.on('notification', this.onWake);
+    try {
+      await client.query(`LISTEN ${JOBS_CHANNEL}`);
+    } catch (error) {
+      listening.close(error);
+      throw error;
+    }
+    if (closed) throw new Error('the LISTEN connection was lost as it started');
+    if (this.stopped) {
+      listening.close();
+      return;
+    }
+    this.current = listening;
+  }
+
+  private retryLater(): void {
+    const min = this.options.retryMinMs ?? 200;
+    const max = this.options.retryMaxMs ?? 10_000;
+    const delay = Math.min(max, min * 2 ** this.failures) * (0.75 + Math.random() * 0.5);
+    this.failures++;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.stopped) return;
+      this.connect().then(
+        () => {
+          if (this.stopped) return;
+          this.options.logger?.info(
+            { attempts: this.failures },
+            'listening for jobs again after a lost connection',
+          );
+          this.failures = 0;
+          // NOTIFYs sent while no one listened are lost: look for jobs now.
+          this.onWake();
+        },
+        (error: unknown) => {
+          if (this.stopped) return;
+          this.options.logger?.warn(
+            { err: error, attempts: this.failures },
+            'could not LISTEN for jobs again; retrying',
+          );
+          this.retryLater();
+        },
+      );
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  /** A connection cut without a word (no FATAL, no RST) stays silent: ask it something. */
+  private check(): void {
+    const listening = this.current;
+    if (!listening || this.checking || this.stopped) return;
+    this.checking = true;
+    let timer: NodeJS.Timeout | undefined;
+    Promise.race([
+      listening.client.query('SELECT 1'),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${LISTEN_CHECK_TIMEOUT_MS} ms`)),
+          LISTEN_CHECK_TIMEOUT_MS,
+        );
+      }),
+    ])
+      .catch((error: unknown) => listening.lose(error))
+      .finally(() => {
+        clearTimeout(timer);
+        this.checking = false;
+      });
+  }
 }

@@ -16,6 +16,7 @@ import {
   listenForJobs,
   recordSteps,
   recoverExpired,
+  releaseUnheld,
   runLater,
   type StepRecord,
 } from './queue.ts';
@@ -45,6 +46,10 @@ export interface JobEnvironment {
 const DELIVERY_KIND_CAP = 16;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 const CLAIM_GATHER_MS = 5;
+/** After a failed claim (the database is away): 250 ms, 500 ms, 1 s … up to this. */
+const CLAIM_RETRY_MAX_MS = 30_000;
+/** Putting a failed job back is tried again (the database may be away) for up to its lease. */
+const PUT_BACK_RETRY_MS = [250, 500, 1_000, 2_000, 4_000, 8_000];
 
 /**
  * Runs jobs of the queue: claims due jobs per provider up to that provider's cap (and the
@@ -66,6 +71,11 @@ export class JobWorker {
   /** The last claim filled every free slot: due jobs may be waiting for a slot to free. */
   private backlog = false;
   private loopDone: Promise<void> | null = null;
+  /**
+   * The database may hold jobs as ours that we do not run (a claim whose answer was lost, a job
+   * we could not put back): hand them back before the next claim.
+   */
+  private releaseUnheldNext = false;
   private stopListening: (() => Promise<void>) | null = null;
   private timers: NodeJS.Timeout[] = [];
 
@@ -84,7 +94,9 @@ export class JobWorker {
 
   async start(): Promise<void> {
     const { ctx, database } = this.options;
-    this.stopListening = await listenForJobs(database, () => this.poke());
+    this.stopListening = await listenForJobs(database, () => this.poke(), {
+      logger: this.env.logger,
+    });
     const lease = ctx.config.worker.leaseSeconds;
     this.every(Math.max(500, (lease * 1000) / 3), () => this.heartbeat());
     this.every(Math.max(1000, (lease * 1000) / 2), async () => {
@@ -176,20 +188,32 @@ export class JobWorker {
 
   private async loop(): Promise<void> {
     const pollMs = this.options.pollIntervalMs ?? 1000;
+    let failures = 0;
     while (!this.stopping) {
       this.wakeRequested = false;
       let full = false;
+      let waitMs = pollMs;
       try {
         full = await this.fillSlots();
+        failures = 0;
       } catch (error) {
-        this.env.logger.error({ err: error }, 'claiming jobs failed');
+        // The database is away (a restart, a failover) or refused: never let it end the loop.
+        // Back off; a wake-up after this (the LISTEN connection is back, a NOTIFY) retries at once.
+        failures++;
+        this.releaseUnheldNext = true;
+        waitMs = Math.min(CLAIM_RETRY_MAX_MS, 250 * 2 ** (failures - 1));
+        this.env.logger.error(
+          { err: error, failures, retryInMs: waitMs },
+          'claiming jobs failed; retrying',
+        );
+        this.wakeRequested = false;
       }
       this.backlog = full;
       if (this.stopping) break;
       // A batch that filled every slot may have left more due jobs: look again at once.
       if (full || this.wakeRequested) continue;
       const woken = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), pollMs);
+        const timer = setTimeout(() => resolve(false), waitMs);
         this.wake = () => {
           clearTimeout(timer);
           resolve(true);
@@ -214,6 +238,16 @@ export class JobWorker {
   private async fillSlots(): Promise<boolean> {
     const { ctx } = this.options;
     const lease = ctx.config.worker.leaseSeconds;
+    if (this.releaseUnheldNext) {
+      const released = await releaseUnheld(ctx.db, this.workerId, [...this.running.keys()]);
+      this.releaseUnheldNext = false;
+      if (released.length > 0) {
+        this.env.logger.warn(
+          { jobs: released },
+          'handed back jobs claimed while the database was failing, which this worker does not run',
+        );
+      }
+    }
     let full = false;
     for (const provider of ctx.providers.names()) {
       const limit = Math.min(
@@ -292,10 +326,14 @@ export class JobWorker {
       .catch(async (error: unknown) => {
         this.env.logger.error({ err: error, jobId: job.id, kind: job.kind }, 'job handler failed');
         // The handler could not even put the job back: do it here, so it is not left claimed.
-        await runLater(this.options.ctx.db, job, {
-          delaySeconds: backoffSeconds(job.attempts),
-          error: error instanceof Error ? error.message.slice(0, 500) : String(error),
-        }).catch(() => undefined);
+        await this.putBack(
+          job,
+          {
+            delaySeconds: backoffSeconds(job.attempts),
+            error: error instanceof Error ? error.message.slice(0, 500) : String(error),
+          },
+          abort.signal,
+        );
       })
       .finally(() => {
         this.running.delete(job.id);
@@ -305,6 +343,45 @@ export class JobWorker {
         if (this.backlog) this.poke();
       });
     this.running.set(job.id, { job, abort, done });
+  }
+
+  /**
+   * Puts a job whose handler failed back in the queue. The failure is often the database being
+   * away, so this tries again (the job keeps its slot, and its heartbeat, meanwhile) for up to its
+   * lease; if the database stays away that long, the next claim round hands it back (or, if this
+   * worker stops first, its lease runs out).
+   */
+  private async putBack(
+    job: Job,
+    retry: { delaySeconds: number; error: string },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const giveUpAt = Date.now() + this.options.ctx.config.worker.leaseSeconds * 1000;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await runLater(this.options.ctx.db, job, retry);
+        return;
+      } catch (error) {
+        const pause = PUT_BACK_RETRY_MS[Math.min(attempt, PUT_BACK_RETRY_MS.length - 1)] ?? 1_000;
+        if (signal.aborted || this.stopping || Date.now() + pause > giveUpAt) {
+          this.env.logger.warn(
+            { err: error, jobId: job.id },
+            'could not put a failed job back; handing it back before the next claim',
+          );
+          this.releaseUnheldNext = true;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            clearTimeout(timer);
+            signal.removeEventListener('abort', wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, pause);
+          signal.addEventListener('abort', wake, { once: true });
+        });
+      }
+    }
   }
 
   private async heartbeat(): Promise<void> {
