@@ -19,6 +19,7 @@ import {
   MAX_PARAM_LENGTH,
   registerProblemHandlers,
 } from './core/problem.ts';
+import { unreachableService } from './core/start-failure.ts';
 import { requestValidators } from './core/validation.ts';
 import { appName, appVersion } from './core/version.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
@@ -43,6 +44,13 @@ import { type ProviderRegistry, providersFromConfig } from './providers/registry
 import { Problem } from './schemas/problem.ts';
 import { ResultStore } from './storage/results.ts';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Starts the job worker in this process (once); the app's close stops it. */
+    startWorker(): Promise<void>;
+  }
+}
+
 export interface AppOverrides {
   /** An already open database (tests share one); the app then leaves closing it to the caller. */
   database?: DatabaseHandle;
@@ -51,7 +59,10 @@ export interface AppOverrides {
   providers?: ProviderRegistry;
   /** Delivery channels of the in-process worker (default: from the configuration). */
   delivery?: DeliveryChannels;
-  /** Run the job worker in this process (default: config.worker.inApi). */
+  /**
+   * Run the job worker in this process (default: config.worker.inApi). The server passes false
+   * and starts it once it listens: a process that cannot listen never takes a job.
+   */
   worker?: boolean;
 }
 
@@ -67,10 +78,15 @@ export async function buildApp(
   const database = overrides.database ?? (await openDatabase(config.database, logger));
   const ownsDatabase = overrides.database === undefined;
   let redis: Redis | null = null;
-  let worker: JobWorker | null = null;
+  let worker = null as JobWorker | null;
   try {
-    if (config.runMigrations) await migrateDatabase(database);
-    else await assertSchemaCurrent(database);
+    try {
+      if (config.runMigrations) await migrateDatabase(database);
+      else await assertSchemaCurrent(database);
+    } catch (error) {
+      if (config.database.kind !== 'postgres') throw error;
+      throw unreachableService('the database', 'DATABASE_URL', config.database.url, error) ?? error;
+    }
 
     if (config.redisUrl && (config.rateLimit.enabled || config.authFailureLimit > 0)) {
       redis = new Redis(config.redisUrl, {
@@ -79,8 +95,19 @@ export async function buildApp(
         maxRetriesPerRequest: 1,
         connectTimeout: 2_000,
       });
+      // ioredis answers a failed first connect with "Connection is closed."; the cause is the
+      // 'error' it emitted before.
+      let connectError: unknown = null;
+      const onConnectError = (error: unknown) => {
+        connectError = error;
+      };
+      redis.on('error', onConnectError);
+      const url = config.redisUrl;
+      await redis.connect().catch((error: unknown) => {
+        throw unreachableService('Redis', 'REDIS_URL', url, connectError ?? error) ?? error;
+      });
+      redis.off('error', onConnectError);
       redis.on('error', (error) => logger.warn({ err: error }, 'Redis connection error'));
-      await redis.connect();
     }
 
     const app = Fastify({
@@ -172,20 +199,22 @@ export async function buildApp(
       },
       { prefix: '/api/v1' },
     );
-    await app.ready();
-    if (overrides.worker ?? config.worker.inApi) {
-      worker = await startWorker({
+    app.decorate('startWorker', async () => {
+      worker ??= await startWorker({
         ctx: pipeline,
         database,
         store,
         logger,
         ...(overrides.delivery ? { delivery: overrides.delivery } : {}),
       });
-    }
+    });
+    await app.ready();
+    if (overrides.worker ?? config.worker.inApi) await app.startWorker();
     return app;
   } catch (error) {
     await worker?.stop(0);
-    await redis?.quit().catch(() => undefined);
+    // Not quit(): a client that never connected would keep trying to, to send QUIT.
+    redis?.disconnect();
     if (ownsDatabase) await database.close();
     throw error;
   }

@@ -4,6 +4,7 @@ import { buildApp } from './app.ts';
 import { loadConfigOrExit } from './core/config.ts';
 import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
+import { listenFailure, StartFailure } from './core/start-failure.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { SchemaNotReadyError } from './db/migrate.ts';
 
@@ -13,11 +14,16 @@ const logger = createLogger(config);
 exitOnUnhandledErrors(logger);
 let app: Awaited<ReturnType<typeof buildApp>>;
 try {
-  app = await buildApp(config, { logger });
+  // The worker starts once the API listens: a process that cannot listen never takes a job.
+  app = await buildApp(config, { logger, worker: false });
 } catch (error) {
   if (error instanceof DataDirLockedError || error instanceof SchemaNotReadyError) {
     logger.fatal(error.message);
     process.exit(75);
+  }
+  if (error instanceof StartFailure) {
+    logger.fatal(error.message);
+    process.exit(error.exitCode);
   }
   logger.fatal({ err: error }, 'could not start');
   process.exit(1);
@@ -45,7 +51,17 @@ async function shutdown(signal: string): Promise<void> {
 process.once('SIGTERM', () => void shutdown('SIGTERM'));
 process.once('SIGINT', () => void shutdown('SIGINT'));
 
-const address = await app.listen({ port: config.port, host: config.host });
+let address: string;
+try {
+  address = await app.listen({ port: config.port, host: config.host });
+} catch (error) {
+  const failure = listenFailure(config.host, config.port, error);
+  // Releases the database (and the embedded data folder's lock) before saying why.
+  await app.close().catch(() => undefined);
+  logger.fatal(failure.message);
+  process.exit(failure.exitCode);
+}
+if (config.worker.inApi) await app.startWorker();
 logger.info(
   { address, database: app.deps.database.kind, docs: `${address}/docs` },
   'API listening',

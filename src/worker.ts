@@ -3,6 +3,7 @@
 import { loadConfigOrExit } from './core/config.ts';
 import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
+import { unreachableService } from './core/start-failure.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, SchemaNotReadyError } from './db/migrate.ts';
 import { startWorker } from './jobs/runtime.ts';
@@ -43,10 +44,20 @@ try {
     logger,
   });
 } catch (error) {
-  logger.fatal(
-    error instanceof SchemaNotReadyError ? error.message : { err: error },
-    'worker cannot start',
+  await database?.close().catch(() => undefined);
+  const unreachable = unreachableService(
+    'the database',
+    'DATABASE_URL',
+    config.database.url,
+    error,
   );
-  await database?.close();
-  process.exit(error instanceof SchemaNotReadyError ? 75 : 1);
+  if (error instanceof SchemaNotReadyError) {
+    logger.fatal(error.message);
+    process.exit(75);
+  } else if (unreachable) {
+    logger.fatal(unreachable.message);
+    process.exit(unreachable.exitCode);
+  }
+  logger.fatal({ err: error }, 'worker cannot start');
+  process.exit(1);
 }
