@@ -206,3 +206,50 @@ describe('the ledger group commit after an unclear failure', () => {
     expect(await balanceOf(app, telegramId)).toBe(5);
   });
 });
+
+/** The shared database, except that storing an Idempotency-Key's answer fails (the database went away). */
+function losingKeyAnswers(handle: DatabaseHandle): DatabaseHandle {
+  const dialect = new PgDialect();
+  const db = new Proxy(handle.db, {
+    get(target, property, receiver) {
+      if (property !== 'execute') return Reflect.get(target, property, receiver);
+      return async (query: SQL) => {
+        if (dialect.sqlToQuery(query).sql.includes('UPDATE idempotency_keys')) {
+          throw new Error('Connection terminated unexpectedly');
+        }
+        return target.execute(query);
+      };
+    },
+  });
+  return { ...handle, db, close: async () => undefined };
+}
+
+describe('an answer that cannot be recorded', () => {
+  it('is still sent as it is, and the retry after the lease finds the same effect', async () => {
+    const flakyApp = await buildTestApp({}, losingKeyAnswers(database));
+    try {
+      const telegramId = freshTelegramId();
+      await userWithCredits(app, telegramId, 0);
+      const key = randomUUID();
+      const credit = (on: FastifyInstance) =>
+        on.inject({
+          method: 'POST',
+          url: `/api/v1/admin/users/${telegramId}/credits`,
+          headers: { ...adminAuth, 'idempotency-key': key },
+          payload: { amount: 7, reason: 'goodwill' },
+        });
+      const first = await credit(flakyApp);
+      expect(first.statusCode, first.body).toBe(201);
+      expect(first.headers['content-type']).toMatch(/^application\/json/);
+      expect(first.json().entry).toMatchObject({ amount: 7, balance_after: 7 });
+
+      await crashAfterEffect(adminScope, key);
+      const retry = await credit(app);
+      expect(retry.statusCode).toBe(201);
+      expect(retry.json().entry.id).toBe(first.json().entry.id);
+      expect(await balanceOf(app, telegramId)).toBe(7);
+    } finally {
+      await flakyApp.close();
+    }
+  });
+});

@@ -78,14 +78,21 @@ export function registerIdempotency(app: FastifyInstance): void {
     const claim = request.idempotencyClaim;
     if (!claim) return payload;
     request.idempotencyClaim = null;
-    if (reply.statusCode >= 500 || typeof payload !== 'string') {
-      await releaseIdempotencyKey(app.deps.services.db, claim);
-    } else {
-      await completeIdempotencyKey(app.deps.services.db, {
-        ...claim,
-        status: reply.statusCode,
-        body: payload,
-      });
+    try {
+      if (reply.statusCode >= 500 || typeof payload !== 'string') {
+        await releaseIdempotencyKey(app.deps.services.db, claim);
+      } else {
+        await completeIdempotencyKey(app.deps.services.db, {
+          ...claim,
+          status: reply.statusCode,
+          body: payload,
+        });
+      }
+    } catch (error) {
+      // The effect is done and this is its answer: send it. The key stays claimed until its
+      // lease ends; a retry then takes it over and finds the same effect (it is keyed by the
+      // claim), so nothing is made twice.
+      request.log.warn({ err: error }, 'Idempotency-Key answer not recorded');
     }
     return payload;
   };
