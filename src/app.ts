@@ -31,8 +31,8 @@ import {
   RedisFailureCounts,
 } from './deps/auth-failures.ts';
 import type { AppDeps } from './deps/context.ts';
-import type { DeliveryChannels } from './jobs/deliver.ts';
 import { startWorker } from './jobs/runtime.ts';
+import type { DeliveryChannels } from './jobs/types.ts';
 import type { JobWorker } from './jobs/worker.ts';
 import { registerCors } from './middlewares/cors.ts';
 import { registerGracefulClose } from './middlewares/graceful-close.ts';

@@ -7,7 +7,7 @@ import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { TelegramDelivery } from '../src/delivery/telegram.ts';
 import { verifyDeliveryWebhook, WebhookDelivery } from '../src/delivery/webhook.ts';
-import type { DeliveryChannels } from '../src/jobs/deliver.ts';
+import type { DeliveryChannels } from '../src/jobs/types.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { ResultStore } from '../src/storage/results.ts';

@@ -3,7 +3,6 @@ import { sql } from 'drizzle-orm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { pgError } from '../src/db/errors.ts';
-import { selectRows } from '../src/db/rows.ts';
 import {
   backoffSeconds,
   claim,
@@ -14,7 +13,8 @@ import {
   recordStep,
   recoverExpired,
   runLater,
-} from '../src/jobs/queue.ts';
+} from '../src/db/job-queue.ts';
+import { selectRows } from '../src/db/rows.ts';
 import { needsPostgres, sharedDatabase } from './helpers/database.ts';
 
 let database: DatabaseHandle;

@@ -1,19 +1,11 @@
 import { sql } from 'drizzle-orm';
+import { backoffSeconds, complete, fail, type Job, recordStep, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import { DeliveryError, type TelegramDelivery } from '../delivery/telegram.ts';
 import type { TelegramFiles } from '../delivery/telegram-files.ts';
 import type { DeliveryWebhookEvent, WebhookDelivery } from '../delivery/webhook.ts';
 import { type GenerationView, getGenerationById } from '../services/generations.ts';
-import { backoffSeconds, complete, fail, type Job, recordStep, runLater } from './queue.ts';
-import type { JobEnvironment } from './worker.ts';
-
-/** The ways this deployment hands results out; null where not configured. */
-export interface DeliveryChannels {
-  telegram: TelegramDelivery | null;
-  webhook: WebhookDelivery | null;
-  /** Downloads Telegram files given as references (needs the bot token). */
-  telegramFiles: TelegramFiles | null;
-}
+import type { JobEnvironment } from './types.ts';
 
 type Channel = 'telegram' | 'webhook';
 

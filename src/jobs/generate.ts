@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
+import { backoffSeconds, complete, type Job, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import { LocalProvider } from '../providers/local.ts';
 import {
@@ -14,8 +15,7 @@ import {
   recordGenerationFailure,
   storeImages,
 } from '../services/generation-outcomes.ts';
-import { backoffSeconds, complete, type Job, runLater } from './queue.ts';
-import type { JobEnvironment } from './worker.ts';
+import type { JobEnvironment } from './types.ts';
 
 /**
  * One run of a generation's job. The provider is only ever called outside a transaction, and its

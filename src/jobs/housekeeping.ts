@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { selectRows } from '../db/rows.ts';
 import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
-import type { JobEnvironment } from './worker.ts';
+import type { JobEnvironment } from './types.ts';
 
 /**
  * How long past its deadline a generation may wait for a worker of its provider before we give

@@ -6,7 +6,7 @@ import { TelegramFiles } from '../delivery/telegram-files.ts';
 import { WebhookDelivery } from '../delivery/webhook.ts';
 import type { PipelineContext } from '../services/generations.ts';
 import type { ResultStore } from '../storage/results.ts';
-import type { DeliveryChannels } from './deliver.ts';
+import type { DeliveryChannels } from './types.ts';
 import { JobWorker } from './worker.ts';
 
 /** The delivery channels the configuration enables. */

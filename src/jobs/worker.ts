@@ -2,12 +2,6 @@ import { hostname } from 'node:os';
 import type { Logger } from '../core/logger.ts';
 import type { DatabaseHandle } from '../db/client.ts';
 import { GroupCommit } from '../db/group-commit.ts';
-import { type Success, settleSuccesses } from '../services/generation-outcomes.ts';
-import type { PipelineContext } from '../services/generations.ts';
-import type { ResultStore } from '../storage/results.ts';
-import { type DeliveryChannels, runDeliverJob } from './deliver.ts';
-import { runGenerateJob, startGenerations } from './generate.ts';
-import { runHousekeeping } from './housekeeping.ts';
 import {
   backoffSeconds,
   claim,
@@ -18,8 +12,14 @@ import {
   recoverExpired,
   releaseUnheld,
   runLater,
-  type StepRecord,
-} from './queue.ts';
+} from '../db/job-queue.ts';
+import { settleSuccesses } from '../services/generation-outcomes.ts';
+import type { PipelineContext } from '../services/generations.ts';
+import type { ResultStore } from '../storage/results.ts';
+import { runDeliverJob } from './deliver.ts';
+import { runGenerateJob, startGenerations } from './generate.ts';
+import { runHousekeeping } from './housekeeping.ts';
+import type { DeliveryChannels, JobEnvironment } from './types.ts';
 
 export interface WorkerOptions {
   ctx: PipelineContext;
@@ -30,17 +30,6 @@ export interface WorkerOptions {
   workerId?: string;
   /** How often to look for due jobs when no NOTIFY arrives (delayed polls, retries). */
   pollIntervalMs?: number;
-}
-
-/** What a job handler gets: the services, and a signal that fires if the job is no longer ours. */
-export interface JobEnvironment {
-  ctx: PipelineContext;
-  store: ResultStore;
-  delivery: DeliveryChannels;
-  logger: Logger;
-  /** The worker's group commits: concurrent jobs share one statement and one commit. */
-  steps: GroupCommit<StepRecord, boolean>;
-  successes: GroupCommit<Success, boolean>;
 }
 
 const DELIVERY_KIND_CAP = 16;

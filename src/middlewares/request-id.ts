@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-
-export const REQUEST_ID_HEADER = 'x-request-id';
+import { REQUEST_ID_HEADER } from '../core/headers.ts';
 
 /** A caller's id is kept when it is short and harmless in logs and headers; else we make one. */
 const saneRequestId = /^[A-Za-z0-9._:-]{1,128}$/;

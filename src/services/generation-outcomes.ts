@@ -1,11 +1,12 @@
 import { sql } from 'drizzle-orm';
 import type { Config } from '../core/config.ts';
 import type { Transaction } from '../db/client.ts';
+import { enqueue, wakeWorkers } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
-import { enqueue, wakeWorkers } from '../jobs/queue.ts';
+import { withTransaction } from '../db/transaction.ts';
 import type { ProviderImage } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
-import { type ServiceContext, withTransaction } from './context.ts';
+import type { ServiceContext } from './context.ts';
 import { refundCharge } from './ledger.ts';
 
 /**
@@ -123,7 +124,7 @@ export async function settleSuccesses(
                  locked_until = NULL, last_error = NULL, updated_at = now()
           WHERE request_id IN (SELECT id FROM settled) AND kind = 'generate'
             AND status IN ('pending', 'running')),
-        -- The queue's enqueue, for a whole batch at once (see jobs/queue.ts).
+        -- The queue's enqueue, for a whole batch at once (see db/job-queue.ts).
         deliveries AS (
           INSERT INTO generation_jobs (kind, request_id)
           SELECT 'deliver', id FROM settled WHERE ${deliver}

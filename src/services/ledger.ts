@@ -5,7 +5,7 @@ import type { Database, Queryable, Transaction } from '../db/client.ts';
 import { pgError, SQLSTATE } from '../db/errors.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { LedgerEntryKind } from '../db/schema/index.ts';
-import { isTransaction } from './context.ts';
+import { isTransaction } from '../db/transaction.ts';
 import { ledgerCursor } from './cursor.ts';
 import { batcherFor } from './ledger-batcher.ts';
 import { userNotFound } from './users.ts';

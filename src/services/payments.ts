@@ -3,8 +3,8 @@ import type { StarsPackage } from '../core/config.ts';
 import { AppError } from '../core/errors.ts';
 import type { Queryable } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
+import { withTransaction } from '../db/transaction.ts';
 import type { ServiceContext } from './context.ts';
-import { withTransaction } from './context.ts';
 import { balanceOf, credit, lockUser, postEntry } from './ledger.ts';
 
 /**

@@ -3,7 +3,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { Logger } from '../core/logger.ts';
 import type { Database, DatabaseHandle, Queryable } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
-import { isTransaction } from '../services/context.ts';
+import { isTransaction } from './transaction.ts';
 
 /**
  * The job queue: rows of `generation_jobs`, claimed with FOR UPDATE SKIP LOCKED under a lease.
