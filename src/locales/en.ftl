@@ -1,0 +1,133 @@
+# English texts of the bot and of deliveries. Every key exists in uz.ftl and ru.ftl too, with the
+# same placeholders (a test checks). Texts are HTML (parse_mode HTML): user content is escaped
+# before it is put in a placeholder.
+
+## Commands (setMyCommands)
+command-start = Main menu
+command-generate = Create an image
+command-balance = Balance and free generations
+command-topup = Buy credits with Telegram Stars
+command-history = My images
+command-referral = Invite friends
+command-language = Language
+command-help = Help and prices
+
+## Main menu
+start-greeting =
+    Hi, { $name }! 👋
+    Send me a description of the picture you want and I will draw it. Send a photo with a caption to edit it.
+menu-title = What would you like to do?
+button-generate = 🎨 Create
+button-balance = 💰 Balance
+button-topup = ⭐ Top up
+button-history = 🖼 My images
+button-referral = 👥 Invite friends
+button-language = 🌐 Language
+button-help = ❓ Help
+button-back = ⬅️ Back
+button-menu = 🏠 Menu
+
+## Generating
+generate-ask-prompt = ✍️ Describe the picture you want in one message, or send a photo with a caption to edit it.
+generate-card =
+    <b>{ $model }</b> · { $price }
+    ⏱ { $duration }
+generate-card-prompt = Prompt: <i>{ $prompt }</i>
+generate-card-references = { $count ->
+    [one] 🖼 1 image to edit
+   *[other] 🖼 { $count } images to edit
+}
+price-free = free ({ $left } free left)
+price-credits = { $credits } credits
+duration-seconds = about { $seconds } s
+duration-unknown = a few seconds to a few minutes
+button-model = 🤖 Model: { $model }
+button-parameter = { $label }: { $value }
+button-start-free = 🚀 Start — free
+button-start-credits = 🚀 Start — { $credits } credits
+models-title = Choose a model:
+model-line = { $name } — { $price }
+parameter-title = { $label }:
+generate-started = ⏳ Queued (position { $position })
+generate-already-started = This one is already on its way.
+generate-draft-expired = This request has expired. Send the prompt again.
+generate-prompt-too-long = The description is too long: at most { $max } characters.
+generate-needs-image = This tool needs a photo: send one.
+tools-title = What should I do with this photo?
+
+## Deliveries (written by the worker)
+delivery-status-queued = ⏳ Queued (position { $position })
+delivery-status-running = 🎨 Drawing…
+delivery-status-done = ✅ Done
+delivery-result-caption = { $model } · { $cost }
+delivery-cost-free = free generation
+delivery-cost-credits = { $credits } credits
+delivery-failed = 😔 The image could not be made: { $reason }
+delivery-refunded-credits = The { $credits } credits were given back to your balance.
+delivery-refunded-trial = Your free generation was given back.
+failure-reason-timeout = it took too long.
+failure-reason-refused = the service refused this request (often the content filter). Try other words.
+failure-reason-unavailable = the image service is unavailable right now. Try again in a few minutes.
+failure-reason-bad-input = the service could not use this request or image.
+failure-reason-unknown = something went wrong on our side.
+button-regenerate = 🔁 Again
+button-edit = ✏️ Edit
+button-original = 📎 Original
+edit-ask-prompt = ✏️ Send what should change in this image.
+
+## Balance and profile
+balance-text =
+    💰 Balance: <b>{ $balance }</b> credits
+    🎁 Free generations left: <b>{ $trial }</b>
+balance-buys = That is about { $count } images with { $model }.
+
+## Top up
+topup-title = Choose a package. You pay with Telegram Stars ⭐
+topup-package = { $credits } credits — { $stars } ⭐
+invoice-title = { $credits } credits
+invoice-description = { $credits } credits for image generation.
+precheckout-invalid = This offer is no longer available. Open the top-up menu again.
+payment-confirmed =
+    ✅ Payment received: +{ $credits } credits.
+    Balance: <b>{ $balance }</b> credits.
+payment-refunded = ↩️ The payment was refunded; { $credits } credits were taken back.
+referral-earned = 🎉 Your friend topped up: you earned <b>{ $credits }</b> credits.
+
+## History
+history-empty = You have no images yet. Send a description to create one.
+history-title = Your images (newest first):
+history-item = { $status } { $model }: { $prompt }
+history-status-succeeded = ✅
+history-status-failed = ❌
+history-status-active = ⏳
+button-older = Older ➡️
+button-newer = ⬅️ Newer
+history-no-image = This one has no image.
+
+## Referral
+referral-text =
+    👥 Invite friends with your link:
+    { $link }
+    You get { $percent }% of every top-up they make.
+    Joined: <b>{ $count }</b> · Earned: <b>{ $earned }</b> credits
+
+## Language
+language-title = Choose your language:
+language-changed = Language: English 🇬🇧
+
+## Help
+help-text =
+    Send a description to create an image, or a photo with a caption to edit it. A photo without a caption opens the photo tools.
+    Prices:
+help-model-line = • { $name }: { $price }
+help-support = Questions: { $contact }
+
+## Errors
+error-insufficient =
+    Not enough credits: this costs { $required }, your balance is { $balance }.
+error-too-many-active = You already have { $active } images in progress. Wait for one to finish.
+error-unavailable = The service is busy. Try again in a moment.
+error-unexpected = Something went wrong. Try again in a moment.
+error-banned = ⛔️ Your access is blocked. Reason: { $reason }
+error-throttled = Too fast — wait a few seconds.
+error-invalid = This request cannot be made: { $details }

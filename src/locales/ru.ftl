@@ -1,0 +1,132 @@
+# Русские тексты бота и доставок. Ключи и плейсхолдеры совпадают с en.ftl (это проверяет тест).
+
+## Commands (setMyCommands)
+command-start = Главное меню
+command-generate = Создать изображение
+command-balance = Баланс и бесплатные генерации
+command-topup = Купить кредиты за Telegram Stars
+command-history = Мои изображения
+command-referral = Пригласить друзей
+command-language = Язык
+command-help = Помощь и цены
+
+## Main menu
+start-greeting =
+    Привет, { $name }! 👋
+    Пришлите описание картинки — я её нарисую. Пришлите фото с подписью, чтобы изменить его.
+menu-title = Что будем делать?
+button-generate = 🎨 Создать
+button-balance = 💰 Баланс
+button-topup = ⭐ Пополнить
+button-history = 🖼 Мои изображения
+button-referral = 👥 Пригласить друзей
+button-language = 🌐 Язык
+button-help = ❓ Помощь
+button-back = ⬅️ Назад
+button-menu = 🏠 Меню
+
+## Generating
+generate-ask-prompt = ✍️ Опишите картинку одним сообщением или пришлите фото с подписью, чтобы изменить его.
+generate-card =
+    <b>{ $model }</b> · { $price }
+    ⏱ { $duration }
+generate-card-prompt = Запрос: <i>{ $prompt }</i>
+generate-card-references = { $count ->
+    [one] 🖼 { $count } изображение для изменения
+    [few] 🖼 { $count } изображения для изменения
+   *[other] 🖼 { $count } изображений для изменения
+}
+price-free = бесплатно (осталось { $left })
+price-credits = { $credits } кредитов
+duration-seconds = около { $seconds } с
+duration-unknown = от нескольких секунд до пары минут
+button-model = 🤖 Модель: { $model }
+button-parameter = { $label }: { $value }
+button-start-free = 🚀 Начать — бесплатно
+button-start-credits = 🚀 Начать — { $credits } кредитов
+models-title = Выберите модель:
+model-line = { $name } — { $price }
+parameter-title = { $label }:
+generate-started = ⏳ В очереди (место { $position })
+generate-already-started = Этот запрос уже выполняется.
+generate-draft-expired = Запрос устарел. Пришлите описание ещё раз.
+generate-prompt-too-long = Описание слишком длинное: не больше { $max } символов.
+generate-needs-image = Этому инструменту нужно фото: пришлите его.
+tools-title = Что сделать с этим фото?
+
+## Deliveries (written by the worker)
+delivery-status-queued = ⏳ В очереди (место { $position })
+delivery-status-running = 🎨 Рисую…
+delivery-status-done = ✅ Готово
+delivery-result-caption = { $model } · { $cost }
+delivery-cost-free = бесплатная генерация
+delivery-cost-credits = { $credits } кредитов
+delivery-failed = 😔 Не удалось создать изображение: { $reason }
+delivery-refunded-credits = { $credits } кредитов возвращены на баланс.
+delivery-refunded-trial = Бесплатная генерация возвращена.
+failure-reason-timeout = это заняло слишком много времени.
+failure-reason-refused = сервис отклонил запрос (часто это фильтр содержимого). Попробуйте другие слова.
+failure-reason-unavailable = сервис изображений сейчас недоступен. Попробуйте через несколько минут.
+failure-reason-bad-input = сервис не смог использовать этот запрос или изображение.
+failure-reason-unknown = что-то пошло не так на нашей стороне.
+button-regenerate = 🔁 Ещё раз
+button-edit = ✏️ Изменить
+button-original = 📎 Оригинал
+edit-ask-prompt = ✏️ Напишите, что изменить на этом изображении.
+
+## Balance and profile
+balance-text =
+    💰 Баланс: <b>{ $balance }</b> кредитов
+    🎁 Бесплатных генераций осталось: <b>{ $trial }</b>
+balance-buys = Этого хватит примерно на { $count } изображений с { $model }.
+
+## Top up
+topup-title = Выберите пакет. Оплата — Telegram Stars ⭐
+topup-package = { $credits } кредитов — { $stars } ⭐
+invoice-title = { $credits } кредитов
+invoice-description = { $credits } кредитов для генерации изображений.
+precheckout-invalid = Это предложение больше не действует. Откройте меню пополнения ещё раз.
+payment-confirmed =
+    ✅ Оплата получена: +{ $credits } кредитов.
+    Баланс: <b>{ $balance }</b> кредитов.
+payment-refunded = ↩️ Платёж возвращён; списано { $credits } кредитов.
+referral-earned = 🎉 Ваш друг пополнил баланс: вы получили <b>{ $credits }</b> кредитов.
+
+## History
+history-empty = У вас пока нет изображений. Пришлите описание, чтобы создать первое.
+history-title = Ваши изображения (сначала новые):
+history-item = { $status } { $model }: { $prompt }
+history-status-succeeded = ✅
+history-status-failed = ❌
+history-status-active = ⏳
+button-older = Раньше ➡️
+button-newer = ⬅️ Позже
+history-no-image = У этого запроса нет изображения.
+
+## Referral
+referral-text =
+    👥 Приглашайте друзей по своей ссылке:
+    { $link }
+    Вы получаете { $percent }% от каждого их пополнения.
+    Пришло: <b>{ $count }</b> · Заработано: <b>{ $earned }</b> кредитов
+
+## Language
+language-title = Выберите язык:
+language-changed = Язык: русский 🇷🇺
+
+## Help
+help-text =
+    Пришлите описание, чтобы создать изображение, или фото с подписью, чтобы изменить его. Фото без подписи открывает инструменты.
+    Цены:
+help-model-line = • { $name }: { $price }
+help-support = Вопросы: { $contact }
+
+## Errors
+error-insufficient =
+    Недостаточно кредитов: нужно { $required }, на балансе { $balance }.
+error-too-many-active = У вас уже { $active } изображения в работе. Дождитесь, пока одно будет готово.
+error-unavailable = Сервис занят. Попробуйте через минуту.
+error-unexpected = Что-то пошло не так. Попробуйте через минуту.
+error-banned = ⛔️ Доступ заблокирован. Причина: { $reason }
+error-throttled = Слишком быстро — подождите несколько секунд.
+error-invalid = Такой запрос выполнить нельзя: { $details }
