@@ -28,6 +28,8 @@ export interface ProviderAccount {
   readonly webhookSecret: string | null;
 }
 
+export type Language = 'uz' | 'ru' | 'en';
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -85,6 +87,25 @@ export interface Config {
     readonly concurrency: number;
     /** A claimed job is another worker's to take over when its lease runs out without a heartbeat. */
     readonly leaseSeconds: number;
+  };
+  /** The language of users who chose none and whose Telegram language is not one we speak. */
+  readonly defaultLanguage: Language;
+  readonly bot: {
+    /** Run the Telegram bot inside the API process when TELEGRAM_BOT_TOKEN is set (npm start). */
+    readonly inApi: boolean;
+    /** Where a bot process (npm run start:bot) reaches the API, and its token from API_TOKENS. */
+    readonly apiUrl: string | null;
+    readonly apiToken: string | null;
+    /** Set: Telegram posts updates here (webhook mode); unset: long polling. */
+    readonly webhookUrl: string | null;
+    /** Telegram sends it back in X-Telegram-Bot-Api-Secret-Token; webhook calls without it are refused. */
+    readonly webhookSecret: string | null;
+    /** Where a standalone bot process in webhook mode listens (it serves the webhook itself). */
+    readonly port: number;
+    /** Shown in /help. */
+    readonly supportContact: string | null;
+    /** Updates one user may send per minute before being asked to slow down (payments never count). */
+    readonly throttlePerMinute: number;
   };
   readonly delivery: {
     readonly telegramApiRoot: string;
@@ -386,6 +407,17 @@ export function loadConfig(env: Env): Config {
       concurrency: reader.integer('WORKER_CONCURRENCY', 64, 1, 10_000),
       leaseSeconds: reader.integer('JOB_LEASE_SECONDS', 60, 2, 3600),
     },
+    defaultLanguage: reader.oneOf<Language>('DEFAULT_LANGUAGE', 'uz', ['uz', 'ru', 'en']),
+    bot: {
+      inApi: reader.boolean('RUN_BOT_IN_API', true),
+      apiUrl: parseUrl(reader, 'API_URL', null),
+      apiToken: reader.optionalString('API_TOKEN'),
+      webhookUrl: parseUrl(reader, 'BOT_WEBHOOK_URL', null),
+      webhookSecret: reader.optionalString('BOT_WEBHOOK_SECRET'),
+      port: reader.integer('BOT_PORT', 8080, 0, 65535),
+      supportContact: reader.optionalString('SUPPORT_CONTACT'),
+      throttlePerMinute: reader.integer('BOT_THROTTLE_PER_MINUTE', 30, 1, 10_000),
+    },
     delivery: {
       telegramApiRoot:
         parseUrl(reader, 'TELEGRAM_API_ROOT', 'https://api.telegram.org') ??
@@ -398,6 +430,14 @@ export function loadConfig(env: Env): Config {
     reader.problems.push(
       'DELIVERY_WEBHOOK_SECRET must be set (at least 16 characters) when DELIVERY_WEBHOOK_URL is',
     );
+  }
+  if (config.bot.webhookUrl !== null) {
+    const secret = config.bot.webhookSecret;
+    if (secret === null || !/^[A-Za-z0-9_-]{16,256}$/.test(secret)) {
+      reader.problems.push(
+        'BOT_WEBHOOK_SECRET must be set with BOT_WEBHOOK_URL: 16 to 256 characters of A-Z, a-z, 0-9, _ and - (Telegram sends it back with every update)',
+      );
+    }
   }
   const botToken = config.telegramBotToken;
   if (botToken !== null && !/^\d+:[A-Za-z0-9_-]{20,}$/.test(botToken)) {
