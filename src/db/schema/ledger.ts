@@ -20,6 +20,8 @@ export const ledgerEntryKinds = [
   'generation_refund',
   'referral_bonus',
   'payment_refund',
+  /** A referral bonus taken back from the referrer because the payment that earned it was refunded. */
+  'referral_clawback',
 ] as const;
 export type LedgerEntryKind = (typeof ledgerEntryKinds)[number];
 

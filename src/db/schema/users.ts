@@ -1,5 +1,35 @@
 import { sql } from 'drizzle-orm';
-import { bigint, boolean, check, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import {
+  type AnyPgColumn,
+  bigint,
+  boolean,
+  check,
+  index,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
+
+/** The languages the bot speaks; a user's choice is one of them (null: not chosen yet). */
+export const userLanguages = ['uz', 'ru', 'en'] as const;
+export type UserLanguage = (typeof userLanguages)[number];
+
+/**
+ * What a user chose to keep between sessions: the model it last picked and, per model, parameter
+ * values. Keys and values are short strings; the API checks the shape and the size.
+ */
+export interface UserPreferences {
+  model?: string;
+  parameters?: Record<string, Record<string, string>>;
+}
+
+/**
+ * Letters and digits no one confuses when reading a code aloud or off a screen (no 0/O, 1/I/L).
+ * `new_referral_code()` (migration 0008) draws from the same alphabet.
+ */
+export const REFERRAL_CODE_ALPHABET = '23456789ABCDEFGHJKMNPQRSTUVWXYZ';
+export const REFERRAL_CODE_LENGTH = 8;
 
 export const users = pgTable(
   'users',
@@ -10,10 +40,41 @@ export const users = pgTable(
     username: text('username'),
     firstName: text('first_name'),
     lastName: text('last_name'),
+    /** What Telegram says the user's client speaks; `language` is what the user chose. */
     languageCode: text('language_code'),
     isPremium: boolean('is_premium').notNull().default(false),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+    /** The user's own code to invite others with; made by the database when the row is made. */
+    referralCode: text('referral_code').notNull().unique().default(sql`new_referral_code()`),
+    /** Who invited the user: set once, when the user is created with a known code, never after. */
+    referredBy: bigint('referred_by', { mode: 'number' }).references((): AnyPgColumn => users.id),
+    language: text('language', { enum: userLanguages }),
+    preferences: jsonb('preferences').$type<UserPreferences>().notNull().default({}),
+    bannedAt: timestamp('banned_at', { withTimezone: true }),
+    banReason: text('ban_reason'),
+    /** The last POST /users/sync: when the bot last heard from the user. */
+    lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
   },
-  (t) => [check('users_telegram_id_positive', sql`${t.telegramId} > 0`)],
+  (t) => [
+    check('users_telegram_id_positive', sql`${t.telegramId} > 0`),
+    check(
+      'users_referral_code_form',
+      sql.raw(`referral_code ~ '^[${REFERRAL_CODE_ALPHABET}]{${REFERRAL_CODE_LENGTH}}$'`),
+    ),
+    check('users_not_referred_by_self', sql`${t.referredBy} <> ${t.id}`),
+    check(
+      'users_language_valid',
+      sql.raw(`language IN (${userLanguages.map((l) => `'${l}'`).join(', ')})`),
+    ),
+    check(
+      'users_preferences_object',
+      sql`jsonb_typeof(${t.preferences}) = 'object' AND octet_length(${t.preferences}::text) <= 8192`,
+    ),
+    check(
+      'users_ban_reason_only_when_banned',
+      sql`${t.banReason} IS NULL OR ${t.bannedAt} IS NOT NULL`,
+    ),
+    index('users_referred_by_idx').on(t.referredBy),
+  ],
 );
