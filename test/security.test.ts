@@ -3,7 +3,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { notFound } from '../src/core/errors.ts';
+import { AppError } from '../src/core/errors.ts';
 import { registerProblemHandlers } from '../src/core/problem.ts';
 import { callerMayActFor, registerAuth } from '../src/deps/auth.ts';
 import { clientKey } from '../src/deps/auth-failures.ts';
@@ -216,7 +216,7 @@ describe('a Mini App user acts only for itself, and where that cannot be checked
     app.get('/undeclared', { config: { access: 'user' } }, async () => ({ ok: true }));
     // Declared as checked by its handler, which does check.
     app.get('/checked', { config: { access: 'user', ownership: 'handler' } }, async (request) => {
-      if (!callerMayActFor(request, owner)) throw notFound('thing');
+      if (!callerMayActFor(request, owner)) throw new AppError('not_found', 'No such thing.');
       return { ok: true };
     });
     // Declared as checked by its handler, which forgets to.
@@ -243,7 +243,7 @@ describe('a Mini App user acts only for itself, and where that cannot be checked
     expectProblem(
       await app.inject({ url: '/checked', headers: miniAppAuth(owner + 1) }),
       404,
-      'thing_not_found',
+      'not_found',
     );
     expectProblem(
       await app.inject({ url: '/forgotten', headers: miniAppAuth(owner) }),

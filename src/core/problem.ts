@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { type ErrorCode, errorCodes } from './error-codes.ts';
 import { AppError } from './errors.ts';
 import { REQUEST_ID_HEADER } from './headers.ts';
 
@@ -18,26 +19,8 @@ export interface ProblemDocument {
   [extension: string]: unknown;
 }
 
-const titles: Record<number, string> = {
-  400: 'Bad request',
-  401: 'Authentication required',
-  403: 'Forbidden',
-  404: 'Not found',
-  405: 'Method not allowed',
-  406: 'Not acceptable',
-  408: 'Request timeout',
-  409: 'Conflict',
-  413: 'Payload too large',
-  414: 'URI too long',
-  415: 'Unsupported media type',
-  422: 'Validation failed',
-  429: 'Too many requests',
-  431: 'Request header fields too large',
-  500: 'Internal server error',
-  503: 'Service unavailable',
-};
-
-const codesForStatus: Record<number, string> = {
+/** The code of a 4xx Fastify (or a plugin) raises itself: bad JSON, wrong content type, too large… */
+const codesForStatus: Partial<Record<number, ErrorCode>> = {
   400: 'bad_request',
   404: 'not_found',
   405: 'method_not_allowed',
@@ -50,22 +33,41 @@ const codesForStatus: Record<number, string> = {
   431: 'request_header_fields_too_large',
 };
 
+/** Any other 4xx the framework raises is a bad_request with its own status, under its usual title. */
+const otherClientErrorTitles: Partial<Record<number, string>> = {
+  401: errorCodes.unauthorized.title,
+  403: errorCodes.forbidden.title,
+  409: 'Conflict',
+  422: errorCodes.validation_failed.title,
+};
+
+/** The code, status and title of a 4xx the framework raised. */
+function clientError(status: number): { code: ErrorCode; status: number; title: string } {
+  const code = codesForStatus[status];
+  if (code) return { code, status, title: errorCodes[code].title };
+  return {
+    code: 'bad_request',
+    status,
+    title: otherClientErrorTitles[status] ?? errorCodes.bad_request.title,
+  };
+}
+
 /** Fastify's maxParamLength: a longer path parameter is answered 414 uri_too_long. */
 export const MAX_PARAM_LENGTH = 100;
 
+/** A problem document: `code`'s status and title unless `shown` says otherwise. */
 function problem(
   request: FastifyRequest,
-  status: number,
-  code: string,
-  title: string,
+  code: ErrorCode,
   detail: string | undefined,
   extensions: Record<string, unknown> = {},
+  shown: { status: number; title: string } = errorCodes[code],
 ): ProblemDocument {
   return {
     ...extensions,
     type: `urn:problem:${code}`,
-    title,
-    status,
+    title: shown.title,
+    status: shown.status,
     ...(detail === undefined ? {} : { detail }),
     instance: request.url.split('?')[0] ?? request.url,
     code,
@@ -94,9 +96,7 @@ function messageOf(issue: ValidationIssue): string {
 /** Maps any error to a problem document: the one place where errors become HTTP responses. */
 export function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
   if (error instanceof AppError) {
-    return problem(request, error.status, error.code, error.title, error.message, {
-      ...error.extensions,
-    });
+    return problem(request, error.code, error.message, { ...error.extensions });
   }
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.validation) {
@@ -106,9 +106,7 @@ export function toProblem(error: unknown, request: FastifyRequest): ProblemDocum
     }));
     return problem(
       request,
-      422,
       'validation_failed',
-      titles[422] ?? 'Validation failed',
       errors.map((e) => `${e.field} ${e.message}`).join('; '),
       { errors },
     );
@@ -116,19 +114,12 @@ export function toProblem(error: unknown, request: FastifyRequest): ProblemDocum
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Fastify's own client errors (bad JSON, wrong content type, body too large) are safe to show.
-    return problem(
-      request,
-      status,
-      codesForStatus[status] ?? 'bad_request',
-      titles[status] ?? 'Bad request',
-      fastifyError.message,
-    );
+    const { code, ...shown } = clientError(status);
+    return problem(request, code, fastifyError.message, {}, shown);
   }
   return problem(
     request,
-    500,
     'internal_error',
-    titles[500] ?? 'Internal server error',
     'An unexpected error occurred. Quote the request id when you report it.',
   );
 }
@@ -154,13 +145,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       reply,
-      problem(
-        request,
-        404,
-        'not_found',
-        'Not found',
-        `No route for ${request.method} ${request.url.split('?')[0]}`,
-      ),
+      problem(request, 'not_found', `No route for ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
 }
@@ -180,19 +165,11 @@ export function answerFrameworkError(
   if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
     document = problem(
       request,
-      414,
       'uri_too_long',
-      titles[414] ?? 'URI too long',
       `A path segment is longer than ${MAX_PARAM_LENGTH} characters.`,
     );
   } else if (error.code === 'FST_ERR_BAD_URL') {
-    document = problem(
-      request,
-      400,
-      'invalid_url',
-      titles[400] ?? 'Bad request',
-      'The path is not valid percent-encoded UTF-8.',
-    );
+    document = problem(request, 'invalid_url', 'The path is not valid percent-encoded UTF-8.');
   } else {
     document = toProblem(error, request);
   }
@@ -221,11 +198,11 @@ export function answerClientError(
     status: 400,
     detail: 'The request is not valid HTTP/1.1.',
   };
-  const code = codesForStatus[status] ?? 'bad_request';
+  const { code, title } = clientError(status);
   const requestId = randomUUID();
   const body = JSON.stringify({
     type: `urn:problem:${code}`,
-    title: titles[status] ?? 'Bad request',
+    title,
     status,
     detail,
     code,

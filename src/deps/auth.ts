@@ -79,8 +79,6 @@ function tokenTable(tokens: readonly string[]): Map<string, string> {
 function tooManyFailures(retryAfterSeconds: number, limit: number): AppError {
   return new AppError(
     'too_many_failed_authentications',
-    429,
-    'Too many failed authentications',
     `More than ${limit} failed authentications from this address in a minute; retry in ${retryAfterSeconds} s.`,
     { retryAfterSeconds },
     { 'retry-after': String(retryAfterSeconds) },

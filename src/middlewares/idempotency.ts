@@ -32,8 +32,6 @@ function keyOf(request: FastifyRequest): string | null {
   if (typeof raw !== 'string' || !saneKey.test(raw)) {
     throw new AppError(
       'invalid_idempotency_key',
-      422,
-      'Invalid Idempotency-Key',
       'An Idempotency-Key is 1 to 255 visible ASCII characters, e.g. a UUID.',
     );
   }

@@ -37,8 +37,6 @@ export async function registerRateLimit(
     errorResponseBuilder: (_request, context) =>
       new AppError(
         'rate_limited',
-        context.statusCode,
-        'Too many requests',
         `Rate limit of ${context.max} requests per ${config.rateLimit.windowSeconds} s exceeded; retry in ${Math.ceil(context.ttl / 1000)} s.`,
         { retryAfterSeconds: Math.ceil(context.ttl / 1000) },
       ),

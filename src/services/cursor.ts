@@ -14,8 +14,6 @@ export interface CursorCodec<T> {
 export function invalidCursor(): AppError {
   return new AppError(
     'invalid_cursor',
-    400,
-    'Invalid cursor',
     'cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.',
   );
 }

@@ -112,8 +112,6 @@ export function checkAgainstModel(
 export function invalidGeneration(problems: readonly FieldProblem[]): AppError {
   return new AppError(
     'validation_failed',
-    422,
-    'Validation failed',
     problems.map((problem) => `${problem.field} ${problem.message}`).join('; '),
     { errors: problems },
   );

@@ -198,8 +198,6 @@ export async function acceptGeneration(
     if (!ctx.providers.get(providerName)) {
       throw new AppError(
         'provider_unavailable',
-        503,
-        'Model unavailable',
         `${model.key} is served by ${providerName}, which this deployment has no account for.`,
       );
     }
@@ -275,28 +273,20 @@ function refusal(
       const cap = ctx.config.generations.maxParallelPerUser;
       return new AppError(
         'too_many_active_generations',
-        429,
-        'Too many generations at once',
         `At most ${cap} generations can be in progress at once; wait for one to finish.`,
         { active: result.active, limit: cap },
         { 'retry-after': '5' },
       );
     }
     case 'trial_unavailable':
-      return new AppError(
-        'trial_unavailable',
-        409,
-        'No free generation left',
-        `All ${limit} free generations are used.`,
-        { trial: trialSummary(result.trials_used ?? limit, limit) },
-      );
+      return new AppError('trial_unavailable', `All ${limit} free generations are used.`, {
+        trial: trialSummary(result.trials_used ?? limit, limit),
+      });
     case 'insufficient':
       return new InsufficientCreditsError(Number(result.balance ?? 0), price);
     default:
       return new AppError(
         'price_changed',
-        409,
-        'The price changed',
         "The model's price changed while the request was accepted; try again.",
       );
   }
@@ -384,7 +374,7 @@ export async function getGenerationById(ctx: ServiceContext, id: string): Promis
     sql`SELECT ${generationColumns} FROM ${generationSource} WHERE g.id = ${id}`,
   );
   if (!row) {
-    throw new AppError('generation_not_found', 404, 'Generation not found', `No generation ${id}.`);
+    throw new AppError('generation_not_found', `No generation ${id}.`);
   }
   return toView(row, ctx.config.publicBaseUrl);
 }
@@ -436,8 +426,7 @@ export async function listActiveGenerations(
   return rows.map((row) => toView(row, ctx.config.publicBaseUrl));
 }
 
-export const imageNotFound = () =>
-  new AppError('image_not_found', 404, 'Image not found', 'No such stored image.');
+export const imageNotFound = () => new AppError('image_not_found', 'No such stored image.');
 
 /** A stored image of a generation: its file and type, or 404 when there is none. */
 export async function storedImage(

@@ -58,8 +58,6 @@ export async function claimIdempotencyKey(db: Queryable, input: ClaimInput): Pro
     if (Date.now() + pause > deadline) {
       throw new AppError(
         'idempotency_request_in_progress',
-        409,
-        'Request still in progress',
         'A request with this Idempotency-Key is still being processed; retry shortly.',
         {},
         { 'retry-after': '1' },
@@ -118,8 +116,6 @@ async function tryClaim(db: Queryable, input: ClaimInput): Promise<Claim | 'in_p
   if (existing.request_hash !== input.fingerprint) {
     throw new AppError(
       'idempotency_key_reused',
-      409,
-      'Idempotency-Key already used',
       'This Idempotency-Key was used with a different request; use a new key for a new request.',
     );
   }

@@ -94,13 +94,11 @@ function userIdOf(user: UserRef): SQL {
 
 export class InsufficientCreditsError extends AppError {
   constructor(balance: number, required: number) {
-    super(
-      'insufficient_credits',
-      402,
-      'Insufficient credits',
-      `This needs ${required} credits; the balance is ${balance}.`,
-      { balance, required, shortfall: required - balance },
-    );
+    super('insufficient_credits', `This needs ${required} credits; the balance is ${balance}.`, {
+      balance,
+      required,
+      shortfall: required - balance,
+    });
   }
 }
 
@@ -119,12 +117,7 @@ async function findByIdempotencyKey(db: Queryable, key: string): Promise<LedgerE
  */
 export async function postEntry(db: Queryable, user: UserRef, entry: NewEntry): Promise<Posted> {
   if (!Number.isSafeInteger(entry.amount) || entry.amount === 0) {
-    throw new AppError(
-      'invalid_amount',
-      422,
-      'Invalid amount',
-      'An amount is a non-zero integer of credits.',
-    );
+    throw new AppError('invalid_amount', 'An amount is a non-zero integer of credits.');
   }
   if (isTransaction(db)) return postEntryInTransaction(db, user, entry);
   const outcome = await batcherFor(db as Database).post({
@@ -221,8 +214,7 @@ export function credit(
     kind: 'topup' | 'bonus' | 'referral_bonus' | 'admin_adjustment';
   },
 ): Promise<Posted> {
-  if (entry.amount <= 0)
-    throw new AppError('invalid_amount', 422, 'Invalid amount', 'A credit is positive.');
+  if (entry.amount <= 0) throw new AppError('invalid_amount', 'A credit is positive.');
   return postEntry(db, user, entry);
 }
 
@@ -246,12 +238,7 @@ export async function refundCharge(
     sql`SELECT user_id, amount, kind, reference_type, reference_id FROM ledger_entries WHERE id = ${chargeEntryId}`,
   );
   if (charged?.kind !== 'generation_charge') {
-    throw new AppError(
-      'charge_not_found',
-      404,
-      'Charge not found',
-      `No charge with entry id ${chargeEntryId}.`,
-    );
+    throw new AppError('charge_not_found', `No charge with entry id ${chargeEntryId}.`);
   }
   return postEntry(
     db,

@@ -110,8 +110,6 @@ function packageFor(ctx: ServiceContext, payment: SuccessfulPayment): StarsPacka
   if (payment.currency !== STARS_CURRENCY) {
     throw new AppError(
       'unsupported_currency',
-      422,
-      'Unsupported currency',
       `Only Telegram Stars (XTR) are accepted, got ${payment.currency}.`,
     );
   }
@@ -121,16 +119,12 @@ function packageFor(ctx: ServiceContext, payment: SuccessfulPayment): StarsPacka
   if (!pack) {
     throw new AppError(
       'unknown_package',
-      422,
-      'Unknown package',
       `No package has invoice_payload "${payment.invoice_payload}".`,
     );
   }
   if (pack.stars !== payment.total_amount) {
     throw new AppError(
       'amount_mismatch',
-      422,
-      'Amount does not match the package',
       `Package ${pack.id} costs ${pack.stars} XTR; the payment says ${payment.total_amount}.`,
       { expected_amount: pack.stars },
     );
@@ -194,8 +188,6 @@ export async function confirmStarsPayment(
   if (!recorded && !sameCharge(row, payment)) {
     throw new AppError(
       'payment_conflict',
-      409,
-      'Charge id already recorded differently',
       `Charge ${chargeId} is already recorded for another user or amount.`,
     );
   }
@@ -235,12 +227,7 @@ export async function refundStarsPayment(
   const replayed = await withTransaction(ctx.db, async (tx) => {
     const row = await findPayment(tx, chargeId);
     if (!row) {
-      throw new AppError(
-        'payment_not_found',
-        404,
-        'Payment not found',
-        `No Stars payment with charge id ${chargeId}.`,
-      );
+      throw new AppError('payment_not_found', `No Stars payment with charge id ${chargeId}.`);
     }
     if (
       Number(row.telegram_id) !== refund.telegram_id ||
@@ -249,8 +236,6 @@ export async function refundStarsPayment(
     ) {
       throw new AppError(
         'refund_mismatch',
-        422,
-        'Refund does not match the payment',
         `Charge ${chargeId} was ${row.total_amount} XTR from telegram_id ${row.telegram_id}.`,
       );
     }

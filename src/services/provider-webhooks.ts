@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { AppError, notFound } from '../core/errors.ts';
+import { AppError } from '../core/errors.ts';
 import { selectRows } from '../db/rows.ts';
 import { type ProviderWebhook, WebhookSignatureError } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
@@ -26,7 +26,10 @@ export async function handleProviderWebhook(
 ): Promise<WebhookOutcome> {
   const provider = ctx.providers.get(providerName);
   if (!provider?.readWebhook) {
-    throw notFound('provider', `No provider "${providerName}" with webhooks is configured.`);
+    throw new AppError(
+      'provider_not_found',
+      `No provider "${providerName}" with webhooks is configured.`,
+    );
   }
   let event: ReturnType<NonNullable<typeof provider.readWebhook>>;
   try {
@@ -35,12 +38,10 @@ export async function handleProviderWebhook(
     if (error instanceof WebhookSignatureError) {
       throw new AppError(
         'invalid_signature',
-        401,
-        'Webhook signature refused',
         `The webhook signature was refused: ${error.message}.`,
       );
     }
-    throw new AppError('invalid_webhook', 422, 'Invalid webhook', (error as Error).message);
+    throw new AppError('invalid_webhook', (error as Error).message);
   }
   const [job] = await selectRows<{ request_id: string }>(
     ctx.db,

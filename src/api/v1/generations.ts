@@ -77,12 +77,7 @@ const GenerationIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 /** A Mini App user sees only its own generations; others' answer 404, as if they did not exist. */
 function assertVisibleTo(request: FastifyRequest, generation: GenerationView): void {
   if (!callerMayActFor(request, generation.telegram_id)) {
-    throw new AppError(
-      'generation_not_found',
-      404,
-      'Generation not found',
-      `No generation ${generation.id}.`,
-    );
+    throw new AppError('generation_not_found', `No generation ${generation.id}.`);
   }
 }
 
