@@ -1,6 +1,5 @@
 import { AppError } from '../core/errors.ts';
 import { isoTimeText, queryText } from '../db/rows.ts';
-import type { UserLanguage, UserPreferences } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export interface TelegramUserInput {
@@ -10,8 +9,6 @@ export interface TelegramUserInput {
   last_name?: string | null;
   language_code?: string | null;
   is_premium?: boolean | null;
-  /** Someone's referral code: kept only when this call creates the user (unknown codes are ignored). */
-  referral_code?: string | null;
 }
 
 export interface TrialSummary {
@@ -32,12 +29,6 @@ export interface UserProfile {
   updated_at: string;
   balance: number;
   trial: TrialSummary;
-  /** The language the user chose for the bot; null until it chooses (then Telegram's language_code). */
-  language: UserLanguage | null;
-  preferences: UserPreferences;
-  /** The user's own code to invite others with. */
-  referral_code: string;
-  banned: { reason: string | null; since: string } | null;
 }
 
 /** A user's balance: the newest ledger entry's running balance, one index probe whatever the size. */
@@ -52,39 +43,19 @@ function trialsUsedBy(userId: string): string {
 }
 
 /** A profile as the statements below return it, before the trial summary is made. */
-export type ProfileRow = Omit<UserProfile, 'telegram_id' | 'balance' | 'trial' | 'banned'> & {
+type ProfileRow = Omit<UserProfile, 'telegram_id' | 'balance' | 'trial'> & {
   telegram_id: string | number;
   balance: string | number;
   trial_used: number;
-  banned_at: string | null;
-  ban_reason: string | null;
 };
 
-/** The columns of a profile (ProfileRow) of the user row `u` (with `u.id`). */
-export function profileColumns(u: string): string {
-  return `${u}.telegram_id, ${u}.username, ${u}.first_name, ${u}.last_name, ${u}.language_code,
-       ${u}.is_premium, ${isoTimeText(`${u}.created_at`)} AS created_at,
-       ${isoTimeText(`${u}.updated_at`)} AS updated_at, ${u}.language, ${u}.preferences,
-       ${u}.referral_code, ${isoTimeText(`${u}.banned_at`)} AS banned_at, ${u}.ban_reason,
-       ${balanceOf(`${u}.id`)} AS balance, ${trialsUsedBy(`${u}.id`)} AS trial_used`;
-}
-
-export function toProfile(row: ProfileRow, trialLimit: number): UserProfile {
-  const {
-    trial_used,
-    telegram_id,
-    balance,
-    banned_at,
-    ban_reason,
-    telegram_id: _,
-    ...fields
-  } = row;
+function toProfile(row: ProfileRow, trialLimit: number): UserProfile {
+  const { trial_used, telegram_id, balance, ...fields } = row;
   return {
     ...fields,
     telegram_id: Number(telegram_id),
     balance: Number(balance),
     trial: trialSummary(trial_used, trialLimit),
-    banned: banned_at === null ? null : { reason: ban_reason, since: banned_at },
   };
 }
 
@@ -97,27 +68,26 @@ export function trialSummary(used: number, limit: number): TrialSummary {
  * Creates the user or refreshes what Telegram says about it, in one constant statement (so the
  * driver can send it without rebuilding it): concurrent syncs of one id meet in ON CONFLICT, never
  * in a duplicate-key error. Fields left out of the input keep their stored value (the $7–$10
- * flags say which were sent); a null clears one. The referral code ($11) names the referrer only
- * in the INSERT: an existing user's referred_by is never touched, so it is set once, at creation,
- * and never to the user itself (whose row, and so whose code, does not exist before it). The
- * database makes the user's own code (new_referral_code(), migration 0008).
+ * flags say which were sent); a null clears one.
  */
 const SYNC_USER_SQL = `WITH synced AS (
-  INSERT INTO users AS u (telegram_id, username, first_name, last_name, language_code, is_premium,
-                          referred_by, last_seen_at)
-  VALUES ($1, $2, $3, $4, $5, COALESCE($6::boolean, false),
-          (SELECT r.id FROM users r WHERE r.referral_code = upper(btrim($11::text))), now())
+  INSERT INTO users AS u (telegram_id, username, first_name, last_name, language_code, is_premium)
+  VALUES ($1, $2, $3, $4, $5, COALESCE($6::boolean, false))
   ON CONFLICT (telegram_id) DO UPDATE SET
     username = CASE WHEN $7::boolean THEN EXCLUDED.username ELSE u.username END,
     first_name = CASE WHEN $8::boolean THEN EXCLUDED.first_name ELSE u.first_name END,
     last_name = CASE WHEN $9::boolean THEN EXCLUDED.last_name ELSE u.last_name END,
     language_code = CASE WHEN $10::boolean THEN EXCLUDED.language_code ELSE u.language_code END,
     is_premium = CASE WHEN $6::boolean IS NULL THEN u.is_premium ELSE EXCLUDED.is_premium END,
-    updated_at = now(),
-    last_seen_at = now()
-  RETURNING u.*, (u.xmax = 0) AS created
+    updated_at = now()
+  RETURNING u.id, u.telegram_id, u.username, u.first_name, u.last_name, u.language_code, u.is_premium,
+            ${isoTimeText('u.created_at')} AS created_at, ${isoTimeText('u.updated_at')} AS updated_at,
+            (u.xmax = 0) AS created
 )
-SELECT ${profileColumns('synced')}, synced.created FROM synced`;
+SELECT synced.telegram_id, synced.username, synced.first_name, synced.last_name,
+       synced.language_code, synced.is_premium, synced.created_at, synced.updated_at, synced.created,
+       ${balanceOf('synced.id')} AS balance, ${trialsUsedBy('synced.id')} AS trial_used
+FROM synced`;
 
 /** The parameters of SYNC_USER_SQL for an input (exported for the benchmark's ceiling). */
 export function syncUserParameters(input: TelegramUserInput): unknown[] {
@@ -132,7 +102,6 @@ export function syncUserParameters(input: TelegramUserInput): unknown[] {
     input.first_name !== undefined,
     input.last_name !== undefined,
     input.language_code !== undefined,
-    input.referral_code ?? null,
   ];
 }
 
@@ -154,7 +123,11 @@ const BALANCE_SQL = `SELECT ${balanceOf('u.id')} AS balance FROM users u WHERE u
 
 const TRIAL_SQL = `SELECT ${trialsUsedBy('u.id')} AS used FROM users u WHERE u.telegram_id = $1`;
 
-const PROFILE_SQL = `SELECT ${profileColumns('u')} FROM users u WHERE u.telegram_id = $1`;
+const PROFILE_SQL = `SELECT u.telegram_id, u.username, u.first_name, u.last_name, u.language_code,
+       u.is_premium, ${isoTimeText('u.created_at')} AS created_at,
+       ${isoTimeText('u.updated_at')} AS updated_at,
+       ${balanceOf('u.id')} AS balance, ${trialsUsedBy('u.id')} AS trial_used
+FROM users u WHERE u.telegram_id = $1`;
 
 export async function getBalance(
   ctx: ServiceContext,
