@@ -1,10 +1,13 @@
 import { inflateSync } from 'node:zlib';
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { LocalProvider } from '../src/providers/local.ts';
+import { LOCAL_TOOL_MAX_SIDE } from '../src/providers/local-tools.ts';
 import { pngSize } from '../src/providers/png.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { buildTestApp } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import { testPhoto } from './helpers/images.ts';
 import {
   createTestModel,
   entriesFor,
@@ -80,6 +83,121 @@ describe('local provider', () => {
       error: expect.stringContaining('fail'),
       retryable: false,
     });
+  });
+});
+
+const dataUri = (bytes: Buffer, type: string) => `data:${type};base64,${bytes.toString('base64')}`;
+
+describe('local provider: tools', () => {
+  const tool = async (
+    model: string,
+    parameters: Record<string, string>,
+    reference: string,
+    generationId = 'g',
+  ) => {
+    const { providerJobId } = await provider.submit({
+      generationId,
+      model,
+      kind: 'tool',
+      prompt: '',
+      parameters,
+      referenceUrls: [reference],
+    });
+    const status = await provider.status(providerJobId);
+    if (status.state !== 'succeeded')
+      throw new Error(`expected an image: ${JSON.stringify(status)}`);
+    const image = status.images[0]!;
+    const metadata = await sharp(image.data!).metadata();
+    return { image, metadata };
+  };
+
+  it('upscales: ×2, ×3, ×4 for 2k, 4k, 8k, capped, in the input format', async () => {
+    const jpeg = dataUri(await testPhoto('jpeg'), 'image/jpeg');
+    for (const [resolution, factor] of [
+      ['2k', 2],
+      ['4k', 3],
+      ['8k', 4],
+    ] as const) {
+      const { image, metadata } = await tool(
+        'wavespeed-ai/ultimate-image-upscaler',
+        { target_resolution: resolution },
+        jpeg,
+      );
+      expect(metadata.format).toBe('jpeg');
+      expect(image.mimeType).toBe('image/jpeg');
+      expect({ width: metadata.width, height: metadata.height }).toEqual({
+        width: 60 * factor,
+        height: 40 * factor,
+      });
+      expect({ width: image.width, height: image.height }).toEqual({
+        width: metadata.width,
+        height: metadata.height,
+      });
+    }
+    const big = dataUri(await testPhoto('png', 900, 300), 'image/png');
+    const { metadata } = await tool(
+      'wavespeed-ai/ultimate-image-upscaler',
+      { target_resolution: '8k' },
+      big,
+    );
+    expect(metadata.format).toBe('png');
+    expect({ width: metadata.width, height: metadata.height }).toEqual({
+      width: LOCAL_TOOL_MAX_SIDE,
+      height: Math.round((300 * LOCAL_TOOL_MAX_SIDE) / 900),
+    });
+  });
+
+  it('watermark removal, denoise, restore and enhance keep the size and change the pixels', async () => {
+    const png = await testPhoto('png');
+    const input = await sharp(png).raw().toBuffer();
+    const outputs: Buffer[] = [];
+    for (const [model, parameters] of [
+      ['wavespeed-ai/image-watermark-remover', {}],
+      ['topaz/image/denoise', { model: 'Normal' }],
+      ['topaz/image/denoise', { model: 'Extreme' }],
+      ['topaz/image/restore', { model: 'Dust-Scratch' }],
+      ['topaz/image/restore', { model: 'Dust-Scratch V2' }],
+      ['topaz/image/enhance', {}],
+    ] as const) {
+      const { image, metadata } = await tool(model, parameters, dataUri(png, 'image/png'));
+      expect(image.mimeType).toBe('image/png');
+      expect({ width: metadata.width, height: metadata.height }).toEqual({ width: 60, height: 40 });
+      const pixels = await sharp(image.data!).raw().toBuffer();
+      expect(pixels.length).toBe(input.length);
+      expect(pixels.equals(input), `${model} ${JSON.stringify(parameters)}`).toBe(false);
+      outputs.push(image.data!);
+    }
+    // Different tools (and strengths) do different things.
+    expect(new Set(outputs.map((data) => data.toString('base64'))).size).toBe(outputs.length);
+  });
+
+  it('is deterministic: the same image and parameters give the same bytes', async () => {
+    const jpeg = dataUri(await testPhoto('jpeg'), 'image/jpeg');
+    const a = await tool('topaz/image/denoise', { model: 'Strong' }, jpeg, 'g-1');
+    const b = await tool('topaz/image/denoise', { model: 'Strong' }, jpeg, 'g-2');
+    expect(a.image.data!.equals(b.image.data!)).toBe(true);
+  });
+
+  it('refuses, as bad input, an https reference (it never goes online) and what is not an image', async () => {
+    for (const reference of [
+      'https://example.com/photo.jpg',
+      'data:image/png;base64,bm90IGFuIGltYWdl',
+    ]) {
+      const error = await provider
+        .submit({
+          generationId: 'g',
+          model: 'topaz/image/enhance',
+          kind: 'tool',
+          prompt: '',
+          parameters: {},
+          referenceUrls: [reference],
+        })
+        .then(
+          () => null,
+          (caught: unknown) => caught,
+        );
+      expect(error).toMatchObject({ retryable: false, failureCode: 'invalid_input' });
+    }
   });
 });
 

@@ -149,6 +149,58 @@ describe('wavespeed provider: submit and poll', () => {
     });
   });
 
+  it("sends a tool its one `image` and its parameters, no prompt, as each tool's page documents", async () => {
+    const wavespeed = provider();
+    const before = fake.submissions.length;
+    const photo = 'data:image/jpeg;base64,/9j/4AAQSkZJRg==';
+    const tools: [string, Record<string, string>][] = [
+      ['wavespeed-ai/ultimate-image-upscaler', { target_resolution: '8k' }],
+      ['wavespeed-ai/image-watermark-remover', {}],
+      ['topaz/image/denoise', { model: 'Strong' }],
+      ['topaz/image/restore', { model: 'Dust-Scratch V2' }],
+      ['topaz/image/enhance', {}],
+    ];
+    for (const [model, parameters] of tools) {
+      const { providerJobId } = await wavespeed.submit(
+        request({ kind: 'tool', model, prompt: '', parameters, referenceUrls: [photo] }),
+      );
+      expect(providerJobId).toMatch(/^[0-9a-f]{32}$/);
+      // It ends like any prediction: an output URL.
+      await wavespeed.status(providerJobId);
+      expect((await wavespeed.status(providerJobId)).state).toBe('succeeded');
+    }
+    expect(fake.submissions.slice(before)).toEqual(
+      tools.map(([model, parameters]) => ({
+        model,
+        webhook: null,
+        body: { ...parameters, image: photo, enable_base64_output: false, enable_sync_mode: false },
+      })),
+    );
+
+    // The fake answers like the API: a tool without its image, or with a value it does not list,
+    // is a 400, final; the adapter refuses a tool without a reference before calling.
+    const missing = await providerError(() =>
+      wavespeed.submit(
+        request({ kind: 'tool', model: 'topaz/image/denoise', prompt: '', parameters: {} }),
+      ),
+    );
+    expect(missing.retryable).toBe(false);
+    expect(missing.failureCode).toBe('invalid_input');
+    const wrong = await providerError(() =>
+      wavespeed.submit(
+        request({
+          kind: 'tool',
+          model: 'topaz/image/denoise',
+          prompt: '',
+          parameters: { model: 'Gentle' },
+          referenceUrls: [photo],
+        }),
+      ),
+    );
+    expect(wrong.retryable).toBe(false);
+    expect(wrong.message).toContain('model must be one of Normal, Strong, Extreme');
+  });
+
   it('keeps sync mode and base64 output off whatever the parameters say', async () => {
     const before = fake.submissions.length;
     await provider().submit(

@@ -1,4 +1,10 @@
 import { createHash } from 'node:crypto';
+import {
+  imageFromReference,
+  localToolOperation,
+  runLocalTool,
+  type ToolOutput,
+} from './local-tools.ts';
 import { encodePng } from './png.ts';
 import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts';
 
@@ -8,6 +14,11 @@ import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts'
  * Nothing is kept in memory: the job id encodes the request, so a process that restarted draws
  * the image again from it. The id also names the generation, because a provider job id is unique
  * per submission: two generations of the same prompt (a "regenerate") are two jobs.
+ *
+ * Tools (upscale, denoise…; see local-tools.ts) work on the image they are given, which a job id
+ * cannot carry: the work is done when the job is submitted and its result kept in this process
+ * (the newest TOOL_RESULTS_KEPT, for TOOL_RESULT_TTL_MS), where the status query finds it. A
+ * process that restarts in between has lost it: the job fails and is given back (retry it).
  */
 export class LocalProvider implements ImageProvider {
   readonly name: string;
@@ -18,7 +29,10 @@ export class LocalProvider implements ImageProvider {
     this.name = options.name ?? 'local';
   }
 
+  private readonly toolResults = new Map<string, { output: ToolOutput; expiresAt: number }>();
+
   async submit(request: ProviderRequest): Promise<{ providerJobId: string }> {
+    if (request.kind === 'tool') return this.submitTool(request);
     const encoded = Buffer.from(
       JSON.stringify({
         g: request.generationId,
@@ -30,7 +44,43 @@ export class LocalProvider implements ImageProvider {
     return { providerJobId: `local-${encoded}` };
   }
 
+  private async submitTool(request: ProviderRequest): Promise<{ providerJobId: string }> {
+    const input = imageFromReference(request.referenceUrls[0]);
+    const operation = localToolOperation(request.model, request.parameters);
+    const output = await runLocalTool(operation, input, request.parameters);
+    const providerJobId = `local-tool-${createHash('sha256')
+      .update(JSON.stringify({ g: request.generationId, m: request.model, a: request.parameters }))
+      .update(input)
+      .digest('base64url')}`;
+    const now = Date.now();
+    for (const [id, kept] of this.toolResults) {
+      if (kept.expiresAt <= now || this.toolResults.size >= TOOL_RESULTS_KEPT) {
+        this.toolResults.delete(id);
+      }
+    }
+    this.toolResults.set(providerJobId, { output, expiresAt: now + TOOL_RESULT_TTL_MS });
+    return { providerJobId };
+  }
+
+  private toolStatus(providerJobId: string): ProviderStatus {
+    const kept = this.toolResults.get(providerJobId);
+    if (!kept) {
+      return {
+        state: 'failed',
+        error: 'the offline provider no longer holds this result (its process restarted)',
+        retryable: false,
+      };
+    }
+    const { data, mimeType, width, height } = kept.output;
+    return {
+      state: 'succeeded',
+      images: [{ data, mimeType, width, height }],
+      metadata: { provider: 'local', tool: true },
+    };
+  }
+
   async status(providerJobId: string): Promise<ProviderStatus> {
+    if (providerJobId.startsWith('local-tool-')) return this.toolStatus(providerJobId);
     const decoded = decodeJob(providerJobId);
     if (!decoded) return { state: 'failed', error: 'unknown local job id', retryable: false };
     if (/\bfail\b/i.test(decoded.p)) {
@@ -52,6 +102,10 @@ export class LocalProvider implements ImageProvider {
     };
   }
 }
+
+/** Tool results kept for their status query: a few, briefly (it follows the submission at once). */
+const TOOL_RESULTS_KEPT = 64;
+const TOOL_RESULT_TTL_MS = 15 * 60_000;
 
 function decodeJob(id: string): { p: string; a: Record<string, string>; m: string } | null {
   if (!id.startsWith('local-')) return null;

@@ -8,6 +8,11 @@ export interface ProviderRequest {
   generationId: string;
   /** The provider's model: the catalog's text→image or edit model. */
   model: string;
+  /**
+   * `tool` (a catalog tool: upscale, denoise…): the model works on `referenceUrls[0]` and takes no
+   * prompt (it may be empty). Default `image`.
+   */
+  kind?: 'image' | 'tool';
   prompt: string;
   parameters: Record<string, string>;
   /** Reference images as URLs the provider can fetch. */
@@ -64,6 +69,12 @@ export class WebhookSignatureError extends Error {
   }
 }
 
+/**
+ * Why a final refusal happened, when the provider can tell: `invalid_input` = the request or its
+ * image cannot be used (the generation fails as bad input, not as a provider refusal).
+ */
+export type ProviderFailureCode = 'invalid_input';
+
 /** A provider error worth retrying (timeouts, 429, 5xx) as opposed to a final refusal. */
 export class ProviderError extends Error {
   constructor(
@@ -71,6 +82,7 @@ export class ProviderError extends Error {
     readonly retryable: boolean,
     /** The provider's own Retry-After, when it gave one. */
     readonly retryAfterSeconds?: number,
+    readonly failureCode?: ProviderFailureCode,
   ) {
     super(message);
     this.name = 'ProviderError';

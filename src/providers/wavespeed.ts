@@ -8,6 +8,14 @@
  *   `GET /api/v3/predictions/{id}/result`. Example model pages:
  *   https://wavespeed.ai/docs/docs-api/bytedance/bytedance-seedream-v4
  *   https://wavespeed.ai/docs/docs-api/google/google-gemini-2.5-flash-image-edit
+ * - Tools (upscalers, Topaz filters, the watermark remover) take one `image` (a URL; Telegram
+ *   files go as data URIs, as they do to edit models) and no prompt, with their own parameters: `wavespeed-ai/ultimate-image-upscaler`
+ *   `target_resolution` 2k/4k/8k (default 4k); `topaz/image/denoise` `model` Normal/Strong/Extreme
+ *   (default Normal); `topaz/image/restore` `model` Dust-Scratch/Dust-Scratch V2;
+ *   `topaz/image/enhance` and `wavespeed-ai/image-watermark-remover` `image` alone (all also take
+ *   `output_format`, jpeg by default, and the two enable_* flags):
+ *   https://wavespeed.ai/docs-api/image-upscaler (the same inputs as the ultimate upscaler's)
+ *   https://wavespeed.ai/models/topaz/image/denoise
  * - The envelope `{code, message, data: {id, model, outputs, urls: {get}, has_nsfw_contents,
  *   status: created|processing|completed|failed, created_at, error, timings: {inference}}}`:
  *   https://wavespeed.ai/docs/shared/submit-response
@@ -116,8 +124,7 @@ export class WavespeedProvider implements ImageProvider {
     if (!MODEL_PATH.test(model) || model.split('/').includes('..')) {
       throw new ProviderError(`wavespeed: model "${model}" is not a model path`, false);
     }
-    const body: Record<string, unknown> = { prompt: request.prompt, ...request.parameters };
-    if (request.referenceUrls.length > 0) body.images = request.referenceUrls;
+    const body = requestBody(request);
     // Results are fetched by id and read as URLs: never inline base64, never hold the request.
     body.enable_base64_output = false;
     body.enable_sync_mode = false;
@@ -184,6 +191,29 @@ export class WavespeedProvider implements ImageProvider {
     }
     return prediction;
   }
+}
+
+/**
+ * The model's inputs. Image models take `prompt`, their parameters and, for edits, `images` (a list
+ * of URLs). Tools (upscalers, Topaz filters, the watermark remover) document one `image` and no
+ * prompt: `image` + their parameters (`target_resolution`, `model`) by name.
+ */
+function requestBody(request: ProviderRequest): Record<string, unknown> {
+  if (request.kind === 'tool') {
+    const [image] = request.referenceUrls;
+    if (image === undefined) {
+      throw new ProviderError(
+        'wavespeed: a tool needs an image',
+        false,
+        undefined,
+        'invalid_input',
+      );
+    }
+    return { ...request.parameters, image };
+  }
+  const body: Record<string, unknown> = { prompt: request.prompt, ...request.parameters };
+  if (request.referenceUrls.length > 0) body.images = request.referenceUrls;
+  return body;
 }
 
 function dataOf(json: unknown): unknown {

@@ -7,7 +7,10 @@ import { signWavespeedWebhook } from '../../src/providers/wavespeed.ts';
 /**
  * A fake WaveSpeedAI v3 API on 127.0.0.1 for tests (see src/providers/wavespeed.ts for the
  * documentation it follows). It answers:
- * - `POST /api/v3/<model path>[?webhook=<url>]`: creates a prediction (400 without a prompt);
+ * - `POST /api/v3/<model path>[?webhook=<url>]`: creates a prediction; 400 without a prompt, or,
+ *   for the tool models (TOOL_INPUTS), without their one `image`, or (stricter than the real API
+ *   may be, to check the adapter's body field by field) with a field or value their page does not
+ *   list;
  * - `GET /api/v3/predictions/<id>/result` and `GET /api/v3/predictions/<id>`: the prediction,
  *   `created` → `processing` → `completed`/`failed` after a number of polls or milliseconds;
  * - `GET /api/v3/webhook/secret`: the webhook secret;
@@ -191,9 +194,8 @@ export async function startFakeWavespeed(
       const fields = input as Record<string, unknown>;
       const webhook = url.searchParams.get('webhook');
       submissions.push({ model, webhook, body: fields });
-      if (typeof fields.prompt !== 'string' || fields.prompt.trim() === '') {
-        return send(res, 400, { code: 400, message: 'prompt is required' });
-      }
+      const refusal = inputProblem(model, fields);
+      if (refusal) return send(res, 400, { code: 400, message: refusal });
       const prediction: Prediction = {
         id: randomBytes(16).toString('hex'),
         model,
@@ -324,6 +326,40 @@ export async function startFakeWavespeed(
       });
     },
   };
+}
+
+/**
+ * The tools' inputs as their model pages document them: one `image` (required) and no prompt,
+ * plus these parameters with these values (each optional, with a default).
+ */
+const TOOL_INPUTS: Record<string, Record<string, readonly string[]>> = {
+  'wavespeed-ai/ultimate-image-upscaler': { target_resolution: ['2k', '4k', '8k'] },
+  'wavespeed-ai/image-watermark-remover': {},
+  'topaz/image/denoise': { model: ['Normal', 'Strong', 'Extreme'] },
+  'topaz/image/restore': { model: ['Dust-Scratch', 'Dust-Scratch V2'] },
+  'topaz/image/enhance': {},
+};
+const COMMON_INPUTS = new Set(['enable_base64_output', 'enable_sync_mode', 'output_format']);
+
+/** What the API would refuse in a submission's body, or null. */
+function inputProblem(model: string, fields: Record<string, unknown>): string | null {
+  const tool = TOOL_INPUTS[model];
+  if (!tool) {
+    if (typeof fields.prompt !== 'string' || fields.prompt.trim() === '') {
+      return 'prompt is required';
+    }
+    return null;
+  }
+  if (typeof fields.image !== 'string' || fields.image === '') return 'image is required';
+  for (const [name, value] of Object.entries(fields)) {
+    if (name === 'image' || COMMON_INPUTS.has(name)) continue;
+    const allowed = tool[name];
+    if (!allowed) return `${name} is not an input of ${model}`;
+    if (typeof value !== 'string' || !allowed.includes(value)) {
+      return `${name} must be one of ${allowed.join(', ')}`;
+    }
+  }
+  return null;
 }
 
 function smallPng(): Buffer {
