@@ -76,7 +76,8 @@ describe('migrations at start', () => {
       database.db,
       sql`SELECT count(*)::int AS n FROM model_catalog`,
     );
-    expect(models?.n).toBe(5);
+    // The starting catalog: five image models (0002) and five tools (0009).
+    expect(models?.n).toBe(10);
   });
 
   it('RUN_MIGRATIONS=false leaves an empty database alone and says what to do', async () => {

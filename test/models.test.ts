@@ -17,6 +17,7 @@ afterAll(() => app.close());
 
 interface ListedModel {
   key: string;
+  kind: 'image' | 'tool';
   price_credits: number;
   prices: { conditions: Record<string, string>; credits: number }[];
   parameters: { name: string; values: string[]; default: string }[];
@@ -70,6 +71,62 @@ describe('GET /api/v1/models', () => {
     expect(pro?.parameters[0]?.values).toContain('21:9');
     // gpt-image-1.5's price depends on size and quality: defaults are 1024*1024, medium.
     expect(byKey.get('gpt-image-1.5')?.price_credits).toBe(45);
+  });
+
+  it('lists the tools as kind tool, each taking one image, with their prices and parameters', async () => {
+    const models = await listModels();
+    const byKey = new Map(models.map((m) => [m.key, m]));
+    for (const key of [
+      'seedream-v4',
+      'nano-banana',
+      'nano-banana-pro',
+      'gpt-image-1.5',
+      'qwen-image',
+    ]) {
+      expect(byKey.get(key)?.kind, key).toBe('image');
+    }
+    const tools = models
+      .filter((m) => m.kind === 'tool')
+      .map((m) => ({
+        key: m.key,
+        price: m.price_credits,
+        max_references: m.max_references,
+        parameters: m.parameters.map((p) => [p.name, p.values, p.default]),
+      }));
+    expect(tools).toEqual([
+      {
+        key: 'upscale',
+        price: 60,
+        max_references: 1,
+        parameters: [['target_resolution', ['2k', '4k', '8k'], '4k']],
+      },
+      { key: 'remove-watermark', price: 12, max_references: 1, parameters: [] },
+      {
+        key: 'denoise',
+        price: 20,
+        max_references: 1,
+        parameters: [['model', ['Normal', 'Strong', 'Extreme'], 'Normal']],
+      },
+      {
+        key: 'restore',
+        price: 20,
+        max_references: 1,
+        parameters: [['model', ['Dust-Scratch', 'Dust-Scratch V2'], 'Dust-Scratch']],
+      },
+      { key: 'enhance', price: 30, max_references: 1, parameters: [] },
+    ]);
+  });
+
+  it('refuses a tool that takes no image (the database checks it)', async () => {
+    const refused = await database.db
+      .execute(sql`
+        INSERT INTO model_catalog (key, kind, display_name, provider, provider_model, max_references)
+        VALUES (${`test-${randomUUID().slice(0, 8)}`}, 'tool', 'No image', 'local', 'local/x', 0)`)
+      .then(
+        () => null,
+        (error: Error) => error,
+      );
+    expect(String(refused?.cause ?? refused)).toMatch(/model_catalog_tool_takes_an_image/);
   });
 
   it('leaves out inactive models and closed prices', async () => {

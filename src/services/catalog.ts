@@ -1,5 +1,5 @@
 import { queryText } from '../db/rows.ts';
-import type { ModelParameter } from '../db/schema/index.ts';
+import type { ModelKind, ModelParameter } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
 export interface ModelPrice {
@@ -12,6 +12,8 @@ export interface CatalogModel {
   id: number;
   provider: string;
   key: string;
+  /** `image`: draws from a prompt; `tool`: works on the one image it is given, prompt optional. */
+  kind: ModelKind;
   name: string;
   description: string;
   parameters: ModelParameter[];
@@ -48,7 +50,7 @@ export function defaultParameters(parameters: readonly ModelParameter[]): Record
   return Object.fromEntries(parameters.map((parameter) => [parameter.name, parameter.default]));
 }
 
-const ACTIVE_MODELS_SQL = `SELECT m.id::int AS id, m.provider, m.key, m.display_name AS name, m.description,
+const ACTIVE_MODELS_SQL = `SELECT m.id::int AS id, m.provider, m.key, m.kind, m.display_name AS name, m.description,
        m.parameters, m.max_prompt_length, m.max_references, m.typical_seconds, prices.list AS prices
 FROM model_catalog m
 CROSS JOIN LATERAL (

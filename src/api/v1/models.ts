@@ -5,6 +5,10 @@ import { listActiveModels } from '../../services/catalog.ts';
 
 const CatalogModel = Type.Object({
   key: Type.String({ description: 'The id to generate with' }),
+  kind: Type.Union([Type.Literal('image'), Type.Literal('tool')], {
+    description:
+      'image: draws from a prompt (reference images optional, to edit); tool: works on exactly one image (references), the prompt may be empty',
+  }),
   name: Type.String(),
   description: Type.String(),
   parameters: Type.Array(

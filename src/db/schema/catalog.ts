@@ -21,6 +21,13 @@ export interface ModelParameter {
   default: string;
 }
 
+/**
+ * `image`: makes a picture from a prompt (and, optionally, reference images to edit). `tool`: works
+ * on exactly one image the user sends (upscale, remove a watermark, denoise…); its prompt may be empty.
+ */
+export const modelKinds = ['image', 'tool'] as const;
+export type ModelKind = (typeof modelKinds)[number];
+
 export const modelCatalog = pgTable(
   'model_catalog',
   {
@@ -28,6 +35,7 @@ export const modelCatalog = pgTable(
     /** Our stable public name for the model, e.g. 'nano-banana-pro'. */
     key: text('key').notNull().unique(),
     displayName: text('display_name').notNull(),
+    kind: text('kind', { enum: modelKinds }).notNull().default('image'),
     description: text('description').notNull().default(''),
     provider: text('provider').notNull(),
     /** The provider's model for text→image, and for edits with reference images. */
@@ -46,6 +54,9 @@ export const modelCatalog = pgTable(
     check('model_catalog_key_format', sql`${t.key} ~ '^[a-z0-9][a-z0-9._-]{0,63}$'`),
     check('model_catalog_max_prompt_length_positive', sql`${t.maxPromptLength} > 0`),
     check('model_catalog_max_references_not_negative', sql`${t.maxReferences} >= 0`),
+    check('model_catalog_kind_valid', sql`${t.kind} IN ('image', 'tool')`),
+    // A tool works on the image it is given: it must accept one.
+    check('model_catalog_tool_takes_an_image', sql`${t.kind} <> 'tool' OR ${t.maxReferences} >= 1`),
   ],
 );
 
