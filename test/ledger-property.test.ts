@@ -6,11 +6,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
+import type { PipelineContext } from '../src/services/context.ts';
+import { acceptGeneration } from '../src/services/generation-accept.ts';
 import {
   recordGenerationFailure,
   recordGenerationSuccess,
 } from '../src/services/generation-outcomes.ts';
-import { acceptGeneration, type PipelineContext } from '../src/services/generations.ts';
 import { InsufficientCreditsError, postEntry } from '../src/services/ledger.ts';
 import {
   confirmStarsPayment,

@@ -1,7 +1,6 @@
 import type { Config } from '../core/config.ts';
 import type { DatabaseHandle } from '../db/client.ts';
-import type { ServiceContext } from '../services/context.ts';
-import type { PipelineContext } from '../services/generations.ts';
+import type { PipelineContext, ServiceContext } from '../services/context.ts';
 import type { ResultStore } from '../storage/results.ts';
 
 /** What routes reach through `app.deps`: the service context and, for health, the database. */

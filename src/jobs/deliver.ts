@@ -1,10 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { backoffSeconds, complete, fail, type Job, recordStep, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
-import { DeliveryError, type TelegramDelivery } from '../delivery/telegram.ts';
-import type { TelegramFiles } from '../delivery/telegram-files.ts';
-import type { DeliveryWebhookEvent, WebhookDelivery } from '../delivery/webhook.ts';
-import { type GenerationView, getGenerationById } from '../services/generations.ts';
+import { DeliveryError } from '../delivery/telegram.ts';
+import type { DeliveryWebhookEvent } from '../delivery/webhook.ts';
+import { type GenerationView, getGenerationById } from '../services/generation-views.ts';
 import type { JobEnvironment } from './types.ts';
 
 type Channel = 'telegram' | 'webhook';

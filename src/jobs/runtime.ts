@@ -4,7 +4,7 @@ import type { DatabaseHandle } from '../db/client.ts';
 import { TelegramDelivery } from '../delivery/telegram.ts';
 import { TelegramFiles } from '../delivery/telegram-files.ts';
 import { WebhookDelivery } from '../delivery/webhook.ts';
-import type { PipelineContext } from '../services/generations.ts';
+import type { PipelineContext } from '../services/context.ts';
 import type { ResultStore } from '../storage/results.ts';
 import type { DeliveryChannels } from './types.ts';
 import { JobWorker } from './worker.ts';

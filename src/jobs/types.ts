@@ -4,8 +4,8 @@ import type { StepRecord } from '../db/job-queue.ts';
 import type { TelegramDelivery } from '../delivery/telegram.ts';
 import type { TelegramFiles } from '../delivery/telegram-files.ts';
 import type { WebhookDelivery } from '../delivery/webhook.ts';
+import type { PipelineContext } from '../services/context.ts';
 import type { Success } from '../services/generation-outcomes.ts';
-import type { PipelineContext } from '../services/generations.ts';
 import type { ResultStore } from '../storage/results.ts';
 
 /** The ways this deployment hands results out; null where not configured. */

@@ -13,8 +13,8 @@ import {
   releaseUnheld,
   runLater,
 } from '../db/job-queue.ts';
+import type { PipelineContext } from '../services/context.ts';
 import { settleSuccesses } from '../services/generation-outcomes.ts';
-import type { PipelineContext } from '../services/generations.ts';
 import type { ResultStore } from '../storage/results.ts';
 import { runDeliverJob } from './deliver.ts';
 import { runGenerateJob, startGenerations } from './generate.ts';

@@ -3,8 +3,8 @@ import { AppError } from '../core/errors.ts';
 import { selectRows } from '../db/rows.ts';
 import { type ProviderWebhook, WebhookSignatureError } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
+import type { PipelineContext } from './context.ts';
 import { recordGenerationFailure, recordGenerationSuccess } from './generation-outcomes.ts';
-import type { PipelineContext } from './generations.ts';
 
 export interface WebhookOutcome {
   /** settled: this call finished the generation; duplicate: it was already finished; ignored: not ours or not final. */

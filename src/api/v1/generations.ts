@@ -7,16 +7,15 @@ import { AppError } from '../../core/errors.ts';
 import { callerMayActFor, principalLabel } from '../../deps/auth.ts';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
+import { acceptGeneration } from '../../services/generation-accept.ts';
+import { imageNotFound, storedImage } from '../../services/generation-images.ts';
+import { quoteGeneration } from '../../services/generation-quote.ts';
 import {
-  acceptGeneration,
   type GenerationView,
   getGenerationById,
-  imageNotFound,
   listActiveGenerations,
   listGenerations,
-  quoteGeneration,
-  storedImage,
-} from '../../services/generations.ts';
+} from '../../services/generation-views.ts';
 import { handleProviderWebhook } from '../../services/provider-webhooks.ts';
 
 const Parameters = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 64 }), {

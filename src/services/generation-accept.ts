@@ -1,0 +1,163 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { AppError } from '../core/errors.ts';
+import { wakeWorkers } from '../db/job-queue.ts';
+import { isoTimeText, queryText } from '../db/rows.ts';
+import { findActiveModel } from './catalog.ts';
+import type { PipelineContext, ServiceContext } from './context.ts';
+import { checkReferences, type GenerationInput, invalidGeneration } from './generation-input.ts';
+import { priceFor, unknownModel } from './generation-quote.ts';
+import { type GenerationView, getGenerationById, type PaymentMethod } from './generation-views.ts';
+import { InsufficientCreditsError } from './ledger.ts';
+import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
+
+export interface AcceptedGeneration extends GenerationView {
+  /** 1 = next to be taken by a worker. */
+  queue_position: number;
+  balance: number;
+  trial: TrialSummary;
+}
+
+interface AcceptOutcome {
+  outcome:
+    | 'accepted'
+    | 'already_accepted'
+    | 'no_user'
+    | 'price_changed'
+    | 'too_many_active'
+    | 'trial_unavailable'
+    | 'insufficient';
+  payment_method: PaymentMethod | null;
+  price_credits: number | null;
+  balance: string | number | null;
+  trials_used: number | null;
+  active: number | null;
+  job_id: string | number | null;
+  created_at: string | null;
+  queue_position: number | null;
+}
+
+const ACCEPT_SQL = `SELECT outcome, payment_method, price_credits, balance, trials_used, active,
+  job_id, ${isoTimeText('created_at')} AS created_at, queue_position
+FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13)`;
+
+/**
+ * Accepts a generation: the prompt, parameters and references are checked here (reference URLs
+ * resolved before anything is written), then one statement (accept_generation(), migration 0005)
+ * does all that depends on the user under the user's row lock, in one transaction: the cap, the
+ * free generation or the charge, the request, its references and its job. Nothing here waits on
+ * the outside world while holding a lock, and a refusal writes nothing.
+ */
+export async function acceptGeneration(
+  ctx: PipelineContext,
+  input: GenerationInput,
+  actor: string,
+  /** Names the request across retries (an Idempotency-Key's effect id): the same one is accepted once. */
+  effectId?: string,
+): Promise<AcceptedGeneration> {
+  const { references, problems: referenceProblems } = await checkReferences(input.references);
+  const id = effectId === undefined ? randomUUID() : uuidFrom(`generation:${effectId}`);
+  for (let attempt = 0; ; attempt++) {
+    // The cached catalog may hold a price closed since: accept_generation() checks it under the
+    // lock, and a changed price is answered once more with the catalog read again.
+    const model = await findActiveModel(ctx, input.model, { fresh: attempt > 0 });
+    if (!model) throw invalidGeneration([unknownModel(input.model), ...referenceProblems]);
+    const { parameters, price, problems } = priceFor(model, input);
+    problems.push(...referenceProblems);
+    if (problems.length > 0 || !price) throw invalidGeneration(problems);
+    const providerName = ctx.providers.nameFor(model.provider);
+    if (!ctx.providers.get(providerName)) {
+      throw new AppError(
+        'provider_unavailable',
+        `${model.key} is served by ${providerName}, which this deployment has no account for.`,
+      );
+    }
+    const prompt = input.prompt.trim();
+    const deadlineAt = new Date(Date.now() + ctx.config.generations.timeoutSeconds * 1000);
+    const [result] = await queryText<AcceptOutcome>(ctx.db, ACCEPT_SQL, [
+      id,
+      input.telegramId,
+      model.id,
+      price.id,
+      prompt,
+      JSON.stringify(parameters),
+      JSON.stringify(references),
+      input.payment ?? 'auto',
+      ctx.config.trialGenerations,
+      ctx.config.generations.maxParallelPerUser,
+      deadlineAt.toISOString(),
+      providerName,
+      actor,
+    ]);
+    if (result?.outcome === 'price_changed' && attempt === 0) continue;
+    if (result?.outcome === 'already_accepted') {
+      return {
+        ...(await getGenerationById(ctx, id)),
+        queue_position: Math.max(1, result.queue_position ?? 1),
+        balance: Number(result.balance ?? 0),
+        trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
+      };
+    }
+    if (result?.outcome !== 'accepted') throw refusal(ctx, input, result, price.credits);
+    wakeWorkers(ctx.db);
+    const method = result.payment_method ?? 'credits';
+    return {
+      id,
+      telegram_id: input.telegramId,
+      model: model.key,
+      prompt,
+      parameters,
+      references,
+      status: 'queued',
+      payment: { method, credits: result.price_credits ?? 0, refunded: false },
+      error: null,
+      results: [],
+      created_at: result.created_at ?? new Date().toISOString(),
+      started_at: null,
+      completed_at: null,
+      deadline_at: deadlineAt.toISOString(),
+      queue_position: Math.max(1, result.queue_position ?? 1),
+      balance: Number(result.balance ?? 0),
+      trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
+    };
+  }
+}
+
+/** A UUID (version 8, RFC 9562's custom layout) made of the SHA-256 of `name`. */
+function uuidFrom(name: string): string {
+  const hex = createHash('sha256').update(name).digest('hex');
+  const variant = ((Number.parseInt(hex[16] ?? '0', 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function refusal(
+  ctx: ServiceContext,
+  input: GenerationInput,
+  result: AcceptOutcome | undefined,
+  price: number,
+): Error {
+  const limit = ctx.config.trialGenerations;
+  switch (result?.outcome) {
+    case 'no_user':
+      return userNotFound(input.telegramId);
+    case 'too_many_active': {
+      const cap = ctx.config.generations.maxParallelPerUser;
+      return new AppError(
+        'too_many_active_generations',
+        `At most ${cap} generations can be in progress at once; wait for one to finish.`,
+        { active: result.active, limit: cap },
+        { 'retry-after': '5' },
+      );
+    }
+    case 'trial_unavailable':
+      return new AppError('trial_unavailable', `All ${limit} free generations are used.`, {
+        trial: trialSummary(result.trials_used ?? limit, limit),
+      });
+    case 'insufficient':
+      return new InsufficientCreditsError(Number(result.balance ?? 0), price);
+    default:
+      return new AppError(
+        'price_changed',
+        "The model's price changed while the request was accepted; try again.",
+      );
+  }
+}
