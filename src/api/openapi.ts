@@ -9,7 +9,7 @@ import type { Access } from '../deps/auth.ts';
  */
 
 /** The security schemes (components.securitySchemes, see app.ts) that admit each access level. */
-export function securityOf(access: Access): Record<string, string[]>[] {
+function securityOf(access: Access): Record<string, string[]>[] {
   switch (access) {
     case 'public':
       return [];

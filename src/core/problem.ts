@@ -8,7 +8,7 @@ import { REQUEST_ID_HEADER } from './headers.ts';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
-export interface ProblemDocument {
+interface ProblemDocument {
   type: string;
   title: string;
   status: number;
@@ -94,7 +94,7 @@ function messageOf(issue: ValidationIssue): string {
 }
 
 /** Maps any error to a problem document: the one place where errors become HTTP responses. */
-export function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
+function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
   if (error instanceof AppError) {
     return problem(request, error.code, error.message, { ...error.extensions });
   }
@@ -124,7 +124,7 @@ export function toProblem(error: unknown, request: FastifyRequest): ProblemDocum
   );
 }
 
-export function sendProblem(reply: FastifyReply, document: ProblemDocument): FastifyReply {
+function sendProblem(reply: FastifyReply, document: ProblemDocument): FastifyReply {
   return reply.code(document.status).type(PROBLEM_CONTENT_TYPE).send(document);
 }
 

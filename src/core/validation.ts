@@ -40,7 +40,7 @@ const checkedForText = new Set(['body', 'querystring', 'params']);
 const unpairedSurrogate = /[\uD800-\uDFFF]/u;
 
 /** What is wrong with a string PostgreSQL is to store, or null. */
-export function textProblem(text: string): string | null {
+function textProblem(text: string): string | null {
   if (text.includes('\u0000')) return 'must not contain NUL characters (\\u0000)';
   if (unpairedSurrogate.test(text)) {
     return 'must be valid Unicode text (it has an unpaired UTF-16 surrogate)';
@@ -57,7 +57,7 @@ function issue(instancePath: string, keyword: string, message: string): Issue {
 }
 
 /** Strings that PostgreSQL would refuse and numbers that are not finite, anywhere in `data`. */
-export function inputIssues(data: unknown, checkText: boolean): Issue[] {
+function inputIssues(data: unknown, checkText: boolean): Issue[] {
   const issues: Issue[] = [];
   // Iterative: a deeply nested body must not overflow the stack.
   const stack: { value: unknown; path: string }[] = [{ value: data, path: '' }];

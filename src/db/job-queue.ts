@@ -20,7 +20,7 @@ import { isTransaction } from './transaction.ts';
  *   PostgreSQL and PGlite alike) and poll as a fallback.
  */
 
-export const JOBS_CHANNEL = 'generation_jobs';
+const JOBS_CHANNEL = 'generation_jobs';
 
 export type JobKind = 'generate' | 'deliver';
 

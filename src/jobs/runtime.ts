@@ -10,7 +10,7 @@ import type { DeliveryChannels } from './types.ts';
 import { JobWorker } from './worker.ts';
 
 /** The delivery channels the configuration enables. */
-export function deliveryChannelsFromConfig(config: Config): DeliveryChannels {
+function deliveryChannelsFromConfig(config: Config): DeliveryChannels {
   const token = config.telegramBotToken;
   const apiRoot = config.delivery.telegramApiRoot;
   const { webhookUrl, webhookSecret } = config.delivery;

@@ -21,7 +21,7 @@ declare module 'fastify' {
   }
 }
 
-export const IDEMPOTENCY_HEADER = 'idempotency-key';
+const IDEMPOTENCY_HEADER = 'idempotency-key';
 /** A duplicate arriving while the first request runs waits this long for its answer. */
 const WAIT_FOR_FIRST_MS = 5_000;
 const saneKey = /^[\x21-\x7e]{1,255}$/;

@@ -10,7 +10,7 @@ import { principalLabel, telegramIdOf } from '../deps/auth.ts';
  * routes that act for a Telegram user the key also names that user: one heavy user is throttled,
  * the others are not.
  */
-export function rateLimitKey(request: FastifyRequest): string {
+function rateLimitKey(request: FastifyRequest): string {
   const caller = request.principal ? principalLabel(request.principal) : `ip:${request.ip}`;
   if (request.routeOptions.config.access !== 'user') return caller;
   const telegramId = telegramIdOf(request);

@@ -7,7 +7,7 @@ import helmet, { type HelmetOptions } from 'helmet';
  * once at start and the hook only copies its headers: the per-request middleware cost the
  * benchmark ~50 µs a request (see docs/benchmarks.md).
  */
-export function securityHeaders(options: HelmetOptions): Record<string, string> {
+function securityHeaders(options: HelmetOptions): Record<string, string> {
   const headers: Record<string, string> = {};
   const response = {
     setHeader(name: string, value: string | number | readonly string[]) {

@@ -123,7 +123,7 @@ export function classifyHttpError(
 }
 
 /** Servers may echo the credential back (in an error body, a URL): it never reaches a message. */
-export function redactor(secret: string): (message: string) => string {
+function redactor(secret: string): (message: string) => string {
   return (message) => (secret ? message.split(secret).join('[redacted]') : message);
 }
 
@@ -151,7 +151,7 @@ export function errorText(error: unknown): string | undefined {
 }
 
 /** From the URL's extension; providers serve PNG unless they say otherwise. */
-export function mimeTypeOf(url: string): string {
+function mimeTypeOf(url: string): string {
   let pathname = url;
   try {
     pathname = new URL(url).pathname;
@@ -170,7 +170,7 @@ export function mimeTypeOf(url: string): string {
   }
 }
 
-export function parseJson(text: string): unknown {
+function parseJson(text: string): unknown {
   try {
     return JSON.parse(text);
   } catch {
@@ -194,7 +194,7 @@ export function retryAfterFromHeader(headers: Headers): number | undefined {
 }
 
 /** fetch's own message is only `fetch failed`; the cause says what (ECONNREFUSED, …). */
-export function describeNetworkError(error: unknown): string {
+function describeNetworkError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = (error as Error & { cause?: unknown }).cause;
   const causeText =
@@ -205,7 +205,7 @@ export function describeNetworkError(error: unknown): string {
 }
 
 /** Header names may come in any case and a repeated header as a list; an empty one says nothing. */
-export function headerValue(
+function headerValue(
   headers: ProviderWebhook['headers'],
   name: string,
   join: string,
@@ -220,7 +220,7 @@ export function headerValue(
 }
 
 /** Both providers sign webhooks with these three headers; signature entries are space-separated. */
-export function webhookHeaders(headers: ProviderWebhook['headers']): {
+function webhookHeaders(headers: ProviderWebhook['headers']): {
   id: string;
   timestamp: string;
   signatures: string;
@@ -235,7 +235,7 @@ export function webhookHeaders(headers: ProviderWebhook['headers']): {
 }
 
 /** A signed call replayed later is refused: its timestamp must be near our clock. */
-export function checkWebhookTimestamp(
+function checkWebhookTimestamp(
   timestamp: string,
   toleranceSeconds: number,
   nowSeconds: number,

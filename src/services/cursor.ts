@@ -11,7 +11,7 @@ export interface CursorCodec<T> {
   decode(cursor: string): T;
 }
 
-export function invalidCursor(): AppError {
+function invalidCursor(): AppError {
   return new AppError(
     'invalid_cursor',
     'cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.',

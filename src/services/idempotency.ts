@@ -12,7 +12,7 @@ import { selectRows } from '../db/rows.ts';
  * a claim left running past its lease is taken over and the effect answers "already done".
  */
 
-export const IDEMPOTENCY_LEASE_SECONDS = 60;
+const IDEMPOTENCY_LEASE_SECONDS = 60;
 
 export type Claim =
   | { outcome: 'claimed'; effectId: string }

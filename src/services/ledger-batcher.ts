@@ -44,7 +44,7 @@ const MAX_BATCH = 256;
 /** Batches written at once: enough to overlap one batch's commit with the next one's work. */
 const MAX_BATCHES_IN_FLIGHT = 2;
 
-export class LedgerBatcher {
+class LedgerBatcher {
   private readonly group: GroupCommit<BatchEntry, BatchOutcome>;
 
   constructor(db: Database) {
