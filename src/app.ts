@@ -2,9 +2,11 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Update } from 'grammy/types';
 import { Redis } from 'ioredis';
 import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
+import { registerTelegramWebhook } from './api/telegram-webhook.ts';
 import { adminRoutes } from './api/v1/admin.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
 import { metaRoutes } from './api/v1/meta.ts';
@@ -48,6 +50,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Starts the job worker in this process (once); the app's close stops it. */
     startWorker(): Promise<void>;
+    /**
+     * Webhook mode with the bot in this process: where POST /telegram/webhook hands updates; set
+     * by the server once its bot has started (until then the route answers 503).
+     */
+    telegramUpdates: { handle: ((update: Update) => Promise<void>) | null };
   }
 }
 
@@ -186,6 +193,14 @@ export async function buildApp(
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
 
+    app.decorate('telegramUpdates', { handle: null });
+    const webhookSecret = config.bot.webhookSecret;
+    if (config.telegramBotToken && config.bot.inApi && config.bot.webhookUrl && webhookSecret) {
+      registerTelegramWebhook(app, {
+        secret: webhookSecret,
+        handle: () => app.telegramUpdates.handle,
+      });
+    }
     await app.register(rootRoutes);
     await app.register(
       async (v1) => {

@@ -1,14 +1,25 @@
-// The API process: config → buildApp → listen; on SIGTERM/SIGINT stop accepting, let in-flight
-// requests finish, close the database, exit 0.
+// The API process: config → buildApp → listen → worker (in-process when configured) → the
+// Telegram bot (when TELEGRAM_BOT_TOKEN is set): the whole product in one process. On
+// SIGTERM/SIGINT stop accepting, let in-flight requests finish, close the database, exit 0.
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.ts';
-import { loadConfigOrExit } from './core/config.ts';
+import { type RunningBot, startBot } from './bot/run.ts';
+import { type Config, loadConfigOrExit } from './core/config.ts';
 import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
 import { listenFailure, StartFailure } from './core/start-failure.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { SchemaNotReadyError } from './db/migrate.ts';
 
-const config = loadConfigOrExit();
+const loaded = loadConfigOrExit();
+const runBot = loaded.telegramBotToken !== null && loaded.bot.inApi;
+// The bot calls this API over loopback with a bot token: one of API_TOKENS, or one of its own.
+const botToken = loaded.bot.apiToken ?? loaded.apiTokens[0] ?? randomBytes(32).toString('hex');
+const config: Config =
+  runBot && !loaded.apiTokens.includes(botToken)
+    ? Object.freeze({ ...loaded, apiTokens: [...loaded.apiTokens, botToken] })
+    : loaded;
 
 const logger = createLogger(config);
 exitOnUnhandledErrors(logger);
@@ -29,6 +40,7 @@ try {
   process.exit(1);
 }
 
+let bot: RunningBot | null = null;
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
@@ -40,6 +52,7 @@ async function shutdown(signal: string): Promise<void> {
   }, config.shutdownTimeoutSeconds * 1000);
   timer.unref();
   try {
+    await bot?.stop();
     await app.close();
     logger.info('stopped cleanly');
     process.exit(0);
@@ -62,7 +75,28 @@ try {
   process.exit(failure.exitCode);
 }
 if (config.worker.inApi) await app.startWorker();
+if (runBot) void startBotWhenPossible();
 logger.info(
   { address, database: app.deps.database.kind, docs: `${address}/docs` },
   'API listening',
 );
+
+/** The API serves whether or not Telegram can be reached; the bot starts as soon as it can. */
+async function startBotWhenPossible(): Promise<void> {
+  const { port } = app.server.address() as AddressInfo;
+  for (let delayMs = 1_000; !stopping; delayMs = Math.min(delayMs * 2, 60_000)) {
+    try {
+      bot = await startBot({
+        config,
+        logger,
+        apiUrl: `http://127.0.0.1:${port}`,
+        apiToken: botToken,
+      });
+      app.telegramUpdates.handle = bot.handleUpdate;
+      return;
+    } catch (error) {
+      logger.error({ err: error }, `the bot could not start; trying again in ${delayMs / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, delayMs).unref());
+    }
+  }
+}

@@ -51,6 +51,7 @@ export const errorCodes = {
   trial_unavailable: { status: 409, title: 'No free generation left' },
   price_changed: { status: 409, title: 'The price changed' },
   provider_unavailable: { status: 503, title: 'Model unavailable' },
+  bot_unavailable: { status: 503, title: 'Bot not running' },
 
   // Providers' webhooks.
   provider_not_found: { status: 404, title: 'Provider not found' },

@@ -17,9 +17,14 @@ export function isLanguage(value: unknown): value is Language {
 const directory = fileURLToPath(new URL('.', import.meta.url));
 
 /** The texts, falling back to `defaultLanguage` for a key a language lacks (a test forbids that). */
-export function loadTexts<C extends Context = Context>(defaultLanguage: Language): I18n<C> {
+export function loadTexts<C extends Context = Context>(
+  defaultLanguage: Language,
+  /** For the bot: the language of the user an update comes from. */
+  chooseLanguage?: (ctx: C) => Language,
+): I18n<C> {
   const i18n = new I18n<C>({
     defaultLocale: defaultLanguage,
+    ...(chooseLanguage ? { localeNegotiator: chooseLanguage } : {}),
     // Fluent would otherwise wrap every placeholder in invisible isolation marks.
     fluentBundleOptions: { useIsolating: false },
   });

@@ -66,6 +66,8 @@ export interface FakeTelegram {
    * the file downloads (`/file/bot<token>/…`).
    */
   failNext(method: string, failure: FakeTelegramFailure, times?: number): void;
+  /** Queues an update for getUpdates (long polling), waking a poll that waits. */
+  pushUpdate(update: { update_id: number }): void;
   /** Waits this long before answering every following request (0 to stop). */
   delayMs(ms: number): void;
   close(): Promise<void>;
@@ -147,6 +149,10 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       }
     } catch (err) {
       send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${String(err)}` });
+      return;
+    }
+    if (method === 'getUpdates') {
+      await serveUpdates(res, fields);
       return;
     }
     const chatId = fields.chat_id === undefined ? undefined : Number(fields.chat_id);
@@ -272,9 +278,44 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       }
       case 'getMe':
         return { id: 1, is_bot: true, first_name: 'Fake', username: 'fake_bot' };
+      case 'sendInvoice':
+        return {
+          ...base(),
+          invoice: {
+            title: fields.title,
+            description: fields.description,
+            start_parameter: '',
+            currency: fields.currency,
+            total_amount: (fields.prices as { amount: number }[] | undefined)?.[0]?.amount ?? 0,
+          },
+        };
       default:
         return true;
     }
+  }
+
+  /**
+   * getUpdates as the Bot API serves long polling: the queued updates from `offset` on (which
+   * also confirms the earlier ones), or, when there are none, an answer once one arrives or the
+   * `timeout` (seconds) runs out.
+   */
+  const updates: { update_id: number }[] = [];
+  let updateWaiters: (() => void)[] = [];
+  async function serveUpdates(res: ServerResponse, fields: Record<string, unknown>) {
+    const offset = Number(fields.offset ?? 0);
+    const timeoutMs = Math.min(Number(fields.timeout ?? 0), 50) * 1000;
+    while (updates.length > 0 && (updates[0]?.update_id ?? 0) < offset) updates.shift();
+    if (updates.length === 0 && timeoutMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        updateWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    const limit = Math.min(Number(fields.limit ?? 100), 100);
+    send(res, 200, { ok: true, result: updates.slice(0, limit) });
   }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -284,6 +325,12 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     apiRoot: `http://127.0.0.1:${port}`,
     calls,
     downloads,
+    pushUpdate(update) {
+      updates.push(update);
+      const waiting = updateWaiters;
+      updateWaiters = [];
+      for (const wake of waiting) wake();
+    },
     addFile(fileId, bytes, filePath, fileOptions = {}) {
       const data = Buffer.from(bytes);
       fileCount += 1;
@@ -312,6 +359,8 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       delay = ms;
     },
     close() {
+      for (const wake of updateWaiters) wake();
+      updateWaiters = [];
       return new Promise((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -402,6 +451,50 @@ function validate(
     default:
       return null;
   }
+}
+
+/** Tags the Bot API's HTML style allows (core.telegram.org/bots/api#html-style). */
+const HTML_TAGS = new Set([
+  'b',
+  'strong',
+  'i',
+  'em',
+  'u',
+  'ins',
+  's',
+  'strike',
+  'del',
+  'span',
+  'tg-spoiler',
+  'a',
+  'tg-emoji',
+  'code',
+  'pre',
+  'blockquote',
+]);
+
+/**
+ * Why Telegram would refuse a text sent with parse_mode HTML, or null: a tag it does not support,
+ * one left open or closed out of order, or an `&` that starts no entity (a `<` or `&` of user
+ * content must come escaped).
+ */
+function htmlProblem(text: string): string | null {
+  const open: string[] = [];
+  const token = /<(\/?)([a-zA-Z-]*)[^>]*>|<|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);|&/g;
+  for (const match of text.matchAll(token)) {
+    const [whole, closing, name] = match;
+    if (whole === '<') return `unexpected "<" at byte offset ${match.index}`;
+    if (whole === '&') return `character "&" at byte offset ${match.index} must be escaped`;
+    if (whole.startsWith('&')) continue;
+    const tag = (name ?? '').toLowerCase();
+    if (!HTML_TAGS.has(tag)) return `Unsupported start tag "${tag}" at byte offset ${match.index}`;
+    if (closing) {
+      if (open.pop() !== tag) return `Unexpected end tag at byte offset ${match.index}`;
+    } else {
+      open.push(tag);
+    }
+  }
+  return open.length > 0 ? `Can't find end tag corresponding to start tag "${open.at(-1)}"` : null;
 }
 
 function photoSizes(seed: number) {

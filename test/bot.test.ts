@@ -1,0 +1,362 @@
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { retryKeptConfirms } from '../src/bot/flows/payments.ts';
+import type { FakeTelegramCall } from './fakes/telegram-api.ts';
+import { adminAuth, buildTestApp } from './helpers/app.ts';
+import {
+  type BotHarness,
+  callbackUpdate,
+  photoUpdate,
+  preCheckoutUpdate,
+  refundedPaymentUpdate,
+  startBotHarness,
+  successfulPaymentUpdate,
+  telegramUser,
+  textUpdate,
+} from './helpers/bot.ts';
+import { freshTelegramId, silentLogger } from './helpers/database.ts';
+import { balanceOf, waitFor } from './helpers/pipeline.ts';
+
+/**
+ * The bot end to end, offline: createBot as production builds it, a real app (and its worker, on
+ * the offline provider) over HTTP, and a fake Bot API recording every call.
+ */
+
+let harness: BotHarness;
+
+beforeAll(async () => {
+  harness = await startBotHarness((telegramApiRoot) =>
+    buildTestApp(
+      {
+        TELEGRAM_API_ROOT: telegramApiRoot,
+        GENERATION_PROVIDER: 'local',
+        TRIAL_GENERATIONS: '1',
+        STARS_PACKAGES: 'small:100:50,big:1000:400',
+        PROVIDER_POLL_SECONDS: '1',
+      },
+      undefined,
+      { worker: true },
+    ),
+  );
+});
+afterAll(() => harness?.close());
+
+function callsTo(chatId: number, method?: string): FakeTelegramCall[] {
+  return harness.telegram.calls.filter(
+    (call) =>
+      (call.chatId === chatId || call.fields.chat_id === String(chatId)) &&
+      (method === undefined || call.method === method),
+  );
+}
+
+function lastTo(chatId: number, method: string): FakeTelegramCall {
+  const call = callsTo(chatId, method).at(-1);
+  if (!call) throw new Error(`no ${method} to ${chatId}`);
+  return call;
+}
+
+type Button = { text: string; callback_data?: string };
+function buttons(call: FakeTelegramCall): Button[] {
+  const markup = call.fields.reply_markup as { inline_keyboard?: Button[][] } | undefined;
+  return markup?.inline_keyboard?.flat() ?? [];
+}
+
+function buttonData(call: FakeTelegramCall, prefix: string): string {
+  const found = buttons(call).find((button) => button.callback_data?.startsWith(prefix));
+  if (!found?.callback_data) throw new Error(`no ${prefix} button in ${JSON.stringify(call)}`);
+  return found.callback_data;
+}
+
+async function generationsOf(telegramId: number) {
+  const page = await harness.api.generations(telegramId, { limit: 50 });
+  return page.generations;
+}
+
+describe('/start', () => {
+  it('creates the user and greets them by name in their Telegram language, with the main menu', async () => {
+    const user = telegramUser(freshTelegramId(), 'ru', 'Мария <script>');
+    await harness.bot.handleUpdate(textUpdate(user, '/start'));
+    const greeting = lastTo(user.id, 'sendMessage');
+    expect(greeting.fields.text).toContain('Привет, Мария &lt;script&gt;!');
+    expect(greeting.fields.parse_mode).toBe('HTML');
+    expect(buttons(greeting).map((b) => b.callback_data)).toEqual([
+      'menu:generate',
+      'menu:balance',
+      'menu:topup',
+      'menu:history',
+      'menu:referral',
+      'menu:language',
+      'menu:help',
+    ]);
+    expect(await balanceOf(harness.app, user.id)).toBe(0);
+  });
+
+  it('speaks the default language to a user whose Telegram language it does not speak', async () => {
+    const user = telegramUser(freshTelegramId(), 'de');
+    await harness.bot.handleUpdate(textUpdate(user, '/start'));
+    expect(lastTo(user.id, 'sendMessage').fields.text).toContain('Hi, Ada!');
+  });
+});
+
+describe('generating', () => {
+  it('prompt → settings card → a parameter → start (free) → one generation, delivered', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    const prompt = textUpdate(user, 'a lighthouse at dusk');
+    await harness.bot.handleUpdate(prompt);
+    const card = lastTo(user.id, 'sendMessage');
+    expect(card.fields.reply_parameters).toMatchObject({
+      message_id: prompt.message?.message_id,
+    });
+    expect(card.fields.text).toContain('a lighthouse at dusk');
+    const start = buttons(card).at(-1);
+    expect(start?.text).toBe('🚀 Start — free');
+
+    // Open the first parameter and pick its second value.
+    const parameterButton = buttonData(card, 'g:');
+    const draftId = parameterButton.split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draftId}:p:0`));
+    const menu = lastTo(user.id, 'editMessageText');
+    const values = buttons(menu).filter((b) => b.callback_data?.includes(':v:0:'));
+    expect(values.length).toBeGreaterThan(1);
+    expect(values.filter((b) => b.text.startsWith('✅ '))).toHaveLength(1);
+    const second = values[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, second?.callback_data ?? ''));
+    const updated = lastTo(user.id, 'editMessageText');
+    const chosen = second?.text.replace('✅ ', '') ?? '';
+    expect(buttons(updated).some((b) => b.text.endsWith(`: ${chosen}`))).toBe(true);
+
+    // Start, twice (a double tap), and the same update redelivered: one generation.
+    const go = callbackUpdate(user, `g:${draftId}:go`);
+    await harness.bot.handleUpdate(go);
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draftId}:go`));
+    await harness.bot.handleUpdate(go);
+    const generations = await generationsOf(user.id);
+    expect(generations).toHaveLength(1);
+    expect(generations[0]).toMatchObject({
+      prompt: 'a lighthouse at dusk',
+      payment: { method: 'trial' },
+    });
+    expect(Object.values(generations[0]?.parameters ?? {})).toContain(chosen);
+    expect(
+      harness.telegram.calls.some(
+        (call) =>
+          call.method === 'answerCallbackQuery' &&
+          call.fields.text === 'This one is already on its way.',
+      ),
+    ).toBe(true);
+
+    const photo = await waitFor(
+      async () => callsTo(user.id, 'sendPhoto'),
+      (calls) => calls.length > 0,
+    );
+    expect(photo[0]?.files).toHaveLength(1);
+  });
+
+  it('a photo with a caption is an edit with that photo as the reference', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/users/${user.id}/credits`,
+      headers: adminAuth,
+      payload: { amount: 500, reason: 'test' },
+    });
+    const photo = photoUpdate(user, 'AgACAgIAAxkBAAIBYmZ0ZXN0LXBob3RvLWxhcmdl', 'make it snowy');
+    await harness.bot.handleUpdate(photo);
+    const card = lastTo(user.id, 'sendMessage');
+    expect(card.fields.text).toContain('1 image to edit');
+    expect(card.fields.text).toContain('make it snowy');
+    const go = buttonData(card, 'g:');
+    const draftId = go.split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draftId}:go`));
+    const [generation] = await generationsOf(user.id);
+    expect(generation?.references).toEqual([
+      { kind: 'telegram_file', value: 'AgACAgIAAxkBAAIBYmZ0ZXN0LXBob3RvLWxhcmdl' },
+    ]);
+  });
+
+  it('without credits or free generations: says so, with a top-up button', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    // The one free generation is spent first.
+    await harness.bot.handleUpdate(textUpdate(user, 'first'));
+    let draft = buttonData(lastTo(user.id, 'sendMessage'), 'g:').split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draft}:go`));
+    await harness.bot.handleUpdate(textUpdate(user, 'second'));
+    const card = lastTo(user.id, 'sendMessage');
+    expect(buttons(card).at(-1)?.text).toMatch(/^🚀 Start — \d+ credits$/);
+    draft = buttonData(card, 'g:').split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draft}:go`));
+    const refusal = lastTo(user.id, 'sendMessage');
+    expect(refusal.fields.text).toMatch(
+      /^Not enough credits: this costs \d+, your balance is 0\.$/,
+    );
+    expect(buttons(refusal).map((b) => b.callback_data)).toEqual(['menu:topup']);
+    expect(await generationsOf(user.id)).toHaveLength(1);
+  });
+});
+
+describe('topping up with Telegram Stars', () => {
+  it('packages → invoice → pre-checkout checked → payment confirmed once → refund takes it back', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.bot.handleUpdate(textUpdate(user, '/start'));
+    await harness.bot.handleUpdate(callbackUpdate(user, 'menu:topup'));
+    const offers = lastTo(user.id, 'sendMessage');
+    expect(buttons(offers).map((b) => [b.text, b.callback_data])).toEqual([
+      ['100 credits — 50 ⭐', 'topup:small'],
+      ['1,000 credits — 400 ⭐', 'topup:big'],
+    ]);
+    await harness.bot.handleUpdate(callbackUpdate(user, 'topup:small'));
+    const invoice = lastTo(user.id, 'sendInvoice');
+    expect(invoice.fields).toMatchObject({
+      currency: 'XTR',
+      prices: [{ label: '100 credits', amount: 50 }],
+    });
+    const payload = String(invoice.fields.payload);
+
+    await harness.bot.handleUpdate(preCheckoutUpdate(user, payload, 49));
+    expect(harness.telegram.calls.at(-1)).toMatchObject({
+      method: 'answerPreCheckoutQuery',
+      fields: {
+        ok: false,
+        error_message: 'This offer is no longer available. Open the top-up menu again.',
+      },
+    });
+    await harness.bot.handleUpdate(preCheckoutUpdate(user, 'forged-payload', 50));
+    expect(harness.telegram.calls.at(-1)?.fields.ok).toBe(false);
+    await harness.bot.handleUpdate(preCheckoutUpdate(user, payload, 50));
+    expect(harness.telegram.calls.at(-1)).toMatchObject({
+      method: 'answerPreCheckoutQuery',
+      fields: { ok: true },
+    });
+
+    const paid = successfulPaymentUpdate(user, payload, 50, `charge-${user.id}`);
+    await harness.bot.handleUpdate(paid);
+    await harness.bot.handleUpdate(paid);
+    expect(await balanceOf(harness.app, user.id)).toBe(100);
+    expect(lastTo(user.id, 'sendMessage').fields.text).toBe(
+      '✅ Payment received: +100 credits.\nBalance: <b>100</b> credits.',
+    );
+
+    await harness.bot.handleUpdate(refundedPaymentUpdate(user, 50, `charge-${user.id}`));
+    expect(await balanceOf(harness.app, user.id)).toBe(0);
+    expect(lastTo(user.id, 'sendMessage').fields.text).toContain('100 credits were taken back');
+  });
+
+  it('a payment is confirmed even while the user is being throttled', async () => {
+    const throttled = await startBotHarness(
+      (root) =>
+        buildTestApp({ TELEGRAM_API_ROOT: root, STARS_PACKAGES: 'small:100:50' }, undefined, {
+          worker: false,
+        }),
+      { throttlePerMinute: 2 },
+    );
+    try {
+      const user = telegramUser(freshTelegramId(), 'en');
+      for (let i = 0; i < 5; i++) await throttled.bot.handleUpdate(textUpdate(user, '/balance'));
+      expect(
+        throttled.telegram.calls.filter(
+          (call) => call.fields.text === 'Too fast — wait a few seconds.',
+        ),
+      ).toHaveLength(1);
+      const [offer] = await throttled.api.starsPackages();
+      await throttled.bot.handleUpdate(
+        preCheckoutUpdate(user, offer?.invoice_payload ?? '', offer?.stars ?? 0),
+      );
+      expect(throttled.telegram.calls.at(-1)?.fields.ok).toBe(true);
+      await throttled.bot.handleUpdate(
+        successfulPaymentUpdate(user, offer?.invoice_payload ?? '', 50, `charge-t-${user.id}`),
+      );
+      expect(await balanceOf(throttled.app, user.id)).toBe(100);
+    } finally {
+      await throttled.close();
+    }
+  });
+});
+
+describe('history, balance and help', () => {
+  it('lists generations newest first and sends an image again', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.bot.handleUpdate(textUpdate(user, 'a red fox'));
+    const draft = buttonData(lastTo(user.id, 'sendMessage'), 'g:').split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draft}:go`));
+    const [generation] = await generationsOf(user.id);
+    await waitFor(
+      () => harness.api.generation(generation?.id ?? ''),
+      (g) => g.status === 'succeeded',
+    );
+    await harness.bot.handleUpdate(textUpdate(user, '/history'));
+    const list = lastTo(user.id, 'sendMessage');
+    expect(list.fields.text).toContain('✅');
+    expect(list.fields.text).toContain('a red fox');
+    const show = buttonData(list, 'h:s:');
+    const before = callsTo(user.id, 'sendPhoto').length;
+    await harness.bot.handleUpdate(callbackUpdate(user, show));
+    expect(callsTo(user.id, 'sendPhoto')).toHaveLength(before + 1);
+  });
+
+  it('shows the balance and free generations in the user language', async () => {
+    const user = telegramUser(freshTelegramId(), 'uz');
+    await harness.bot.handleUpdate(textUpdate(user, '/balance'));
+    expect(lastTo(user.id, 'sendMessage').fields.text).toContain('Balans: <b>0</b> kredit');
+  });
+
+  it('lists prices and the support contact', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.bot.handleUpdate(textUpdate(user, '/help'));
+    const help = String(lastTo(user.id, 'sendMessage').fields.text);
+    expect(help).toMatch(/• .+: \d+ credits/);
+    expect(help).toContain('@support_test');
+  });
+});
+
+describe('when the API is down', () => {
+  it('answers "try again in a moment", keeps a payment, and confirms it once the API is back', async () => {
+    const down = await startBotHarness((root) =>
+      buildTestApp({ TELEGRAM_API_ROOT: root, STARS_PACKAGES: 'small:100:50' }),
+    );
+    try {
+      const user = telegramUser(freshTelegramId(), 'en');
+      const [offer] = await down.api.starsPackages();
+      const { port } = down.app.server.address() as AddressInfo;
+      await down.app.close();
+
+      await down.bot.handleUpdate(textUpdate(user, '/balance'));
+      expect(lastCall(down, user.id, 'sendMessage').fields.text).toBe(
+        'The service is busy. Try again in a moment.',
+      );
+      // Telegram has taken the Stars: the confirm is kept until the API takes it.
+      await down.bot.handleUpdate(
+        successfulPaymentUpdate(user, offer?.invoice_payload ?? '', 50, `charge-d-${user.id}`),
+      );
+      expect(await down.store.keys('pending-confirm:')).toEqual([
+        `pending-confirm:charge-d-${user.id}`,
+      ]);
+
+      const back = await buildTestApp({ STARS_PACKAGES: 'small:100:50' });
+      await back.listen({ port, host: '127.0.0.1' });
+      try {
+        const notified: number[] = [];
+        await retryKeptConfirms({
+          api: down.api,
+          store: down.store,
+          logger: silentLogger,
+          notify: async (telegramId) => {
+            notified.push(telegramId);
+          },
+        }).runOnce();
+        expect(await balanceOf(back, user.id)).toBe(100);
+        expect(notified).toEqual([user.id]);
+        expect(await down.store.keys('pending-confirm:')).toEqual([]);
+      } finally {
+        await back.close();
+      }
+    } finally {
+      await down.telegram.close();
+    }
+  });
+});
+
+function lastCall(on: BotHarness, chatId: number, method: string): FakeTelegramCall {
+  const call = on.telegram.calls.filter((c) => c.chatId === chatId && c.method === method).at(-1);
+  if (!call) throw new Error(`no ${method} to ${chatId}`);
+  return call;
+}
