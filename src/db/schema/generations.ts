@@ -120,6 +120,36 @@ export const generationReferences = pgTable(
   ],
 );
 
+export const telegramLanguages = ['uz', 'ru', 'en'] as const;
+
+/**
+ * Where the bot wants a generation's news (POST /generations `telegram`): the chat, the prompt's
+ * message to reply to, the bot's status message to keep up to date and the language. Stored with
+ * the request when it is accepted; a generation without one is delivered to the user's own chat.
+ */
+export const generationTelegram = pgTable(
+  'generation_telegram',
+  {
+    requestId: uuid('request_id')
+      .primaryKey()
+      .references(() => generationRequests.id),
+    /** A private chat (the user's id), a group (negative) or a channel. */
+    chatId: bigint('chat_id', { mode: 'number' }).notNull(),
+    replyToMessageId: bigint('reply_to_message_id', { mode: 'number' }),
+    statusMessageId: bigint('status_message_id', { mode: 'number' }),
+    /** Null: the user's own language, else DEFAULT_LANGUAGE. */
+    language: text('language', { enum: telegramLanguages }),
+  },
+  (t) => [
+    check('generation_telegram_chat_id_not_zero', sql`${t.chatId} <> 0`),
+    check(
+      'generation_telegram_message_ids_positive',
+      sql`(${t.replyToMessageId} IS NULL OR ${t.replyToMessageId} > 0) AND (${t.statusMessageId} IS NULL OR ${t.statusMessageId} > 0)`,
+    ),
+    check('generation_telegram_language_valid', inList('language', telegramLanguages)),
+  ],
+);
+
 export const generationResults = pgTable(
   'generation_results',
   {
