@@ -58,6 +58,12 @@ export interface Config {
   readonly authFailureLimit: number;
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
+  readonly referrals: {
+    /** Per cent of a referred user's paid credits its referrer earns (rounded down), 0–100. */
+    readonly percent: number;
+    /** Credits the referrer earns once, on the referred user's first paid top-up; 0 = none. */
+    readonly joinBonus: number;
+  };
   /** How long a process keeps the model catalog (GET /models) before reading it again; 0 = never. */
   readonly catalogCacheSeconds: number;
   readonly idempotencyKeyTtlHours: number;
@@ -378,6 +384,10 @@ export function loadConfig(env: Env): Config {
     authFailureLimit: reader.integer('AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
     trialGenerations: reader.integer('TRIAL_GENERATIONS', 3, 0, 1000),
     starsPackages: parseStarsPackages(reader),
+    referrals: {
+      percent: reader.integer('REFERRAL_PERCENT', 10, 0, 100),
+      joinBonus: reader.integer('REFERRAL_JOIN_BONUS', 0, 0, 1_000_000),
+    },
     catalogCacheSeconds: reader.integer('CATALOG_CACHE_SECONDS', 10, 0, 3600),
     idempotencyKeyTtlHours: reader.integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 24, 24 * 30),
     shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),

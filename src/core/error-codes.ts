@@ -32,6 +32,7 @@ export const errorCodes = {
 
   // Users and credits.
   user_not_found: { status: 404, title: 'User not found' },
+  user_banned: { status: 403, title: 'User banned' },
   insufficient_credits: { status: 402, title: 'Insufficient credits' },
   invalid_amount: { status: 422, title: 'Invalid amount' },
   charge_not_found: { status: 404, title: 'Charge not found' },

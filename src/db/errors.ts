@@ -25,9 +25,13 @@ export function pgError(error: unknown): PgErrorInfo | null {
   return null;
 }
 
-/** SQLSTATEs this code reacts to. C0001 is ours: the ledger trigger's "balance below zero". */
+/**
+ * SQLSTATEs this code reacts to. C0001 and C0002 are ours: the ledger trigger's "balance below
+ * zero" and generation_requests' "the user is banned" (migration 0011), each with JSON in DETAIL.
+ */
 export const SQLSTATE = {
   insufficientCredits: 'C0001',
+  userBanned: 'C0002',
   uniqueViolation: '23505',
   foreignKeyViolation: '23503',
 } as const;

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '../core/errors.ts';
 import { wakeWorkers } from '../db/job-queue.ts';
 import { isoTimeText, queryText } from '../db/rows.ts';
+import { bannedOr } from './bans.ts';
 import { findActiveModel } from './catalog.ts';
 import type { PipelineContext, ServiceContext } from './context.ts';
 import { checkReferences, type GenerationInput, invalidGeneration } from './generation-input.ts';
@@ -73,6 +74,7 @@ export async function acceptGeneration(
     }
     const prompt = input.prompt.trim();
     const deadlineAt = new Date(Date.now() + ctx.config.generations.timeoutSeconds * 1000);
+    // A banned user's request is refused by the database (migration 0011), its charge undone.
     const [result] = await queryText<AcceptOutcome>(ctx.db, ACCEPT_SQL, [
       id,
       input.telegramId,
@@ -87,7 +89,9 @@ export async function acceptGeneration(
       deadlineAt.toISOString(),
       providerName,
       actor,
-    ]);
+    ]).catch((error: unknown) => {
+      throw bannedOr(error, input.telegramId);
+    });
     if (result?.outcome === 'price_changed' && attempt === 0) continue;
     if (result?.outcome === 'already_accepted') {
       return {

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { selectRows } from '../db/rows.ts';
+import { userBanned } from './bans.ts';
 import { type CatalogModel, findActiveModel, resolvePrice } from './catalog.ts';
 import type { ServiceContext } from './context.ts';
 import {
@@ -22,20 +23,27 @@ export interface Quote {
   payment_method: PaymentMethod | null;
 }
 
-/** What a quote needs of the user: free generations used and the balance. */
+/** What a quote needs of the user: free generations used and the balance; a banned user gets none. */
 async function userFacts(
   db: Queryable,
   telegramId: number,
 ): Promise<{ trials_used: number; balance: string | number }> {
-  const [row] = await selectRows<{ trials_used: number; balance: string | number }>(
+  const [row] = await selectRows<{
+    trials_used: number;
+    balance: string | number;
+    banned: boolean;
+    ban_reason: string | null;
+  }>(
     db,
     sql`SELECT (SELECT count(*)::int FROM trial_uses t
                 WHERE t.user_id = u.id AND t.returned_at IS NULL) AS trials_used,
                COALESCE((SELECT balance_after FROM ledger_entries l WHERE l.user_id = u.id
-                         ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance
+                         ORDER BY l.user_entry_no DESC LIMIT 1), 0) AS balance,
+               u.banned_at IS NOT NULL AS banned, u.ban_reason
         FROM users u WHERE u.telegram_id = ${telegramId}`,
   );
   if (!row) throw userNotFound(telegramId);
+  if (row.banned) throw userBanned(telegramId, row.ban_reason);
   return row;
 }
 

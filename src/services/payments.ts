@@ -6,6 +6,14 @@ import { isoTimeText, selectRows } from '../db/rows.ts';
 import { withTransaction } from '../db/transaction.ts';
 import type { ServiceContext } from './context.ts';
 import { balanceOf, credit, lockUser, postEntry } from './ledger.ts';
+import {
+  clawBackReferralBonus,
+  payReferralBonus,
+  type ReferralClawback,
+  type ReferralEarning,
+  referralClawbackOf,
+  referralEarningOf,
+} from './referrals.ts';
 
 /**
  * Telegram Stars top-ups. The bot forwards what Telegram sent it (successful_payment,
@@ -60,6 +68,8 @@ export interface PaymentResult {
   /** The user's balance right after the credit. */
   balance_after: number;
   created_at: string;
+  /** What the payment earned the payer's referrer (null: no referrer, or nothing due). */
+  referral: ReferralEarning | null;
 }
 
 interface PaymentRow {
@@ -92,7 +102,7 @@ async function findPayment(db: Queryable, chargeId: string): Promise<PaymentRow 
   return row ?? null;
 }
 
-function toResult(row: PaymentRow): PaymentResult {
+function toResult(row: PaymentRow): Omit<PaymentResult, 'referral'> {
   return {
     payment_id: Number(row.id),
     telegram_id: Number(row.telegram_id),
@@ -181,6 +191,13 @@ export async function confirmStarsPayment(
     await tx.execute(
       sql`UPDATE payments SET credit_entry_id = ${entry.id} WHERE id = ${Number(row.id)}`,
     );
+    await payReferralBonus(tx, ctx.config.referrals, {
+      paymentId: Number(row.id),
+      userId: Number(row.user_id),
+      credits: pack.credits,
+      chargeId,
+      actor,
+    });
     return true;
   });
   const row = await findPayment(ctx.db, chargeId);
@@ -191,7 +208,8 @@ export async function confirmStarsPayment(
       `Charge ${chargeId} is already recorded for another user or amount.`,
     );
   }
-  return { result: toResult(row), replayed: !recorded };
+  const referral = await referralEarningOf(ctx.db, Number(row.id));
+  return { result: { ...toResult(row), referral }, replayed: !recorded };
 }
 
 export interface RefundedPayment {
@@ -212,6 +230,8 @@ export interface RefundResult {
   /** Credits that could not be taken back: the user had already spent them. */
   shortfall: number;
   balance: number;
+  /** What the refund took back from the payer's referrer (null: the payment earned nobody anything). */
+  referral: ReferralClawback | null;
 }
 
 /**
@@ -268,6 +288,7 @@ export async function refundStarsPayment(
                               refund_shortfall = ${row.credits - clawback}
           WHERE id = ${Number(row.id)}`,
     );
+    await clawBackReferralBonus(tx, { paymentId: Number(row.id), chargeId, actor });
     return false;
   });
   const row = await findPayment(ctx.db, chargeId);
@@ -282,6 +303,7 @@ export async function refundStarsPayment(
       clawed_back: row.refund_amount === null ? 0 : -row.refund_amount,
       shortfall: row.refund_shortfall ?? 0,
       balance: await balanceOf(ctx.db, Number(row.user_id)),
+      referral: await referralClawbackOf(ctx.db, Number(row.id)),
     },
     replayed,
   };

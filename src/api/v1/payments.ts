@@ -37,6 +37,17 @@ const successfulPaymentExtras = {
   ),
 };
 
+/** The user whose referral code the payer was created with, in the words the bot needs. */
+const referrerFields = {
+  telegram_id: TelegramId,
+  language: Type.Union([Type.Literal('uz'), Type.Literal('ru'), Type.Literal('en'), Type.Null()], {
+    description: "The referrer's chosen language; null: none chosen (then language_code)",
+  }),
+  language_code: Type.Union([Type.String(), Type.Null()], {
+    description: "Telegram's language of the referrer's client",
+  }),
+};
+
 const PaymentResult = Type.Object({
   payment_id: Type.Integer(),
   telegram_id: TelegramId,
@@ -47,6 +58,24 @@ const PaymentResult = Type.Object({
   status: Type.Union([Type.Literal('paid'), Type.Literal('refunded')]),
   balance_after: Type.Integer({ description: 'The balance right after this credit' }),
   created_at: Type.String({ format: 'date-time' }),
+  referral: Type.Union(
+    [
+      Type.Null(),
+      Type.Object({
+        ...referrerFields,
+        credits: Type.Integer({
+          description:
+            'Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus ' +
+            "REFERRAL_JOIN_BONUS if it was the payer's first top-up",
+        }),
+      }),
+    ],
+    {
+      description:
+        'Who earned a referral bonus from this payment, so the bot can tell them in their language; ' +
+        'null when nobody did',
+    },
+  ),
 });
 
 const RefundResult = Type.Object({
@@ -57,6 +86,24 @@ const RefundResult = Type.Object({
   clawed_back: Type.Integer({ description: 'Credits taken back from the balance' }),
   shortfall: Type.Integer({ description: 'Credits already spent, which could not be taken back' }),
   balance: Type.Integer(),
+  referral: Type.Union(
+    [
+      Type.Null(),
+      Type.Object({
+        ...referrerFields,
+        clawed_back: Type.Integer({
+          description: "Referral bonus credits taken back from the referrer's balance",
+        }),
+        shortfall: Type.Integer({
+          description: 'Referral bonus credits the referrer had already spent: not taken back',
+        }),
+      }),
+    ],
+    {
+      description:
+        "What the refund took back from the payer's referrer; null when the payment had earned nobody anything",
+    },
+  ),
 });
 
 const idempotencyHeader = Type.Object({

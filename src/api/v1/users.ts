@@ -4,7 +4,14 @@ import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.
 import { LedgerEntry } from '../../schemas/ledger.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { listEntries } from '../../services/ledger.ts';
-import { getBalance, getTrialStatus, syncUser } from '../../services/users.ts';
+import { getReferralSummary } from '../../services/referrals.ts';
+import {
+  getBalance,
+  getTrialStatus,
+  MAX_PREFERENCES_BYTES,
+  syncUser,
+  updateUserSettings,
+} from '../../services/users.ts';
 
 const nullableText = (maxLength: number) =>
   Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength })]));
@@ -27,6 +34,13 @@ const SyncUserBody = Type.Object(
     supports_inline_queries: telegramUserFlag,
     can_connect_to_business: telegramUserFlag,
     has_main_web_app: telegramUserFlag,
+    referral_code: Type.Optional(
+      Type.Union([Type.Null(), Type.String({ maxLength: 64 })], {
+        description:
+          "Another user's referral code (e.g. the payload of the bot's /start link): the new user " +
+          'becomes its referral. Kept only when this call creates the user; an unknown code is ignored.',
+      }),
+    ),
   },
   {
     description:
@@ -35,17 +49,70 @@ const SyncUserBody = Type.Object(
   },
 );
 
+const Language = Type.Union([Type.Literal('uz'), Type.Literal('ru'), Type.Literal('en')]);
+
+/** TypeBox's Record bounds only the values: the keys are bounded by propertyNames. */
+const shortKeys = { propertyNames: { minLength: 1, maxLength: 64 } };
+
+const Preferences = Type.Object(
+  {
+    model: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 64, description: 'The model key last chosen' }),
+    ),
+    parameters: Type.Optional(
+      Type.Record(
+        Type.String(),
+        Type.Record(Type.String(), Type.String({ maxLength: 64 }), {
+          ...shortKeys,
+          maxProperties: 16,
+          description: 'Parameter name → value',
+        }),
+        {
+          ...shortKeys,
+          maxProperties: 32,
+          description: 'Per model key, the parameter values last chosen',
+        },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      `What the user chose to keep: the model and, per model, parameter values. Keys and values are ` +
+      `strings of at most 64 characters; at most ${MAX_PREFERENCES_BYTES} bytes as JSON.`,
+  },
+);
+
 export const UserProfile = Type.Object({
   telegram_id: TelegramId,
   username: Type.Union([Type.String(), Type.Null()]),
   first_name: Type.Union([Type.String(), Type.Null()]),
   last_name: Type.Union([Type.String(), Type.Null()]),
-  language_code: Type.Union([Type.String(), Type.Null()]),
+  language_code: Type.Union([Type.String(), Type.Null()], {
+    description: "Telegram's language of the user's client",
+  }),
   is_premium: Type.Boolean(),
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
   balance: Type.Integer({ description: 'Credits, derived from the ledger' }),
   trial: TrialStatus,
+  language: Type.Union([Language, Type.Null()], {
+    description: 'The language the user chose for the bot; null until it chooses one',
+  }),
+  preferences: Preferences,
+  referral_code: Type.String({
+    description: "The user's own code to invite others with (8 characters, A-Z and 2-9)",
+  }),
+  banned: Type.Union(
+    [
+      Type.Null(),
+      Type.Object({
+        reason: Type.Union([Type.String(), Type.Null()]),
+        since: Type.String({ format: 'date-time' }),
+      }),
+    ],
+    { description: 'null, or the ban in force: no quotes or generations until it is lifted' },
+  ),
 });
 
 export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
@@ -66,6 +133,65 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const { created, user } = await syncUser(app.deps.services, request.body);
       return reply.code(created ? 201 : 200).send(user);
     },
+  );
+
+  app.patch(
+    '/users/:telegram_id',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "Set the user's language and preferences",
+        description:
+          'Fields left out keep their value; language null clears the choice; preferences replaces ' +
+          'the stored object whole. Answers the user as POST /users/sync does.',
+        tags: ['users'],
+        params: TelegramIdParams,
+        body: Type.Object(
+          {
+            language: Type.Optional(Type.Union([Language, Type.Null()])),
+            preferences: Type.Optional(Preferences),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: UserProfile, ...problemResponses(401, 403, 404, 422, 429) },
+      },
+    },
+    async (request) =>
+      updateUserSettings(app.deps.services, request.params.telegram_id, request.body),
+  );
+
+  app.get(
+    '/users/:telegram_id/referrals',
+    {
+      config: { access: 'user' },
+      schema: {
+        summary: "The user's referral code and what inviting others has earned it",
+        description:
+          'A user created with this code (POST /users/sync referral_code) is a referral: each of its ' +
+          'confirmed Stars payments earns the user `percent` per cent of the credits (rounded down), and ' +
+          'its first one `join_bonus` credits; a refund takes them back as far as the balance allows.',
+        tags: ['users'],
+        params: TelegramIdParams,
+        response: {
+          200: Type.Object({
+            telegram_id: TelegramId,
+            code: Type.String({ description: "The user's referral code" }),
+            percent: Type.Integer({
+              description: 'REFERRAL_PERCENT: per cent of paid credits earned',
+            }),
+            join_bonus: Type.Integer({
+              description: "REFERRAL_JOIN_BONUS: credits earned on a referral's first top-up",
+            }),
+            joined: Type.Integer({ description: "Users created with the user's code" }),
+            earned_credits: Type.Integer({
+              description: 'Referral bonuses earned, less what refunds took back',
+            }),
+          }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => getReferralSummary(app.deps.services, request.params.telegram_id),
   );
 
   app.get(
