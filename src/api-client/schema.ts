@@ -69,7 +69,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A user as the operator sees it: profile, balance and trial */
+        /** A user as the operator sees it: profile, balance, trial, ban, language and referrals */
         get: {
             parameters: {
                 query?: never;
@@ -91,12 +91,34 @@ export interface paths {
                         "application/json": {
                             /** @description Credits, derived from the ledger */
                             balance: number;
+                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                            banned: {
+                                reason: string | null;
+                                /** Format: date-time */
+                                since: string;
+                            } | null;
                             /** Format: date-time */
                             created_at: string;
                             first_name: string | null;
                             is_premium: boolean;
+                            /** @description The language the user chose for the bot; null until it chooses one */
+                            language: ("uz" | "ru" | "en") | (never | null);
+                            /** @description Telegram's language of the user's client */
                             language_code: string | null;
                             last_name: string | null;
+                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                            preferences: {
+                                /** @description The model key last chosen */
+                                model?: string;
+                                /** @description Per model key, the parameter values last chosen */
+                                parameters?: {
+                                    [key: string]: {
+                                        [key: string]: string;
+                                    };
+                                };
+                            };
+                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                            referral_code: string;
                             /** @description Telegram user id */
                             telegram_id: number;
                             trial: {
@@ -109,6 +131,16 @@ export interface paths {
                             /** Format: date-time */
                             updated_at: string;
                             username: string | null;
+                        } & {
+                            /**
+                             * Format: date-time
+                             * @description The last POST /users/sync for the user
+                             */
+                            last_seen_at: string | null;
+                            /** @description Users created with this user's referral code */
+                            referrals: number;
+                            /** @description The telegram_id of the user whose referral code this user was created with */
+                            referred_by: (never | null) | number;
                         };
                     };
                 };
@@ -167,6 +199,165 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/users/{telegram_id}/ban": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ban a user: no quotes or generations until unbanned; payments still work
+         * @description A banned user's POST /generations/quote and POST /generations answer 403 user_banned with the reason. Banning a banned user keeps when the ban began and takes the new reason.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Stripe-style; replays the first response */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; shown to the user by the bot */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description Credits, derived from the ledger */
+                            balance: number;
+                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                            banned: {
+                                reason: string | null;
+                                /** Format: date-time */
+                                since: string;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            first_name: string | null;
+                            is_premium: boolean;
+                            /** @description The language the user chose for the bot; null until it chooses one */
+                            language: ("uz" | "ru" | "en") | (never | null);
+                            /** @description Telegram's language of the user's client */
+                            language_code: string | null;
+                            last_name: string | null;
+                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                            preferences: {
+                                /** @description The model key last chosen */
+                                model?: string;
+                                /** @description Per model key, the parameter values last chosen */
+                                parameters?: {
+                                    [key: string]: {
+                                        [key: string]: string;
+                                    };
+                                };
+                            };
+                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                            referral_code: string;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                            trial: {
+                                /** @description Whether a free generation can be used now */
+                                available: boolean;
+                                limit: number;
+                                remaining: number;
+                                used: number;
+                            };
+                            /** Format: date-time */
+                            updated_at: string;
+                            username: string | null;
+                        } & {
+                            /**
+                             * Format: date-time
+                             * @description The last POST /users/sync for the user
+                             */
+                            last_seen_at: string | null;
+                            /** @description Users created with this user's referral code */
+                            referrals: number;
+                            /** @description The telegram_id of the user whose referral code this user was created with */
+                            referred_by: (never | null) | number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users/{telegram_id}/credits": {
         parameters: {
             query?: never;
@@ -219,7 +410,7 @@ export interface paths {
                                 entry_no: number;
                                 id: number;
                                 /** @enum {string} */
-                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund";
+                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
                                 reason: string | null;
                                 reference_id: string | null;
                                 reference_type: string | null;
@@ -240,6 +431,163 @@ export interface paths {
                 };
                 /** @description Payment Required */
                 402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{telegram_id}/unban": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lift a user's ban
+         * @description Nothing happens to a user not banned.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Stripe-style; replays the first response */
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                };
+                cookie?: never;
+            };
+            /** @description Nothing: {} or no body at all */
+            requestBody: {
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description Credits, derived from the ledger */
+                            balance: number;
+                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                            banned: {
+                                reason: string | null;
+                                /** Format: date-time */
+                                since: string;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            first_name: string | null;
+                            is_premium: boolean;
+                            /** @description The language the user chose for the bot; null until it chooses one */
+                            language: ("uz" | "ru" | "en") | (never | null);
+                            /** @description Telegram's language of the user's client */
+                            language_code: string | null;
+                            last_name: string | null;
+                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                            preferences: {
+                                /** @description The model key last chosen */
+                                model?: string;
+                                /** @description Per model key, the parameter values last chosen */
+                                parameters?: {
+                                    [key: string]: {
+                                        [key: string]: string;
+                                    };
+                                };
+                            };
+                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                            referral_code: string;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                            trial: {
+                                /** @description Whether a free generation can be used now */
+                                available: boolean;
+                                limit: number;
+                                remaining: number;
+                                used: number;
+                            };
+                            /** Format: date-time */
+                            updated_at: string;
+                            username: string | null;
+                        } & {
+                            /**
+                             * Format: date-time
+                             * @description The last POST /users/sync for the user
+                             */
+                            last_seen_at: string | null;
+                            /** @description Users created with this user's referral code */
+                            referrals: number;
+                            /** @description The telegram_id of the user whose referral code this user was created with */
+                            referred_by: (never | null) | number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -937,6 +1285,8 @@ export interface paths {
                                 description: string;
                                 /** @description The id to generate with */
                                 key: string;
+                                /** @description image: draws from a prompt (reference images optional, to edit); tool: works on exactly one image (references), the prompt may be empty */
+                                kind: "image" | "tool";
                                 max_prompt_length: number;
                                 /** @description Reference images accepted; 0 = text only */
                                 max_references: number;
@@ -1043,6 +1393,17 @@ export interface paths {
                             credits: number;
                             package_id: string;
                             payment_id: number;
+                            /** @description Who earned a referral bonus from this payment, so the bot can tell them in their language; null when nobody did */
+                            referral: {
+                                /** @description Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus REFERRAL_JOIN_BONUS if it was the payer's first top-up */
+                                credits: number;
+                                /** @description The referrer's chosen language; null: none chosen (then language_code) */
+                                language: "uz" | "ru" | "en" | (never | null);
+                                /** @description Telegram's language of the referrer's client */
+                                language_code: string | null;
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            } | null;
                             stars: number;
                             status: "paid" | "refunded";
                             /** @description Telegram user id */
@@ -1065,6 +1426,17 @@ export interface paths {
                             credits: number;
                             package_id: string;
                             payment_id: number;
+                            /** @description Who earned a referral bonus from this payment, so the bot can tell them in their language; null when nobody did */
+                            referral: {
+                                /** @description Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus REFERRAL_JOIN_BONUS if it was the payer's first top-up */
+                                credits: number;
+                                /** @description The referrer's chosen language; null: none chosen (then language_code) */
+                                language: "uz" | "ru" | "en" | (never | null);
+                                /** @description Telegram's language of the referrer's client */
+                                language_code: string | null;
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            } | null;
                             stars: number;
                             status: "paid" | "refunded";
                             /** @description Telegram user id */
@@ -1231,6 +1603,19 @@ export interface paths {
                             /** @description Credits the payment had bought */
                             credits: number;
                             payment_id: number;
+                            /** @description What the refund took back from the payer's referrer; null when the payment had earned nobody anything */
+                            referral: {
+                                /** @description Referral bonus credits taken back from the referrer's balance */
+                                clawed_back: number;
+                                /** @description The referrer's chosen language; null: none chosen (then language_code) */
+                                language: "uz" | "ru" | "en" | (never | null);
+                                /** @description Telegram's language of the referrer's client */
+                                language_code: string | null;
+                                /** @description Referral bonus credits the referrer had already spent: not taken back */
+                                shortfall: number;
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            } | null;
                             /** @description Credits already spent, which could not be taken back */
                             shortfall: number;
                             /** @enum {string} */
@@ -1381,6 +1766,153 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{telegram_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Set the user's language and preferences
+         * @description Fields left out keep their value; language null clears the choice; preferences replaces the stored object whole. Answers the user as POST /users/sync does.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        language?: ("uz" | "ru" | "en") | (never | null);
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences?: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description Credits, derived from the ledger */
+                            balance: number;
+                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                            banned: {
+                                reason: string | null;
+                                /** Format: date-time */
+                                since: string;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            first_name: string | null;
+                            is_premium: boolean;
+                            /** @description The language the user chose for the bot; null until it chooses one */
+                            language: ("uz" | "ru" | "en") | (never | null);
+                            /** @description Telegram's language of the user's client */
+                            language_code: string | null;
+                            last_name: string | null;
+                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                            preferences: {
+                                /** @description The model key last chosen */
+                                model?: string;
+                                /** @description Per model key, the parameter values last chosen */
+                                parameters?: {
+                                    [key: string]: {
+                                        [key: string]: string;
+                                    };
+                                };
+                            };
+                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                            referral_code: string;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                            trial: {
+                                /** @description Whether a free generation can be used now */
+                                available: boolean;
+                                limit: number;
+                                remaining: number;
+                                used: number;
+                            };
+                            /** Format: date-time */
+                            updated_at: string;
+                            username: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/api/v1/users/{telegram_id}/balance": {
@@ -1780,12 +2312,112 @@ export interface paths {
                                 entry_no: number;
                                 id: number;
                                 /** @enum {string} */
-                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund";
+                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
                                 reason: string | null;
                                 reference_id: string | null;
                                 reference_type: string | null;
                             }[];
                             next_cursor: string | null;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{telegram_id}/referrals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The user's referral code and what inviting others has earned it
+         * @description A user created with this code (POST /users/sync referral_code) is a referral: each of its confirmed Stars payments earns the user `percent` per cent of the credits (rounded down), and its first one `join_bonus` credits; a refund takes them back as far as the balance allows.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The user's referral code */
+                            code: string;
+                            /** @description Referral bonuses earned, less what refunds took back */
+                            earned_credits: number;
+                            /** @description REFERRAL_JOIN_BONUS: credits earned on a referral's first top-up */
+                            join_bonus: number;
+                            /** @description Users created with the user's code */
+                            joined: number;
+                            /** @description REFERRAL_PERCENT: per cent of paid credits earned */
+                            percent: number;
                             /** @description Telegram user id */
                             telegram_id: number;
                         };
@@ -1973,6 +2605,8 @@ export interface paths {
                         is_premium?: boolean | null;
                         language_code?: string | null;
                         last_name?: string | null;
+                        /** @description Another user's referral code (e.g. the payload of the bot's /start link): the new user becomes its referral. Kept only when this call creates the user; an unknown code is ignored. */
+                        referral_code?: string | null;
                         supports_inline_queries?: boolean | null;
                         /** @description Telegram user id */
                         telegram_id: number;
@@ -1990,12 +2624,34 @@ export interface paths {
                         "application/json": {
                             /** @description Credits, derived from the ledger */
                             balance: number;
+                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                            banned: {
+                                reason: string | null;
+                                /** Format: date-time */
+                                since: string;
+                            } | null;
                             /** Format: date-time */
                             created_at: string;
                             first_name: string | null;
                             is_premium: boolean;
+                            /** @description The language the user chose for the bot; null until it chooses one */
+                            language: ("uz" | "ru" | "en") | (never | null);
+                            /** @description Telegram's language of the user's client */
                             language_code: string | null;
                             last_name: string | null;
+                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                            preferences: {
+                                /** @description The model key last chosen */
+                                model?: string;
+                                /** @description Per model key, the parameter values last chosen */
+                                parameters?: {
+                                    [key: string]: {
+                                        [key: string]: string;
+                                    };
+                                };
+                            };
+                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                            referral_code: string;
                             /** @description Telegram user id */
                             telegram_id: number;
                             trial: {
@@ -2020,12 +2676,34 @@ export interface paths {
                         "application/json": {
                             /** @description Credits, derived from the ledger */
                             balance: number;
+                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                            banned: {
+                                reason: string | null;
+                                /** Format: date-time */
+                                since: string;
+                            } | null;
                             /** Format: date-time */
                             created_at: string;
                             first_name: string | null;
                             is_premium: boolean;
+                            /** @description The language the user chose for the bot; null until it chooses one */
+                            language: ("uz" | "ru" | "en") | (never | null);
+                            /** @description Telegram's language of the user's client */
                             language_code: string | null;
                             last_name: string | null;
+                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                            preferences: {
+                                /** @description The model key last chosen */
+                                model?: string;
+                                /** @description Per model key, the parameter values last chosen */
+                                parameters?: {
+                                    [key: string]: {
+                                        [key: string]: string;
+                                    };
+                                };
+                            };
+                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                            referral_code: string;
                             /** @description Telegram user id */
                             telegram_id: number;
                             trial: {
