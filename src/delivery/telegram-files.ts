@@ -1,5 +1,5 @@
 import { Api, GrammyError } from 'grammy';
-import { ProviderError } from '../providers/types.ts';
+import { ProviderError, type ProviderFailureCode } from '../providers/types.ts';
 
 /** Telegram bots may download files of up to 20 MB through the Bot API. */
 const MAX_BYTES = 20 * 1024 * 1024;
@@ -79,7 +79,14 @@ export class TelegramFiles {
     }
 
     const type = imageTypeOf(bytes, contentType, filePath);
-    if (!type) throw new ProviderError('the Telegram reference file is not an image', false);
+    if (!type) {
+      throw new ProviderError(
+        'the Telegram reference file is not an image',
+        false,
+        undefined,
+        'invalid_input',
+      );
+    }
     return `data:${type};base64,${bytes.toString('base64')}`;
   }
 
@@ -105,7 +112,7 @@ export class TelegramFiles {
   private tooBig(): ProviderError {
     const mb = 1024 * 1024;
     const limit = this.maxBytes % mb === 0 ? `${this.maxBytes / mb} MB` : `${this.maxBytes} bytes`;
-    return new ProviderError(`reference image over ${limit}`, false);
+    return new ProviderError(`reference image over ${limit}`, false, undefined, 'invalid_input');
   }
 
   /** The Bot API's own answers are final unless they are 429 or 5xx; network errors are not. */
@@ -118,6 +125,8 @@ export class TelegramFiles {
         error,
         code === 429 || code >= 500,
         code === 429 ? retryAfter : undefined,
+        // 400: a file_id the Bot API does not know (or cannot serve): the input is bad.
+        code === 400 ? 'invalid_input' : undefined,
       );
     }
     return this.failure('getFile failed', error, true);
@@ -128,6 +137,7 @@ export class TelegramFiles {
     error: unknown,
     retryable: boolean,
     retryAfterSeconds?: number,
+    failureCode?: ProviderFailureCode,
   ): ProviderError {
     const message = error instanceof Error ? error.message : String(error);
     // grammY's and fetch's errors may quote the URL, which holds the token (maybe URL-encoded).
@@ -135,7 +145,12 @@ export class TelegramFiles {
       (text, secret) => text.split(secret).join('<token>'),
       message,
     );
-    return new ProviderError(`Telegram reference ${what}: ${safe}`, retryable, retryAfterSeconds);
+    return new ProviderError(
+      `Telegram reference ${what}: ${safe}`,
+      retryable,
+      retryAfterSeconds,
+      failureCode,
+    );
   }
 }
 

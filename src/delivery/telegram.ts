@@ -1,7 +1,15 @@
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
+import type { I18n } from '@grammyjs/i18n';
 import { Api, GrammyError, HttpError, InputFile } from 'grammy';
-import type { InputMediaDocument, InputMediaPhoto } from 'grammy/types';
+import type {
+  InlineKeyboardMarkup,
+  InputMediaDocument,
+  InputMediaPhoto,
+  ReplyParameters,
+} from 'grammy/types';
+import { escapeHtml, type Language, loadTexts } from '../locales/index.ts';
+import { encodeResultAction } from './result-actions.ts';
 
 /**
  * Sends a finished generation to the user's private chat through the Telegram Bot API (grammY's
@@ -25,6 +33,60 @@ export type DeliveryOutcome =
       model: string;
       refunded: { credits: number } | { trial: true } | null;
       reason: string;
+    };
+
+/**
+ * Where the bot wants a generation's news: the chat (a group, or the user's private chat), the
+ * prompt's message to reply to, the bot's "queued…" message to keep up to date, and the language.
+ */
+export interface ChatTarget {
+  chatId: number;
+  replyToMessageId: number | null;
+  statusMessageId: number | null;
+  language: Language;
+}
+
+/** Why a generation failed, in the words a user is told (failure-reason-* texts). */
+export type FailureReason = 'timeout' | 'refused' | 'unavailable' | 'bad-input' | 'unknown';
+
+/**
+ * The reason a user reads for a generation's failure code: never the provider's own words (they
+ * can be raw API text, in English, naming internals), only what the user can act on.
+ */
+export function failureReasonFor(code: string | null): FailureReason {
+  switch (code) {
+    case 'deadline_exceeded':
+      return 'timeout';
+    // The provider said no: a content filter, or a request it refuses (4xx).
+    case 'provider_failed':
+    case 'provider_rejected':
+      return 'refused';
+    // Unreachable, 5xx, 429 beyond its retries, or no account for it here.
+    case 'provider_unavailable':
+      return 'unavailable';
+    case 'invalid_input':
+      return 'bad-input';
+    default:
+      return 'unknown';
+  }
+}
+
+/** A finished generation as the bot's chat is told of it: localized, with buttons. */
+export type ChatOutcome =
+  | {
+      status: 'succeeded';
+      generationId: string;
+      /** The model's display name (escaped here: it is operator content). */
+      modelName: string;
+      /** What it cost: credits, or a free generation. */
+      cost: { credits: number } | { free: true };
+      images: DeliveryImage[];
+    }
+  | {
+      status: 'failed';
+      generationId: string;
+      reason: FailureReason;
+      refunded: { credits: number } | { trial: true } | null;
     };
 
 /** A delivery that did not happen. `retryable`: the same call may succeed later. */
@@ -81,6 +143,133 @@ export class TelegramDelivery {
     });
   }
 
+  /**
+   * Tells the bot's chat how a generation ended, in the target's language (HTML texts): the image
+   * replying to the prompt with its model, cost and the regenerate / edit / original buttons, then
+   * the status message edited to "done"; or the failure (reason, what was given back) edited into
+   * the status message, or sent replying to the prompt when there is none or it cannot be edited.
+   * Editing the status message after a result is best effort: it never fails the delivery.
+   */
+  async deliverToChat(target: ChatTarget, outcome: ChatOutcome): Promise<void> {
+    const texts = deliveryTexts();
+    const t = (key: string, variables?: Record<string, string | number>) =>
+      texts.t(target.language, key, variables);
+    try {
+      if (outcome.status === 'succeeded') {
+        const cost =
+          'free' in outcome.cost
+            ? t('delivery-cost-free')
+            : t('delivery-cost-credits', { credits: outcome.cost.credits });
+        const caption = truncate(
+          t('delivery-result-caption', { model: escapeHtml(outcome.modelName), cost }),
+          TELEGRAM_CAPTION_LIMIT,
+        );
+        await this.sendResult(target, outcome, caption, resultKeyboard(t, outcome.generationId));
+        await this.editStatusQuietly(target, t('delivery-status-done'));
+        return;
+      }
+      const refund = outcome.refunded;
+      const lines = [t('delivery-failed', { reason: t(`failure-reason-${outcome.reason}`) })];
+      if (refund !== null && 'credits' in refund) {
+        lines.push(t('delivery-refunded-credits', { credits: refund.credits }));
+      } else if (refund !== null) {
+        lines.push(t('delivery-refunded-trial'));
+      }
+      const text = truncate(lines.join('\n'), TELEGRAM_TEXT_LIMIT);
+      if (target.statusMessageId !== null) {
+        try {
+          await this.api.editMessageText(target.chatId, target.statusMessageId, text, {
+            parse_mode: 'HTML',
+          });
+          return;
+        } catch (err) {
+          if (!(err instanceof GrammyError && err.error_code === 400)) throw err;
+          // Already says so (a retry after the edit went through).
+          if (/message is not modified/i.test(err.description)) return;
+          // A status message that is gone or cannot be edited: say it in a new message instead.
+        }
+      }
+      await this.api.sendMessage(target.chatId, text, {
+        parse_mode: 'HTML',
+        ...replyTo(target),
+      });
+    } catch (err) {
+      throw toDeliveryError(err, this.botToken);
+    }
+  }
+
+  /**
+   * Edits the status message to say the generation is being made. Best effort, for the caller to
+   * ignore: an answer that it is already so ("message is not modified") counts as done.
+   */
+  async showRunning(target: ChatTarget): Promise<void> {
+    if (target.statusMessageId === null) return;
+    const text = deliveryTexts().t(target.language, 'delivery-status-running');
+    try {
+      await this.api.editMessageText(target.chatId, target.statusMessageId, text, {
+        parse_mode: 'HTML',
+      });
+    } catch (err) {
+      if (err instanceof GrammyError && /message is not modified/i.test(err.description)) return;
+      throw toDeliveryError(err, this.botToken);
+    }
+  }
+
+  private async editStatusQuietly(target: ChatTarget, text: string): Promise<void> {
+    if (target.statusMessageId === null) return;
+    await this.api
+      .editMessageText(target.chatId, target.statusMessageId, text, { parse_mode: 'HTML' })
+      .catch(() => undefined);
+  }
+
+  /** The image(s) replying to the prompt: one photo (or document) with caption and buttons. */
+  private async sendResult(
+    target: ChatTarget,
+    outcome: Extract<ChatOutcome, { status: 'succeeded' }>,
+    caption: string,
+    keyboard: InlineKeyboardMarkup,
+  ): Promise<void> {
+    if (outcome.images.length === 0) {
+      throw new DeliveryError(`generation ${outcome.generationId} succeeded without images`, {
+        retryable: false,
+      });
+    }
+    const prepared = await Promise.all(outcome.images.map((image, i) => prepare(image, i)));
+    const chatId = target.chatId;
+    const other = {
+      caption,
+      parse_mode: 'HTML' as const,
+      reply_markup: keyboard,
+      ...replyTo(target),
+    };
+    const [single] = prepared;
+    if (prepared.length === 1 && single) {
+      if (single.kind === 'file' && single.asDocument) {
+        await this.api.sendDocument(chatId, new InputFile(single.path, single.filename), other);
+      } else {
+        await this.api.sendPhoto(chatId, media(single), other);
+      }
+      return;
+    }
+    // An album carries no buttons: it goes first, replying to the prompt, and the caption with the
+    // buttons follows it as a message.
+    let first = true;
+    for (const chunk of chunkEvenly(prepared, MEDIA_GROUP_MAX)) {
+      const reply = first ? replyTo(target) : {};
+      if (chunk.some((item) => item.kind === 'file' && item.asDocument)) {
+        const items = chunk.map(
+          (item): InputMediaDocument => ({ type: 'document', media: media(item) }),
+        );
+        await this.api.sendMediaGroup(chatId, items, reply);
+      } else {
+        const items = chunk.map((item): InputMediaPhoto => ({ type: 'photo', media: media(item) }));
+        await this.api.sendMediaGroup(chatId, items, reply);
+      }
+      first = false;
+    }
+    await this.api.sendMessage(chatId, caption, { parse_mode: 'HTML', reply_markup: keyboard });
+  }
+
   async deliver(chatId: number, outcome: DeliveryOutcome): Promise<void> {
     try {
       if (outcome.status === 'succeeded') await this.sendImages(chatId, outcome);
@@ -135,6 +324,38 @@ export class TelegramDelivery {
       first = false;
     }
   }
+}
+
+let texts: I18n | null = null;
+
+/** The Fluent texts, read once per process (every language is given explicitly). */
+function deliveryTexts(): I18n {
+  texts ??= loadTexts('en');
+  return texts;
+}
+
+/** Replies to the prompt, and still sends if it was deleted meanwhile. */
+function replyTo(target: ChatTarget): { reply_parameters?: ReplyParameters } {
+  if (target.replyToMessageId === null) return {};
+  return {
+    reply_parameters: { message_id: target.replyToMessageId, allow_sending_without_reply: true },
+  };
+}
+
+/** Regenerate, edit, original: one row under the result (see result-actions.ts). */
+function resultKeyboard(t: (key: string) => string, generationId: string): InlineKeyboardMarkup {
+  return {
+    inline_keyboard: [
+      [
+        {
+          text: t('button-regenerate'),
+          callback_data: encodeResultAction('regenerate', generationId),
+        },
+        { text: t('button-edit'), callback_data: encodeResultAction('edit', generationId) },
+        { text: t('button-original'), callback_data: encodeResultAction('original', generationId) },
+      ],
+    ],
+  };
 }
 
 /** A fresh InputFile per call: grammY marks file sources as consumed once sent. */

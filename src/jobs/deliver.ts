@@ -1,9 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { backoffSeconds, complete, fail, type Job, recordStep, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
-import { DeliveryError } from '../delivery/telegram.ts';
+import {
+  type ChatOutcome,
+  DeliveryError,
+  type DeliveryImage,
+  failureReasonFor,
+} from '../delivery/telegram.ts';
 import type { DeliveryWebhookEvent } from '../delivery/webhook.ts';
 import { type GenerationView, getGenerationById } from '../services/generation-views.ts';
+import { chatTarget, TELEGRAM_DESTINATION_SQL, type TelegramDestination } from './destination.ts';
 import type { JobEnvironment } from './types.ts';
 
 type Channel = 'telegram' | 'webhook';
@@ -35,10 +41,18 @@ export async function runDeliverJob(
     if (done.has(channel) || signal.aborted) continue;
     try {
       if (channel === 'telegram' && delivery.telegram) {
-        await delivery.telegram.deliver(
-          generation.telegram_id,
-          await telegramOutcome(env, generation),
-        );
+        const destination = await destinationOf(env, generation.id);
+        if (destination) {
+          await delivery.telegram.deliverToChat(
+            chatTarget(destination.telegram, ctx.config.defaultLanguage),
+            await chatOutcome(env, generation, destination.model_name),
+          );
+        } else {
+          await delivery.telegram.deliver(
+            generation.telegram_id,
+            await telegramOutcome(env, generation),
+          );
+        }
       } else if (channel === 'webhook' && delivery.webhook) {
         await delivery.webhook.deliver(webhookEvent(generation));
       }
@@ -70,24 +84,72 @@ export async function runDeliverJob(
   else await complete(ctx.db, job);
 }
 
+/** The bot's chat for this generation (POST /generations `telegram`) and its model's name. */
+async function destinationOf(
+  env: JobEnvironment,
+  requestId: string,
+): Promise<{ telegram: TelegramDestination; model_name: string } | null> {
+  const [row] = await selectRows<{ telegram: TelegramDestination | null; model_name: string }>(
+    env.ctx.db,
+    sql`SELECT ${TELEGRAM_DESTINATION_SQL} AS telegram, m.display_name AS model_name
+        FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
+        WHERE g.id = ${requestId}`,
+  );
+  return row?.telegram ? { telegram: row.telegram, model_name: row.model_name } : null;
+}
+
+/** The generation as the bot's chat is told of it: what it cost, or why it failed. */
+async function chatOutcome(
+  env: JobEnvironment,
+  generation: GenerationView,
+  modelName: string,
+): Promise<ChatOutcome> {
+  if (generation.status === 'succeeded') {
+    return {
+      status: 'succeeded',
+      generationId: generation.id,
+      modelName,
+      cost:
+        generation.payment.method === 'trial'
+          ? { free: true }
+          : { credits: generation.payment.credits },
+      images: await deliveryImages(env, generation),
+    };
+  }
+  return {
+    status: 'failed',
+    generationId: generation.id,
+    reason: failureReasonFor(generation.error?.code ?? null),
+    refunded: refundOf(generation),
+  };
+}
+
+/** The results to send: our stored files, else the provider's URLs. */
+async function deliveryImages(
+  env: JobEnvironment,
+  generation: GenerationView,
+): Promise<DeliveryImage[]> {
+  const stored = await selectRows<{ position: number; storage_path: string | null }>(
+    env.ctx.db,
+    sql`SELECT position, storage_path FROM generation_results WHERE request_id = ${generation.id}`,
+  );
+  const paths = new Map(stored.map((row) => [row.position, row.storage_path]));
+  return generation.results.map((result) => {
+    const path = paths.get(result.position);
+    return path
+      ? { path: env.store.absolute(path), mimeType: result.mime_type }
+      : { url: result.url };
+  });
+}
+
 async function telegramOutcome(env: JobEnvironment, generation: GenerationView) {
   if (generation.status === 'succeeded') {
-    const stored = await selectRows<{ position: number; storage_path: string | null }>(
-      env.ctx.db,
-      sql`SELECT position, storage_path FROM generation_results WHERE request_id = ${generation.id}`,
-    );
-    const paths = new Map(stored.map((row) => [row.position, row.storage_path]));
     return {
       status: 'succeeded' as const,
       generationId: generation.id,
       model: generation.model,
       prompt: generation.prompt,
-      images: generation.results.map((result) => {
-        const path = paths.get(result.position);
-        return path
-          ? { path: env.store.absolute(path), mimeType: result.mime_type }
-          : { url: result.url };
-      }),
+      images: await deliveryImages(env, generation),
     };
   }
   return {

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
 import { backoffSeconds, complete, type Job, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
+import type { ModelKind } from '../db/schema/index.ts';
 import { LocalProvider } from '../providers/local.ts';
 import {
   type ImageProvider,
@@ -15,6 +16,7 @@ import {
   recordGenerationFailure,
   storeImages,
 } from '../services/generation-outcomes.ts';
+import { chatTarget, TELEGRAM_DESTINATION_SQL, type TelegramDestination } from './destination.ts';
 import type { JobEnvironment } from './types.ts';
 
 /**
@@ -25,11 +27,14 @@ import type { JobEnvironment } from './types.ts';
 
 export interface GenerationWork {
   status: string;
+  kind: ModelKind;
   prompt: string;
   parameters: Record<string, string>;
   provider_model: string;
   provider_edit_model: string | null;
   references: Reference[] | null;
+  /** Where the bot wants the news (generation_telegram), with the user's own language. */
+  telegram: TelegramDestination | null;
 }
 
 /**
@@ -51,9 +56,11 @@ export async function startGenerations(
           requestIds.map((id) => sql`${id}::uuid`),
           sql`, `,
         )})
-        RETURNING g.id, g.status, g.prompt, g.parameters, m.provider_model, m.provider_edit_model,
+        RETURNING g.id, g.status, m.kind, g.prompt, g.parameters, m.provider_model,
+          m.provider_edit_model,
           (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
-           FROM generation_references r WHERE r.request_id = g.id) AS "references"`,
+           FROM generation_references r WHERE r.request_id = g.id) AS "references",
+          ${TELEGRAM_DESTINATION_SQL} AS telegram`,
   );
   return new Map(rows.map(({ id, ...work }) => [id, work]));
 }
@@ -81,6 +88,9 @@ export async function runGenerateJob(
     return;
   }
   const deadline = job.deadlineAt ? Date.parse(job.deadlineAt) : Number.POSITIVE_INFINITY;
+  // The status message's "running" edit, sent once the provider has the job; awaited (it is
+  // bounded and never throws) before the generation is settled, so it cannot land after "done".
+  let announced: Promise<void> = Promise.resolve();
   try {
     if (Date.now() >= deadline) {
       await finalCheck(env, job, provider, requestId, deadline);
@@ -96,9 +106,10 @@ export async function runGenerateJob(
             references.length > 0
               ? (work.provider_edit_model ?? work.provider_model)
               : work.provider_model,
+          kind: work.kind,
           prompt: work.prompt,
           parameters: work.parameters,
-          referenceUrls: await referenceUrls(env, provider, references, signal),
+          referenceUrls: await referenceUrls(env, provider, work.kind, references, signal),
           ...webhookFor(env, provider),
         },
         signal,
@@ -106,13 +117,46 @@ export async function runGenerateJob(
       providerJobId = submitted.providerJobId;
       const recorded = await recordSubmission(env, job, provider.name, providerJobId);
       if (!recorded) throw new JobAbandoned();
+      announced = announceRunning(env, requestId, work.telegram);
     }
     const status = await provider.status(providerJobId, signal);
+    await announced;
     await act(env, job, requestId, status, deadline);
   } catch (error) {
     if (error instanceof JobAbandoned || signal.aborted) return;
+    await announced;
     await retryOrFail(env, job, requestId, error, deadline);
   }
+}
+
+/** How long the "running" edit may hold up settling a generation the provider finished at once. */
+const ANNOUNCE_TIMEOUT_MS = 5_000;
+
+/**
+ * Edits the bot's status message to "running", best effort: any failure (Telegram down, the
+ * message deleted, 429) is logged and forgotten, and it gives up waiting after
+ * ANNOUNCE_TIMEOUT_MS. Never inside a transaction; never fails or delays the provider's work.
+ */
+async function announceRunning(
+  env: JobEnvironment,
+  requestId: string,
+  destination: TelegramDestination | null,
+): Promise<void> {
+  const telegram = env.delivery.telegram;
+  if (!telegram || destination?.status_message_id == null) return;
+  const target = chatTarget(destination, env.ctx.config.defaultLanguage);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ANNOUNCE_TIMEOUT_MS);
+  });
+  const edit = telegram.showRunning(target).catch((error: unknown) => {
+    env.logger.info(
+      { generationId: requestId, err: error },
+      'the status message could not be set to running',
+    );
+  });
+  await Promise.race([edit, timeout]);
+  clearTimeout(timer);
 }
 
 async function act(
@@ -150,7 +194,10 @@ async function retryOrFail(
   const providerError = error instanceof ProviderError ? error : null;
   const message = error instanceof Error ? error.message : String(error);
   if (providerError && !providerError.retryable) {
-    await settleFailure(env, requestId, { code: 'provider_rejected', message });
+    await settleFailure(env, requestId, {
+      code: providerError.failureCode ?? 'provider_rejected',
+      message,
+    });
     return;
   }
   if (!providerError) env.logger.error({ err: error, jobId: job.id }, 'generation job error');
@@ -277,18 +324,23 @@ function webhookFor(env: JobEnvironment, provider: ImageProvider): { webhookUrl?
 
 /**
  * URLs go to the provider as they are. A Telegram file is downloaded and handed over as a data
- * URI: its download link embeds the bot token, which must never leave this process.
+ * URI: its download link embeds the bot token, which must never leave this process. The offline
+ * provider draws without its references, but a tool works on its image: it gets it downloaded
+ * too when the bot token is set (else the file_id, which it refuses as bad input).
  */
 async function referenceUrls(
   env: JobEnvironment,
   provider: ImageProvider,
+  kind: ModelKind,
   references: readonly Reference[],
   signal: AbortSignal,
 ): Promise<string[]> {
   const files = env.delivery.telegramFiles;
+  const offline = provider instanceof LocalProvider;
   return Promise.all(
     references.map(async (reference) => {
-      if (reference.kind === 'url' || provider instanceof LocalProvider) return reference.value;
+      if (reference.kind === 'url') return reference.value;
+      if (offline && (kind !== 'tool' || !files)) return reference.value;
       if (!files) {
         throw new ProviderError(
           'a Telegram file reference needs TELEGRAM_BOT_TOKEN to be downloaded',

@@ -5,7 +5,13 @@ import { isoTimeText, queryText } from '../db/rows.ts';
 import { bannedOr } from './bans.ts';
 import { findActiveModel } from './catalog.ts';
 import type { PipelineContext, ServiceContext } from './context.ts';
-import { checkReferences, type GenerationInput, invalidGeneration } from './generation-input.ts';
+import {
+  checkReferences,
+  checkTelegram,
+  type GenerationInput,
+  invalidGeneration,
+  type TelegramContext,
+} from './generation-input.ts';
 import { priceFor, unknownModel } from './generation-quote.ts';
 import { type GenerationView, getGenerationById, type PaymentMethod } from './generation-views.ts';
 import { InsufficientCreditsError } from './ledger.ts';
@@ -39,14 +45,14 @@ interface AcceptOutcome {
 
 const ACCEPT_SQL = `SELECT outcome, payment_method, price_credits, balance, trials_used, active,
   job_id, ${isoTimeText('created_at')} AS created_at, queue_position
-FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13)`;
+FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13, $14::jsonb)`;
 
 /**
  * Accepts a generation: the prompt, parameters and references are checked here (reference URLs
- * resolved before anything is written), then one statement (accept_generation(), migration 0005)
+ * resolved before anything is written), then one statement (accept_generation(), migration 0010)
  * does all that depends on the user under the user's row lock, in one transaction: the cap, the
- * free generation or the charge, the request, its references and its job. Nothing here waits on
- * the outside world while holding a lock, and a refusal writes nothing.
+ * free generation or the charge, the request, its references, its Telegram context and its job.
+ * Nothing here waits on the outside world while holding a lock, and a refusal writes nothing.
  */
 export async function acceptGeneration(
   ctx: PipelineContext,
@@ -55,15 +61,16 @@ export async function acceptGeneration(
   /** Names the request across retries (an Idempotency-Key's effect id): the same one is accepted once. */
   effectId?: string,
 ): Promise<AcceptedGeneration> {
-  const { references, problems: referenceProblems } = await checkReferences(input.references);
+  const { references, problems: inputProblems } = await checkReferences(input.references);
+  inputProblems.push(...checkTelegram(input.telegram));
   const id = effectId === undefined ? randomUUID() : uuidFrom(`generation:${effectId}`);
   for (let attempt = 0; ; attempt++) {
     // The cached catalog may hold a price closed since: accept_generation() checks it under the
     // lock, and a changed price is answered once more with the catalog read again.
     const model = await findActiveModel(ctx, input.model, { fresh: attempt > 0 });
-    if (!model) throw invalidGeneration([unknownModel(input.model), ...referenceProblems]);
+    if (!model) throw invalidGeneration([unknownModel(input.model), ...inputProblems]);
     const { parameters, price, problems } = priceFor(model, input);
-    problems.push(...referenceProblems);
+    problems.push(...inputProblems);
     if (problems.length > 0 || !price) throw invalidGeneration(problems);
     const providerName = ctx.providers.nameFor(model.provider);
     if (!ctx.providers.get(providerName)) {
@@ -89,6 +96,7 @@ export async function acceptGeneration(
       deadlineAt.toISOString(),
       providerName,
       actor,
+      input.telegram ? JSON.stringify(telegramRow(input.telegram)) : null,
     ]).catch((error: unknown) => {
       throw bannedOr(error, input.telegramId);
     });
@@ -124,6 +132,16 @@ export async function acceptGeneration(
       trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
     };
   }
+}
+
+/** The Telegram context as accept_generation() stores it (generation_telegram's columns). */
+function telegramRow(telegram: TelegramContext): Record<string, number | string | null> {
+  return {
+    chat_id: telegram.chatId,
+    reply_to_message_id: telegram.replyToMessageId ?? null,
+    status_message_id: telegram.statusMessageId ?? null,
+    language: telegram.language ?? null,
+  };
 }
 
 /** A UUID (version 8, RFC 9562's custom layout) made of the SHA-256 of `name`. */

@@ -1,5 +1,6 @@
 import { AppError } from '../core/errors.ts';
-import type { ModelParameter } from '../db/schema/index.ts';
+import type { ModelKind, ModelParameter } from '../db/schema/index.ts';
+import type { Language } from '../locales/index.ts';
 import { referenceUrlProblem } from './reference-urls.ts';
 
 /** What a generation asks for, before it is checked against its model. */
@@ -11,11 +12,27 @@ export interface GenerationInput {
   references: string[];
   /** `auto` (default): a free generation while the user has one, else credits. */
   payment?: 'auto' | 'credits' | 'trial';
+  /** Where the bot wants the result; without it, the user's own chat. */
+  telegram?: TelegramContext;
+}
+
+/**
+ * The chat the bot wants a generation's news in: the result replies to `replyToMessageId` (the
+ * prompt), `statusMessageId` (the bot's "queued…" message) follows the generation, in `language`
+ * (else the user's own, else DEFAULT_LANGUAGE).
+ */
+export interface TelegramContext {
+  chatId: number;
+  replyToMessageId?: number;
+  statusMessageId?: number;
+  language?: Language;
 }
 
 /** The limits of a catalog model that a request must respect. */
 export interface ModelRules {
   key: string;
+  /** A tool takes exactly one image and may have an empty prompt. */
+  kind: ModelKind;
   parameters: ModelParameter[];
   max_prompt_length: number;
   max_references: number;
@@ -59,10 +76,14 @@ export async function checkReferences(
   return { references, problems };
 }
 
-/** The parameters with defaults filled in, and what is wrong with the request for this model. */
+/**
+ * The parameters with defaults filled in, and what is wrong with the request for this model
+ * (`parametersOnly`: the parameters alone, for a quote).
+ */
 export function checkAgainstModel(
   model: ModelRules,
   input: Pick<GenerationInput, 'prompt' | 'parameters' | 'references'>,
+  options: { parametersOnly?: boolean } = {},
 ): { parameters: Record<string, string>; problems: FieldProblem[] } {
   const problems: FieldProblem[] = [];
   const parameters: Record<string, string> = {};
@@ -88,15 +109,24 @@ export function checkAgainstModel(
   for (const parameter of model.parameters) {
     parameters[parameter.name] = input.parameters[parameter.name] ?? parameter.default;
   }
+  if (options.parametersOnly) return { parameters, problems };
   const prompt = input.prompt.trim();
-  if (prompt === '') problems.push({ field: 'prompt', message: 'must not be empty' });
+  // A tool works on its image; what it is told is optional.
+  if (prompt === '' && model.kind !== 'tool') {
+    problems.push({ field: 'prompt', message: 'must not be empty' });
+  }
   if ([...prompt].length > model.max_prompt_length) {
     problems.push({
       field: 'prompt',
       message: `must be at most ${model.max_prompt_length} characters for ${model.key}`,
     });
   }
-  if (input.references.length > model.max_references) {
+  if (model.kind === 'tool' && input.references.length !== 1) {
+    problems.push({
+      field: 'references',
+      message: `${model.key} works on exactly one image: give one reference (a Telegram file_id or an https URL)`,
+    });
+  } else if (input.references.length > model.max_references) {
     problems.push({
       field: 'references',
       message:
@@ -106,6 +136,12 @@ export function checkAgainstModel(
     });
   }
   return { parameters, problems };
+}
+
+/** What is wrong with a Telegram context (the schema has checked the types and ranges). */
+export function checkTelegram(telegram: TelegramContext | undefined): FieldProblem[] {
+  if (telegram?.chatId === 0) return [{ field: 'telegram.chat_id', message: 'must not be 0' }];
+  return [];
 }
 
 /** The 422 every field problem of a generation request becomes, all named at once. */

@@ -56,12 +56,13 @@ export const unknownModel = (key: string): FieldProblem => ({
 export function priceFor(
   model: CatalogModel,
   input: Pick<GenerationInput, 'prompt' | 'parameters' | 'references'>,
+  options: { parametersOnly?: boolean } = {},
 ): {
   parameters: Record<string, string>;
   price: { id: number; credits: number } | null;
   problems: FieldProblem[];
 } {
-  const { parameters, problems } = checkAgainstModel(model, input);
+  const { parameters, problems } = checkAgainstModel(model, input, options);
   const price = resolvePrice(model.prices, parameters);
   if (!price && problems.length === 0) {
     problems.push({
@@ -79,11 +80,11 @@ export async function quoteGeneration(
   const facts = await userFacts(ctx.db, input.telegramId);
   const model = await findActiveModel(ctx, input.model);
   if (!model) throw invalidGeneration([unknownModel(input.model)]);
-  const { parameters, price, problems } = priceFor(model, {
-    prompt: 'quote',
-    parameters: input.parameters,
-    references: [],
-  });
+  const { parameters, price, problems } = priceFor(
+    model,
+    { prompt: '', parameters: input.parameters, references: [] },
+    { parametersOnly: true },
+  );
   if (problems.length > 0 || !price) throw invalidGeneration(problems);
   const limit = ctx.config.trialGenerations;
   const balance = Number(facts.balance);

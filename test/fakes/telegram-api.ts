@@ -100,6 +100,9 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   const filesByPath = new Map<string, StoredFile>();
   let delay = 0;
   let messageId = 0;
+  /** The bot's messages by `chat:message_id` (their text and buttons), and those it deleted. */
+  const messages = new Map<string, { text: unknown; markup: string }>();
+  const deleted = new Set<string>();
   let fileCount = 0;
 
   const server = createServer((req, res) => {
@@ -164,7 +167,7 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       getFile(res, fields.file_id);
       return;
     }
-    const problem = validate(method, fields, files);
+    const problem = validate(method, fields, files) ?? messageProblem(method, chatId ?? 0, fields);
     if (problem) {
       send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${problem}` });
       return;
@@ -248,16 +251,72 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     res.end(req.method === 'HEAD' ? undefined : file.bytes);
   }
 
+  /**
+   * What the Bot API says when a message is edited or deleted: a message it deleted is not found;
+   * an edit to the text and buttons it already has is "not modified". Messages it did not send
+   * (fabricated by a test) are taken as they come.
+   */
+  function messageProblem(
+    method: string,
+    chatId: number,
+    fields: Record<string, unknown>,
+  ): string | null {
+    if (method !== 'editMessageText' && method !== 'deleteMessage') return null;
+    const key = `${chatId}:${Number(fields.message_id)}`;
+    if (deleted.has(key)) {
+      return method === 'deleteMessage'
+        ? 'message to delete not found'
+        : 'message to edit not found';
+    }
+    const known = messages.get(key);
+    if (
+      method === 'editMessageText' &&
+      known &&
+      known.text === fields.text &&
+      known.markup === JSON.stringify(fields.reply_markup ?? null)
+    ) {
+      return 'message is not modified: specified new message content and reply markup of the specified message are exactly the same as a current content and reply markup of the message';
+    }
+    return null;
+  }
+
   function answer(method: string, chatId: number, fields: Record<string, unknown>): unknown {
-    const base = () => ({
-      message_id: ++messageId,
-      date: Math.floor(Date.now() / 1000),
-      chat: { id: chatId, type: 'private' },
-    });
+    const base = () => {
+      const id = ++messageId;
+      messages.set(`${chatId}:${id}`, {
+        text: fields.text ?? fields.caption,
+        markup: JSON.stringify(fields.reply_markup ?? null),
+      });
+      return {
+        message_id: id,
+        date: Math.floor(Date.now() / 1000),
+        chat: { id: chatId, type: 'private' },
+      };
+    };
     const caption = typeof fields.caption === 'string' ? { caption: fields.caption } : {};
     switch (method) {
       case 'sendMessage':
         return { ...base(), text: fields.text };
+      case 'editMessageText': {
+        // The edited Message (the bot's own, in a chat): its new text, and when it was edited.
+        const id = Number(fields.message_id);
+        messages.set(`${chatId}:${id}`, {
+          text: fields.text,
+          markup: JSON.stringify(fields.reply_markup ?? null),
+        });
+        const now = Math.floor(Date.now() / 1000);
+        return {
+          message_id: id,
+          date: now,
+          edit_date: now,
+          chat: { id: chatId, type: 'private' },
+          text: fields.text,
+        };
+      }
+      case 'deleteMessage':
+        messages.delete(`${chatId}:${Number(fields.message_id)}`);
+        deleted.add(`${chatId}:${Number(fields.message_id)}`);
+        return true;
       case 'sendPhoto':
         return { ...base(), photo: photoSizes(messageId + 1), ...caption };
       case 'sendDocument':
@@ -369,7 +428,16 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   };
 }
 
-const METHODS = ['sendMessage', 'sendPhoto', 'sendDocument', 'sendMediaGroup', 'getMe', 'getFile'];
+const METHODS = [
+  'sendMessage',
+  'sendPhoto',
+  'sendDocument',
+  'sendMediaGroup',
+  'getMe',
+  'getFile',
+  'editMessageText',
+  'deleteMessage',
+];
 
 const CONTENT_TYPES: Record<string, string> = {
   jpg: 'image/jpeg',
@@ -421,7 +489,27 @@ function validate(
   if (typeof fields.caption === 'string' && fields.caption.length > CAPTION_LIMIT) {
     return 'message caption is too long';
   }
+  if (fields.parse_mode === 'HTML') {
+    for (const text of [fields.text, fields.caption]) {
+      const problem = typeof text === 'string' ? htmlProblem(text) : null;
+      if (problem) return `can't parse entities: ${problem}`;
+    }
+  }
   switch (method) {
+    case 'editMessageText': {
+      if (fields.inline_message_id === undefined) {
+        if (fields.chat_id === undefined) return 'chat_id is empty';
+        if (fields.message_id === undefined) return 'message identifier is not specified';
+      }
+      const text = typeof fields.text === 'string' ? fields.text : '';
+      if (text === '') return 'message text is empty';
+      if (text.length > TEXT_LIMIT) return 'MESSAGE_TOO_LONG';
+      return null;
+    }
+    case 'deleteMessage':
+      if (fields.chat_id === undefined) return 'chat_id is empty';
+      if (fields.message_id === undefined) return 'message identifier is not specified';
+      return null;
     case 'sendMessage': {
       const text = typeof fields.text === 'string' ? fields.text : '';
       if (text === '') return 'message text is empty';

@@ -25,6 +25,10 @@ export async function createTestModel(
     prices?: { conditions: Record<string, string>; credits: number }[];
     maxReferences?: number;
     maxPromptLength?: number;
+    /** `tool`: works on one image (default `image`). */
+    kind?: 'image' | 'tool';
+    /** The provider's model (default `vendor/<key>`; a tool's has no separate edit model). */
+    providerModel?: string;
   },
 ): Promise<TestModel> {
   const key = `test-${randomUUID().slice(0, 12)}`;
@@ -40,11 +44,13 @@ export async function createTestModel(
   const [model] = await selectRows<{ id: string | number }>(
     db,
     sql`INSERT INTO model_catalog
-          (key, display_name, provider, provider_model, provider_edit_model, parameters,
+          (key, kind, display_name, provider, provider_model, provider_edit_model, parameters,
            max_prompt_length, max_references)
-        VALUES (${key}, ${key}, ${options.provider}, ${`vendor/${key}`}, ${`vendor/${key}/edit`},
+        VALUES (${key}, ${options.kind ?? 'image'}, ${key}, ${options.provider},
+                ${options.providerModel ?? `vendor/${key}`},
+                ${options.kind === 'tool' ? null : `vendor/${key}/edit`},
                 ${JSON.stringify(parameters)}::jsonb, ${options.maxPromptLength ?? 500},
-                ${options.maxReferences ?? 2})
+                ${options.maxReferences ?? (options.kind === 'tool' ? 1 : 2)})
         RETURNING id`,
   );
   const id = Number(model?.id);

@@ -24,6 +24,42 @@ const Parameters = Type.Record(Type.String({ maxLength: 64 }), Type.String({ max
   maxProperties: 16,
 });
 
+const TelegramContext = Type.Object(
+  {
+    chat_id: Type.Integer({
+      minimum: -Number.MAX_SAFE_INTEGER,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description:
+        "The chat to send the result to: the user's private chat (its telegram_id) or a group (negative); not 0",
+    }),
+    reply_to_message_id: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 2_147_483_647,
+        description: "The prompt's message: the result replies to it (sent anyway if it is gone)",
+      }),
+    ),
+    status_message_id: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 2_147_483_647,
+        description:
+          "The bot's message saying the generation is queued: the worker edits it to running, done or the failure",
+      }),
+    ),
+    language: Type.Optional(
+      Type.Union([Type.Literal('uz'), Type.Literal('ru'), Type.Literal('en')], {
+        description: "The texts' language; default the user's own, else DEFAULT_LANGUAGE",
+      }),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description:
+      "Where the worker delivers the result (texts in parse_mode HTML, with regenerate/edit/original buttons whose callback_data is res:<r|e|o>:<id>); without it, to the user's own chat. A Mini App user may only name its own chat.",
+  },
+);
+
 const Generation = Type.Object({
   id: Type.String({ format: 'uuid' }),
   telegram_id: TelegramId,
@@ -77,6 +113,16 @@ const GenerationIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 function assertVisibleTo(request: FastifyRequest, generation: GenerationView): void {
   if (!callerMayActFor(request, generation.telegram_id)) {
     throw new AppError('generation_not_found', `No generation ${generation.id}.`);
+  }
+}
+
+/**
+ * The chat a generation's news may go to: any for the bot, only the user's own for a Mini App user
+ * (else it could have our bot post into any chat the bot is in).
+ */
+function checkTelegramChat(request: FastifyRequest, telegramId: number, chatId: number): void {
+  if (request.principal?.kind === 'miniapp' && chatId !== telegramId) {
+    throw new AppError('forbidden', 'A Mini App user can have results sent to its own chat only.');
   }
 }
 
@@ -143,7 +189,13 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
           {
             telegram_id: TelegramId,
             model: Type.String({ maxLength: 64 }),
-            prompt: Type.String({ minLength: 1, maxLength: 10_000 }),
+            prompt: Type.Optional(
+              Type.String({
+                maxLength: 10_000,
+                description:
+                  "Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters",
+              }),
+            ),
             parameters: Type.Optional(Parameters),
             references: Type.Optional(
               Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 16 }),
@@ -153,6 +205,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 description: 'auto (default): a free generation while one is left, else credits',
               }),
             ),
+            telegram: Type.Optional(TelegramContext),
           },
           { additionalProperties: false },
         ),
@@ -171,15 +224,31 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const body = request.body;
+      const telegram = body.telegram;
+      if (telegram) checkTelegramChat(request, body.telegram_id, telegram.chat_id);
       const accepted = await acceptGeneration(
         app.deps.pipeline,
         {
           telegramId: body.telegram_id,
           model: body.model,
-          prompt: body.prompt,
+          prompt: body.prompt ?? '',
           parameters: body.parameters ?? {},
           references: body.references ?? [],
           payment: body.payment ?? 'auto',
+          ...(telegram
+            ? {
+                telegram: {
+                  chatId: telegram.chat_id,
+                  ...(telegram.reply_to_message_id === undefined
+                    ? {}
+                    : { replyToMessageId: telegram.reply_to_message_id }),
+                  ...(telegram.status_message_id === undefined
+                    ? {}
+                    : { statusMessageId: telegram.status_message_id }),
+                  ...(telegram.language === undefined ? {} : { language: telegram.language }),
+                },
+              }
+            : {}),
         },
         request.principal ? principalLabel(request.principal) : 'system',
         request.idempotencyClaim?.effectId,
