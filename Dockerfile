@@ -15,8 +15,9 @@ WORKDIR /app
 # ---- deps: production node_modules only, exactly as package-lock.json pins them ----
 FROM base AS deps
 COPY package.json package-lock.json ./
-# --ignore-scripts: the only install script in the tree is esbuild's optional binary check;
-# tsx finds esbuild's platform package without it.
+# --ignore-scripts: the install scripts in the tree are esbuild's optional binary check and
+# sharp's (which builds libvips from source only when no prebuilt one fits); tsx finds esbuild's
+# platform package and sharp loads its prebuilt @img/sharp-linux-* package without them.
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 

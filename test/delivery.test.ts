@@ -342,6 +342,69 @@ describe('TelegramDelivery', () => {
     fake = await startFakeTelegram({ token: TOKEN }); // for afterEach
   });
 
+  it('into a bot chat: an album replies to the prompt, its caption and buttons follow as a message', async () => {
+    await delivery.deliverToChat(
+      { chatId: CHAT_ID, replyToMessageId: 31, statusMessageId: null, language: 'en' },
+      {
+        status: 'succeeded',
+        generationId: '0b5f2f0e-3c1d-4e8a-9f00-2a7c1e4d5b6a',
+        modelName: 'Nano <Banana> & Co',
+        cost: { credits: 38 },
+        images: [
+          { url: 'https://cdn.example.com/a/0.png' },
+          { url: 'https://cdn.example.com/a/1.png' },
+        ],
+      },
+    );
+    expect(fake.calls.map((call) => call.method)).toEqual(['sendMediaGroup', 'sendMessage']);
+    const [album, message] = fake.calls;
+    expect(album?.fields.reply_parameters).toEqual({
+      message_id: 31,
+      allow_sending_without_reply: true,
+    });
+    // The model's name is escaped for parse_mode HTML (the fake refuses malformed HTML).
+    expect(message?.fields).toMatchObject({
+      text: 'Nano &lt;Banana&gt; &amp; Co · 38 credits',
+      parse_mode: 'HTML',
+    });
+    const markup = message?.fields.reply_markup as
+      | { inline_keyboard: { callback_data: string }[][] }
+      | undefined;
+    expect(markup?.inline_keyboard[0]?.map((button) => button.callback_data)).toEqual([
+      'res:r:0b5f2f0e-3c1d-4e8a-9f00-2a7c1e4d5b6a',
+      'res:e:0b5f2f0e-3c1d-4e8a-9f00-2a7c1e4d5b6a',
+      'res:o:0b5f2f0e-3c1d-4e8a-9f00-2a7c1e4d5b6a',
+    ]);
+  });
+
+  it('into a bot chat: 429 is retryable after retry_after, a blocked bot (403) is final', async () => {
+    const target = {
+      chatId: CHAT_ID,
+      replyToMessageId: null,
+      statusMessageId: null,
+      language: 'uz',
+    } as const;
+    const outcome = {
+      status: 'failed',
+      generationId: '0b5f2f0e-3c1d-4e8a-9f00-2a7c1e4d5b6a',
+      reason: 'timeout',
+      refunded: { trial: true },
+    } as const;
+    fake.failNext('sendMessage', {
+      error_code: 429,
+      description: 'Too Many Requests: retry after 7',
+      retry_after: 7,
+    });
+    const throttled = await caught(delivery.deliverToChat(target, outcome));
+    expect(throttled).toMatchObject({ retryable: true, retryAfterSeconds: 7, status: 429 });
+    fake.failNext('sendMessage', {
+      error_code: 403,
+      description: 'Forbidden: bot was blocked by the user',
+    });
+    const blocked = await caught(delivery.deliverToChat(target, outcome));
+    expect(blocked).toMatchObject({ retryable: false, status: 403 });
+  });
+
   it('a missing stored file is final and nothing is sent', async () => {
     const err = await caught(
       delivery.deliver(CHAT_ID, {
