@@ -681,8 +681,20 @@ export interface paths {
                         };
                         /** @description auto (default): a free generation while one is left, else credits */
                         payment?: "auto" | "credits" | "trial";
-                        prompt: string;
+                        /** @description Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters */
+                        prompt?: string;
                         references?: string[];
+                        /** @description Where the worker delivers the result (texts in parse_mode HTML, with regenerate/edit/original buttons whose callback_data is res:<r|e|o>:<id>); without it, to the user's own chat. A Mini App user may only name its own chat. */
+                        telegram?: {
+                            /** @description The chat to send the result to: the user's private chat (its telegram_id) or a group (negative); not 0 */
+                            chat_id: number;
+                            /** @description The texts' language; default the user's own, else DEFAULT_LANGUAGE */
+                            language?: "uz" | "ru" | "en";
+                            /** @description The prompt's message: the result replies to it (sent anyway if it is gone) */
+                            reply_to_message_id?: number;
+                            /** @description The bot's message saying the generation is queued: the worker edits it to running, done or the failure */
+                            status_message_id?: number;
+                        };
                         /** @description Telegram user id */
                         telegram_id: number;
                     };
