@@ -332,7 +332,8 @@ describe('Telegram file references in the generation pipeline', () => {
     const { telegramId, id, done } = await run([fileIdOf('gone'), 'https://93.184.215.14/x.png']);
     expect(done).toMatchObject({
       status: 'failed',
-      error: { code: 'provider_rejected', message: expect.stringMatching(/invalid file_id/) },
+      // A file_id Telegram does not know is the request's fault: bad input, not the provider's.
+      error: { code: 'invalid_input', message: expect.stringMatching(/invalid file_id/) },
       payment: { method: 'credits', credits: 10, refunded: true },
     });
     noTokenIn(done);
