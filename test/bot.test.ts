@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retryKeptConfirms } from '../src/bot/flows/payments.ts';
+import { encodePng } from '../src/providers/png.ts';
 import type { FakeTelegramCall } from './fakes/telegram-api.ts';
 import { adminAuth, buildTestApp } from './helpers/app.ts';
 import {
@@ -360,3 +361,168 @@ function lastCall(on: BotHarness, chatId: number, method: string): FakeTelegramC
   if (!call) throw new Error(`no ${method} to ${chatId}`);
   return call;
 }
+
+describe('results in the chat', () => {
+  it('the image replies to the prompt with its cost and buttons; again, edit and original work', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    const prompt = textUpdate(user, 'a blue whale');
+    await harness.bot.handleUpdate(prompt);
+    const draft = buttonData(lastTo(user.id, 'sendMessage'), 'g:').split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draft}:go`));
+    const [photo] = await waitFor(
+      async () => callsTo(user.id, 'sendPhoto'),
+      (calls) => calls.length > 0,
+    );
+    if (!photo) throw new Error('no photo');
+    expect(photo.fields.reply_parameters).toMatchObject({
+      message_id: prompt.message?.message_id,
+    });
+    expect(String(photo.fields.caption)).toContain('free generation');
+    const [generation] = await generationsOf(user.id);
+    expect(buttons(photo).map((b) => b.callback_data)).toEqual([
+      `res:r:${generation?.id}`,
+      `res:e:${generation?.id}`,
+      `res:o:${generation?.id}`,
+    ]);
+    // The card became the status message: the worker edited it as the generation went.
+    expect(callsTo(user.id, 'editMessageText').map((c) => c.fields.text)).toContain('✅ Done');
+
+    const photoMessage = {
+      message_id: 99_001,
+      photo: [
+        { file_id: 'AgACAgIAAxkBAAIBresultphoto', file_unique_id: 'u1', width: 8, height: 8 },
+      ],
+    };
+    await harness.bot.handleUpdate(callbackUpdate(user, `res:r:${generation?.id}`, photoMessage));
+    const again = lastTo(user.id, 'sendMessage');
+    expect(again.fields.text).toContain('a blue whale');
+    expect(again.fields.reply_parameters).toMatchObject({ message_id: 99_001 });
+
+    const documents = callsTo(user.id, 'sendDocument').length;
+    await harness.bot.handleUpdate(callbackUpdate(user, `res:o:${generation?.id}`, photoMessage));
+    expect(callsTo(user.id, 'sendDocument')).toHaveLength(documents + 1);
+
+    await harness.bot.handleUpdate(callbackUpdate(user, `res:e:${generation?.id}`, photoMessage));
+    expect(lastTo(user.id, 'sendMessage').fields.text).toBe(
+      '✏️ Send what should change in this image.',
+    );
+    await harness.bot.handleUpdate(textUpdate(user, 'make it green'));
+    const editCard = lastTo(user.id, 'sendMessage');
+    expect(editCard.fields.text).toContain('1 image to edit');
+    expect(editCard.fields.text).toContain('make it green');
+  });
+
+  it('a photo without a caption offers the tools, and a tool runs on it', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/users/${user.id}/credits`,
+      headers: adminAuth,
+      payload: { amount: 500, reason: 'test' },
+    });
+    const fileId = `AgACAgIAAxkBAAIBtool${user.id}`;
+    harness.telegram.addFile(fileId, encodePng(16, 12, new Uint8Array(16 * 12 * 3).fill(200)));
+    await harness.bot.handleUpdate(photoUpdate(user, fileId));
+    const card = lastTo(user.id, 'sendMessage');
+    const catalog = await harness.api.catalog();
+    const toolNames = catalog.filter((m) => m.kind === 'tool').map((m) => m.name);
+    expect(toolNames.length).toBeGreaterThan(0);
+    expect(toolNames.some((name) => String(card.fields.text).includes(name))).toBe(true);
+    const draft = buttonData(card, 'g:').split(':')[1];
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draft}:m`));
+    const models = lastTo(user.id, 'editMessageText');
+    const offered = buttons(models).filter((b) => b.callback_data?.includes(':M:'));
+    expect(offered.length).toBe(toolNames.length);
+    await harness.bot.handleUpdate(callbackUpdate(user, `g:${draft}:go`));
+    const [generation] = await generationsOf(user.id);
+    expect(generation?.references).toEqual([{ kind: 'telegram_file', value: fileId }]);
+    const done = await waitFor(
+      () => harness.api.generation(generation?.id ?? ''),
+      (g) => g.status === 'succeeded' || g.status === 'failed',
+    );
+    expect(done.status).toBe('succeeded');
+  });
+});
+
+describe('language', () => {
+  it('switching changes the texts and is stored for the user', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.bot.handleUpdate(callbackUpdate(user, 'menu:language'));
+    const menu = lastTo(user.id, 'sendMessage');
+    expect(buttons(menu).map((b) => b.text)).toEqual([
+      "🇺🇿 O'zbekcha",
+      '🇷🇺 Русский',
+      '✅ 🇬🇧 English',
+    ]);
+    await harness.bot.handleUpdate(callbackUpdate(user, 'lang:ru'));
+    expect(lastTo(user.id, 'sendMessage').fields.text).toContain('Язык: русский');
+    await harness.bot.handleUpdate(textUpdate(user, '/balance'));
+    expect(lastTo(user.id, 'sendMessage').fields.text).toContain('Баланс');
+    const stored = await harness.api.syncUser({ telegram_id: user.id });
+    expect(stored.language).toBe('ru');
+  });
+});
+
+describe('referrals', () => {
+  it('a friend joins by the link; their top-up earns the referrer, told in the referrer language; a refund takes it back', async () => {
+    const referrer = telegramUser(freshTelegramId(), 'en', 'Ref');
+    await harness.bot.handleUpdate(callbackUpdate(referrer, 'lang:uz'));
+    await harness.bot.handleUpdate(textUpdate(referrer, '/referral'));
+    const screen = String(lastTo(referrer.id, 'sendMessage').fields.text);
+    const code = /https:\/\/t\.me\/fake_bot\?start=r_([A-Z0-9]+)/.exec(screen)?.[1];
+    expect(code).toBeDefined();
+
+    const friend = telegramUser(freshTelegramId(), 'ru', 'Friend');
+    await harness.bot.handleUpdate(textUpdate(friend, `/start r_${code}`));
+    const [offer] = await harness.api.starsPackages();
+    await harness.bot.handleUpdate(
+      successfulPaymentUpdate(
+        friend,
+        offer?.invoice_payload ?? '',
+        offer?.stars ?? 0,
+        `charge-r-${friend.id}`,
+      ),
+    );
+    const notice = lastTo(referrer.id, 'sendMessage');
+    expect(notice.fields.text).toBe(
+      "🎉 Do'stingiz balansini to'ldirdi: siz <b>10</b> kredit oldingiz.",
+    );
+    expect(await balanceOf(harness.app, referrer.id)).toBe(10);
+    const referrals = await harness.api.referrals(referrer.id);
+    expect(referrals).toMatchObject({ joined: 1, earned_credits: 10 });
+
+    await harness.bot.handleUpdate(
+      refundedPaymentUpdate(friend, offer?.stars ?? 0, `charge-r-${friend.id}`),
+    );
+    expect(await balanceOf(harness.app, referrer.id)).toBe(0);
+  });
+});
+
+describe('a banned user', () => {
+  it('is told why and nothing happens, but a payment is still confirmed', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await harness.api.syncUser({ telegram_id: user.id });
+    const banned = await harness.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/users/${user.id}/ban`,
+      headers: adminAuth,
+      payload: { reason: 'spam <links>' },
+    });
+    expect(banned.statusCode).toBe(200);
+    await harness.bot.handleUpdate(textUpdate(user, 'a castle'));
+    expect(lastTo(user.id, 'sendMessage').fields.text).toBe(
+      '⛔️ Your access is blocked. Reason: spam &lt;links&gt;',
+    );
+    expect(await generationsOf(user.id)).toHaveLength(0);
+    const [offer] = await harness.api.starsPackages();
+    await harness.bot.handleUpdate(
+      successfulPaymentUpdate(
+        user,
+        offer?.invoice_payload ?? '',
+        offer?.stars ?? 0,
+        `charge-b-${user.id}`,
+      ),
+    );
+    expect(await balanceOf(harness.app, user.id)).toBe(offer?.credits);
+  });
+});

@@ -19,6 +19,10 @@ type Ok<
   : never;
 
 export type SyncedUser = Ok<'/api/v1/users/sync', 'post', 200>;
+export type Referrals = Ok<'/api/v1/users/{telegram_id}/referrals', 'get', 200>;
+export type UserUpdate = NonNullable<
+  paths['/api/v1/users/{telegram_id}']['patch']['requestBody']
+>['content']['application/json'];
 export type CatalogModel = Ok<'/api/v1/models', 'get', 200>['models'][number];
 export type Quote = Ok<'/api/v1/generations/quote', 'post', 200>;
 export type Accepted = Ok<'/api/v1/generations', 'post', 202>;
@@ -135,6 +139,24 @@ export class BotApi {
     >['content']['application/json'],
   ) {
     return unwrap(() => this.client.POST('/api/v1/users/sync', { body }));
+  }
+
+  /** Stores the user's language and preferences; answers the user as sync does. */
+  updateUser(telegramId: number, body: UserUpdate): Promise<SyncedUser> {
+    return unwrap(() =>
+      this.client.PATCH('/api/v1/users/{telegram_id}', {
+        params: { path: { telegram_id: telegramId } },
+        body,
+      }),
+    );
+  }
+
+  referrals(telegramId: number): Promise<Referrals> {
+    return unwrap(() =>
+      this.client.GET('/api/v1/users/{telegram_id}/referrals', {
+        params: { path: { telegram_id: telegramId } },
+      }),
+    );
   }
 
   balance(telegramId: number) {

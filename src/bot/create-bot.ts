@@ -1,14 +1,16 @@
 import { Bot, type BotConfig, GrammyError, type Middleware } from 'grammy';
 import type { UserFromGetMe } from 'grammy/types';
 import type { Logger } from '../core/logger.ts';
-import { type Language, loadTexts } from '../locales/index.ts';
+import { escapeHtml, type Language, loadTexts } from '../locales/index.ts';
 import type { BotApi } from './api.ts';
 import type { BotContext, BotSettings } from './context.ts';
 import { balanceFlow } from './flows/balance.ts';
 import { generateFlow } from './flows/generate.ts';
 import { helpFlow } from './flows/help.ts';
 import { historyFlow } from './flows/history.ts';
+import { languageFlow } from './flows/language.ts';
 import { paymentsFlow } from './flows/payments.ts';
+import { referralFlow } from './flows/referral.ts';
 import { resultsFlow } from './flows/results.ts';
 import { startFlow } from './flows/start.ts';
 import { topupFlow } from './flows/topup.ts';
@@ -62,7 +64,8 @@ export function createBot(deps: BotDependencies): Bot<BotContext> {
     ctx.profile = null;
     if (ctx.from && !ctx.from.is_bot) {
       try {
-        ctx.profile = await profiles.of(ctx.from);
+        // A referral is applied by the sync that creates the user: the first update's.
+        ctx.profile = await profiles.of(ctx.from, referralCodeOf(ctx.message?.text));
       } catch (error) {
         // The API is down: the update still gets an answer, in Telegram's language.
         deps.logger.warn({ err: error, update: ctx.update.update_id }, 'user profile unavailable');
@@ -78,7 +81,7 @@ export function createBot(deps: BotDependencies): Bot<BotContext> {
   bot.use(async (ctx, next) => {
     const banned = ctx.profile?.banned;
     if (!banned) return next();
-    const text = ctx.t('error-banned', { reason: banned.reason });
+    const text = ctx.t('error-banned', { reason: escapeHtml(banned.reason) });
     if (ctx.callbackQuery) await ctx.answerCallbackQuery({ text, show_alert: true });
     else if (ctx.chat) await ctx.reply(text, html);
   });
@@ -93,7 +96,17 @@ export function createBot(deps: BotDependencies): Bot<BotContext> {
     }
   });
 
-  bot.use(startFlow, balanceFlow, topupFlow, historyFlow, helpFlow, resultsFlow, generateFlow);
+  bot.use(
+    startFlow,
+    balanceFlow,
+    topupFlow,
+    historyFlow,
+    referralFlow,
+    languageFlow,
+    helpFlow,
+    resultsFlow,
+    generateFlow,
+  );
 
   bot.catch(async ({ ctx, error }) => {
     deps.logger.error(
@@ -116,4 +129,9 @@ export function chooseLanguage(ctx: BotContext, fallback: Language): Language {
   const telegram = ctx.from?.language_code?.slice(0, 2);
   if (telegram === 'uz' || telegram === 'ru' || telegram === 'en') return telegram;
   return fallback;
+}
+
+/** `r_<code>` of `/start r_<code>` (a t.me/<bot>?start=r_<code> link). */
+function referralCodeOf(text: string | undefined): string | undefined {
+  return /^\/start(?:@\w+)? r_([A-Za-z0-9]{4,32})$/.exec(text?.trim() ?? '')?.[1];
 }

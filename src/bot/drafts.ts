@@ -62,7 +62,7 @@ export function startingModel(
 
 /** Tools are catalog models of kind `tool` (upscale, watermark removal…). */
 export function isTool(model: CatalogModel): boolean {
-  return (model as CatalogModel & { kind?: string }).kind === 'tool';
+  return model.kind === 'tool';
 }
 
 /** The model's parameters: the user's remembered values where still allowed, else the defaults. */

@@ -1,7 +1,7 @@
 import type { User } from 'grammy/types';
-import { isLanguage } from '../locales/index.ts';
+import type { Language } from '../locales/index.ts';
 import type { BotApi, SyncedUser } from './api.ts';
-import type { Preferences, Profile } from './context.ts';
+import type { Profile } from './context.ts';
 
 /**
  * Users as the API knows them, kept a minute per process: every update needs the user's language
@@ -35,8 +35,8 @@ export class UserProfiles {
   }
 
   /**
-   * Remembers the model and parameters a user chose, for their next prompt. Kept with the profile
-   * (what the API stores of the user, when it can).
+   * Remembers the model and parameters a user chose, for their next prompt: stored through the
+   * API (so every bot process and the Mini App see it), and in this process's copy at once.
    */
   async rememberChoice(
     ctx: { profile: Profile | null },
@@ -50,6 +50,16 @@ export class UserProfiles {
       parameters: { ...profile.preferences.parameters, [model]: { ...parameters } },
     };
     this.remember(profile);
+    this.remember(
+      profileOf(
+        await this.api.updateUser(profile.telegramId, { preferences: profile.preferences }),
+      ),
+    );
+  }
+
+  /** Stores the language the user chose. */
+  async chooseLanguage(telegramId: number, language: Language): Promise<Profile> {
+    return this.remember(profileOf(await this.api.updateUser(telegramId, { language })));
   }
 
   remember(profile: Profile): Profile {
@@ -64,12 +74,10 @@ export class UserProfiles {
 
 /** The sync answer as a profile. */
 export function profileOf(user: SyncedUser): Profile {
-  const fields = user as SyncedUser & Record<string, unknown>;
-  const banned = fields.banned as { reason?: unknown } | null | undefined;
   return {
     telegramId: user.telegram_id,
-    language: isLanguage(fields.language) ? fields.language : null,
-    banned: banned ? { reason: String(banned.reason ?? '') } : null,
-    preferences: (fields.preferences as Preferences | undefined) ?? {},
+    language: user.language ?? null,
+    banned: user.banned ? { reason: user.banned.reason ?? '' } : null,
+    preferences: user.preferences,
   };
 }

@@ -1,5 +1,6 @@
 import { Composer } from 'grammy';
 import type { Logger } from '../../core/logger.ts';
+import { isLanguage, type Language } from '../../locales/index.ts';
 import { ApiUnavailable, type BotApi, type ConfirmBody } from '../api.ts';
 import type { BotContext } from '../context.ts';
 import { html } from '../replies.ts';
@@ -54,7 +55,29 @@ paymentsFlow.on('message:successful_payment', async (ctx) => {
     ctx.t('payment-confirmed', { credits: confirmed.credits, balance: confirmed.balance_after }),
     html,
   );
+  const referral = confirmed.referral;
+  if (referral && referral.credits > 0) {
+    // In the referrer's language, not the payer's.
+    const language =
+      referral.language ??
+      languageOf(referral.language_code) ??
+      ctx.services.settings.defaultLanguage;
+    await ctx.api
+      .sendMessage(
+        referral.telegram_id,
+        ctx.services.texts.t(language, 'referral-earned', { credits: referral.credits }),
+        html,
+      )
+      .catch((error: unknown) =>
+        ctx.services.logger.info({ err: error }, 'referrer not told (blocked the bot?)'),
+      );
+  }
 });
+
+function languageOf(code: string | null): Language | null {
+  const short = code?.slice(0, 2);
+  return isLanguage(short) ? short : null;
+}
 
 paymentsFlow.on('message:refunded_payment', async (ctx) => {
   const refund = ctx.message.refunded_payment;
