@@ -68,6 +68,10 @@ function buttonData(call: FakeTelegramCall, prefix: string): string {
   return found.callback_data;
 }
 
+function lastCallOf(method: string): FakeTelegramCall | undefined {
+  return harness.telegram.calls.filter((call) => call.method === method).at(-1);
+}
+
 async function generationsOf(telegramId: number) {
   const page = await harness.api.generations(telegramId, { limit: 50 });
   return page.generations;
@@ -214,7 +218,7 @@ describe('topping up with Telegram Stars', () => {
     const payload = String(invoice.fields.payload);
 
     await harness.bot.handleUpdate(preCheckoutUpdate(user, payload, 49));
-    expect(harness.telegram.calls.at(-1)).toMatchObject({
+    expect(lastCallOf('answerPreCheckoutQuery')).toMatchObject({
       method: 'answerPreCheckoutQuery',
       fields: {
         ok: false,
@@ -222,9 +226,9 @@ describe('topping up with Telegram Stars', () => {
       },
     });
     await harness.bot.handleUpdate(preCheckoutUpdate(user, 'forged-payload', 50));
-    expect(harness.telegram.calls.at(-1)?.fields.ok).toBe(false);
+    expect(lastCallOf('answerPreCheckoutQuery')?.fields.ok).toBe(false);
     await harness.bot.handleUpdate(preCheckoutUpdate(user, payload, 50));
-    expect(harness.telegram.calls.at(-1)).toMatchObject({
+    expect(lastCallOf('answerPreCheckoutQuery')).toMatchObject({
       method: 'answerPreCheckoutQuery',
       fields: { ok: true },
     });
@@ -262,7 +266,10 @@ describe('topping up with Telegram Stars', () => {
       await throttled.bot.handleUpdate(
         preCheckoutUpdate(user, offer?.invoice_payload ?? '', offer?.stars ?? 0),
       );
-      expect(throttled.telegram.calls.at(-1)?.fields.ok).toBe(true);
+      expect(
+        throttled.telegram.calls.filter((c) => c.method === 'answerPreCheckoutQuery').at(-1)?.fields
+          .ok,
+      ).toBe(true);
       await throttled.bot.handleUpdate(
         successfulPaymentUpdate(user, offer?.invoice_payload ?? '', 50, `charge-t-${user.id}`),
       );
@@ -283,6 +290,11 @@ describe('history, balance and help', () => {
     await waitFor(
       () => harness.api.generation(generation?.id ?? ''),
       (g) => g.status === 'succeeded',
+    );
+    // The delivery of the image itself comes first.
+    await waitFor(
+      async () => callsTo(user.id, 'sendPhoto'),
+      (calls) => calls.length === 1,
     );
     await harness.bot.handleUpdate(textUpdate(user, '/history'));
     const list = lastTo(user.id, 'sendMessage');

@@ -125,7 +125,10 @@ help-support = Questions: { $contact }
 ## Errors
 error-insufficient =
     Not enough credits: this costs { $required }, your balance is { $balance }.
-error-too-many-active = You already have { $active } images in progress. Wait for one to finish.
+error-too-many-active = { $active ->
+    [one] You already have { $active } image in progress. Wait for it to finish.
+   *[other] You already have { $active } images in progress. Wait for one to finish.
+}
 error-unavailable = The service is busy. Try again in a moment.
 error-unexpected = Something went wrong. Try again in a moment.
 error-banned = ⛔️ Your access is blocked. Reason: { $reason }
