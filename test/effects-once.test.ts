@@ -253,3 +253,39 @@ describe('an answer that cannot be recorded', () => {
     }
   });
 });
+
+describe('the database away', () => {
+  it('is a 503 database_unavailable with Retry-After, not a 500', async () => {
+    const refuse = async () => {
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), {
+        code: 'ECONNREFUSED',
+      });
+    };
+    // Both ways statements reach the driver: Drizzle's execute and the raw client's query.
+    const unreachable = new Proxy(database.db, {
+      get(target, property, receiver) {
+        if (property === 'execute') return refuse;
+        if (property === '$client') return { query: refuse };
+        return Reflect.get(target, property, receiver);
+      },
+    });
+    const awayApp = await buildTestApp(
+      {},
+      { ...database, db: unreachable, close: async () => undefined },
+    );
+    try {
+      const response = await awayApp.inject({
+        method: 'GET',
+        url: '/api/v1/admin/users/42',
+        headers: adminAuth,
+      });
+      expect(response.statusCode).toBe(503);
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      expect(response.headers['retry-after']).toBe('5');
+      expect(response.json()).toMatchObject({ code: 'database_unavailable', status: 503 });
+      expect(response.body).not.toContain('ECONNREFUSED');
+    } finally {
+      await awayApp.close();
+    }
+  });
+});

@@ -16,6 +16,7 @@ export const errorCodes = {
   unsupported_media_type: { status: 415, title: 'Unsupported media type' },
   request_header_fields_too_large: { status: 431, title: 'Request header fields too large' },
   internal_error: { status: 500, title: 'Internal server error' },
+  database_unavailable: { status: 503, title: 'Service unavailable' },
 
   // Input, paging, callers.
   validation_failed: { status: 422, title: 'Validation failed' },

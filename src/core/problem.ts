@@ -111,6 +111,13 @@ function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
       { errors },
     );
   }
+  if (lostConnection(error)) {
+    return problem(
+      request,
+      'database_unavailable',
+      'The database cannot be reached right now; retry in a few seconds.',
+    );
+  }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Fastify's own client errors (bad JSON, wrong content type, body too large) are safe to show.
@@ -122,6 +129,33 @@ function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
     'internal_error',
     'An unexpected error occurred. Quote the request id when you report it.',
   );
+}
+
+/**
+ * Whether the error is the database (or the network to it) being away — a restart, a failover —
+ * rather than a bug: such a request is worth retrying, so it is a 503 with Retry-After, not a 500.
+ * Drivers and Drizzle wrap the cause; it is looked for down the chain.
+ */
+function lostConnection(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 5; depth++) {
+    const candidate = current as { code?: unknown; message?: unknown; cause?: unknown };
+    const code = typeof candidate.code === 'string' ? candidate.code : '';
+    // SQLSTATE class 08 (connection exception), 57P01-03 (shutdown, crash, not yet accepting).
+    if (/^08[0-9A-Z]{3}$/.test(code) || /^57P0[123]$/.test(code)) return true;
+    if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code)) {
+      return true;
+    }
+    const message = typeof candidate.message === 'string' ? candidate.message : '';
+    if (
+      /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/.test(
+        message,
+      )
+    ) {
+      return true;
+    }
+    current = candidate.cause;
+  }
+  return false;
 }
 
 function sendProblem(reply: FastifyReply, document: ProblemDocument): FastifyReply {
@@ -139,6 +173,7 @@ export function registerProblemHandlers(app: FastifyInstance): void {
     if (error instanceof AppError) {
       for (const [name, value] of Object.entries(error.headers)) reply.header(name, value);
     }
+    if (document.code === 'database_unavailable') reply.header('retry-after', '5');
     return sendProblem(reply, document);
   });
 
