@@ -115,6 +115,11 @@ referral-text =
 language-title = Choose your language:
 language-changed = Language: English 🇬🇧
 
+# Each language by its own name, the same in every file.
+language-name-uz = 🇺🇿 O'zbekcha
+language-name-ru = 🇷🇺 Русский
+language-name-en = 🇬🇧 English
+
 ## Help
 help-text =
     Send a description to create an image, or a photo with a caption to edit it. A photo without a caption opens the photo tools.

@@ -114,6 +114,11 @@ referral-text =
 language-title = Выберите язык:
 language-changed = Язык: русский 🇷🇺
 
+# Each language by its own name, the same in every file.
+language-name-uz = 🇺🇿 O'zbekcha
+language-name-ru = 🇷🇺 Русский
+language-name-en = 🇬🇧 English
+
 ## Help
 help-text =
     Пришлите описание, чтобы создать изображение, или фото с подписью, чтобы изменить его. Фото без подписи открывает инструменты.

@@ -112,6 +112,11 @@ referral-text =
 language-title = Tilni tanlang:
 language-changed = Til: o'zbekcha 🇺🇿
 
+# Each language by its own name, the same in every file.
+language-name-uz = 🇺🇿 O'zbekcha
+language-name-ru = 🇷🇺 Русский
+language-name-en = 🇬🇧 English
+
 ## Help
 help-text =
     Rasm yaratish uchun tavsif yuboring yoki o'zgartirish uchun izohli rasm yuboring. Izohsiz rasm vositalarni ochadi.

@@ -6,13 +6,12 @@ import { acknowledge, explainFailure, html, mainMenu } from '../replies.ts';
 /** The language menu; the choice is stored through the API and used by deliveries too. */
 export const languageFlow = new Composer<BotContext>();
 
-const NAMES = { uz: "🇺🇿 O'zbekcha", ru: '🇷🇺 Русский', en: '🇬🇧 English' } as const;
-
 async function showLanguages(ctx: BotContext): Promise<void> {
   const current = await ctx.i18n.getLocale();
   const keyboard = new InlineKeyboard();
   for (const language of LANGUAGES) {
-    keyboard.text(`${language === current ? '✅ ' : ''}${NAMES[language]}`, `lang:${language}`);
+    const name = ctx.t(`language-name-${language}`);
+    keyboard.text(`${language === current ? '✅ ' : ''}${name}`, `lang:${language}`);
   }
   await ctx.reply(ctx.t('language-title'), { ...html, reply_markup: keyboard });
 }
