@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type FakeTelegram,
@@ -90,3 +92,57 @@ describe('npm start with a bot token', () => {
     expect(server.output()).not.toContain(TELEGRAM_BOT_TOKEN);
   }, 120_000);
 });
+
+describe('npm run start:bot beside an API process', () => {
+  it('serves users through the API it is pointed at, and needs its settings', async () => {
+    const apiToken = 'bot-process-token-0123456789abcdef';
+    const fake = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
+    const api = startServer({
+      DATABASE_URL: 'memory://',
+      API_TOKENS: apiToken,
+      TELEGRAM_BOT_TOKEN,
+      TELEGRAM_API_ROOT: fake.apiRoot,
+      RUN_BOT_IN_API: 'false',
+    });
+    let bot: ReturnType<typeof startBotProcess> | null = null;
+    try {
+      const apiUrl = await api.listening;
+      const missing = startBotProcess({ TELEGRAM_BOT_TOKEN });
+      expect(await missing.exited).toBe(78);
+      expect(missing.output()).toContain('API_URL');
+
+      bot = startBotProcess({
+        TELEGRAM_BOT_TOKEN,
+        TELEGRAM_API_ROOT: fake.apiRoot,
+        API_URL: apiUrl,
+        API_TOKEN: apiToken,
+      });
+      const user = telegramUser(freshTelegramId(), 'ru');
+      fake.pushUpdate(textUpdate(user, '/start'));
+      const [greeting] = await waitFor(
+        async () => fake.calls.filter((c) => c.chatId === user.id && c.method === 'sendMessage'),
+        (calls) => calls.length > 0,
+        60_000,
+      );
+      expect(greeting?.fields.text).toContain('Привет, Ada!');
+      // The API ran no bot of its own: one poller per token.
+      expect(api.output()).not.toContain('bot started');
+    } finally {
+      if (bot) await stopProcess(bot);
+      await stopProcess(api);
+      await fake.close();
+    }
+  }, 120_000);
+});
+
+function startBotProcess(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bot.ts'], {
+    env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  return { child, exited, output: () => output };
+}

@@ -1,7 +1,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBot } from '../src/bot/run.ts';
 import { RedisConversationStore } from '../src/bot/store.ts';
-import { buildTestApp } from './helpers/app.ts';
+import { startFakeTelegram } from './fakes/telegram-api.ts';
+import { BOT_TOKEN, buildTestApp, TELEGRAM_BOT_TOKEN, testConfig } from './helpers/app.ts';
 import {
   type BotHarness,
   callbackUpdate,
@@ -10,7 +12,7 @@ import {
   telegramUser,
   textUpdate,
 } from './helpers/bot.ts';
-import { freshTelegramId, testRedisUrl } from './helpers/database.ts';
+import { freshTelegramId, silentLogger, testRedisUrl } from './helpers/database.ts';
 
 const SECRET = 'webhook-secret-0123456789abcdef';
 
@@ -135,6 +137,34 @@ describe('the conversation store in Redis', () => {
       expect(ttl).toBeLessThanOrEqual(1000);
     } finally {
       await redis.quit();
+    }
+  });
+});
+
+describe('startBot in webhook mode', () => {
+  it('registers the webhook with its secret and the updates it reads, and does not poll', async () => {
+    const fake = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
+    try {
+      const running = await startBot({
+        config: testConfig({
+          TELEGRAM_API_ROOT: fake.apiRoot,
+          BOT_WEBHOOK_URL: 'https://bot.example.com/telegram/webhook',
+          BOT_WEBHOOK_SECRET: SECRET,
+        }),
+        logger: silentLogger,
+        apiUrl: 'http://127.0.0.1:9',
+        apiToken: BOT_TOKEN,
+      });
+      await running.stop();
+      const webhook = fake.calls.find((call) => call.method === 'setWebhook');
+      expect(webhook?.fields).toMatchObject({
+        url: 'https://bot.example.com/telegram/webhook',
+        secret_token: SECRET,
+        allowed_updates: ['message', 'callback_query', 'pre_checkout_query'],
+      });
+      expect(fake.calls.some((call) => call.method === 'deleteWebhook')).toBe(false);
+    } finally {
+      await fake.close();
     }
   });
 });
