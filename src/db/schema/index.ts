@@ -2,4 +2,5 @@ export * from './catalog.ts';
 export * from './generations.ts';
 export * from './ledger.ts';
 export * from './payments.ts';
+export * from './settings.ts';
 export * from './users.ts';
