@@ -52,6 +52,16 @@ export const ledgerCursor = cursorCodec<number>({
   },
 });
 
+/** The audit log's cursor: the entry id (a bigint identity) the next page is below. */
+export const auditCursor = cursorCodec<number>({
+  toText: (id) => `a${id}`,
+  fromText(text) {
+    const match = /^a([1-9][0-9]{0,15})$/.exec(text);
+    const id = match ? Number(match[1]) : Number.NaN;
+    return Number.isSafeInteger(id) ? id : null;
+  },
+});
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const utcMicros = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{6}Z$/;
 

@@ -1,3 +1,4 @@
+export * from './audit.ts';
 export * from './catalog.ts';
 export * from './generations.ts';
 export * from './ledger.ts';
