@@ -47,3 +47,36 @@ export const auditLog = pgTable(
     check('audit_log_subject_whole', sql`(${t.subjectType} IS NULL) = (${t.subjectId} IS NULL)`),
   ],
 );
+
+/** The roles of people who sign in with Telegram (ADMIN_TELEGRAM_IDS, SUPPORT_TELEGRAM_IDS). */
+export const operatorRoles = ['admin', 'support'] as const;
+export type OperatorRole = (typeof operatorRoles)[number];
+
+/**
+ * Operators' sessions, opened by a Telegram Login (POST /admin/auth/telegram). The cookie holds a
+ * random token; only its SHA-256 is stored, so a copy of this table opens no session. A session
+ * ends at `expires_at` or when revoked (logout); the role it was opened with is only a record: the
+ * role in force is read from the settings at every request.
+ */
+export const operatorSessions = pgTable(
+  'operator_sessions',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    /** Hex SHA-256 of the cookie's token. */
+    tokenSha256: text('token_sha256').notNull().unique(),
+    telegramId: bigint('telegram_id', { mode: 'number' }).notNull(),
+    role: text('role', { enum: operatorRoles }).notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+    revokedAt: timestamp('revoked_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('operator_sessions_telegram_id_idx').on(t.telegramId),
+    index('operator_sessions_expires_at_idx').on(t.expiresAt),
+    check(
+      'operator_sessions_role_valid',
+      sql.raw(`role IN (${operatorRoles.map((r) => `'${r}'`).join(', ')})`),
+    ),
+    check('operator_sessions_token_form', sql`${t.tokenSha256} ~ '^[0-9a-f]{64}$'`),
+  ],
+);

@@ -55,6 +55,8 @@ export const users = pgTable(
     banReason: text('ban_reason'),
     /** The last POST /users/sync: when the bot last heard from the user. */
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
+    /** When a delivery to the user's private chat was refused with 403: it blocked the bot. */
+    blockedAt: timestamp('blocked_at', { withTimezone: true }),
   },
   (t) => [
     check('users_telegram_id_positive', sql`${t.telegramId} > 0`),
