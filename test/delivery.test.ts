@@ -6,11 +6,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
+  type ChatOutcome,
+  type ChatTarget,
   chunkEvenly,
   DeliveryError,
-  type DeliveryOutcome,
+  type DeliveryImage,
+  type FailureReason,
   TelegramDelivery,
-  truncateCaption,
 } from '../src/delivery/telegram.ts';
 import {
   type DeliveryWebhookEvent,
@@ -19,6 +21,7 @@ import {
   verifyDeliveryWebhook,
   WebhookDelivery,
 } from '../src/delivery/webhook.ts';
+import { loadTexts } from '../src/locales/index.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
 
 const TOKEN = '123456789:AAdelivery-test-token_xyz';
@@ -38,7 +41,58 @@ function storedFile(name: string, size: number): string {
   return path;
 }
 
-const prompt = 'a lighthouse on a cliff at dusk, oil painting';
+const texts = loadTexts('en');
+const t = (language: string, key: string, variables?: Record<string, string | number>) =>
+  texts.t(language, key, variables);
+
+/** The user's own private chat, as a generation without the bot's `telegram` is delivered to. */
+const privateChat: ChatTarget = {
+  chatId: CHAT_ID,
+  replyToMessageId: null,
+  statusMessageId: null,
+  language: 'en',
+};
+
+let ids = 0;
+/** A fresh generation id (the buttons' callback_data carries it, so it must be a UUID). */
+function generationId(): string {
+  ids += 1;
+  return `0b5f2f0e-3c1d-4e8a-9f00-${ids.toString(16).padStart(12, '0')}`;
+}
+
+function succeeded(
+  images: DeliveryImage[],
+  overrides: Partial<Extract<ChatOutcome, { status: 'succeeded' }>> = {},
+): Extract<ChatOutcome, { status: 'succeeded' }> {
+  return {
+    status: 'succeeded',
+    generationId: generationId(),
+    modelName: 'Flux',
+    cost: { credits: 3 },
+    images,
+    ...overrides,
+  };
+}
+
+function failed(
+  refunded: Extract<ChatOutcome, { status: 'failed' }>['refunded'],
+  reason: FailureReason = 'refused',
+): Extract<ChatOutcome, { status: 'failed' }> {
+  return { status: 'failed', generationId: generationId(), reason, refunded };
+}
+
+/** The three buttons under a result, in `language`. */
+function buttons(id: string, language = 'en') {
+  return {
+    inline_keyboard: [
+      [
+        { text: t(language, 'button-regenerate'), callback_data: `res:r:${id}` },
+        { text: t(language, 'button-edit'), callback_data: `res:e:${id}` },
+        { text: t(language, 'button-original'), callback_data: `res:o:${id}` },
+      ],
+    ],
+  };
+}
 
 async function caught(promise: Promise<unknown>): Promise<DeliveryError> {
   try {
@@ -62,37 +116,37 @@ describe('TelegramDelivery', () => {
     await fake.close();
   });
 
-  it('sends one image by URL as a photo with the prompt as caption', async () => {
-    await delivery.deliver(CHAT_ID, {
-      status: 'succeeded',
-      generationId: 'gen-url',
-      model: 'flux',
-      prompt,
-      images: [{ url: 'https://cdn.example.com/gen-url/0.png' }],
-    });
+  it('sends one image by URL as a photo: the model and its cost as caption, the three buttons', async () => {
+    const outcome = succeeded([{ url: 'https://cdn.example.com/gen-url/0.png' }]);
+    await delivery.deliverToChat(privateChat, outcome);
     expect(fake.calls).toHaveLength(1);
     const [call] = fake.calls;
     expect(call?.method).toBe('sendPhoto');
     expect(call?.chatId).toBe(CHAT_ID);
-    expect(call?.fields.photo).toBe('https://cdn.example.com/gen-url/0.png');
-    expect(call?.fields.caption).toBe(prompt);
+    expect(call?.fields).toMatchObject({
+      photo: 'https://cdn.example.com/gen-url/0.png',
+      caption: 'Flux · 3 credits',
+      parse_mode: 'HTML',
+      reply_markup: buttons(outcome.generationId),
+    });
+    // Nothing to reply to in the user's own chat.
+    expect(call?.fields.reply_parameters).toBeUndefined();
     expect(call?.files).toEqual([]);
   });
 
   it('uploads a stored file as multipart and the fake receives all of its bytes', async () => {
     const path = storedFile('gen-file.png', 54_321);
-    await delivery.deliver(CHAT_ID, {
-      status: 'succeeded',
-      generationId: 'gen-file',
-      model: 'flux',
-      prompt,
-      images: [{ path, mimeType: 'image/png' }],
-    });
+    await delivery.deliverToChat(
+      privateChat,
+      succeeded([{ path, mimeType: 'image/png' }], { cost: { free: true } }),
+    );
     expect(fake.calls).toHaveLength(1);
     const [call] = fake.calls;
     expect(call?.method).toBe('sendPhoto');
     expect(call?.chatId).toBe(CHAT_ID);
-    expect(call?.fields.caption).toBe(prompt);
+    expect(call?.fields.caption).toBe(
+      t('en', 'delivery-result-caption', { model: 'Flux', cost: t('en', 'delivery-cost-free') }),
+    );
     // grammY names every upload with a random field and points at it with attach://.
     expect(call?.files).toEqual([
       { field: expect.any(String), filename: 'gen-file.png', size: 54_321 },
@@ -100,114 +154,108 @@ describe('TelegramDelivery', () => {
     expect(call?.fields.photo).toBe(`attach://${call?.files[0]?.field}`);
   });
 
-  it('sends a stored file over the 10 MB photo limit as a document', async () => {
+  it('sends a stored file over the 10 MB photo limit as a document, with its caption and buttons', async () => {
     const path = storedFile('big', 10 * 1024 * 1024 + 1);
-    await delivery.deliver(CHAT_ID, {
-      status: 'succeeded',
-      generationId: 'gen-big',
-      model: 'flux',
-      prompt,
-      images: [{ path, mimeType: 'image/png' }],
-    });
+    const outcome = succeeded([{ path, mimeType: 'image/png' }]);
+    await delivery.deliverToChat(privateChat, outcome);
     const [call] = fake.calls;
     expect(call?.method).toBe('sendDocument');
     expect(call?.files).toEqual([
       { field: expect.any(String), filename: 'image-1.png', size: 10 * 1024 * 1024 + 1 },
     ]);
     expect(call?.fields.document).toBe(`attach://${call?.files[0]?.field}`);
+    expect(call?.fields).toMatchObject({
+      caption: 'Flux · 3 credits',
+      reply_markup: buttons(outcome.generationId),
+    });
   });
 
-  it('sends several images as one media group, the caption on the first', async () => {
+  it('sends several images as one media group, then the caption with the buttons as a message', async () => {
     const path = storedFile('gen-group-2.webp', 2_048);
-    await delivery.deliver(CHAT_ID, {
-      status: 'succeeded',
-      generationId: 'gen-group',
-      model: 'flux',
-      prompt,
-      images: [
-        { url: 'https://cdn.example.com/gen-group/0.png' },
-        { url: 'https://cdn.example.com/gen-group/1.png' },
-        { path, mimeType: 'image/webp' },
-      ],
-    });
-    expect(fake.calls.map((c) => c.method)).toEqual(['sendMediaGroup']);
-    const [call] = fake.calls;
+    const outcome = succeeded([
+      { url: 'https://cdn.example.com/gen-group/0.png' },
+      { url: 'https://cdn.example.com/gen-group/1.png' },
+      { path, mimeType: 'image/webp' },
+    ]);
+    await delivery.deliverToChat(privateChat, outcome);
+    expect(fake.calls.map((c) => c.method)).toEqual(['sendMediaGroup', 'sendMessage']);
+    const [call, message] = fake.calls;
     const media = call?.fields.media as { type: string; media: string; caption?: string }[];
     expect(media).toHaveLength(3);
     expect(media.map((m) => m.type)).toEqual(['photo', 'photo', 'photo']);
-    expect(media[0]?.caption).toBe(prompt);
-    expect(media[1]?.caption).toBeUndefined();
+    expect(media.map((m) => m.caption)).toEqual([undefined, undefined, undefined]);
     expect(media[2]?.media).toMatch(/^attach:\/\//);
     expect(call?.files).toHaveLength(1);
     expect(call?.files[0]?.size).toBe(2_048);
     expect(`attach://${call?.files[0]?.field}`).toBe(media[2]?.media);
+    expect(message?.fields).toMatchObject({
+      text: 'Flux · 3 credits',
+      parse_mode: 'HTML',
+      reply_markup: buttons(outcome.generationId),
+    });
   });
 
-  it('splits more than ten images into albums of 2-10 and captions only the first', async () => {
+  it('splits more than ten images into albums of 2-10 and says the caption once', async () => {
     const images = Array.from({ length: 11 }, (_, i) => ({
       url: `https://cdn.example.com/many/${i}.png`,
     }));
-    await delivery.deliver(CHAT_ID, {
-      status: 'succeeded',
-      generationId: 'gen-many',
-      model: 'flux',
-      prompt,
-      images,
-    });
-    expect(fake.calls.map((c) => c.method)).toEqual(['sendMediaGroup', 'sendMediaGroup']);
-    const sizes = fake.calls.map((c) => (c.fields.media as unknown[]).length);
+    await delivery.deliverToChat(privateChat, succeeded(images));
+    expect(fake.calls.map((c) => c.method)).toEqual([
+      'sendMediaGroup',
+      'sendMediaGroup',
+      'sendMessage',
+    ]);
+    const sizes = fake.calls.slice(0, 2).map((c) => (c.fields.media as unknown[]).length);
     expect(sizes).toEqual([6, 5]);
-    const captions = fake.calls.flatMap((c) =>
-      (c.fields.media as { caption?: string }[]).map((m) => m.caption),
-    );
-    expect(captions.filter((c) => c !== undefined)).toEqual([prompt]);
+    const captions = fake.calls
+      .slice(0, 2)
+      .flatMap((c) => (c.fields.media as { caption?: string }[]).map((m) => m.caption));
+    expect(captions.filter((c) => c !== undefined)).toEqual([]);
+    expect(fake.calls[2]?.fields.text).toBe('Flux · 3 credits');
     expect(chunkEvenly([...Array(21).keys()], 10).map((c) => c.length)).toEqual([7, 7, 7]);
   });
 
-  it('cuts a long prompt to the 1024-character caption limit', async () => {
-    const long = 'x'.repeat(1023) + '😀'.repeat(5);
-    await delivery.deliver(CHAT_ID, {
-      status: 'succeeded',
-      generationId: 'gen-long',
-      model: 'flux',
-      prompt: long,
-      images: [{ url: 'https://cdn.example.com/long.png' }],
-    });
-    const caption = fake.calls[0]?.fields.caption as string;
-    expect(caption.length).toBeLessThanOrEqual(1024);
-    expect(caption.endsWith('…')).toBe(true);
-    expect(truncateCaption('   ')).toBeUndefined();
-    // A surrogate pair is never cut in half.
-    const emoji = truncateCaption('😀'.repeat(600)) as string;
-    expect(emoji.length).toBeLessThanOrEqual(1024);
-    expect(Buffer.from(emoji, 'utf8').toString('utf8')).toBe(emoji); // no lone surrogate
+  it('cuts a caption over the 1024-character limit, never inside a surrogate pair', async () => {
+    await delivery.deliverToChat(
+      privateChat,
+      succeeded([{ url: 'https://cdn.example.com/long.png' }], {
+        modelName: 'x'.repeat(1023) + '😀'.repeat(5),
+      }),
+    );
+    await delivery.deliverToChat(
+      privateChat,
+      succeeded([{ url: 'https://cdn.example.com/emoji.png' }], {
+        modelName: '😀'.repeat(600),
+      }),
+    );
+    const [long, emoji] = fake.calls.map((call) => call.fields.caption as string);
+    expect(long?.length).toBeLessThanOrEqual(1024);
+    expect(long?.endsWith('…')).toBe(true);
+    expect(emoji?.length).toBeLessThanOrEqual(1024);
+    expect(Buffer.from(emoji ?? '', 'utf8').toString('utf8')).toBe(emoji); // no lone surrogate
   });
 
-  it('tells the user a generation failed and that the credits came back', async () => {
-    await delivery.deliver(CHAT_ID, {
-      status: 'failed',
-      generationId: 'gen-failed',
-      model: 'flux',
-      refunded: { credits: 3 },
-      reason: 'the provider timed out',
-    });
+  it('tells the user a generation failed, why in its words, and that the credits came back', async () => {
+    await delivery.deliverToChat(privateChat, failed({ credits: 3 }, 'timeout'));
     expect(fake.calls.map((c) => c.method)).toEqual(['sendMessage']);
-    const text = fake.calls[0]?.fields.text as string;
-    expect(text).toMatch(/could not be generated/);
-    expect(text).toContain('3 credits were returned');
-    expect(text).toContain('the provider timed out');
-    expect(fake.calls[0]?.fields.parse_mode).toBeUndefined();
+    expect(fake.calls[0]?.fields).toMatchObject({
+      text: [
+        t('en', 'delivery-failed', { reason: t('en', 'failure-reason-timeout') }),
+        t('en', 'delivery-refunded-credits', { credits: 3 }),
+      ].join('\n'),
+      parse_mode: 'HTML',
+    });
+    expect(fake.calls[0]?.fields.reply_parameters).toBeUndefined();
   });
 
-  it('mentions the free generation when a trial was given back', async () => {
-    await delivery.deliver(CHAT_ID, {
-      status: 'failed',
-      generationId: 'gen-trial',
-      model: 'flux',
-      refunded: { trial: true },
-      reason: '',
-    });
-    expect(fake.calls[0]?.fields.text).toMatch(/free generation was given back/);
+  it('mentions the free generation when a trial was given back, in the chat language', async () => {
+    await delivery.deliverToChat({ ...privateChat, language: 'ru' }, failed({ trial: true }));
+    expect(fake.calls[0]?.fields.text).toBe(
+      [
+        t('ru', 'delivery-failed', { reason: t('ru', 'failure-reason-refused') }),
+        t('ru', 'delivery-refunded-trial'),
+      ].join('\n'),
+    );
   });
 
   it('429 with retry_after is retryable and carries the wait', async () => {
@@ -217,13 +265,7 @@ describe('TelegramDelivery', () => {
       retry_after: 17,
     });
     const err = await caught(
-      delivery.deliver(CHAT_ID, {
-        status: 'succeeded',
-        generationId: 'gen-429',
-        model: 'flux',
-        prompt,
-        images: [{ url: 'https://cdn.example.com/429.png' }],
-      }),
+      delivery.deliverToChat(privateChat, succeeded([{ url: 'https://cdn.example.com/429.png' }])),
     );
     expect(err.retryable).toBe(true);
     expect(err.retryAfterSeconds).toBe(17);
@@ -235,15 +277,7 @@ describe('TelegramDelivery', () => {
       error_code: 403,
       description: 'Forbidden: bot was blocked by the user',
     });
-    const err = await caught(
-      delivery.deliver(CHAT_ID, {
-        status: 'failed',
-        generationId: 'gen-403',
-        model: 'flux',
-        refunded: null,
-        reason: 'x',
-      }),
-    );
+    const err = await caught(delivery.deliverToChat(privateChat, failed(null)));
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('bot was blocked by the user');
   });
@@ -251,13 +285,7 @@ describe('TelegramDelivery', () => {
   it('400 chat not found is final', async () => {
     fake.failNext('sendPhoto', { error_code: 400, description: 'Bad Request: chat not found' });
     const err = await caught(
-      delivery.deliver(CHAT_ID, {
-        status: 'succeeded',
-        generationId: 'gen-400',
-        model: 'flux',
-        prompt,
-        images: [{ url: 'https://cdn.example.com/400.png' }],
-      }),
+      delivery.deliverToChat(privateChat, succeeded([{ url: 'https://cdn.example.com/400.png' }])),
     );
     expect(err.retryable).toBe(false);
     expect(err.status).toBe(400);
@@ -265,21 +293,19 @@ describe('TelegramDelivery', () => {
 
   it('500 is retryable, and the next attempt goes through', async () => {
     fake.failNext('sendMediaGroup', { error_code: 500, description: 'Internal Server Error' });
-    const outcome: DeliveryOutcome = {
-      status: 'succeeded',
-      generationId: 'gen-500',
-      model: 'flux',
-      prompt,
-      images: [
-        { path: storedFile('gen-500-a.png', 1_000), mimeType: 'image/png' },
-        { path: storedFile('gen-500-b.png', 2_000), mimeType: 'image/png' },
-      ],
-    };
-    const err = await caught(delivery.deliver(CHAT_ID, outcome));
+    const outcome = succeeded([
+      { path: storedFile('gen-500-a.png', 1_000), mimeType: 'image/png' },
+      { path: storedFile('gen-500-b.png', 2_000), mimeType: 'image/png' },
+    ]);
+    const err = await caught(delivery.deliverToChat(privateChat, outcome));
     expect(err.retryable).toBe(true);
     // A retry uploads the files again (grammY consumes an InputFile per request).
-    await delivery.deliver(CHAT_ID, outcome);
-    expect(fake.calls.map((c) => c.files.map((f) => f.size))).toEqual([
+    await delivery.deliverToChat(privateChat, outcome);
+    expect(
+      fake.calls
+        .filter((c) => c.method === 'sendMediaGroup')
+        .map((c) => c.files.map((f) => f.size)),
+    ).toEqual([
       [1_000, 2_000],
       [1_000, 2_000],
     ]);
@@ -292,15 +318,7 @@ describe('TelegramDelivery', () => {
       apiRoot: fake.apiRoot,
       timeoutSeconds: 0.2,
     });
-    const err = await caught(
-      quick.deliver(CHAT_ID, {
-        status: 'failed',
-        generationId: 'gen-slow',
-        model: 'flux',
-        refunded: null,
-        reason: 'x',
-      }),
-    );
+    const err = await caught(quick.deliverToChat(privateChat, failed(null)));
     expect(err.retryable).toBe(true);
     expect(err.message).toMatch(/timed out/);
     expect(err.message).not.toContain(TOKEN);
@@ -310,13 +328,7 @@ describe('TelegramDelivery', () => {
     const wrongToken = '987654321:AAwrong-token-do-not-leak';
     const wrong = new TelegramDelivery({ botToken: wrongToken, apiRoot: `${fake.apiRoot}/` });
     const err = await caught(
-      wrong.deliver(CHAT_ID, {
-        status: 'succeeded',
-        generationId: 'gen-401',
-        model: 'flux',
-        prompt,
-        images: [{ url: 'https://cdn.example.com/401.png' }],
-      }),
+      wrong.deliverToChat(privateChat, succeeded([{ url: 'https://cdn.example.com/401.png' }])),
     );
     expect(err.retryable).toBe(false);
     expect(err.status).toBe(401);
@@ -327,15 +339,7 @@ describe('TelegramDelivery', () => {
 
   it('an unreachable API is retryable and the token stays out of the message', async () => {
     await fake.close();
-    const err = await caught(
-      delivery.deliver(CHAT_ID, {
-        status: 'failed',
-        generationId: 'gen-down',
-        model: 'flux',
-        refunded: null,
-        reason: 'x',
-      }),
-    );
+    const err = await caught(delivery.deliverToChat(privateChat, failed(null)));
     expect(err.retryable).toBe(true);
     expect(err.message).not.toContain(TOKEN);
     expect(err.message).not.toContain('AAdelivery');
@@ -407,13 +411,10 @@ describe('TelegramDelivery', () => {
 
   it('a missing stored file is final and nothing is sent', async () => {
     const err = await caught(
-      delivery.deliver(CHAT_ID, {
-        status: 'succeeded',
-        generationId: 'gen-missing',
-        model: 'flux',
-        prompt,
-        images: [{ path: join(dir, 'no-such-file.png'), mimeType: 'image/png' }],
-      }),
+      delivery.deliverToChat(
+        privateChat,
+        succeeded([{ path: join(dir, 'no-such-file.png'), mimeType: 'image/png' }]),
+      ),
     );
     expect(err.retryable).toBe(false);
     expect(fake.calls).toHaveLength(0);

@@ -9,6 +9,7 @@ import { TelegramDelivery } from '../src/delivery/telegram.ts';
 import { verifyDeliveryWebhook, WebhookDelivery } from '../src/delivery/webhook.ts';
 import type { DeliveryChannels } from '../src/jobs/types.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
+import { loadTexts } from '../src/locales/index.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { ResultStore } from '../src/storage/results.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
@@ -61,6 +62,12 @@ async function startReceiver(): Promise<typeof receiver> {
   const { port } = server.address() as AddressInfo;
   return { server, url: `http://127.0.0.1:${port}/hooks/generations`, received };
 }
+
+// The users here chose no language and have no Telegram one: they are told in DEFAULT_LANGUAGE.
+const language = testConfig().defaultLanguage;
+const texts = loadTexts(language);
+const t = (key: string, variables?: Record<string, string | number>) =>
+  texts.t(language, key, variables);
 
 const settled = (g: { status: string }) => g.status === 'succeeded' || g.status === 'failed';
 
@@ -130,9 +137,29 @@ describe('the generation pipeline', () => {
       async () => callsTo(telegramId),
       (calls) => calls.length > 0,
     );
+    // To the user's own chat (no `telegram` was given), in its language, with the buttons.
     expect(photos).toMatchObject([
-      { method: 'sendPhoto', fields: { caption: 'instant a lighthouse' } },
+      {
+        method: 'sendPhoto',
+        fields: {
+          caption: t('delivery-result-caption', {
+            model: model.key,
+            cost: t('delivery-cost-credits', { credits: 10 }),
+          }),
+          parse_mode: 'HTML',
+          reply_markup: {
+            inline_keyboard: [
+              [
+                { text: t('button-regenerate'), callback_data: `res:r:${id}` },
+                { text: t('button-edit'), callback_data: `res:e:${id}` },
+                { text: t('button-original'), callback_data: `res:o:${id}` },
+              ],
+            ],
+          },
+        },
+      },
     ]);
+    expect(photos[0]?.fields.reply_parameters).toBeUndefined();
     expect(photos[0]?.files[0]?.size).toBe(image.rawPayload.length);
 
     const hook = await waitFor(
@@ -167,8 +194,14 @@ describe('the generation pipeline', () => {
       async () => callsTo(telegramId),
       (calls) => calls.length > 0,
     );
+    expect(told).toHaveLength(1);
     expect(told[0]?.method).toBe('sendMessage');
-    expect(String(told[0]?.fields.text)).toMatch(/10 credits/);
+    expect(told[0]?.fields).toMatchObject({
+      text: `${t('delivery-failed', { reason: t('failure-reason-refused') })}\n${t('delivery-refunded-credits', { credits: 10 })}`,
+      parse_mode: 'HTML',
+    });
+    // The provider's own words stay in the API's error, never in the chat.
+    expect(JSON.stringify(told[0]?.fields)).not.toContain('content policy');
   });
 
   it('fails and refunds a submission the provider refuses for good, without retrying it', async () => {

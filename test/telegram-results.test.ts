@@ -483,8 +483,11 @@ describe('deliveries into the bot chat', () => {
     expect(calls.find((call) => call.method === 'sendPhoto')).toBeDefined();
   });
 
-  it('without `telegram` delivers as before: to the user own chat, the prompt as caption, no buttons', async () => {
+  it('without `telegram` delivers to the user own chat in its language: the model, its cost and the buttons, nothing to reply to or edit', async () => {
     const telegramId = await user(10);
+    await database.db.execute(
+      sql`UPDATE users SET language = 'en' WHERE telegram_id = ${telegramId}`,
+    );
     const accepted = await submit(app, {
       telegram_id: telegramId,
       model: imageModel.key,
@@ -492,11 +495,62 @@ describe('deliveries into the bot chat', () => {
       payment: 'credits',
     });
     expect(accepted.statusCode, accepted.body).toBe(202);
-    const [photo] = await chatCalls(telegramId, (calls) => calls.length >= 1);
-    expect(photo?.method).toBe('sendPhoto');
-    expect(photo?.fields.caption).toBe('instant a plain delivery');
-    expect(photo?.fields.reply_markup).toBeUndefined();
-    expect(photo?.fields.parse_mode).toBeUndefined();
+    const id: string = accepted.json().id;
+    expect((await finished(id)).status).toBe('succeeded');
+    const calls = await chatCalls(telegramId, (all) => all.length >= 1);
+    expect(calls.map((call) => call.method)).toEqual(['sendPhoto']);
+    const [photo] = calls;
+    expect(photo?.fields).toMatchObject({
+      caption: t('en', 'delivery-result-caption', {
+        model: imageModel.key,
+        cost: t('en', 'delivery-cost-credits', { credits: 10 }),
+      }),
+      parse_mode: 'HTML',
+      reply_markup: {
+        inline_keyboard: [
+          [
+            { text: t('en', 'button-regenerate'), callback_data: `res:r:${id}` },
+            { text: t('en', 'button-edit'), callback_data: `res:e:${id}` },
+            { text: t('en', 'button-original'), callback_data: `res:o:${id}` },
+          ],
+        ],
+      },
+    });
+    expect(photo?.fields.reply_parameters).toBeUndefined();
+    expect(JSON.stringify(photo?.fields)).not.toContain('instant a plain delivery');
+  });
+
+  it("without `telegram` tells a provider's failure in the user's Telegram language, never the provider's words", async () => {
+    const telegramId = freshTelegramId();
+    // The user chose no language; its Telegram client is Russian (a regional code).
+    const synced = await app.inject({
+      method: 'POST',
+      url: '/api/v1/users/sync',
+      headers: botAuth,
+      payload: { telegram_id: telegramId, language_code: 'ru-RU' },
+    });
+    expect(synced.statusCode, synced.body).toBeLessThan(300);
+    const accepted = await submit(app, {
+      telegram_id: telegramId,
+      model: imageModel.key,
+      prompt: 'refuse this without a chat of the bot',
+    });
+    expect(accepted.statusCode, accepted.body).toBe(202);
+    expect(accepted.json().payment.method).toBe('trial');
+    const done = await finished(accepted.json().id);
+    expect(done).toMatchObject({
+      status: 'failed',
+      error: { code: 'provider_failed', message: 'content policy' },
+      payment: { method: 'trial', refunded: true },
+    });
+    const calls = await chatCalls(telegramId, (all) => all.length >= 1);
+    expect(calls.map((call) => call.method)).toEqual(['sendMessage']);
+    expect(calls[0]?.fields).toMatchObject({
+      text: `${t('ru', 'delivery-failed', { reason: t('ru', 'failure-reason-refused') })}\n${t('ru', 'delivery-refunded-trial')}`,
+      parse_mode: 'HTML',
+    });
+    expect(calls[0]?.fields.reply_parameters).toBeUndefined();
+    expect(JSON.stringify(calls[0]?.fields)).not.toContain('content policy');
   });
 
   it('refuses a chat id of 0, and a Mini App user naming another chat', async () => {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { selectRows } from '../src/db/rows.ts';
 import { TelegramDelivery } from '../src/delivery/telegram.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
+import { loadTexts } from '../src/locales/index.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { WavespeedProvider } from '../src/providers/wavespeed.ts';
 import { ResultStore } from '../src/storage/results.ts';
@@ -222,8 +223,15 @@ describe('a worker process killed mid-job', () => {
       expect(delivered?.status).toBe('succeeded');
       if (delivered?.locked_by === takeover.workerId) {
         const photos = telegram.calls.filter((call) => call.chatId === telegramId);
+        // The user's own chat, in DEFAULT_LANGUAGE (the user chose none).
+        const language = config.defaultLanguage;
+        const texts = loadTexts(language);
+        const caption = texts.t(language, 'delivery-result-caption', {
+          model: model.key,
+          cost: texts.t(language, 'delivery-cost-credits', { credits: 10 }),
+        });
         expect(photos).toMatchObject([
-          { method: 'sendPhoto', fields: { photo: outputUrl, caption: prompt } },
+          { method: 'sendPhoto', fields: { photo: outputUrl, caption } },
         ]);
       } else {
         // Deliver jobs are not tied to a provider: a worker of a test file running alongside

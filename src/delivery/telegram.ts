@@ -12,32 +12,18 @@ import { escapeHtml, type Language, loadTexts } from '../locales/index.ts';
 import { encodeResultAction } from './result-actions.ts';
 
 /**
- * Sends a finished generation to the user's private chat through the Telegram Bot API (grammY's
- * `Api`, no polling). Every failure comes out as a DeliveryError saying whether a retry can help.
- * A failed delivery never refunds: the job only retries or gives up.
+ * Tells a chat how a generation ended through the Telegram Bot API (grammY's `Api`, no polling),
+ * in the chat's language with the Fluent texts of src/locales. Every failure comes out as a
+ * DeliveryError saying whether a retry can help. A failed delivery never refunds: the job only
+ * retries or gives up.
  */
 
 export type DeliveryImage = { url: string } | { path: string; mimeType: string };
 
-export type DeliveryOutcome =
-  | {
-      status: 'succeeded';
-      generationId: string;
-      model: string;
-      prompt: string;
-      images: DeliveryImage[];
-    }
-  | {
-      status: 'failed';
-      generationId: string;
-      model: string;
-      refunded: { credits: number } | { trial: true } | null;
-      reason: string;
-    };
-
 /**
- * Where the bot wants a generation's news: the chat (a group, or the user's private chat), the
- * prompt's message to reply to, the bot's "queued…" message to keep up to date, and the language.
+ * Where a generation's news goes: the chat (a group, or the user's private chat), the prompt's
+ * message to reply to, the bot's "queued…" message to keep up to date (none when the generation
+ * was not asked for by the bot), and the language.
  */
 export interface ChatTarget {
   chatId: number;
@@ -252,7 +238,8 @@ export class TelegramDelivery {
       return;
     }
     // An album carries no buttons: it goes first, replying to the prompt, and the caption with the
-    // buttons follows it as a message.
+    // buttons follows it as a message. An album takes 2-10 items, and documents cannot share one
+    // with photos.
     let first = true;
     for (const chunk of chunkEvenly(prepared, MEDIA_GROUP_MAX)) {
       const reply = first ? replyTo(target) : {};
@@ -268,61 +255,6 @@ export class TelegramDelivery {
       first = false;
     }
     await this.api.sendMessage(chatId, caption, { parse_mode: 'HTML', reply_markup: keyboard });
-  }
-
-  async deliver(chatId: number, outcome: DeliveryOutcome): Promise<void> {
-    try {
-      if (outcome.status === 'succeeded') await this.sendImages(chatId, outcome);
-      else await this.api.sendMessage(chatId, failureText(outcome));
-    } catch (err) {
-      throw toDeliveryError(err, this.botToken);
-    }
-  }
-
-  private async sendImages(
-    chatId: number,
-    outcome: Extract<DeliveryOutcome, { status: 'succeeded' }>,
-  ): Promise<void> {
-    if (outcome.images.length === 0) {
-      throw new DeliveryError(`generation ${outcome.generationId} succeeded without images`, {
-        retryable: false,
-      });
-    }
-    const caption = truncateCaption(outcome.prompt);
-    const prepared = await Promise.all(outcome.images.map((image, i) => prepare(image, i)));
-    const [single] = prepared;
-    if (prepared.length === 1 && single) {
-      const other = caption === undefined ? {} : { caption };
-      if (single.kind === 'file' && single.asDocument) {
-        await this.api.sendDocument(chatId, new InputFile(single.path, single.filename), other);
-      } else {
-        await this.api.sendPhoto(chatId, media(single), other);
-      }
-      return;
-    }
-    // An album takes 2-10 items, and documents cannot share one with photos.
-    let first = true;
-    for (const chunk of chunkEvenly(prepared, MEDIA_GROUP_MAX)) {
-      // The album's caption is the first item's.
-      const captioned = (i: number) =>
-        first && i === 0 && caption !== undefined ? { caption } : {};
-      if (chunk.some((item) => item.kind === 'file' && item.asDocument)) {
-        const items = chunk.map(
-          (item, i): InputMediaDocument => ({
-            type: 'document',
-            media: media(item),
-            ...captioned(i),
-          }),
-        );
-        await this.api.sendMediaGroup(chatId, items);
-      } else {
-        const items = chunk.map(
-          (item, i): InputMediaPhoto => ({ type: 'photo', media: media(item), ...captioned(i) }),
-        );
-        await this.api.sendMediaGroup(chatId, items);
-      }
-      first = false;
-    }
   }
 }
 
@@ -415,36 +347,15 @@ export function chunkEvenly<T>(items: readonly T[], max: number): T[][] {
 }
 
 /**
- * The prompt as a caption: at most 1024 characters (counted in UTF-16 code units, which is never
- * fewer than Telegram's count), cut on a code point boundary and ended with an ellipsis.
+ * At most `limit` characters (counted in UTF-16 code units, which is never fewer than Telegram's
+ * count), cut on a code point boundary and ended with an ellipsis.
  */
-export function truncateCaption(prompt: string): string | undefined {
-  const text = prompt.trim();
-  if (text === '') return undefined;
-  return truncate(text, TELEGRAM_CAPTION_LIMIT);
-}
-
 function truncate(text: string, limit: number): string {
   if (text.length <= limit) return text;
   let end = limit - 1;
   const last = text.charCodeAt(end - 1);
   if (last >= 0xd800 && last <= 0xdbff) end -= 1; // do not split a surrogate pair
   return `${text.slice(0, end)}…`;
-}
-
-/** The plain-text message for a failed generation: what failed and what was given back. */
-export function failureText(outcome: Extract<DeliveryOutcome, { status: 'failed' }>): string {
-  const lines = [`Sorry, your image could not be generated (model: ${outcome.model}).`];
-  const reason = outcome.reason.trim();
-  if (reason !== '') lines.push(`Reason: ${truncate(reason, 300)}`);
-  const refunded = outcome.refunded;
-  if (refunded !== null && 'credits' in refunded) {
-    const unit = refunded.credits === 1 ? 'credit was' : 'credits were';
-    lines.push(`${refunded.credits} ${unit} returned to your balance.`);
-  } else if (refunded !== null) {
-    lines.push('Your free generation was given back: you can use it again.');
-  }
-  return truncate(lines.join('\n'), TELEGRAM_TEXT_LIMIT);
 }
 
 /** Removes the bot token (and anything shaped like one in a Bot API path) from a text. */

@@ -42,17 +42,10 @@ export async function runDeliverJob(
     try {
       if (channel === 'telegram' && delivery.telegram) {
         const destination = await destinationOf(env, generation.id);
-        if (destination) {
-          await delivery.telegram.deliverToChat(
-            chatTarget(destination.telegram, ctx.config.defaultLanguage),
-            await chatOutcome(env, generation, destination.model_name),
-          );
-        } else {
-          await delivery.telegram.deliver(
-            generation.telegram_id,
-            await telegramOutcome(env, generation),
-          );
-        }
+        await delivery.telegram.deliverToChat(
+          chatTarget(destination.telegram, ctx.config.defaultLanguage),
+          await chatOutcome(env, generation, destination.model_name),
+        );
       } else if (channel === 'webhook' && delivery.webhook) {
         await delivery.webhook.deliver(webhookEvent(generation));
       }
@@ -84,18 +77,26 @@ export async function runDeliverJob(
   else await complete(ctx.db, job);
 }
 
-/** The bot's chat for this generation (POST /generations `telegram`) and its model's name. */
+/**
+ * Where this generation's news goes (the bot's chat from POST /generations `telegram`, else the
+ * user's own private chat; see destination.ts) and its model's name.
+ */
 async function destinationOf(
   env: JobEnvironment,
   requestId: string,
-): Promise<{ telegram: TelegramDestination; model_name: string } | null> {
+): Promise<{ telegram: TelegramDestination; model_name: string }> {
   const [row] = await selectRows<{ telegram: TelegramDestination | null; model_name: string }>(
     env.ctx.db,
     sql`SELECT ${TELEGRAM_DESTINATION_SQL} AS telegram, m.display_name AS model_name
         FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
         WHERE g.id = ${requestId}`,
   );
-  return row?.telegram ? { telegram: row.telegram, model_name: row.model_name } : null;
+  if (!row?.telegram) {
+    throw new DeliveryError(`generation ${requestId} has no chat to deliver to`, {
+      retryable: false,
+    });
+  }
+  return { telegram: row.telegram, model_name: row.model_name };
 }
 
 /** The generation as the bot's chat is told of it: what it cost, or why it failed. */
@@ -140,44 +141,6 @@ async function deliveryImages(
       ? { path: env.store.absolute(path), mimeType: result.mime_type }
       : { url: result.url };
   });
-}
-
-async function telegramOutcome(env: JobEnvironment, generation: GenerationView) {
-  if (generation.status === 'succeeded') {
-    return {
-      status: 'succeeded' as const,
-      generationId: generation.id,
-      model: generation.model,
-      prompt: generation.prompt,
-      images: await deliveryImages(env, generation),
-    };
-  }
-  return {
-    status: 'failed' as const,
-    generationId: generation.id,
-    model: generation.model,
-    refunded: refundOf(generation),
-    reason: reasonForUser(generation.error?.code ?? null, generation.error?.message ?? null),
-  };
-}
-
-/**
- * What the user is told. Provider messages can be raw API text, so only a content refusal passes
- * its own words on; everything else gets a plain sentence per failure code.
- */
-function reasonForUser(code: string | null, message: string | null): string {
-  switch (code) {
-    case 'provider_failed':
-      return message ?? 'The model could not make this image.';
-    case 'provider_rejected':
-      return 'The model refused this request; try changing the prompt or the references.';
-    case 'deadline_exceeded':
-      return 'The model took too long.';
-    case 'provider_unavailable':
-      return 'The model is unavailable right now; try again later.';
-    default:
-      return 'Something went wrong on our side.';
-  }
 }
 
 function refundOf(generation: GenerationView): { credits: number } | { trial: true } | null {

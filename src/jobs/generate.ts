@@ -33,8 +33,8 @@ export interface GenerationWork {
   provider_model: string;
   provider_edit_model: string | null;
   references: Reference[] | null;
-  /** Where the bot wants the news (generation_telegram), with the user's own language. */
-  telegram: TelegramDestination | null;
+  /** Where the news goes (destination.ts): the bot's chat, else the user's own, and its language. */
+  telegram: TelegramDestination;
 }
 
 /**
@@ -140,10 +140,10 @@ const ANNOUNCE_TIMEOUT_MS = 5_000;
 async function announceRunning(
   env: JobEnvironment,
   requestId: string,
-  destination: TelegramDestination | null,
+  destination: TelegramDestination,
 ): Promise<void> {
   const telegram = env.delivery.telegram;
-  if (!telegram || destination?.status_message_id == null) return;
+  if (!telegram || destination.status_message_id === null) return;
   const target = chatTarget(destination, env.ctx.config.defaultLanguage);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<void>((resolve) => {
