@@ -1,5 +1,6 @@
 import createClient from 'openapi-fetch';
 import type { paths } from '../api-client/schema.ts';
+import { keepAliveFetch, PlainRequest } from './http-transport.ts';
 
 /**
  * The bot's view of our HTTP API: typed by the generated schema, with the answers it needs named
@@ -121,7 +122,9 @@ export class BotApi {
     this.client = createClient<paths>({
       baseUrl: options.baseUrl,
       headers: { authorization: `Bearer ${options.token}` },
-      fetch: this.fetcher,
+      ...(options.fetch
+        ? { fetch: options.fetch }
+        : { fetch: keepAliveFetch, Request: PlainRequest as unknown as typeof Request }),
     });
     this.models = new Cached(30_000, async () => {
       const answer = await unwrap(() => this.client.GET('/api/v1/models'));
