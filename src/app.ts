@@ -8,6 +8,7 @@ import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
 import { registerTelegramWebhook } from './api/telegram-webhook.ts';
 import { adminRoutes } from './api/v1/admin.ts';
+import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
 import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
@@ -209,6 +210,7 @@ export async function buildApp(
         await v1.register(modelRoutes);
         await v1.register(paymentRoutes);
         await v1.register(adminRoutes);
+        await v1.register(adminGenerationRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
       },

@@ -62,6 +62,397 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every user's generations, newest first (cursor pagination), filtered
+         * @description Filters combine: status, model (its key), user (telegram_id), from/to (created_at, from inclusive, to exclusive). Pass next_cursor back as cursor for the next page.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
+                    from?: string;
+                    limit: number;
+                    model?: string;
+                    status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                    to?: string;
+                    /** @description Telegram user id */
+                    user?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            generations: ({
+                                /** Format: date-time */
+                                completed_at: string | null;
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                deadline_at: string | null;
+                                error: {
+                                    code: string;
+                                    message: string | null;
+                                } | null;
+                                /** Format: uuid */
+                                id: string;
+                                model: string;
+                                parameters: {
+                                    [key: string]: string;
+                                };
+                                payment: {
+                                    /** @description Credits charged (0 for a free generation) */
+                                    credits: number;
+                                    method: "credits" | "trial";
+                                    /** @description The credits or the free generation were given back */
+                                    refunded: boolean;
+                                };
+                                prompt: string;
+                                references: {
+                                    kind: "telegram_file" | "url";
+                                    value: string;
+                                }[];
+                                results: {
+                                    height: number | null;
+                                    mime_type: string;
+                                    position: number;
+                                    seed: number | null;
+                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                    url: string;
+                                    width: number | null;
+                                }[];
+                                /** Format: date-time */
+                                started_at: string | null;
+                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            } & {
+                                /** @description From accepted to finished; null while not finished */
+                                duration_seconds: number | null;
+                                job: {
+                                    attempts: number;
+                                    /** @description The provider that has the job (null until submitted) */
+                                    provider: string | null;
+                                    provider_job_id: string | null;
+                                } | null;
+                            })[];
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/generations/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Give back what a succeeded generation cost (credits or the free generation), once
+         * @description Only a succeeded generation: a failed one was given back when it failed (409 generation_already_refunded), a queued or running one is 409 generation_not_finished. A second refund is 409 generation_already_refunded; send an Idempotency-Key to replay the first answer instead.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; kept in the ledger entry and the audit log */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            generation: {
+                                /** Format: date-time */
+                                completed_at: string | null;
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                deadline_at: string | null;
+                                error: {
+                                    code: string;
+                                    message: string | null;
+                                } | null;
+                                /** Format: uuid */
+                                id: string;
+                                model: string;
+                                parameters: {
+                                    [key: string]: string;
+                                };
+                                payment: {
+                                    /** @description Credits charged (0 for a free generation) */
+                                    credits: number;
+                                    method: "credits" | "trial";
+                                    /** @description The credits or the free generation were given back */
+                                    refunded: boolean;
+                                };
+                                prompt: string;
+                                references: {
+                                    kind: "telegram_file" | "url";
+                                    value: string;
+                                }[];
+                                results: {
+                                    height: number | null;
+                                    mime_type: string;
+                                    position: number;
+                                    seed: number | null;
+                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                    url: string;
+                                    width: number | null;
+                                }[];
+                                /** Format: date-time */
+                                started_at: string | null;
+                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            } & {
+                                /** @description From accepted to finished; null while not finished */
+                                duration_seconds: number | null;
+                                job: {
+                                    attempts: number;
+                                    /** @description The provider that has the job (null until submitted) */
+                                    provider: string | null;
+                                    provider_job_id: string | null;
+                                } | null;
+                            };
+                            refund: {
+                                /** @description Credits given back (0: trial) */
+                                credits: number;
+                                /** @description The ledger entry of the refund (null: a free generation) */
+                                entry_id: number | null;
+                                method: "credits" | "trial";
+                            };
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The job queue now: waiting and running jobs, the oldest wait, recent failures */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description Generations queued or running now */
+                            active_generations: number;
+                            failed_last_hour: number;
+                            jobs: {
+                                /** @description generate or deliver */
+                                kind: string;
+                                /** @description The job's provider (a generation's model's until submitted) */
+                                provider: string | null;
+                                running: number;
+                                waiting: number;
+                            }[];
+                            /** @description Age of the oldest job due and not yet claimed; null: none */
+                            oldest_waiting_seconds: number | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users/{telegram_id}": {
         parameters: {
             query?: never;

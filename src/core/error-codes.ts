@@ -59,6 +59,10 @@ export const errorCodes = {
   provider_not_found: { status: 404, title: 'Provider not found' },
   invalid_signature: { status: 401, title: 'Webhook signature refused' },
   invalid_webhook: { status: 422, title: 'Invalid webhook' },
+
+  // Operators: generations and payments administration.
+  generation_not_finished: { status: 409, title: 'Generation not finished' },
+  generation_already_refunded: { status: 409, title: 'Generation already given back' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -49,7 +49,7 @@ async function userIdOf(db: Queryable, telegramId: number): Promise<number> {
   return Number(row.id);
 }
 
-interface GenerationRow {
+export interface GenerationRow {
   id: string;
   telegram_id: string | number;
   model: string;
@@ -71,7 +71,7 @@ interface GenerationRow {
   cursor_at: string;
 }
 
-const generationColumns = sql.raw(`g.id, u.telegram_id, m.key AS model, g.prompt, g.parameters,
+export const generationColumns = sql.raw(`g.id, u.telegram_id, m.key AS model, g.prompt, g.parameters,
   (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
    FROM generation_references r WHERE r.request_id = g.id) AS "references",
   g.status, g.payment_method, g.price_credits,
@@ -88,7 +88,7 @@ const generationColumns = sql.raw(`g.id, u.telegram_id, m.key AS model, g.prompt
   ${isoTimeText('g.completed_at')} AS completed_at, ${isoTimeText('g.deadline_at')} AS deadline_at,
   to_char(g.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at`);
 
-const generationSource = sql.raw(`generation_requests g
+export const generationSource = sql.raw(`generation_requests g
   JOIN users u ON u.id = g.user_id
   JOIN model_catalog m ON m.id = g.model_id`);
 
@@ -97,7 +97,7 @@ function storedImagePath(generationId: string, position: number): string {
   return `/api/v1/generations/${generationId}/images/${position}`;
 }
 
-function toView(row: GenerationRow, publicBaseUrl: string | null): GenerationView {
+export function toView(row: GenerationRow, publicBaseUrl: string | null): GenerationView {
   return {
     id: row.id,
     telegram_id: Number(row.telegram_id),

@@ -60,7 +60,7 @@ const TelegramContext = Type.Object(
   },
 );
 
-const Generation = Type.Object({
+export const Generation = Type.Object({
   id: Type.String({ format: 'uuid' }),
   telegram_id: TelegramId,
   model: Type.String(),
