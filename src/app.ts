@@ -9,6 +9,7 @@ import { rootRoutes } from './api/root.ts';
 import { registerTelegramWebhook } from './api/telegram-webhook.ts';
 import { adminRoutes } from './api/v1/admin.ts';
 import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
+import { adminSettingsRoutes } from './api/v1/admin-settings.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
 import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
@@ -45,6 +46,7 @@ import { registerRequestIdEcho, requestIdFor } from './middlewares/request-id.ts
 import { registerSecurityHeaders } from './middlewares/security-headers.ts';
 import { type ProviderRegistry, providersFromConfig } from './providers/registry.ts';
 import { Problem } from './schemas/problem.ts';
+import { watchSettings } from './services/settings.ts';
 import { ResultStore } from './storage/results.ts';
 
 declare module 'fastify' {
@@ -87,6 +89,7 @@ export async function buildApp(
   const ownsDatabase = overrides.database === undefined;
   let redis: Redis | null = null;
   let worker = null as JobWorker | null;
+  let stopWatchingSettings: (() => Promise<void>) | null = null;
   try {
     try {
       if (config.runMigrations) await migrateDatabase(database);
@@ -147,8 +150,11 @@ export async function buildApp(
     app.decorate('deps', deps);
     app.addSchema(Problem);
 
+    // Operators' changes to the runtime settings reach this process within seconds.
+    stopWatchingSettings = await watchSettings(database, logger);
     app.addHook('onClose', async () => {
       await worker?.stop(config.shutdownTimeoutSeconds * 1000);
+      await stopWatchingSettings?.();
       await redis?.quit().catch(() => undefined);
       if (ownsDatabase) await database.close();
     });
@@ -210,6 +216,7 @@ export async function buildApp(
         await v1.register(modelRoutes);
         await v1.register(paymentRoutes);
         await v1.register(adminRoutes);
+        await v1.register(adminSettingsRoutes);
         await v1.register(adminGenerationRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
@@ -230,6 +237,7 @@ export async function buildApp(
     return app;
   } catch (error) {
     await worker?.stop(0);
+    await stopWatchingSettings?.().catch(() => undefined);
     // Not quit(): a client that never connected would keep trying to, to send QUIT.
     redis?.disconnect();
     if (ownsDatabase) await database.close();

@@ -83,7 +83,11 @@ export interface Config {
     readonly concurrency: Readonly<Record<string, number>>;
     /** Seconds between two status queries of a provider job when no webhook arrives. */
     readonly pollSeconds: number;
+    /** A provider account's balance below which its models are not offered; 0 = no guard. */
+    readonly minBalance: number;
   };
+  /** Broadcast messages per second, shared by all workers. */
+  readonly broadcastRate: number;
   /** Where this API is reachable from outside: providers' webhooks and links to stored images. */
   readonly publicBaseUrl: string | null;
   readonly worker: {
@@ -410,7 +414,9 @@ export function loadConfig(env: Env): Config {
       ),
       concurrency: parseProviderConcurrency(reader),
       pollSeconds: reader.integer('PROVIDER_POLL_SECONDS', 3, 1, 300),
+      minBalance: reader.integer('MIN_PROVIDER_BALANCE', 0, 0, 1_000_000),
     },
+    broadcastRate: reader.integer('BROADCAST_RATE', 25, 1, 1000),
     publicBaseUrl: parseUrl(reader, 'PUBLIC_BASE_URL', null),
     worker: {
       inApi: embedded || reader.boolean('RUN_WORKER_IN_API', false),

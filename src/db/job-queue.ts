@@ -365,11 +365,24 @@ export async function listenForJobs(
   onWake: () => void,
   options: ListenOptions = {},
 ): Promise<() => Promise<void>> {
+  return listenOnChannel(handle, JOBS_CHANNEL, onWake, options);
+}
+
+/**
+ * `listenForJobs` for any channel (e.g. settings_changed): the same resilient LISTEN connection,
+ * `onNotify` called for each NOTIFY and once more after a lost connection is replaced.
+ */
+export async function listenOnChannel(
+  handle: DatabaseHandle,
+  channel: string,
+  onNotify: () => void,
+  options: ListenOptions = {},
+): Promise<() => Promise<void>> {
   if (handle.pglite) {
-    return handle.pglite.listen(JOBS_CHANNEL, onWake);
+    return handle.pglite.listen(channel, onNotify);
   }
   if (!handle.pool) throw new Error('database handle has neither a pool nor PGlite');
-  const listener = new PoolListener(handle.pool, onWake, options);
+  const listener = new PoolListener(handle.pool, channel, onNotify, options);
   await listener.start();
   return () => listener.stop();
 }
@@ -398,6 +411,7 @@ class PoolListener {
 
   constructor(
     private readonly pool: Pool,
+    private readonly channel: string,
     private readonly onWake: () => void,
     private readonly options: ListenOptions,
   ) {}
@@ -416,7 +430,7 @@ class PoolListener {
     const listening = this.current;
     this.current = null;
     if (!listening) return;
-    const failed = await listening.client.query(`UNLISTEN ${JOBS_CHANNEL}`).then(
+    const failed = await listening.client.query(`UNLISTEN ${this.channel}`).then(
       () => undefined,
       (error: unknown) => error ?? new Error('UNLISTEN failed'),
     );
@@ -441,7 +455,7 @@ class PoolListener {
         this.current = null;
         if (this.stopped) return;
         this.options.logger?.warn(
-          { err: error },
+          { err: error, channel: this.channel },
           'lost the LISTEN connection for jobs; listening again (polling meanwhile)',
         );
         this.retryLater();
@@ -466,7 +480,7 @@ class PoolListener {
     client.on('end', () => listening.lose(new Error('the LISTEN connection ended')));
     client.on('notification', this.onWake);
     try {
-      await client.query(`LISTEN ${JOBS_CHANNEL}`);
+      await client.query(`LISTEN ${this.channel}`);
     } catch (error) {
       listening.close(error);
       throw error;

@@ -15,6 +15,7 @@ import {
 } from '../db/job-queue.ts';
 import type { PipelineContext } from '../services/context.ts';
 import { settleSuccesses } from '../services/generation-outcomes.ts';
+import { currentSettings, watchSettings } from '../services/settings.ts';
 import type { ResultStore } from '../storage/results.ts';
 import { runDeliverJob } from './deliver.ts';
 import { runGenerateJob, startGenerations } from './generate.ts';
@@ -66,6 +67,7 @@ export class JobWorker {
    */
   private releaseUnheldNext = false;
   private stopListening: (() => Promise<void>) | null = null;
+  private stopWatchingSettings: (() => Promise<void>) | null = null;
   private timers: NodeJS.Timeout[] = [];
 
   constructor(private readonly options: WorkerOptions) {
@@ -86,6 +88,7 @@ export class JobWorker {
     this.stopListening = await listenForJobs(database, () => this.poke(), {
       logger: this.env.logger,
     });
+    this.stopWatchingSettings = await watchSettings(database, this.env.logger);
     const lease = ctx.config.worker.leaseSeconds;
     this.every(Math.max(500, (lease * 1000) / 3), () => this.heartbeat());
     this.every(Math.max(1000, (lease * 1000) / 2), async () => {
@@ -114,6 +117,7 @@ export class JobWorker {
     this.poke();
     await this.loopDone;
     await this.stopListening?.();
+    await this.stopWatchingSettings?.();
     const finished = Promise.all([...this.running.values()].map((entry) => entry.done));
     let timer: NodeJS.Timeout | undefined;
     const late = await Promise.race([
@@ -218,8 +222,7 @@ export class JobWorker {
     return this.options.ctx.config.worker.concurrency - this.running.size;
   }
 
-  private providerCap(name: string): number {
-    const caps = this.options.ctx.config.providers.concurrency;
+  private providerCap(name: string, caps: Readonly<Record<string, number>>): number {
     return caps[name] ?? caps['*'] ?? 16;
   }
 
@@ -238,9 +241,10 @@ export class JobWorker {
       }
     }
     let full = false;
+    const caps = (await currentSettings(ctx)).PROVIDER_CONCURRENCY;
     for (const provider of ctx.providers.names()) {
       const limit = Math.min(
-        this.providerCap(provider) - (this.runningPerProvider.get(provider) ?? 0),
+        this.providerCap(provider, caps) - (this.runningPerProvider.get(provider) ?? 0),
         this.freeSlots(),
       );
       if (limit <= 0) continue;

@@ -4,7 +4,7 @@ import { wakeWorkers } from '../db/job-queue.ts';
 import { isoTimeText, queryText } from '../db/rows.ts';
 import { bannedOr } from './bans.ts';
 import { findActiveModel } from './catalog.ts';
-import type { PipelineContext, ServiceContext } from './context.ts';
+import type { PipelineContext } from './context.ts';
 import {
   checkReferences,
   checkTelegram,
@@ -15,6 +15,7 @@ import {
 import { priceFor, unknownModel } from './generation-quote.ts';
 import { type GenerationView, getGenerationById, type PaymentMethod } from './generation-views.ts';
 import { InsufficientCreditsError } from './ledger.ts';
+import { currentSettings, type RuntimeSettings } from './settings.ts';
 import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
 
 export interface AcceptedGeneration extends GenerationView {
@@ -80,7 +81,8 @@ export async function acceptGeneration(
       );
     }
     const prompt = input.prompt.trim();
-    const deadlineAt = new Date(Date.now() + ctx.config.generations.timeoutSeconds * 1000);
+    const settings = await currentSettings(ctx);
+    const deadlineAt = new Date(Date.now() + settings.GENERATION_TIMEOUT_SECONDS * 1000);
     // A banned user's request is refused by the database (migration 0011), its charge undone.
     const [result] = await queryText<AcceptOutcome>(ctx.db, ACCEPT_SQL, [
       id,
@@ -91,8 +93,8 @@ export async function acceptGeneration(
       JSON.stringify(parameters),
       JSON.stringify(references),
       input.payment ?? 'auto',
-      ctx.config.trialGenerations,
-      ctx.config.generations.maxParallelPerUser,
+      settings.TRIAL_GENERATIONS,
+      settings.MAX_PARALLEL_GENERATIONS_PER_USER,
       deadlineAt.toISOString(),
       providerName,
       actor,
@@ -106,10 +108,10 @@ export async function acceptGeneration(
         ...(await getGenerationById(ctx, id)),
         queue_position: Math.max(1, result.queue_position ?? 1),
         balance: Number(result.balance ?? 0),
-        trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
+        trial: trialSummary(result.trials_used ?? 0, settings.TRIAL_GENERATIONS),
       };
     }
-    if (result?.outcome !== 'accepted') throw refusal(ctx, input, result, price.credits);
+    if (result?.outcome !== 'accepted') throw refusal(settings, input, result, price.credits);
     wakeWorkers(ctx.db);
     const method = result.payment_method ?? 'credits';
     return {
@@ -129,7 +131,7 @@ export async function acceptGeneration(
       deadline_at: deadlineAt.toISOString(),
       queue_position: Math.max(1, result.queue_position ?? 1),
       balance: Number(result.balance ?? 0),
-      trial: trialSummary(result.trials_used ?? 0, ctx.config.trialGenerations),
+      trial: trialSummary(result.trials_used ?? 0, settings.TRIAL_GENERATIONS),
     };
   }
 }
@@ -152,17 +154,17 @@ function uuidFrom(name: string): string {
 }
 
 function refusal(
-  ctx: ServiceContext,
+  settings: RuntimeSettings,
   input: GenerationInput,
   result: AcceptOutcome | undefined,
   price: number,
 ): Error {
-  const limit = ctx.config.trialGenerations;
+  const limit = settings.TRIAL_GENERATIONS;
   switch (result?.outcome) {
     case 'no_user':
       return userNotFound(input.telegramId);
     case 'too_many_active': {
-      const cap = ctx.config.generations.maxParallelPerUser;
+      const cap = settings.MAX_PARALLEL_GENERATIONS_PER_USER;
       return new AppError(
         'too_many_active_generations',
         `At most ${cap} generations can be in progress at once; wait for one to finish.`,

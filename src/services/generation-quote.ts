@@ -11,6 +11,7 @@ import {
   invalidGeneration,
 } from './generation-input.ts';
 import type { PaymentMethod } from './generation-views.ts';
+import { currentSettings } from './settings.ts';
 import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
 
 export interface Quote {
@@ -86,7 +87,7 @@ export async function quoteGeneration(
     { parametersOnly: true },
   );
   if (problems.length > 0 || !price) throw invalidGeneration(problems);
-  const limit = ctx.config.trialGenerations;
+  const limit = (await currentSettings(ctx)).TRIAL_GENERATIONS;
   const balance = Number(facts.balance);
   const trialsLeft = facts.trials_used < limit;
   return {

@@ -14,6 +14,7 @@ import {
   referralClawbackOf,
   referralEarningOf,
 } from './referrals.ts';
+import { currentSettings } from './settings.ts';
 
 /**
  * Telegram Stars top-ups. The bot forwards what Telegram sent it (successful_payment,
@@ -116,14 +117,14 @@ function toResult(row: PaymentRow): Omit<PaymentResult, 'referral'> {
   };
 }
 
-function packageFor(ctx: ServiceContext, payment: SuccessfulPayment): StarsPackage {
+function packageFor(packages: readonly StarsPackage[], payment: SuccessfulPayment): StarsPackage {
   if (payment.currency !== STARS_CURRENCY) {
     throw new AppError(
       'unsupported_currency',
       `Only Telegram Stars (XTR) are accepted, got ${payment.currency}.`,
     );
   }
-  const pack = ctx.config.starsPackages.find(
+  const pack = packages.find(
     (candidate) => invoicePayloadOf(candidate.id) === payment.invoice_payload,
   );
   if (!pack) {
@@ -157,7 +158,9 @@ export async function confirmStarsPayment(
   payment: SuccessfulPayment,
   actor: string,
 ): Promise<{ result: PaymentResult; replayed: boolean }> {
-  const pack = packageFor(ctx, payment);
+  // Read before the transaction: on PGlite a query outside it while it is open would wait forever.
+  const settings = await currentSettings(ctx);
+  const pack = packageFor(settings.STARS_PACKAGES, payment);
   const chargeId = payment.telegram_payment_charge_id;
   const recorded = await withTransaction(ctx.db, async (tx) => {
     // Money is never refused for a profile the bot forgot to sync: the user is created if missing.
@@ -191,13 +194,17 @@ export async function confirmStarsPayment(
     await tx.execute(
       sql`UPDATE payments SET credit_entry_id = ${entry.id} WHERE id = ${Number(row.id)}`,
     );
-    await payReferralBonus(tx, ctx.config.referrals, {
-      paymentId: Number(row.id),
-      userId: Number(row.user_id),
-      credits: pack.credits,
-      chargeId,
-      actor,
-    });
+    await payReferralBonus(
+      tx,
+      { percent: settings.REFERRAL_PERCENT, joinBonus: settings.REFERRAL_JOIN_BONUS },
+      {
+        paymentId: Number(row.id),
+        userId: Number(row.user_id),
+        credits: pack.credits,
+        chargeId,
+        actor,
+      },
+    );
     return true;
   });
   const row = await findPayment(ctx.db, chargeId);

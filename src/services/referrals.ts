@@ -5,6 +5,7 @@ import { selectRows } from '../db/rows.ts';
 import type { UserLanguage } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 import { balanceOf, credit, lockUser, postEntry } from './ledger.ts';
+import { currentSettings } from './settings.ts';
 import { userNotFound } from './users.ts';
 
 /**
@@ -216,11 +217,12 @@ export async function getReferralSummary(
         FROM users u WHERE u.telegram_id = ${telegramId}`,
   );
   if (!row) throw userNotFound(telegramId);
+  const settings = await currentSettings(ctx);
   return {
     telegram_id: telegramId,
     code: row.code,
-    percent: ctx.config.referrals.percent,
-    join_bonus: ctx.config.referrals.joinBonus,
+    percent: settings.REFERRAL_PERCENT,
+    join_bonus: settings.REFERRAL_JOIN_BONUS,
     joined: row.joined,
     earned_credits: Number(row.earned),
   };

@@ -2,6 +2,7 @@ import { AppError } from '../core/errors.ts';
 import { isoTimeText, queryText } from '../db/rows.ts';
 import type { UserLanguage, UserPreferences } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
+import { currentSettings } from './settings.ts';
 
 export interface TelegramUserInput {
   telegram_id: number;
@@ -139,7 +140,7 @@ export async function syncUser(
   );
   if (!row) throw new Error('user upsert returned no row');
   const { created, ...profile } = row;
-  return { created, user: toProfile(profile, ctx.config.trialGenerations) };
+  return { created, user: toProfile(profile, (await currentSettings(ctx)).TRIAL_GENERATIONS) };
 }
 
 const BALANCE_SQL = `SELECT ${balanceOf('u.id')} AS balance FROM users u WHERE u.telegram_id = $1`;
@@ -161,7 +162,10 @@ export async function getTrialStatus(
 ): Promise<TrialSummary & { telegram_id: number }> {
   const [row] = await queryText<{ used: number }>(ctx.db, TRIAL_SQL, [telegramId]);
   if (!row) throw userNotFound(telegramId);
-  return { telegram_id: telegramId, ...trialSummary(row.used, ctx.config.trialGenerations) };
+  return {
+    telegram_id: telegramId,
+    ...trialSummary(row.used, (await currentSettings(ctx)).TRIAL_GENERATIONS),
+  };
 }
 
 export function userNotFound(telegramId: number) {
@@ -221,7 +225,7 @@ export async function updateUserSettings(
     input.preferences === undefined ? null : JSON.stringify(input.preferences),
   ]);
   if (!row) throw userNotFound(telegramId);
-  return toProfile(row, ctx.config.trialGenerations);
+  return toProfile(row, (await currentSettings(ctx)).TRIAL_GENERATIONS);
 }
 
 /** A user as the operator sees it: the profile, who invited it, whom it invited, when last seen. */
@@ -253,7 +257,7 @@ export async function getAdminUserView(
   if (!row) throw userNotFound(telegramId);
   const { referred_by, referrals, last_seen_at, ...profile } = row;
   return {
-    ...toProfile(profile, ctx.config.trialGenerations),
+    ...toProfile(profile, (await currentSettings(ctx)).TRIAL_GENERATIONS),
     referred_by: referred_by === null ? null : Number(referred_by),
     referrals,
     last_seen_at,

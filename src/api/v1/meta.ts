@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { apiVersion, appName, appVersion } from '../../core/version.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { checkDatabase } from '../../services/health.ts';
+import { currentSettings } from '../../services/settings.ts';
 
 const HealthResponse = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
@@ -81,7 +82,7 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
           window_seconds: config.rateLimit.windowSeconds,
           store: rateLimitStore,
         },
-        trial_generations: config.trialGenerations,
+        trial_generations: (await currentSettings(app.deps.services)).TRIAL_GENERATIONS,
       };
     },
   );

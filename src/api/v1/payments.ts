@@ -8,6 +8,7 @@ import {
   listStarsPackages,
   refundStarsPayment,
 } from '../../services/payments.ts';
+import { currentSettings } from '../../services/settings.ts';
 
 /** What Telegram's successful_payment and refunded_payment share, with the payer's id. */
 const telegramPaymentFields = {
@@ -136,7 +137,9 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async () => ({ packages: listStarsPackages(app.deps.config.starsPackages) }),
+    async () => ({
+      packages: listStarsPackages((await currentSettings(app.deps.services)).STARS_PACKAGES),
+    }),
   );
 
   app.post(
