@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import { run, sequentialize } from '@grammyjs/runner';
 import type { Bot } from 'grammy';
 import type { Update } from 'grammy/types';
@@ -70,7 +72,12 @@ export async function startBot(options: {
     store,
     settings,
     logger,
-    client: { apiRoot: config.delivery.telegramApiRoot },
+    client: {
+      apiRoot: config.delivery.telegramApiRoot,
+      // Kept-alive connections to Telegram, as many as the runner has updates in flight: the
+      // default agent keeps few idle sockets and reconnects (a TLS handshake each) under load.
+      baseFetchConfig: { compress: true, agent: telegramAgent(config.delivery.telegramApiRoot) },
+    },
     // One update at a time per chat (an album's photos, a double tap), any number across chats.
     before: sequentialize((ctx) => ctx.chat?.id.toString() ?? ctx.from?.id.toString()),
   });
@@ -124,4 +131,9 @@ async function registerCommands(bot: Bot<BotContext>, defaultLanguage: Language)
     await bot.api.setMyCommands(commands(language), { language_code: language });
   }
   await bot.api.setMyCommands(commands(defaultLanguage));
+}
+
+function telegramAgent(apiRoot: string): http.Agent {
+  const options = { keepAlive: true, maxSockets: 512, maxFreeSockets: 512 };
+  return apiRoot.startsWith('https:') ? new https.Agent(options) : new http.Agent(options);
 }
