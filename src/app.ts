@@ -8,6 +8,8 @@ import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
 import { registerTelegramWebhook } from './api/telegram-webhook.ts';
 import { adminRoutes } from './api/v1/admin.ts';
+import { adminAuditRoutes } from './api/v1/admin-audit.ts';
+import { adminAuthRoutes } from './api/v1/admin-auth.ts';
 import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
 import { adminSettingsRoutes } from './api/v1/admin-settings.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
@@ -28,7 +30,7 @@ import { requestValidators } from './core/validation.ts';
 import { appName, appVersion } from './core/version.ts';
 import { type DatabaseHandle, openDatabase } from './db/client.ts';
 import { assertSchemaCurrent, migrateDatabase } from './db/migrate.ts';
-import { registerAuth } from './deps/auth.ts';
+import { OPERATOR_SESSION_COOKIE, registerAuth } from './deps/auth.ts';
 import {
   AuthFailureLimiter,
   MemoryFailureCounts,
@@ -184,6 +186,13 @@ export async function buildApp(
               description: 'A token from API_TOKENS (the bot)',
             },
             admin: { type: 'http', scheme: 'bearer', description: 'A token from ADMIN_TOKENS' },
+            operatorSession: {
+              type: 'apiKey',
+              in: 'cookie',
+              name: OPERATOR_SESSION_COOKIE,
+              description:
+                'An operator signed in with Telegram (POST /api/v1/admin/auth/telegram); its role, admin or support, decides which admin routes it reaches',
+            },
             miniApp: {
               type: 'apiKey',
               in: 'header',
@@ -216,6 +225,8 @@ export async function buildApp(
         await v1.register(modelRoutes);
         await v1.register(paymentRoutes);
         await v1.register(adminRoutes);
+        await v1.register(adminAuthRoutes);
+        await v1.register(adminAuditRoutes);
         await v1.register(adminSettingsRoutes);
         await v1.register(adminGenerationRoutes);
         await v1.register(generationRoutes);

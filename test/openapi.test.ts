@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, BOT_TOKEN, buildTestApp, miniAppAuth } from './helpers/app.ts';
 import { freshTelegramId } from './helpers/database.ts';
+import { ADMIN_OPERATOR_ID, operatorCookie, operatorSettings } from './helpers/operators.ts';
 
 // The document is checked against the app itself: the routes come from the router (not from the
 // document), and what each route lets in and answers comes from requests to it. A route added
@@ -86,20 +87,32 @@ const malformed: Record<string, string> = {
   provider: 'NOT A NAME!',
 };
 
-const credentials = {
+const credentials: Record<
+  'none' | 'bot' | 'admin' | 'miniApp' | 'operatorSession',
+  Record<string, string>
+> = {
   none: {},
   bot: { authorization: `Bearer ${BOT_TOKEN}` },
   admin: { authorization: `Bearer ${ADMIN_TOKEN}` },
   miniApp: miniAppAuth(miniAppUser),
-} as const;
+  // An operator whose role is admin, signed in with Telegram (set in beforeAll).
+  operatorSession: {},
+};
 
-function probe(route: Route, headers: Record<string, string>, url = concreteUrl(route.path)) {
-  return app.inject({
+async function probe(route: Route, headers: Record<string, string>, url = concreteUrl(route.path)) {
+  const response = await app.inject({
     method: route.method as 'GET' | 'POST',
     url,
     headers,
     ...(route.method === 'GET' ? {} : { payload: {} }),
   });
+  // Logging out ends the operator's session: the next probes get a new one.
+  if (headers === credentials.operatorSession && response.statusCode < 400) {
+    if (route.path.endsWith('/auth/logout')) {
+      credentials.operatorSession = await operatorCookie(app, ADMIN_OPERATOR_ID);
+    }
+  }
+  return response;
 }
 
 /** Whether the caller was turned away for who it is (not for what it asked). */
@@ -110,7 +123,8 @@ function refusedAccess(response: { statusCode: number; json: () => { code?: stri
 }
 
 beforeAll(async () => {
-  app = await buildTestApp();
+  app = await buildTestApp(operatorSettings);
+  credentials.operatorSession = await operatorCookie(app, ADMIN_OPERATOR_ID);
   const response = await app.inject({ url: '/docs/json' });
   expect(response.statusCode).toBe(200);
   document = response.json();
@@ -148,7 +162,7 @@ describe('OpenAPI document', () => {
 
   it('states who may call each operation, as the route enforces it', async () => {
     const schemes = Object.keys(document.components.securitySchemes).sort();
-    expect(schemes).toEqual(['admin', 'bot', 'miniApp']);
+    expect(schemes).toEqual(['admin', 'bot', 'miniApp', 'operatorSession']);
     for (const route of routes) {
       const name = `${route.method} ${route.path}`;
       const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
@@ -164,7 +178,7 @@ describe('OpenAPI document', () => {
         admitted.length > 0,
       );
       if (admitted.length === 0) continue;
-      for (const scheme of ['bot', 'admin', 'miniApp'] as const) {
+      for (const scheme of ['bot', 'admin', 'miniApp', 'operatorSession'] as const) {
         const response = await probe(route, credentials[scheme]);
         expect(refusedAccess(response), `${name} as ${scheme}: ${response.body}`).toBe(
           !admitted.includes(scheme),

@@ -17,8 +17,10 @@ function securityOf(access: Access): Record<string, string[]>[] {
       return [{ bot: [] }, { admin: [] }, { miniApp: [] }];
     case 'bot':
       return [{ bot: [] }, { admin: [] }];
+    case 'support':
     case 'admin':
-      return [{ admin: [] }];
+      // Which operators' role is admin the document cannot say: the route's description does.
+      return [{ admin: [] }, { operatorSession: [] }];
   }
 }
 

@@ -56,6 +56,17 @@ export interface Config {
   readonly telegramInitDataMaxAgeSeconds: number;
   /** Failed authentications one client address may make per minute; then 429. 0 = no limit. */
   readonly authFailureLimit: number;
+  /** People who operate the business, by Telegram id (Telegram Login sessions, deps/auth.ts). */
+  readonly operators: {
+    readonly adminTelegramIds: readonly number[];
+    readonly supportTelegramIds: readonly number[];
+    /** How old a Telegram Login Widget authorization may be when it opens a session (seconds). */
+    readonly loginMaxAgeSeconds: number;
+    /** How long an operator session, and its cookie, lasts (seconds). */
+    readonly sessionSeconds: number;
+    /** The most credits (absolute value) a support operator may give or take in one adjustment. */
+    readonly supportCreditLimit: number;
+  };
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
   readonly referrals: {
@@ -341,6 +352,32 @@ function parseProviderConcurrency(reader: EnvReader): Record<string, number> {
   return limits;
 }
 
+/** Telegram ids of operators: positive integers, each in one list only. */
+function parseOperators(reader: EnvReader): Config['operators'] {
+  const ids = (name: string): number[] =>
+    reader.list(name).flatMap((item) => {
+      const id = /^[1-9][0-9]{0,15}$/.test(item) ? Number(item) : Number.NaN;
+      if (Number.isSafeInteger(id)) return [id];
+      reader.problems.push(`${name} must be a comma list of Telegram user ids, got "${item}"`);
+      return [];
+    });
+  const adminTelegramIds = ids('ADMIN_TELEGRAM_IDS');
+  const supportTelegramIds = ids('SUPPORT_TELEGRAM_IDS');
+  const both = supportTelegramIds.filter((id) => adminTelegramIds.includes(id));
+  if (both.length > 0) {
+    reader.problems.push(
+      `ADMIN_TELEGRAM_IDS and SUPPORT_TELEGRAM_IDS both name ${both.join(', ')}: an operator has one role`,
+    );
+  }
+  return {
+    adminTelegramIds,
+    supportTelegramIds,
+    loginMaxAgeSeconds: reader.integer('OPERATOR_LOGIN_MAX_AGE_SECONDS', 86_400, 60, 7 * 86_400),
+    sessionSeconds: reader.integer('OPERATOR_SESSION_SECONDS', 43_200, 300, 30 * 86_400),
+    supportCreditLimit: reader.integer('SUPPORT_CREDIT_LIMIT', 1000, 0, 1_000_000_000),
+  };
+}
+
 export function loadConfig(env: Env): Config {
   const reader = new EnvReader(env);
   const nodeEnv = reader.oneOf('NODE_ENV', 'development', ['development', 'production', 'test']);
@@ -386,6 +423,7 @@ export function loadConfig(env: Env): Config {
       30 * 86_400,
     ),
     authFailureLimit: reader.integer('AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
+    operators: parseOperators(reader),
     trialGenerations: reader.integer('TRIAL_GENERATIONS', 3, 0, 1000),
     starsPackages: parseStarsPackages(reader),
     referrals: {

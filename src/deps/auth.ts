@@ -3,24 +3,42 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../core/config.ts';
 import { AppError, forbidden, unauthorized } from '../core/errors.ts';
 import { withHook } from '../core/route-hooks.ts';
+import type { OperatorRole } from '../db/schema/index.ts';
+import type { Operator } from '../services/audit.ts';
+import { findSession, operatorRole } from '../services/operator-sessions.ts';
 import type { AuthFailureLimiter } from './auth-failures.ts';
 import { InitDataError, initDataSecret, verifyInitData } from './telegram-init-data.ts';
 
 /**
  * Who is calling. The bot (API_TOKENS) acts for any user; an admin (ADMIN_TOKENS) can do all the
- * bot can and the admin routes; a Mini App user (Telegram initData) acts only for itself.
+ * bot can and the admin routes; a Mini App user (Telegram initData) acts only for itself; an
+ * operator is a person signed in with Telegram (a session cookie), whose role — admin or support,
+ * by ADMIN_TELEGRAM_IDS and SUPPORT_TELEGRAM_IDS as they are now — decides which admin routes it
+ * reaches. An operator's cookie is read on the admin routes only.
  */
 export type Principal =
   | { kind: 'bot'; tokenId: string }
   | { kind: 'admin'; tokenId: string }
-  | { kind: 'miniapp'; telegramId: number };
+  | { kind: 'miniapp'; telegramId: number }
+  | {
+      kind: 'operator';
+      telegramId: number;
+      role: OperatorRole;
+      sessionId: number;
+      expiresAt: string;
+    };
 
 /**
  * What a route requires, declared in its `config.access`: `user` admits the bot, admins and a Mini
  * App user acting for itself; `bot` admits the bot and admins only (e.g. recording a payment,
- * which a Mini App user must never be able to assert about itself); `admin` admins only.
+ * which a Mini App user must never be able to assert about itself); `support` admits admin tokens
+ * and operators of either role (reads, credit adjustments within SUPPORT_CREDIT_LIMIT); `admin`
+ * admits admin tokens and operators whose role is admin.
  */
-export type Access = 'public' | 'user' | 'bot' | 'admin';
+export type Access = 'public' | 'user' | 'bot' | 'support' | 'admin';
+
+/** The cookie that carries an operator's session (Path=/api/v1/admin). */
+export const OPERATOR_SESSION_COOKIE = 'operator_session';
 
 /**
  * How a `user` route keeps a Mini App user to its own data, declared in its `config.ownership`.
@@ -61,9 +79,70 @@ export function tokenId(token: string): string {
 }
 
 export function principalLabel(principal: Principal): string {
-  return principal.kind === 'miniapp'
-    ? `tma:${principal.telegramId}`
-    : `${principal.kind}:${principal.tokenId}`;
+  switch (principal.kind) {
+    case 'miniapp':
+      return `tma:${principal.telegramId}`;
+    case 'operator':
+      return `operator:${principal.telegramId}`;
+    default:
+      return `${principal.kind}:${principal.tokenId}`;
+  }
+}
+
+/** An operator's role: an admin token's is admin; bots and Mini App users have none. */
+export function roleOf(principal: Principal | null): OperatorRole | null {
+  if (principal?.kind === 'admin') return 'admin';
+  if (principal?.kind === 'operator') return principal.role;
+  return null;
+}
+
+/**
+ * Who makes an admin write, as the audit log records it: the caller's label (`admin:<token id>`,
+ * `operator:<telegram id>`), its role and the request's id. Only on `support` and `admin` routes.
+ */
+export function operatorOf(request: FastifyRequest): Operator {
+  const role = roleOf(request.principal);
+  if (request.principal === null || role === null) {
+    throw new Error('operatorOf called for a caller that is not an operator');
+  }
+  return { actor: principalLabel(request.principal), role, requestId: request.id };
+}
+
+/** The value of one cookie of a Cookie header, or null. */
+function cookieValue(header: string | undefined, name: string): string | null {
+  if (header === undefined) return null;
+  for (const pair of header.split(';')) {
+    const equals = pair.indexOf('=');
+    if (equals !== -1 && pair.slice(0, equals).trim() === name) {
+      return pair.slice(equals + 1).trim();
+    }
+  }
+  return null;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Cross-site request forgery, beyond SameSite=Strict: a request that changes something and is
+ * authenticated by the cookie alone must come from this site. Browsers say where a request comes
+ * from in Sec-Fetch-Site and Origin; a request with neither is no browser's (and carries no
+ * cookie a browser was made to send).
+ */
+export function crossSiteRefusal(request: FastifyRequest, config: Config): AppError | null {
+  if (SAFE_METHODS.has(request.method)) return null;
+  if (request.headers['sec-fetch-site'] === 'cross-site') {
+    return forbidden('A cross-site request cannot use an operator session.');
+  }
+  const origin = request.headers.origin;
+  if (origin === undefined) return null;
+  let host: string | null = null;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    host = null;
+  }
+  if (host === request.host || config.corsOrigins.includes(origin)) return null;
+  return forbidden(`A request from ${origin} cannot use an operator session.`);
 }
 
 /**
@@ -97,6 +176,23 @@ export function registerAuth(
   const botTokens = tokenTable(config.apiTokens);
   const adminTokens = tokenTable(config.adminTokens);
   const miniAppSecret = config.telegramBotToken ? initDataSecret(config.telegramBotToken) : null;
+
+  /** The operator whose session the cookie holds, with its role as the settings say now. */
+  async function authenticateSession(token: string): Promise<Principal> {
+    const session = await findSession(app.deps.services.db, token);
+    if (session === null) {
+      throw unauthorized('The operator session has ended (expired or logged out): sign in again.');
+    }
+    const role = operatorRole(config, session.telegramId);
+    if (role === null) throw unauthorized('This Telegram account is no longer an operator.');
+    return {
+      kind: 'operator',
+      telegramId: session.telegramId,
+      role,
+      sessionId: session.id,
+      expiresAt: session.expiresAt,
+    };
+  }
 
   function authenticate(header: string): Principal {
     const space = header.indexOf(' ');
@@ -135,35 +231,58 @@ export function registerAuth(
   app.decorateRequest('principal', null);
   app.decorateRequest('ownershipChecked', false);
 
+  /** A refused credential counts against the address; past the limit the answer is 429. */
+  function refuse(request: FastifyRequest, error: unknown, done: (error?: Error) => void): void {
+    if (!failures || !(error instanceof AppError) || error.status !== 401) {
+      done(error as Error);
+      return;
+    }
+    failures.failed(request.ip).then(
+      (blocked) => done(blocked > 0 ? tooManyFailures(blocked, config.authFailureLimit) : error),
+      () => done(error as Error),
+    );
+  }
+
   // Who the caller is, before anything else looks at the request (the rate limit keys on it).
   app.addHook('onRequest', (request, _reply, done) => {
     const access = request.routeOptions.config.access ?? 'public';
     const header = request.headers.authorization;
     try {
       if (header === undefined || header === '') {
-        if (access !== 'public') throw unauthorized('This endpoint needs an Authorization header.');
-      } else {
-        const wait = failures?.retryAfterSeconds(request.ip) ?? 0;
-        if (wait > 0) throw tooManyFailures(wait, config.authFailureLimit);
-        try {
-          // A bad credential on a public route is still refused: the caller believes it is signed in.
-          request.principal = authenticate(header);
-        } catch (error) {
-          if (!failures || !(error instanceof AppError) || error.status !== 401) throw error;
-          failures.failed(request.ip).then(
-            (blocked) =>
-              done(blocked > 0 ? tooManyFailures(blocked, config.authFailureLimit) : error),
-            () => done(error as Error),
-          );
+        const session =
+          access === 'admin' || access === 'support'
+            ? cookieValue(request.headers.cookie, OPERATOR_SESSION_COOKIE)
+            : null;
+        if (session === null) {
+          if (access !== 'public')
+            throw unauthorized('This endpoint needs an Authorization header.');
+          done();
           return;
         }
-        if (access === 'admin' && request.principal.kind !== 'admin') {
-          throw forbidden('This endpoint is for administrators.');
-        }
-        if (access === 'bot' && request.principal.kind === 'miniapp') {
-          throw forbidden('This endpoint is for the bot, not for Mini App users.');
-        }
+        const wait = failures?.retryAfterSeconds(request.ip) ?? 0;
+        if (wait > 0) throw tooManyFailures(wait, config.authFailureLimit);
+        const csrf = crossSiteRefusal(request, config);
+        if (csrf) throw csrf;
+        authenticateSession(session).then(
+          (principal) => {
+            request.principal = principal;
+            done(accessRefusal(access, principal) ?? undefined);
+          },
+          (error: unknown) => refuse(request, error, done),
+        );
+        return;
       }
+      const wait = failures?.retryAfterSeconds(request.ip) ?? 0;
+      if (wait > 0) throw tooManyFailures(wait, config.authFailureLimit);
+      try {
+        // A bad credential on a public route is still refused: the caller believes it is signed in.
+        request.principal = authenticate(header);
+      } catch (error) {
+        refuse(request, error, done);
+        return;
+      }
+      const refusal = accessRefusal(access, request.principal);
+      if (refusal) throw refusal;
       done();
     } catch (error) {
       done(error as Error);
@@ -215,6 +334,28 @@ export function registerAuth(
     };
     route.preHandler = withHook(route.preHandler, sameUser);
   });
+}
+
+/** Why this caller may not use a route of this access level, or null when it may. */
+function accessRefusal(access: Access, principal: Principal): AppError | null {
+  switch (access) {
+    case 'admin':
+      return roleOf(principal) === 'admin'
+        ? null
+        : forbidden(
+            principal.kind === 'operator'
+              ? 'This endpoint is for administrators, not for support operators.'
+              : 'This endpoint is for administrators.',
+          );
+    case 'support':
+      return roleOf(principal) === null ? forbidden('This endpoint is for operators.') : null;
+    case 'bot':
+      return principal.kind === 'miniapp'
+        ? forbidden('This endpoint is for the bot, not for Mini App users.')
+        : null;
+    default:
+      return null;
+  }
 }
 
 /** The telegram_id a request acts for: from the path, else from the body. */

@@ -62,6 +62,16 @@ export const auditCursor = cursorCodec<number>({
   },
 });
 
+/** The operators' user list's cursor: the users.id (a bigint identity) the next page is below. */
+export const usersCursor = cursorCodec<number>({
+  toText: (id) => `u${id}`,
+  fromText(text) {
+    const match = /^u([1-9][0-9]{0,15})$/.exec(text);
+    const id = match ? Number(match[1]) : Number.NaN;
+    return Number.isSafeInteger(id) ? id : null;
+  },
+});
+
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const utcMicros = /^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.[0-9]{6}Z$/;
 
@@ -92,5 +102,15 @@ export const generationCursor = cursorCodec<{ createdAt: string; id: string }>({
     const [createdAt, id, ...rest] = text.split('|');
     if (createdAt === undefined || id === undefined || rest.length > 0) return null;
     return isUtcMicros(createdAt) && uuid.test(id) ? { createdAt, id } : null;
+  },
+});
+
+/** The operators' payment list's cursor: the payments.id (a bigint identity) the next page is below. */
+export const paymentCursor = cursorCodec<number>({
+  toText: (id) => `p${id}`,
+  fromText(text) {
+    const match = /^p([1-9][0-9]{0,15})$/.exec(text);
+    const id = match ? Number(match[1]) : Number.NaN;
+    return Number.isSafeInteger(id) ? id : null;
   },
 });

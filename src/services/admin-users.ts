@@ -1,0 +1,245 @@
+import { type SQL, sql } from 'drizzle-orm';
+import { AppError } from '../core/errors.ts';
+import { isoTimeText, selectRows } from '../db/rows.ts';
+import { withTransaction } from '../db/transaction.ts';
+import { type Operator, recordAudit } from './audit.ts';
+import type { ServiceContext } from './context.ts';
+import { usersCursor } from './cursor.ts';
+import { type GenerationView, listGenerations } from './generation-views.ts';
+import { type LedgerEntry, listEntries, postEntry } from './ledger.ts';
+import { type AdminUserView, getAdminUserView, userNotFound } from './users.ts';
+
+/** Users as operators find, read and credit them (GET /admin/users, POST …/credits). */
+
+/**
+ * Gives (positive) or takes (negative) credits, recorded in the ledger with who did it and in the
+ * audit log with the balance before and after, in one transaction. A support operator may move at
+ * most SUPPORT_CREDIT_LIMIT credits in one adjustment (403 otherwise); an admin any amount. With an
+ * idempotency key, a retry answers the first entry and records nothing again.
+ */
+export async function adjustCredits(
+  ctx: ServiceContext,
+  telegramId: number,
+  input: { amount: number; reason: string; idempotencyKey?: string },
+  operator: Operator,
+): Promise<LedgerEntry> {
+  const limit = ctx.config.operators.supportCreditLimit;
+  if (operator.role === 'support' && Math.abs(input.amount) > limit) {
+    throw new AppError(
+      'forbidden',
+      `A support operator may adjust at most ${limit} credits at once (SUPPORT_CREDIT_LIMIT); ask an administrator.`,
+      { limit },
+    );
+  }
+  return withTransaction(ctx.db, async (tx) => {
+    const { entry, replayed } = await postEntry(
+      tx,
+      { telegramId },
+      {
+        kind: 'admin_adjustment',
+        amount: input.amount,
+        reason: input.reason,
+        actor: operator.actor,
+        ...(input.idempotencyKey === undefined ? {} : { idempotencyKey: input.idempotencyKey }),
+      },
+    );
+    if (!replayed) {
+      await recordAudit(tx, {
+        ...operator,
+        action: 'user.credits',
+        subjectType: 'user',
+        subjectId: telegramId,
+        before: { balance: entry.balance_after - entry.amount },
+        after: { balance: entry.balance_after, amount: entry.amount, entry_id: entry.id },
+        reason: input.reason,
+      });
+    }
+    return entry;
+  });
+}
+
+export const userFilters = [
+  'active_7d',
+  'active_30d',
+  'paying',
+  'with_balance',
+  'banned',
+  'blocked',
+  'new',
+] as const;
+export type UserFilter = (typeof userFilters)[number];
+
+/** A user in the operators' list. */
+export interface UserListItem {
+  telegram_id: number;
+  username: string | null;
+  first_name: string | null;
+  last_name: string | null;
+  /** The language the user chose, else null; `language_code` is its Telegram client's. */
+  language: string | null;
+  language_code: string | null;
+  balance: number;
+  created_at: string;
+  last_seen_at: string | null;
+  banned: boolean;
+  blocked: boolean;
+}
+
+export interface UserListPage {
+  items: UserListItem[];
+  next_cursor: string | null;
+  /** How many users match the query and filters, on every page. */
+  counts: { total: number };
+}
+
+const BALANCE = sql.raw(`COALESCE((SELECT l.balance_after FROM ledger_entries l
+  WHERE l.user_id = u.id ORDER BY l.user_entry_no DESC LIMIT 1), 0)`);
+
+const FILTER_CONDITIONS: Record<UserFilter, SQL> = {
+  active_7d: sql`u.last_seen_at >= now() - interval '7 days'`,
+  active_30d: sql`u.last_seen_at >= now() - interval '30 days'`,
+  paying: sql`EXISTS (SELECT 1 FROM payments p WHERE p.user_id = u.id AND p.status = 'paid')`,
+  with_balance: sql`${BALANCE} > 0`,
+  banned: sql`u.banned_at IS NOT NULL`,
+  blocked: sql`u.blocked_at IS NOT NULL`,
+  new: sql`u.created_at >= now() - interval '7 days'`,
+};
+
+/** `%`, `_` and `\` stand for themselves in a LIKE pattern made of what an operator typed. */
+const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/**
+ * What a query matches: a telegram id exactly (when it is one), a username (with or without its
+ * @), a full name ("first last") or a last name by a case-insensitive prefix. The expressions are
+ * those of the indexes of migration 0014, so each match is an index range.
+ */
+function queryCondition(query: string): SQL {
+  const text = query.trim().toLowerCase();
+  const pattern = likePrefix(text.replace(/^@/, ''));
+  const names = sql`(lower(u.username) LIKE ${pattern}
+    OR lower(btrim(coalesce(u.first_name, '') || ' ' || coalesce(u.last_name, ''))) LIKE ${pattern}
+    OR lower(u.last_name) LIKE ${pattern})`;
+  return /^[1-9][0-9]{0,15}$/.test(text) && Number.isSafeInteger(Number(text))
+    ? sql`(u.telegram_id = ${Number(text)} OR ${names})`
+    : names;
+}
+
+interface UserListRow extends Omit<UserListItem, 'telegram_id' | 'balance'> {
+  id: string | number;
+  telegram_id: string | number;
+  balance: string | number;
+}
+
+/** Users matching a query and filters (all of them), newest first, with how many match. */
+export async function listUsers(
+  ctx: ServiceContext,
+  options: { query?: string; filters: readonly UserFilter[]; cursor?: string; limit: number },
+): Promise<UserListPage> {
+  const conditions: SQL[] = [];
+  if (options.query !== undefined && options.query.trim() !== '') {
+    conditions.push(queryCondition(options.query));
+  }
+  for (const filter of new Set(options.filters)) conditions.push(FILTER_CONDITIONS[filter]);
+  const matching = conditions.length === 0 ? sql`TRUE` : sql.join(conditions, sql` AND `);
+  const before = options.cursor === undefined ? null : usersCursor.decode(options.cursor);
+  const page = before === null ? matching : sql`${matching} AND u.id < ${before}`;
+  const [rows, [count]] = await Promise.all([
+    selectRows<UserListRow>(
+      ctx.db,
+      sql`SELECT u.id, u.telegram_id, u.username, u.first_name, u.last_name, u.language,
+                 u.language_code, ${BALANCE} AS balance,
+                 ${sql.raw(isoTimeText('u.created_at'))} AS created_at,
+                 ${sql.raw(isoTimeText('u.last_seen_at'))} AS last_seen_at,
+                 u.banned_at IS NOT NULL AS banned, u.blocked_at IS NOT NULL AS blocked
+          FROM users u WHERE ${page} ORDER BY u.id DESC LIMIT ${options.limit + 1}`,
+    ),
+    selectRows<{ total: number }>(
+      ctx.db,
+      sql`SELECT count(*)::int AS total FROM users u WHERE ${matching}`,
+    ),
+  ]);
+  const items = rows.slice(0, options.limit);
+  const last = items.at(-1);
+  return {
+    items: items.map(({ id: _id, telegram_id, balance, ...fields }) => ({
+      ...fields,
+      telegram_id: Number(telegram_id),
+      balance: Number(balance),
+    })),
+    next_cursor: rows.length > options.limit && last ? usersCursor.encode(Number(last.id)) : null,
+    counts: { total: count?.total ?? 0 },
+  };
+}
+
+/** A Stars payment as the operator sees it on a user's page. */
+export interface UserPaymentView {
+  id: number;
+  telegram_payment_charge_id: string;
+  package_id: string;
+  stars: number;
+  credits: number;
+  status: 'paid' | 'refunded';
+  refund_shortfall: number | null;
+  created_at: string;
+  refunded_at: string | null;
+}
+
+/** The user as the operator sees it, with who invited it and its latest activity. */
+export interface AdminUserDetail extends AdminUserView {
+  referrer: {
+    telegram_id: number;
+    username: string | null;
+    first_name: string | null;
+    last_name: string | null;
+  } | null;
+  blocked_at: string | null;
+  recent: {
+    generations: GenerationView[];
+    payments: UserPaymentView[];
+    ledger: LedgerEntry[];
+  };
+}
+
+export async function getAdminUserDetail(
+  ctx: ServiceContext,
+  telegramId: number,
+): Promise<AdminUserDetail> {
+  const view = await getAdminUserView(ctx, telegramId);
+  const [extra] = await selectRows<{
+    id: string | number;
+    blocked_at: string | null;
+    referrer: AdminUserDetail['referrer'];
+  }>(
+    ctx.db,
+    sql`SELECT u.id, ${sql.raw(isoTimeText('u.blocked_at'))} AS blocked_at,
+               (SELECT json_build_object('telegram_id', r.telegram_id, 'username', r.username,
+                                         'first_name', r.first_name, 'last_name', r.last_name)
+                FROM users r WHERE r.id = u.referred_by) AS referrer
+        FROM users u WHERE u.telegram_id = ${telegramId}`,
+  );
+  if (!extra) throw userNotFound(telegramId);
+  const [generations, payments, ledger] = await Promise.all([
+    listGenerations(ctx, telegramId, { limit: 10 }),
+    selectRows<UserPaymentView & { id: string | number }>(
+      ctx.db,
+      sql`SELECT id, telegram_payment_charge_id, package_id, total_amount AS stars, credits, status,
+                 refund_shortfall, ${sql.raw(isoTimeText('created_at'))} AS created_at,
+                 ${sql.raw(isoTimeText('refunded_at'))} AS refunded_at
+          FROM payments WHERE user_id = ${Number(extra.id)}
+          ORDER BY created_at DESC, id DESC LIMIT 10`,
+    ),
+    listEntries(ctx.db, telegramId, { limit: 20 }),
+  ]);
+  return {
+    ...view,
+    referrer: extra.referrer
+      ? { ...extra.referrer, telegram_id: Number(extra.referrer.telegram_id) }
+      : null,
+    blocked_at: extra.blocked_at,
+    recent: {
+      generations: generations.generations,
+      payments: payments.map((payment) => ({ ...payment, id: Number(payment.id) })),
+      ledger: ledger.entries,
+    },
+  };
+}

@@ -1,0 +1,367 @@
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseHandle } from '../src/db/client.ts';
+import { selectRows } from '../src/db/rows.ts';
+import {
+  TelegramLoginError,
+  telegramLoginSecret,
+  verifyTelegramLogin,
+} from '../src/deps/telegram-login.ts';
+import { listAudit } from '../src/services/audit.ts';
+import { adminAuth, botAuth, buildTestApp, miniAppAuth } from './helpers/app.ts';
+import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import {
+  ADMIN_OPERATOR_ID,
+  operatorCookie,
+  operatorSettings,
+  SUPPORT_OPERATOR_ID,
+  signIn,
+  widgetLogin,
+} from './helpers/operators.ts';
+
+let database: DatabaseHandle;
+let app: FastifyInstance;
+let userId: number;
+
+beforeAll(async () => {
+  database = await sharedDatabase();
+  app = await buildTestApp(operatorSettings);
+  userId = freshTelegramId();
+  await app.inject({
+    method: 'POST',
+    url: '/api/v1/users/sync',
+    headers: botAuth,
+    payload: { telegram_id: userId },
+  });
+});
+afterAll(() => app.close());
+
+const me = (headers: Record<string, string>) =>
+  app.inject({ url: '/api/v1/admin/auth/me', headers });
+
+const ban = (headers: Record<string, string>) =>
+  app.inject({
+    method: 'POST',
+    url: `/api/v1/admin/users/${userId}/ban`,
+    headers,
+    payload: { reason: 'test' },
+  });
+
+const credit = (headers: Record<string, string>, amount = 5) =>
+  app.inject({
+    method: 'POST',
+    url: `/api/v1/admin/users/${userId}/credits`,
+    headers,
+    payload: { amount, reason: 'test' },
+  });
+
+describe('the Telegram Login Widget check', () => {
+  // The published vector of aiogram's tests (tests/test_utils/test_auth_widget.py).
+  const token = '123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11';
+  const published = {
+    id: 42,
+    first_name: 'John',
+    last_name: 'Smith',
+    username: 'username',
+    photo_url: 'https://t.me/i/userpic/320/picname.jpg',
+    auth_date: 1565810688,
+    hash: 'c303db2b5a06fe41d23a9b14f7c545cfc11dcc7473c07c9c5034ae60062461ce',
+  };
+  const then = new Date((published.auth_date + 60) * 1000);
+
+  it('accepts the published vector', () => {
+    expect(verifyTelegramLogin(published, telegramLoginSecret(token), 86_400, then)).toEqual({
+      telegramId: 42,
+      authDate: new Date(published.auth_date * 1000),
+    });
+  });
+
+  it('refuses a forged hash, a changed field, a field left out, another bot and an old one', () => {
+    const secret = telegramLoginSecret(token);
+    const forged = `${published.hash.slice(0, -1)}${published.hash.endsWith('e') ? 'f' : 'e'}`;
+    const { username: _username, ...withoutUsername } = published;
+    for (const fields of [
+      { ...published, hash: forged },
+      { ...published, id: 43 },
+      withoutUsername,
+      { ...published, hash: 'not hex' },
+    ]) {
+      expect(() => verifyTelegramLogin(fields, secret, 86_400, then)).toThrow(TelegramLoginError);
+    }
+    expect(() =>
+      verifyTelegramLogin(published, telegramLoginSecret(`${token}x`), 86_400, then),
+    ).toThrow(/signature/);
+    const dayLater = new Date((published.auth_date + 86_401) * 1000);
+    expect(() => verifyTelegramLogin(published, secret, 86_400, dayLater)).toThrow(/expired/);
+  });
+});
+
+describe('POST /api/v1/admin/auth/telegram', () => {
+  it('opens a session: the cookie is HttpOnly, Secure, SameSite=Strict, for the admin routes', async () => {
+    const before = Date.now();
+    const response = await signIn(app, widgetLogin(ADMIN_OPERATOR_ID));
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json()).toEqual({
+      actor: `operator:${ADMIN_OPERATOR_ID}`,
+      telegram_id: ADMIN_OPERATOR_ID,
+      role: 'admin',
+      expires_at: expect.any(String),
+    });
+    const expiresAt = Date.parse(response.json().expires_at);
+    expect(expiresAt).toBeGreaterThanOrEqual(before + 43_200_000 - 2000);
+    expect(expiresAt).toBeLessThanOrEqual(Date.now() + 43_200_000 + 2000);
+    const setCookie = response.headers['set-cookie'];
+    expect(setCookie).toMatch(
+      /^operator_session=[A-Za-z0-9_-]{43}; Max-Age=43200; Path=\/api\/v1\/admin; HttpOnly; Secure; SameSite=Strict$/,
+    );
+    // Only the token's SHA-256 is stored.
+    const token = String(setCookie).split(';')[0]?.split('=')[1] ?? '';
+    const [stored] = await selectRows<{ n: number }>(
+      database.db,
+      sql`SELECT count(*)::int AS n FROM operator_sessions WHERE token_sha256 = ${token}`,
+    );
+    expect(stored?.n).toBe(0);
+  });
+
+  it('a support operator gets the support role; anyone else is refused (403)', async () => {
+    const support = await signIn(app, widgetLogin(SUPPORT_OPERATOR_ID));
+    expect(support.statusCode, support.body).toBe(200);
+    expect(support.json().role).toBe('support');
+    const stranger = await signIn(app, widgetLogin(freshTelegramId()));
+    expect(stranger.statusCode).toBe(403);
+    expect(stranger.json().code).toBe('forbidden');
+    expect(stranger.headers['set-cookie']).toBeUndefined();
+  });
+
+  it('refuses a forged hash and an expired authorization (401), with no cookie', async () => {
+    const fields = widgetLogin(ADMIN_OPERATOR_ID);
+    const forged = await signIn(app, { ...fields, first_name: 'Someone else' });
+    expect(forged.statusCode).toBe(401);
+    expect(forged.json().detail).toMatch(/signature/);
+    const dayAgo = Math.floor(Date.now() / 1000) - 86_401;
+    const expired = await signIn(app, widgetLogin(ADMIN_OPERATOR_ID, dayAgo));
+    expect(expired.statusCode).toBe(401);
+    expect(expired.json().detail).toMatch(/expired/);
+    const otherBot = await signIn(
+      app,
+      widgetLogin(ADMIN_OPERATOR_ID, undefined, '987654321:AAother-bot-token-0123456789'),
+    );
+    expect(otherBot.statusCode).toBe(401);
+    for (const response of [forged, expired, otherBot]) {
+      expect(response.headers['set-cookie']).toBeUndefined();
+    }
+  });
+
+  it('takes the age limit from OPERATOR_LOGIN_MAX_AGE_SECONDS', async () => {
+    const strict = await buildTestApp({
+      ...operatorSettings,
+      OPERATOR_LOGIN_MAX_AGE_SECONDS: '60',
+    });
+    try {
+      const twoMinutesAgo = Math.floor(Date.now() / 1000) - 120;
+      const response = await signIn(strict, widgetLogin(ADMIN_OPERATOR_ID, twoMinutesAgo));
+      expect(response.statusCode).toBe(401);
+      expect((await signIn(strict, widgetLogin(ADMIN_OPERATOR_ID))).statusCode).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('refuses a field the widget does not send (422)', async () => {
+    const response = await signIn(app, { ...widgetLogin(ADMIN_OPERATOR_ID), role: 'admin' });
+    expect(response.statusCode).toBe(422);
+  });
+
+  it('records the login in the audit log', async () => {
+    const operator = freshTelegramId();
+    const local = await buildTestApp({ ADMIN_TELEGRAM_IDS: String(operator) });
+    try {
+      const response = await local.inject({
+        method: 'POST',
+        url: '/api/v1/admin/auth/telegram',
+        headers: { 'x-request-id': 'login-request-1' },
+        payload: widgetLogin(operator),
+      });
+      expect(response.statusCode).toBe(200);
+      const { items } = await listAudit(database.db, { actor: `operator:${operator}`, limit: 5 });
+      expect(items).toEqual([
+        expect.objectContaining({
+          role: 'admin',
+          action: 'operator.login',
+          subject_type: 'operator_session',
+          after: { role: 'admin', expires_at: response.json().expires_at },
+          request_id: 'login-request-1',
+        }),
+      ]);
+    } finally {
+      await local.close();
+    }
+  });
+});
+
+describe('operator sessions on the admin routes', () => {
+  it('GET /admin/auth/me tells who the operator is, its role and when the session ends', async () => {
+    const cookie = await operatorCookie(app, SUPPORT_OPERATOR_ID);
+    const response = await me(cookie);
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json()).toEqual({
+      actor: `operator:${SUPPORT_OPERATOR_ID}`,
+      telegram_id: SUPPORT_OPERATOR_ID,
+      role: 'support',
+      expires_at: expect.any(String),
+    });
+    expect((await me(adminAuth)).json()).toEqual({
+      actor: expect.stringMatching(/^admin:[0-9a-f]{12}$/),
+      telegram_id: null,
+      role: 'admin',
+      expires_at: null,
+    });
+  });
+
+  it('a support operator reads users and adjusts credits but cannot ban (403) or read the audit log', async () => {
+    const support = await operatorCookie(app, SUPPORT_OPERATOR_ID);
+    expect(
+      (await app.inject({ url: `/api/v1/admin/users/${userId}`, headers: support })).statusCode,
+    ).toBe(200);
+    expect((await credit(support)).statusCode).toBe(201);
+    const banned = await ban(support);
+    expect(banned.statusCode).toBe(403);
+    expect(banned.json()).toMatchObject({
+      code: 'forbidden',
+      detail: expect.stringMatching(/support/),
+    });
+    expect((await app.inject({ url: '/api/v1/admin/audit', headers: support })).statusCode).toBe(
+      403,
+    );
+    const admin = await operatorCookie(app, ADMIN_OPERATOR_ID);
+    expect((await ban(admin)).statusCode).toBe(200);
+    expect((await app.inject({ url: '/api/v1/admin/audit', headers: admin })).statusCode).toBe(200);
+  });
+
+  it('logout revokes the session on the server and clears the cookie', async () => {
+    const cookie = await operatorCookie(app, ADMIN_OPERATOR_ID);
+    const out = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/auth/logout',
+      headers: cookie,
+    });
+    expect(out.statusCode, out.body).toBe(200);
+    expect(out.json()).toEqual({ revoked: true });
+    expect(out.headers['set-cookie']).toBe(
+      'operator_session=; Max-Age=0; Path=/api/v1/admin; HttpOnly; Secure; SameSite=Strict',
+    );
+    // The browser may keep sending the old cookie: the server refuses it.
+    const after = await me(cookie);
+    expect(after.statusCode).toBe(401);
+    expect(after.json().detail).toMatch(/ended/);
+    const { items } = await listAudit(database.db, {
+      actor: `operator:${ADMIN_OPERATOR_ID}`,
+      action: 'operator.logout',
+      limit: 1,
+    });
+    expect(items).toHaveLength(1);
+    // A token caller has no session to end.
+    const token = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/auth/logout',
+      headers: adminAuth,
+    });
+    expect(token.json()).toEqual({ revoked: false });
+  });
+
+  it('refuses an expired session', async () => {
+    const cookie = await operatorCookie(app, ADMIN_OPERATOR_ID);
+    expect((await me(cookie)).statusCode).toBe(200);
+    await database.db.execute(
+      sql`UPDATE operator_sessions SET expires_at = now() - interval '1 second'
+          WHERE id = (SELECT max(id) FROM operator_sessions WHERE telegram_id = ${ADMIN_OPERATOR_ID})`,
+    );
+    expect((await me(cookie)).statusCode).toBe(401);
+  });
+
+  it('a role taken off the settings stops working at the next request; a changed role applies at once', async () => {
+    const operator = freshTelegramId();
+    const before = await buildTestApp({ ADMIN_TELEGRAM_IDS: String(operator) });
+    const cookie = await operatorCookie(before, operator);
+    await before.close();
+    // The same database, the settings changed (a restart with other lists).
+    const demoted = await buildTestApp({ SUPPORT_TELEGRAM_IDS: String(operator) });
+    try {
+      expect((await me(cookie)).statusCode).toBe(401); // this app does not know the id at all
+      const view = await demoted.inject({ url: '/api/v1/admin/auth/me', headers: cookie });
+      expect(view.json().role).toBe('support');
+      const refused = await demoted.inject({
+        method: 'POST',
+        url: `/api/v1/admin/users/${userId}/ban`,
+        headers: cookie,
+        payload: { reason: 'x' },
+      });
+      expect(refused.statusCode).toBe(403);
+    } finally {
+      await demoted.close();
+    }
+    const removed = await me(cookie);
+    expect(removed.statusCode).toBe(401);
+    expect(removed.json().detail).toMatch(/no longer an operator/);
+  });
+
+  it('reads the cookie on the admin routes only; an Authorization header wins over it', async () => {
+    const cookie = await operatorCookie(app, ADMIN_OPERATOR_ID);
+    const balance = await app.inject({ url: `/api/v1/users/${userId}/balance`, headers: cookie });
+    expect(balance.statusCode).toBe(401);
+    const withBot = await me({ ...cookie, ...botAuth });
+    expect(withBot.statusCode).toBe(403);
+    const garbage = await me({ cookie: 'operator_session=not-a-token' });
+    expect(garbage.statusCode).toBe(401);
+  });
+
+  it('refuses a cookie-authenticated write from another site (CSRF); reads and same-origin writes pass', async () => {
+    const cookie = await operatorCookie(app, ADMIN_OPERATOR_ID);
+    const crossSite: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+    ];
+    for (const headers of crossSite) {
+      const response = await credit({ ...cookie, ...headers });
+      expect(response.statusCode, JSON.stringify(headers)).toBe(403);
+      expect(response.json().code).toBe('forbidden');
+    }
+    const sameOrigin = await credit({
+      ...cookie,
+      origin: 'http://admin.local',
+      host: 'admin.local',
+      'sec-fetch-site': 'same-origin',
+    });
+    expect(sameOrigin.statusCode, sameOrigin.body).toBe(201);
+    const crossSiteRead = await me({ ...cookie, 'sec-fetch-site': 'cross-site' });
+    expect(crossSiteRead.statusCode).toBe(200);
+    // A token is no ambient credential: no such check.
+    expect((await credit({ ...adminAuth, origin: 'https://evil.example' })).statusCode).toBe(201);
+  });
+
+  it('a Mini App user and the bot reach no admin route', async () => {
+    const urls: [string, string][] = [
+      ['GET', '/api/v1/admin/users'],
+      ['GET', `/api/v1/admin/users/${userId}`],
+      ['POST', `/api/v1/admin/users/${userId}/credits`],
+      ['POST', `/api/v1/admin/users/${userId}/ban`],
+      ['POST', `/api/v1/admin/users/${userId}/unban`],
+      ['GET', '/api/v1/admin/audit'],
+      ['GET', '/api/v1/admin/auth/me'],
+      ['POST', '/api/v1/admin/auth/logout'],
+    ];
+    for (const headers of [miniAppAuth(userId), botAuth]) {
+      for (const [method, url] of urls) {
+        const response = await app.inject({
+          method: method as 'GET' | 'POST',
+          url,
+          headers,
+          ...(method === 'POST' ? { payload: { amount: 1, reason: 'x' } } : {}),
+        });
+        expect(response.statusCode, `${method} ${url}`).toBe(403);
+      }
+    }
+  });
+});
