@@ -62,6 +62,385 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What operators did: the audit log, newest first, filtered
+         * @description Administrators only. Every admin write is recorded in the transaction of the change; the database refuses to change or remove an entry.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description Exactly, e.g. user.credits */
+                    action?: string;
+                    /** @description Exactly, e.g. operator:123456 */
+                    actor?: string;
+                    /** @description The next_cursor of the previous page */
+                    cursor?: string;
+                    /** @description From this instant (inclusive) */
+                    from?: string;
+                    limit: number;
+                    /** @description Exactly, e.g. a telegram id */
+                    subject_id?: string;
+                    /** @description Exactly, e.g. user */
+                    subject_type?: string;
+                    /** @description Up to this instant (exclusive) */
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                /** @description <subject>.<verb>, e.g. user.ban, user.credits */
+                                action: string;
+                                /** @description admin:<token id> (ADMIN_TOKENS), operator:<telegram id>, or system */
+                                actor: string;
+                                /** @description The subject's state after the change (JSON), or null */
+                                after: unknown;
+                                /** @description The subject's state before the change (JSON), or null */
+                                before: unknown;
+                                /** Format: date-time */
+                                created_at: string;
+                                id: number;
+                                reason: string | null;
+                                /** @description The X-Request-ID of the request that made the change */
+                                request_id: string | null;
+                                role: "admin" | "support" | "system";
+                                subject_id: string | null;
+                                subject_type: string | null;
+                            }[];
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End the operator's session: its cookie no longer opens anything
+         * @description Revokes the session on the server and clears the cookie. A token caller has no session: nothing is revoked. Recorded in the audit log (operator.logout).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            /** @description {} or no body */
+            requestBody: {
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description A session was ended */
+                            revoked: boolean;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who the caller is: the operator, its role as the settings say now, its session */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description As the audit log names the caller: operator:<telegram id> or admin:<token id> */
+                            actor: string;
+                            /**
+                             * Format: date-time
+                             * @description When the session ends; null for a token
+                             */
+                            expires_at: string | null;
+                            role: "admin" | "support";
+                            /** @description The operator signed in with Telegram; null for an ADMIN_TOKENS token */
+                            telegram_id: (never | null) | number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/auth/telegram": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign an operator in with the Telegram Login Widget: opens a session (a cookie)
+         * @description Post the widget's fields as Telegram gave them. The hash must be Telegram's signature (HMAC-SHA256 under SHA-256 of the bot token), auth_date at most OPERATOR_LOGIN_MAX_AGE_SECONDS old (401 otherwise), and the id in ADMIN_TELEGRAM_IDS or SUPPORT_TELEGRAM_IDS (403 otherwise). Answers the session and sets its cookie (operator_session: HttpOnly, Secure, SameSite=Strict, Path=/api/v1/admin, Max-Age OPERATOR_SESSION_SECONDS), which the admin routes then accept. Recorded in the audit log (operator.login).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Unix time of the authorization */
+                        auth_date: number;
+                        first_name?: string;
+                        /** @description Telegram's signature (hex) */
+                        hash: string;
+                        /** @description Telegram user id */
+                        id: number;
+                        last_name?: string;
+                        photo_url?: string;
+                        username?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description As the audit log names the caller: operator:<telegram id> or admin:<token id> */
+                            actor: string;
+                            /**
+                             * Format: date-time
+                             * @description When the session ends; null for a token
+                             */
+                            expires_at: string | null;
+                            role: "admin" | "support";
+                            /** @description The operator signed in with Telegram; null for an ADMIN_TOKENS token */
+                            telegram_id: (never | null) | number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/generations": {
         parameters: {
             query?: never;
@@ -453,6 +832,323 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every runtime setting: value in force, default, source, bounds and meaning
+         * @description A setting's default is the environment's (.env.example); an operator's override wins over it in every process within seconds of PATCH /admin/settings.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            settings: {
+                                /** @description What a value must be within */
+                                bounds: {
+                                    max_length?: number;
+                                    maximum?: number;
+                                    minimum?: number;
+                                    nullable?: boolean;
+                                };
+                                /** @description The environment's value (used when no override is set) */
+                                default: unknown;
+                                /** @description The environment variable that gives its default */
+                                key: string;
+                                meaning: string;
+                                source: "environment" | "override";
+                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once} */
+                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency";
+                                /**
+                                 * Format: date-time
+                                 * @description When the override was set; null: none
+                                 */
+                                updated_at: string | null;
+                                /** @description Who set the override */
+                                updated_by: string | null;
+                                /** @description The value in force */
+                                value: unknown;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change runtime settings; every process applies them within seconds
+         * @description Each value is checked against its setting (type and bounds; 422 naming `values.<key>`); all are stored, audited (`settings.update`, before and after) and announced together, or none. `null` for a setting that cannot be null removes the override: the environment's value applies again.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; audited */
+                        reason: string;
+                        /** @description Setting key → new value */
+                        values: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            changes: {
+                                after: {
+                                    source: "environment" | "override";
+                                    value: unknown;
+                                };
+                                before: {
+                                    source: "environment" | "override";
+                                    value: unknown;
+                                };
+                                key: string;
+                            }[];
+                            settings: {
+                                /** @description What a value must be within */
+                                bounds: {
+                                    max_length?: number;
+                                    maximum?: number;
+                                    minimum?: number;
+                                    nullable?: boolean;
+                                };
+                                /** @description The environment's value (used when no override is set) */
+                                default: unknown;
+                                /** @description The environment variable that gives its default */
+                                key: string;
+                                meaning: string;
+                                source: "environment" | "override";
+                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once} */
+                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency";
+                                /**
+                                 * Format: date-time
+                                 * @description When the override was set; null: none
+                                 */
+                                updated_at: string | null;
+                                /** @description Who set the override */
+                                updated_by: string | null;
+                                /** @description The value in force */
+                                value: unknown;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/api/v1/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find users: by telegram id, username or name, and by filters; newest first
+         * @description Support and admin operators. `counts.total` is how many users match the query and filters.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description The next_cursor of the previous page */
+                    cursor?: string;
+                    /** @description Comma list, all must hold: active_7d, active_30d (seen by the bot within 7 / 30 days), paying (a paid Stars payment), with_balance, banned, blocked (blocked the bot), new (created within 7 days) */
+                    filter?: string;
+                    limit: number;
+                    /** @description A telegram id (exact), or the start of a username (with or without @), of a full name or of a last name; case-insensitive */
+                    query?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            counts: {
+                                total: number;
+                            };
+                            items: {
+                                balance: number;
+                                banned: boolean;
+                                /** @description A delivery to its private chat was refused (403) */
+                                blocked: boolean;
+                                /** Format: date-time */
+                                created_at: string;
+                                first_name: string | null;
+                                /** @description The language the user chose for the bot */
+                                language: string | null;
+                                /** @description Telegram's language of the user's client */
+                                language_code: string | null;
+                                last_name: string | null;
+                                /** Format: date-time */
+                                last_seen_at: string | null;
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                                username: string | null;
+                            }[];
+                            next_cursor: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users/{telegram_id}": {
         parameters: {
             query?: never;
@@ -460,7 +1156,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A user as the operator sees it: profile, balance, trial, ban, language and referrals */
+        /**
+         * A user's page: profile, balance, trial, ban, language, referrer and referrals, latest generations, payments and ledger
+         * @description Support and admin operators.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -479,7 +1178,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
+                        "application/json": ({
                             /** @description Credits, derived from the ledger */
                             balance: number;
                             /** @description null, or the ban in force: no quotes or generations until it is lifted */
@@ -532,6 +1231,98 @@ export interface paths {
                             referrals: number;
                             /** @description The telegram_id of the user whose referral code this user was created with */
                             referred_by: (never | null) | number;
+                        }) & {
+                            /**
+                             * Format: date-time
+                             * @description When a delivery to its private chat was refused: it blocked the bot
+                             */
+                            blocked_at: string | null;
+                            recent: {
+                                /** @description The 10 newest generations */
+                                generations: {
+                                    /** Format: date-time */
+                                    completed_at: string | null;
+                                    /** Format: date-time */
+                                    created_at: string;
+                                    /** Format: date-time */
+                                    deadline_at: string | null;
+                                    error: {
+                                        code: string;
+                                        message: string | null;
+                                    } | null;
+                                    /** Format: uuid */
+                                    id: string;
+                                    model: string;
+                                    parameters: {
+                                        [key: string]: string;
+                                    };
+                                    payment: {
+                                        /** @description Credits charged (0 for a free generation) */
+                                        credits: number;
+                                        method: "credits" | "trial";
+                                        /** @description The credits or the free generation were given back */
+                                        refunded: boolean;
+                                    };
+                                    prompt: string;
+                                    references: {
+                                        kind: "telegram_file" | "url";
+                                        value: string;
+                                    }[];
+                                    results: {
+                                        height: number | null;
+                                        mime_type: string;
+                                        position: number;
+                                        seed: number | null;
+                                        /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                        url: string;
+                                        width: number | null;
+                                    }[];
+                                    /** Format: date-time */
+                                    started_at: string | null;
+                                    status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                                    /** @description Telegram user id */
+                                    telegram_id: number;
+                                }[];
+                                /** @description The 20 newest ledger entries */
+                                ledger: {
+                                    actor: string;
+                                    /** @description Signed credits */
+                                    amount: number;
+                                    balance_after: number;
+                                    /** Format: date-time */
+                                    created_at: string;
+                                    /** @description 1, 2, 3… in the user's ledger */
+                                    entry_no: number;
+                                    id: number;
+                                    /** @enum {string} */
+                                    kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
+                                    reason: string | null;
+                                    reference_id: string | null;
+                                    reference_type: string | null;
+                                }[];
+                                /** @description The 10 newest Telegram Stars payments */
+                                payments: {
+                                    /** Format: date-time */
+                                    created_at: string;
+                                    credits: number;
+                                    id: number;
+                                    package_id: string;
+                                    refund_shortfall: number | null;
+                                    /** Format: date-time */
+                                    refunded_at: string | null;
+                                    stars: number;
+                                    status: "paid" | "refunded";
+                                    telegram_payment_charge_id: string;
+                                }[];
+                            };
+                            /** @description The user whose referral code this user was created with */
+                            referrer: {
+                                first_name: string | null;
+                                last_name: string | null;
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                                username: string | null;
+                            } | null;
                         };
                     };
                 };
@@ -601,7 +1392,7 @@ export interface paths {
         put?: never;
         /**
          * Ban a user: no quotes or generations until unbanned; payments still work
-         * @description A banned user's POST /generations/quote and POST /generations answer 403 user_banned with the reason. Banning a banned user keeps when the ban began and takes the new reason.
+         * @description Administrators only. A banned user's POST /generations/quote and POST /generations answer 403 user_banned with the reason. Banning a banned user keeps when the ban began and takes the new reason. Recorded in the audit log (user.ban).
          */
         post: {
             parameters: {
@@ -760,7 +1551,7 @@ export interface paths {
         put?: never;
         /**
          * Adjust a user's credits (positive gives, negative takes), recorded with who did it
-         * @description Send an Idempotency-Key: a retry with the same key and body returns the first result. A negative amount beyond the balance is refused with 402 insufficient_credits.
+         * @description Support operators up to SUPPORT_CREDIT_LIMIT credits either way (403 beyond), admins any amount. The ledger entry and its audit entry (user.credits, the balance before and after) commit together. Send an Idempotency-Key: a retry with the same key and body returns the first result. A negative amount beyond the balance is refused with 402 insufficient_credits.
          */
         post: {
             parameters: {
@@ -893,7 +1684,7 @@ export interface paths {
         put?: never;
         /**
          * Lift a user's ban
-         * @description Nothing happens to a user not banned.
+         * @description Administrators only. Nothing changes for a user not banned. Recorded in the audit log (user.unban).
          */
         post: {
             parameters: {
@@ -908,10 +1699,13 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            /** @description Nothing: {} or no body at all */
+            /** @description {}, a reason, or no body at all */
             requestBody: {
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": {
+                        /** @description Why, for the audit log */
+                        reason?: string;
+                    };
                 };
             };
             responses: {
