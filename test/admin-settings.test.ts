@@ -12,6 +12,12 @@ import {
   silentLogger,
   testDatabaseUrl,
 } from './helpers/database.ts';
+import {
+  ADMIN_OPERATOR_ID,
+  operatorCookie,
+  operatorSettings,
+  SUPPORT_OPERATOR_ID,
+} from './helpers/operators.ts';
 import { waitFor } from './helpers/pipeline.ts';
 
 // Overrides are global to a database: these tests change them on a database of their own, so
@@ -23,7 +29,7 @@ let second: DatabaseHandle;
 let apiA: FastifyInstance;
 let apiB: FastifyInstance;
 let privateUrl: string | null = null;
-const environment = { TRIAL_GENERATIONS: '3', GENERATION_PROVIDER: 'local' };
+const environment = { TRIAL_GENERATIONS: '3', GENERATION_PROVIDER: 'local', ...operatorSettings };
 
 async function adminDatabase(statement: string): Promise<void> {
   const client = new pg.Client({ connectionString: testDatabaseUrl ?? '' });
@@ -96,6 +102,27 @@ describe('GET and PATCH /api/v1/admin/settings: access', () => {
     expect((await apiA.inject({ method, url, payload, headers: botAuth })).statusCode).toBe(403);
     const miniApp = miniAppAuth(freshTelegramId());
     expect((await apiA.inject({ method, url, payload, headers: miniApp })).statusCode).toBe(403);
+  });
+});
+
+describe('operators signed in with Telegram', () => {
+  it('support reads the settings but may not change them; an admin may', async () => {
+    const support = await operatorCookie(apiA, SUPPORT_OPERATOR_ID);
+    const url = '/api/v1/admin/settings';
+    expect((await apiA.inject({ url, headers: support })).statusCode).toBe(200);
+    const payload = { values: { BROADCAST_RATE: 40 }, reason: 'faster' };
+    const refused = await apiA.inject({ method: 'PATCH', url, headers: support, payload });
+    expect(refused.statusCode).toBe(403);
+    const admin = await operatorCookie(apiA, ADMIN_OPERATOR_ID);
+    const changed = await apiA.inject({ method: 'PATCH', url, headers: admin, payload });
+    expect(changed.statusCode).toBe(200);
+    const [audit] = await selectRows<{ actor: string; role: string }>(
+      first.db,
+      sql`SELECT actor, role FROM audit_log
+          WHERE request_id = ${changed.headers['x-request-id'] as string}`,
+    );
+    expect(audit).toEqual({ actor: `operator:${ADMIN_OPERATOR_ID}`, role: 'admin' });
+    await patch(apiA, { BROADCAST_RATE: null });
   });
 });
 

@@ -63,6 +63,10 @@ export const errorCodes = {
   // Operators: generations and payments administration.
   generation_not_finished: { status: 409, title: 'Generation not finished' },
   generation_already_refunded: { status: 409, title: 'Generation already given back' },
+
+  // Operators: the catalog.
+  model_not_found: { status: 404, title: 'Model not found' },
+  model_exists: { status: 409, title: 'Model already exists' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -1,20 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { AppError } from '../../core/errors.ts';
-import { principalLabel } from '../../deps/auth.ts';
+import { operatorOf } from '../../deps/auth.ts';
 import { problemResponses } from '../../schemas/problem.ts';
-import type { Operator } from '../../services/audit.ts';
 import { checkSettingValues, listSettings, updateSettings } from '../../services/settings.ts';
-
-/** Who makes an admin write, as the audit log records it. */
-export function auditOperator(request: FastifyRequest): Operator {
-  return {
-    actor: request.principal ? principalLabel(request.principal) : 'admin',
-    role: 'admin',
-    requestId: request.id,
-  };
-}
 
 const SettingSource = Type.Union([Type.Literal('environment'), Type.Literal('override')]);
 
@@ -65,7 +54,7 @@ export const adminSettingsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/admin/settings',
     {
-      config: { access: 'admin' },
+      config: { access: 'support' },
       schema: {
         summary: 'Every runtime setting: value in force, default, source, bounds and meaning',
         description:
@@ -123,7 +112,7 @@ export const adminSettingsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       return updateSettings(
         app.deps.services,
         request.body.values,
-        auditOperator(request),
+        operatorOf(request),
         request.body.reason,
       );
     },

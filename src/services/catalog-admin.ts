@@ -1,0 +1,350 @@
+import { sql } from 'drizzle-orm';
+import { AppError } from '../core/errors.ts';
+import type { Queryable, Transaction } from '../db/client.ts';
+import { isoTimeText, selectRows } from '../db/rows.ts';
+import type { ModelKind, ModelParameter } from '../db/schema/index.ts';
+import { withTransaction } from '../db/transaction.ts';
+import { type Operator, recordAudit } from './audit.ts';
+import { defaultParameters, forgetCatalog, resolvePrice } from './catalog.ts';
+import type { ServiceContext } from './context.ts';
+
+/**
+ * The catalog as operators change it: models (inactive ones too) and their prices. A price is
+ * never edited: replacing a model's prices closes the open ones (valid_to = now) and opens the
+ * new ones in one transaction, so a generation keeps the price row it was accepted at, and
+ * accept_generation() refuses a price closed meanwhile (price_changed; the accept retries once
+ * with the catalog read again). Every write is audited in its transaction. This process forgets
+ * its copy of the catalog at once; the others read it again within CATALOG_CACHE_SECONDS.
+ */
+
+export interface PriceInput {
+  conditions: Record<string, string>;
+  credits: number;
+}
+
+export interface AdminPrice extends PriceInput {
+  id: number;
+  valid_from: string;
+}
+
+export interface AdminModel {
+  key: string;
+  name: string;
+  description: string;
+  kind: ModelKind;
+  provider: string;
+  provider_model: string;
+  provider_edit_model: string | null;
+  parameters: ModelParameter[];
+  max_prompt_length: number;
+  max_references: number;
+  typical_seconds: number | null;
+  sort_order: number;
+  active: boolean;
+  /** The open prices. */
+  prices: AdminPrice[];
+  /** Every price the model ever had, the open ones included. */
+  price_history: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ModelFields {
+  name: string;
+  description: string;
+  provider: string;
+  provider_model: string;
+  provider_edit_model: string | null;
+  parameters: ModelParameter[];
+  max_prompt_length: number;
+  max_references: number;
+  typical_seconds: number | null;
+  sort_order: number;
+  active: boolean;
+}
+
+export interface NewModel extends Partial<ModelFields> {
+  key: string;
+  name: string;
+  kind: ModelKind;
+  provider: string;
+  provider_model: string;
+  prices: PriceInput[];
+}
+
+const MODEL_COLUMNS =
+  sql.raw(`m.id::int AS id, m.key, m.display_name AS name, m.description, m.kind,
+  m.provider, m.provider_model, m.provider_edit_model, m.parameters, m.max_prompt_length,
+  m.max_references, m.typical_seconds, m.sort_order, m.is_active AS active,
+  ${isoTimeText('m.created_at')} AS created_at, ${isoTimeText('m.updated_at')} AS updated_at,
+  COALESCE((SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions,
+                     'credits', p.credits, 'valid_from', ${isoTimeText('p.valid_from')}) ORDER BY p.id)
+            FROM model_prices p WHERE p.model_id = m.id AND p.valid_to IS NULL), '[]'::json) AS prices,
+  (SELECT count(*)::int FROM model_prices p WHERE p.model_id = m.id) AS price_history`);
+
+type ModelRow = AdminModel & { id: number };
+
+function toModel({ id: _id, ...row }: ModelRow): AdminModel {
+  return { ...row, prices: row.prices.map((price) => ({ ...price, id: Number(price.id) })) };
+}
+
+/** Every model, inactive ones too, in the catalog's order. */
+export async function listModelsForAdmin(ctx: ServiceContext): Promise<AdminModel[]> {
+  const rows = await selectRows<ModelRow>(
+    ctx.db,
+    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m ORDER BY m.sort_order, m.key`,
+  );
+  return rows.map(toModel);
+}
+
+async function findModel(db: Queryable, key: string, lock = false): Promise<ModelRow | null> {
+  const [row] = await selectRows<ModelRow>(
+    db,
+    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m WHERE m.key = ${key}
+        ${lock ? sql`FOR UPDATE OF m` : sql``}`,
+  );
+  return row ?? null;
+}
+
+export function modelNotFound(key: string): AppError {
+  return new AppError('model_not_found', `No model with key "${key}".`);
+}
+
+interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+function invalid(problems: FieldProblem[]): AppError {
+  return new AppError(
+    'validation_failed',
+    problems.map((problem) => `${problem.field} ${problem.message}`).join('; '),
+    { errors: problems },
+  );
+}
+
+/** What the schema cannot say about parameters: unique names and values, a default among them. */
+function parameterProblems(parameters: readonly ModelParameter[], field: string): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const names = new Set<string>();
+  parameters.forEach((parameter, index) => {
+    if (names.has(parameter.name)) {
+      problems.push({ field: `${field}.${index}.name`, message: 'names a parameter twice' });
+    }
+    names.add(parameter.name);
+    if (new Set(parameter.values).size !== parameter.values.length) {
+      problems.push({ field: `${field}.${index}.values`, message: 'holds a value twice' });
+    }
+    if (!parameter.values.includes(parameter.default)) {
+      problems.push({ field: `${field}.${index}.default`, message: 'must be one of its values' });
+    }
+  });
+  return problems;
+}
+
+/**
+ * Prices must fit the model: each condition names one of its parameters and one of that
+ * parameter's values, no two prices have the same conditions, and one applies to the defaults
+ * (else the model cannot be quoted).
+ */
+function priceProblems(
+  prices: readonly PriceInput[],
+  parameters: readonly ModelParameter[],
+  field: string,
+): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const seen = new Set<string>();
+  prices.forEach((price, index) => {
+    for (const [name, value] of Object.entries(price.conditions)) {
+      const parameter = parameters.find((candidate) => candidate.name === name);
+      if (!parameter) {
+        problems.push({
+          field: `${field}.${index}.conditions.${name}`,
+          message: 'is not a parameter of the model',
+        });
+      } else if (!parameter.values.includes(value)) {
+        problems.push({
+          field: `${field}.${index}.conditions.${name}`,
+          message: `must be one of ${parameter.values.join(', ')}`,
+        });
+      }
+    }
+    const canonical = JSON.stringify(Object.entries(price.conditions).sort());
+    if (seen.has(canonical)) {
+      problems.push({ field: `${field}.${index}.conditions`, message: 'repeats another price' });
+    }
+    seen.add(canonical);
+  });
+  if (problems.length === 0 && !resolvePrice(prices, defaultParameters(parameters))) {
+    problems.push({ field, message: 'must hold a price for the default parameters' });
+  }
+  return problems;
+}
+
+function kindProblems(kind: ModelKind, maxReferences: number, field: string): FieldProblem[] {
+  return kind === 'tool' && maxReferences < 1
+    ? [{ field, message: 'must be at least 1 for a tool (it works on the image it is given)' }]
+    : [];
+}
+
+async function openPrices(tx: Transaction, modelId: number, prices: readonly PriceInput[]) {
+  for (const price of prices) {
+    await tx.execute(
+      sql`INSERT INTO model_prices (model_id, conditions, credits)
+          VALUES (${modelId}, ${JSON.stringify(price.conditions)}::jsonb, ${price.credits})`,
+    );
+  }
+}
+
+async function audited(
+  ctx: ServiceContext,
+  work: (tx: Transaction) => Promise<{ before: AdminModel | null; after: AdminModel }>,
+  entry: { operator: Operator; action: string; key: string; reason: string | null },
+): Promise<AdminModel> {
+  const after = await withTransaction(ctx.db, async (tx) => {
+    const change = await work(tx);
+    await recordAudit(tx, {
+      ...entry.operator,
+      action: entry.action,
+      subjectType: 'model',
+      subjectId: entry.key,
+      before: change.before,
+      after: change.after,
+      reason: entry.reason,
+    });
+    return change.after;
+  });
+  forgetCatalog(ctx);
+  return after;
+}
+
+async function reread(tx: Transaction, key: string): Promise<AdminModel> {
+  const row = await findModel(tx, key);
+  if (!row) throw modelNotFound(key);
+  return toModel(row);
+}
+
+/** A new model with its first prices (409 model_exists for a key taken). */
+export async function createModel(
+  ctx: ServiceContext,
+  input: NewModel,
+  operator: Operator,
+  reason: string | null,
+): Promise<AdminModel> {
+  const parameters = input.parameters ?? [];
+  const maxReferences = input.max_references ?? 0;
+  const problems = [
+    ...parameterProblems(parameters, 'body.parameters'),
+    ...kindProblems(input.kind, maxReferences, 'body.max_references'),
+  ];
+  if (problems.length === 0)
+    problems.push(...priceProblems(input.prices, parameters, 'body.prices'));
+  if (problems.length > 0) throw invalid(problems);
+  return audited(
+    ctx,
+    async (tx) => {
+      const [row] = await selectRows<{ id: number }>(
+        tx,
+        sql`INSERT INTO model_catalog (key, display_name, description, kind, provider, provider_model,
+              provider_edit_model, parameters, max_prompt_length, max_references, typical_seconds,
+              is_active, sort_order)
+            VALUES (${input.key}, ${input.name}, ${input.description ?? ''}, ${input.kind},
+              ${input.provider}, ${input.provider_model}, ${input.provider_edit_model ?? null},
+              ${JSON.stringify(parameters)}::jsonb, ${input.max_prompt_length ?? 2000},
+              ${maxReferences}, ${input.typical_seconds ?? null}, ${input.active ?? true},
+              ${input.sort_order ?? 0})
+            ON CONFLICT (key) DO NOTHING
+            RETURNING id::int AS id`,
+      );
+      if (!row) {
+        throw new AppError('model_exists', `A model with key "${input.key}" exists already.`);
+      }
+      await openPrices(tx, Number(row.id), input.prices);
+      return { before: null, after: await reread(tx, input.key) };
+    },
+    { operator, action: 'model.create', key: input.key, reason },
+  );
+}
+
+/** Changes what is given of a model's fields; its prices must still fit new parameters. */
+export async function updateModel(
+  ctx: ServiceContext,
+  key: string,
+  changes: Partial<ModelFields>,
+  operator: Operator,
+  reason: string | null,
+): Promise<AdminModel> {
+  return audited(
+    ctx,
+    async (tx) => {
+      const current = await findModel(tx, key, true);
+      if (!current) throw modelNotFound(key);
+      const before = toModel(current);
+      const parameters = changes.parameters ?? before.parameters;
+      const problems = [
+        ...parameterProblems(parameters, 'body.parameters'),
+        ...kindProblems(
+          before.kind,
+          changes.max_references ?? before.max_references,
+          'body.max_references',
+        ),
+      ];
+      if (problems.length === 0 && changes.parameters) {
+        const fit = priceProblems(before.prices, parameters, 'body.parameters');
+        if (fit.length > 0) {
+          problems.push({
+            field: 'body.parameters',
+            message: `do not fit the current prices (${fit.map((p) => `${p.field.replace('body.parameters', 'prices')} ${p.message}`).join('; ')}); replace the prices first or with them`,
+          });
+        }
+      }
+      if (problems.length > 0) throw invalid(problems);
+      const next = { ...before, ...changes, parameters };
+      await tx.execute(
+        sql`UPDATE model_catalog SET display_name = ${next.name}, description = ${next.description},
+              provider = ${next.provider}, provider_model = ${next.provider_model},
+              provider_edit_model = ${next.provider_edit_model},
+              parameters = ${JSON.stringify(next.parameters)}::jsonb,
+              max_prompt_length = ${next.max_prompt_length}, max_references = ${next.max_references},
+              typical_seconds = ${next.typical_seconds}, sort_order = ${next.sort_order},
+              is_active = ${next.active}, updated_at = now()
+            WHERE key = ${key}`,
+      );
+      return { before, after: await reread(tx, key) };
+    },
+    { operator, action: 'model.update', key, reason },
+  );
+}
+
+/**
+ * The model's prices from now on: its open prices closed (valid_to = now), these opened, in one
+ * transaction under the model's row lock. History stays: closed rows are never touched again.
+ */
+export async function replacePrices(
+  ctx: ServiceContext,
+  key: string,
+  prices: PriceInput[],
+  operator: Operator,
+  reason: string | null,
+): Promise<AdminModel> {
+  return audited(
+    ctx,
+    async (tx) => {
+      const current = await findModel(tx, key, true);
+      if (!current) throw modelNotFound(key);
+      const before = toModel(current);
+      const problems = priceProblems(prices, before.parameters, 'body.prices');
+      if (problems.length > 0) throw invalid(problems);
+      // A price opened at this same instant (valid_to must be after valid_from) closes a
+      // microsecond later.
+      await tx.execute(
+        sql`UPDATE model_prices SET valid_to = greatest(now(), valid_from + interval '1 microsecond')
+            WHERE model_id = ${current.id} AND valid_to IS NULL`,
+      );
+      await openPrices(tx, current.id, prices);
+      await tx.execute(sql`UPDATE model_catalog SET updated_at = now() WHERE id = ${current.id}`);
+      return { before, after: await reread(tx, key) };
+    },
+    { operator, action: 'model.prices', key, reason },
+  );
+}
