@@ -39,13 +39,19 @@ export async function runDeliverJob(
   const refused: string[] = [];
   for (const channel of channels) {
     if (done.has(channel) || signal.aborted) continue;
+    /** The user's own private chat, when that is where this delivery goes. */
+    let privateChat: number | null = null;
     try {
       if (channel === 'telegram' && delivery.telegram) {
         const destination = await destinationOf(env, generation.id);
+        if (destination.telegram.chat_id === generation.telegram_id) {
+          privateChat = generation.telegram_id;
+        }
         await delivery.telegram.deliverToChat(
           chatTarget(destination.telegram, ctx.config.defaultLanguage),
           await chatOutcome(env, generation, destination.model_name),
         );
+        if (privateChat !== null) await recordBlocked(env, privateChat, false);
       } else if (channel === 'webhook' && delivery.webhook) {
         await delivery.webhook.deliver(webhookEvent(generation));
       }
@@ -68,6 +74,10 @@ export async function runDeliverJob(
         { generationId: generation.id, channel, err: failure },
         'delivery given up: the generation stays as it is',
       );
+      // Telegram refuses a private chat with 403 when its user blocked the bot (or is gone).
+      if (privateChat !== null && failure.status === 403) {
+        await recordBlocked(env, privateChat, true);
+      }
       refused.push(`${channel}: ${failure.message}`);
     }
     done.add(channel);
@@ -75,6 +85,22 @@ export async function runDeliverJob(
   }
   if (refused.length > 0) await fail(ctx.db, job, refused.join('; ').slice(0, 1000));
   else await complete(ctx.db, job);
+}
+
+/**
+ * users.blocked_at, which operators filter on: set when Telegram refused the user's private chat
+ * (403), cleared when a delivery there got through again. Writes only when it changes.
+ */
+async function recordBlocked(
+  env: JobEnvironment,
+  telegramId: number,
+  blocked: boolean,
+): Promise<void> {
+  await env.ctx.db.execute(
+    blocked
+      ? sql`UPDATE users SET blocked_at = now() WHERE telegram_id = ${telegramId} AND blocked_at IS NULL`
+      : sql`UPDATE users SET blocked_at = NULL WHERE telegram_id = ${telegramId} AND blocked_at IS NOT NULL`,
+  );
 }
 
 /**
