@@ -11,6 +11,7 @@ import { adminRoutes } from './api/v1/admin.ts';
 import { adminAuditRoutes } from './api/v1/admin-audit.ts';
 import { adminAuthRoutes } from './api/v1/admin-auth.ts';
 import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
+import { adminPaymentRoutes } from './api/v1/admin-payments.ts';
 import { adminModelRoutes } from './api/v1/admin-models.ts';
 import { adminSettingsRoutes } from './api/v1/admin-settings.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
@@ -231,6 +232,7 @@ export async function buildApp(
         await v1.register(adminSettingsRoutes);
         await v1.register(adminModelRoutes);
         await v1.register(adminGenerationRoutes);
+        await v1.register(adminPaymentRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
       },

@@ -13,6 +13,7 @@ import { ResultStore } from '../src/storage/results.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import { freshTelegramId, needsPostgres, sharedDatabase } from './helpers/database.ts';
+import { operatorCookie, operatorSettings, SUPPORT_OPERATOR_ID } from './helpers/operators.ts';
 import {
   balanceOf,
   createTestModel,
@@ -39,9 +40,13 @@ const failure = { code: 'provider_failed', message: 'the provider said no' };
 
 beforeAll(async () => {
   database = await sharedDatabase();
-  app = await buildTestApp({ MAX_PARALLEL_GENERATIONS_PER_USER: '100' }, undefined, {
-    providers: registry,
-  });
+  app = await buildTestApp(
+    { MAX_PARALLEL_GENERATIONS_PER_USER: '100', ...operatorSettings },
+    undefined,
+    {
+      providers: registry,
+    },
+  );
   model = await createTestModel(database.db, {
     provider: provider.name,
     prices: [{ conditions: {}, credits: PRICE }],
@@ -104,6 +109,12 @@ describe('access', () => {
       expect(bot.statusCode).toBe(403);
       const mini = await app.inject({ ...route, headers: miniAppAuth(freshTelegramId()) });
       expect(mini.statusCode).toBe(403);
+      // Support operators (a Telegram Login session) reach them all: reads, and refunds.
+      const support = await app.inject({
+        ...route,
+        headers: await operatorCookie(app, SUPPORT_OPERATOR_ID),
+      });
+      expect(support.statusCode, support.body).toBe(route.method === 'GET' ? 200 : 404);
     },
   );
 });

@@ -71,6 +71,7 @@ function concreteUrl(path: string, values: Record<string, string> = {}): string 
     id: randomUUID(),
     position: '0',
     provider: 'no-such-provider',
+    key: 'no-such-model',
   };
   return path.replaceAll(/:(\w+)/g, (_, name: string) => {
     const value = values[name] ?? defaults[name];

@@ -755,6 +755,545 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every model, inactive ones too, with its current prices and price history count */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            models: {
+                                active: boolean;
+                                /** Format: date-time */
+                                created_at: string;
+                                description: string;
+                                key: string;
+                                kind: "image" | "tool";
+                                max_prompt_length: number;
+                                max_references: number;
+                                name: string;
+                                parameters: {
+                                    default: string;
+                                    label: string;
+                                    name: string;
+                                    /** @enum {string} */
+                                    type: "enum";
+                                    values: string[];
+                                }[];
+                                /** @description Prices the model ever had, current ones included */
+                                price_history: number;
+                                /** @description The current (open) prices */
+                                prices: {
+                                    conditions: {
+                                        [key: string]: string;
+                                    };
+                                    credits: number;
+                                    id: number;
+                                    /** Format: date-time */
+                                    valid_from: string;
+                                }[];
+                                provider: string;
+                                provider_edit_model: string | null;
+                                provider_model: string;
+                                sort_order: number;
+                                typical_seconds: number | null;
+                                /** Format: date-time */
+                                updated_at: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Add a model with its first prices
+         * @description Parameters are enums whose default is among their values; prices name only parameters and values of the model, and one must apply to the defaults. A tool takes at least one reference. Audited as model.create. Every API process offers it within CATALOG_CACHE_SECONDS.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Offered to users (GET /models); inactive: hidden */
+                        active?: boolean;
+                        description?: string;
+                        /** @description Our stable name for the model, e.g. nano-banana-pro */
+                        key: string;
+                        kind: "image" | "tool";
+                        max_prompt_length?: number;
+                        max_references?: number;
+                        name: string;
+                        /** @description What a user may choose, each an enum with its default among its values */
+                        parameters?: {
+                            /** @description One of the values */
+                            default: string;
+                            label: string;
+                            name: string;
+                            /** @enum {string} */
+                            type: "enum";
+                            values: string[];
+                        }[];
+                        prices: {
+                            /** @description Parameter values the price applies to; {} = any. The most specific match wins */
+                            conditions: {
+                                [key: string]: string;
+                            };
+                            credits: number;
+                        }[];
+                        /** @description The provider that serves the model, e.g. wavespeed or replicate */
+                        provider: string;
+                        /** @description The provider's model for edits with reference images; null: none */
+                        provider_edit_model?: string | null;
+                        provider_model: string;
+                        /** @description Why; audited */
+                        reason?: string;
+                        sort_order?: number;
+                        typical_seconds?: number | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            active: boolean;
+                            /** Format: date-time */
+                            created_at: string;
+                            description: string;
+                            key: string;
+                            kind: "image" | "tool";
+                            max_prompt_length: number;
+                            max_references: number;
+                            name: string;
+                            parameters: {
+                                default: string;
+                                label: string;
+                                name: string;
+                                /** @enum {string} */
+                                type: "enum";
+                                values: string[];
+                            }[];
+                            /** @description Prices the model ever had, current ones included */
+                            price_history: number;
+                            /** @description The current (open) prices */
+                            prices: {
+                                conditions: {
+                                    [key: string]: string;
+                                };
+                                credits: number;
+                                id: number;
+                                /** Format: date-time */
+                                valid_from: string;
+                            }[];
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                            sort_order: number;
+                            typical_seconds: number | null;
+                            /** Format: date-time */
+                            updated_at: string;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/models/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a model's name, description, activity, order, provider or parameters
+         * @description Only the fields given change. New parameters must fit the current prices (replace the prices first when they would not). Audited as model.update, before and after.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Our stable name for the model, e.g. nano-banana-pro */
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Offered to users (GET /models); inactive: hidden */
+                        active?: boolean;
+                        description?: string;
+                        max_prompt_length?: number;
+                        max_references?: number;
+                        name?: string;
+                        /** @description What a user may choose, each an enum with its default among its values */
+                        parameters?: {
+                            /** @description One of the values */
+                            default: string;
+                            label: string;
+                            name: string;
+                            /** @enum {string} */
+                            type: "enum";
+                            values: string[];
+                        }[];
+                        /** @description The provider that serves the model, e.g. wavespeed or replicate */
+                        provider?: string;
+                        /** @description The provider's model for edits with reference images; null: none */
+                        provider_edit_model?: string | null;
+                        provider_model?: string;
+                        /** @description Why; audited */
+                        reason?: string;
+                        sort_order?: number;
+                        typical_seconds?: number | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            active: boolean;
+                            /** Format: date-time */
+                            created_at: string;
+                            description: string;
+                            key: string;
+                            kind: "image" | "tool";
+                            max_prompt_length: number;
+                            max_references: number;
+                            name: string;
+                            parameters: {
+                                default: string;
+                                label: string;
+                                name: string;
+                                /** @enum {string} */
+                                type: "enum";
+                                values: string[];
+                            }[];
+                            /** @description Prices the model ever had, current ones included */
+                            price_history: number;
+                            /** @description The current (open) prices */
+                            prices: {
+                                conditions: {
+                                    [key: string]: string;
+                                };
+                                credits: number;
+                                id: number;
+                                /** Format: date-time */
+                                valid_from: string;
+                            }[];
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                            sort_order: number;
+                            typical_seconds: number | null;
+                            /** Format: date-time */
+                            updated_at: string;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/api/v1/admin/models/{key}/prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Replace a model's prices from now on (the old ones are kept as history)
+         * @description In one transaction the open prices close (valid_to = now) and these open. A generation keeps the price it was accepted at; one being accepted at the old price is retried at the new one. Audited as model.prices.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Our stable name for the model, e.g. nano-banana-pro */
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        prices: {
+                            /** @description Parameter values the price applies to; {} = any. The most specific match wins */
+                            conditions: {
+                                [key: string]: string;
+                            };
+                            credits: number;
+                        }[];
+                        /** @description Why; audited */
+                        reason?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            active: boolean;
+                            /** Format: date-time */
+                            created_at: string;
+                            description: string;
+                            key: string;
+                            kind: "image" | "tool";
+                            max_prompt_length: number;
+                            max_references: number;
+                            name: string;
+                            parameters: {
+                                default: string;
+                                label: string;
+                                name: string;
+                                /** @enum {string} */
+                                type: "enum";
+                                values: string[];
+                            }[];
+                            /** @description Prices the model ever had, current ones included */
+                            price_history: number;
+                            /** @description The current (open) prices */
+                            prices: {
+                                conditions: {
+                                    [key: string]: string;
+                                };
+                                credits: number;
+                                id: number;
+                                /** Format: date-time */
+                                valid_from: string;
+                            }[];
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                            sort_order: number;
+                            typical_seconds: number | null;
+                            /** Format: date-time */
+                            updated_at: string;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/queue": {
         parameters: {
             query?: never;

@@ -63,6 +63,8 @@ export const errorCodes = {
   // Operators: generations and payments administration.
   generation_not_finished: { status: 409, title: 'Generation not finished' },
   generation_already_refunded: { status: 409, title: 'Generation already given back' },
+  star_refund_refused: { status: 422, title: 'Telegram refused the refund' },
+  telegram_unavailable: { status: 503, title: 'Telegram unavailable' },
 
   // Operators: the catalog.
   model_not_found: { status: 404, title: 'Model not found' },

@@ -27,6 +27,23 @@ export interface FakeTelegramCall {
   files: FakeTelegramFile[];
 }
 
+/** StarTransaction (core.telegram.org/bots/api#startransaction) with TransactionPartnerUser. */
+export interface FakeStarTransaction {
+  id: string;
+  amount: number;
+  nanostar_amount?: number;
+  date: number;
+  source?: { type: 'user'; user: FakeTelegramUser; invoice_payload?: string };
+  receiver?: { type: 'user'; user: FakeTelegramUser; invoice_payload?: string };
+}
+
+/** User (core.telegram.org/bots/api#user), as much as a transaction partner carries. */
+export interface FakeTelegramUser {
+  id: number;
+  is_bot: false;
+  first_name: string;
+}
+
 export interface FakeTelegramFailure {
   error_code: number;
   description: string;
@@ -68,6 +85,27 @@ export interface FakeTelegram {
   failNext(method: string, failure: FakeTelegramFailure, times?: number): void;
   /** Queues an update for getUpdates (long polling), waking a poll that waits. */
   pushUpdate(update: { update_id: number }): void;
+  /**
+   * A user's Stars payment the bot received: a StarTransaction whose id is the
+   * telegram_payment_charge_id and whose source is a TransactionPartnerUser with the invoice's
+   * payload; refundStarPayment refunds it once (then CHARGE_ALREADY_REFUNDED) and adds the refund
+   * transaction (the same id, the user as receiver).
+   */
+  addStarPayment(payment: {
+    chargeId: string;
+    userId: number;
+    amount: number;
+    invoicePayload: string;
+    /** Unix time; default now. */
+    date?: number;
+  }): void;
+  /** The bot's Star transactions as getStarTransactions pages them (see starOrder). */
+  starTransactions: FakeStarTransaction[];
+  /**
+   * The order getStarTransactions pages in: `chronological` (the Bot API's documentation: "in
+   * chronological order") or `newest_first`.
+   */
+  starOrder: 'chronological' | 'newest_first';
   /** Waits this long before answering every following request (0 to stop). */
   delayMs(ms: number): void;
   close(): Promise<void>;
@@ -104,6 +142,8 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   const messages = new Map<string, { text: unknown; markup: string }>();
   const deleted = new Set<string>();
   let fileCount = 0;
+  /** The bot's Star transactions, oldest first. */
+  const starTransactions: FakeStarTransaction[] = [];
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -167,6 +207,29 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       getFile(res, fields.file_id);
       return;
     }
+    if (method === 'refundStarPayment') {
+      refundStarPayment(res, fields);
+      return;
+    }
+    if (method === 'getStarTransactions') {
+      // offset: transactions to skip; limit: 1-100, default 100.
+      const offset = Number(fields.offset ?? 0);
+      const limit = Number(fields.limit ?? 100);
+      if (
+        !Number.isInteger(offset) ||
+        offset < 0 ||
+        !Number.isInteger(limit) ||
+        limit < 1 ||
+        limit > 100
+      ) {
+        send(res, 400, { ok: false, error_code: 400, description: 'Bad Request: invalid limit' });
+        return;
+      }
+      const ordered =
+        fake.starOrder === 'newest_first' ? [...starTransactions].reverse() : [...starTransactions];
+      send(res, 200, { ok: true, result: { transactions: ordered.slice(offset, offset + limit) } });
+      return;
+    }
     const problem = validate(method, fields, files) ?? messageProblem(method, chatId ?? 0, fields);
     if (problem) {
       send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${problem}` });
@@ -188,6 +251,40 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       ...(retry_after === undefined ? {} : { parameters: { retry_after } }),
     });
     return true;
+  }
+
+  /** refundStarPayment(user_id, telegram_payment_charge_id): True, or the API's refusals. */
+  function refundStarPayment(res: ServerResponse, fields: Record<string, unknown>): void {
+    const userId = Number(fields.user_id);
+    const chargeId = fields.telegram_payment_charge_id;
+    const problem = (): string | null => {
+      if (!Number.isSafeInteger(userId)) return 'invalid user_id specified';
+      if (typeof chargeId !== 'string' || chargeId === '') return 'CHARGE_ID_EMPTY';
+      const charged = starTransactions.find(
+        (transaction) => transaction.id === chargeId && transaction.source?.user.id === userId,
+      );
+      if (!charged) return 'CHARGE_NOT_FOUND';
+      const refunded = starTransactions.some(
+        (transaction) => transaction.id === chargeId && transaction.receiver,
+      );
+      return refunded ? 'CHARGE_ALREADY_REFUNDED' : null;
+    };
+    const refused = problem();
+    if (refused) {
+      send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${refused}` });
+      return;
+    }
+    const paid = starTransactions.find(
+      (transaction) => transaction.id === chargeId && transaction.source?.user.id === userId,
+    );
+    if (!paid) return;
+    starTransactions.push({
+      id: paid.id,
+      amount: paid.amount,
+      date: Math.floor(Date.now() / 1000),
+      receiver: { type: 'user', user: paid.source?.user ?? telegramUser(userId) },
+    });
+    send(res, 200, { ok: true, result: true });
   }
 
   /** getFile: the File object, or the real API's refusals. */
@@ -380,10 +477,24 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
 
-  return {
+  const fake: FakeTelegram = {
     apiRoot: `http://127.0.0.1:${port}`,
     calls,
     downloads,
+    starTransactions,
+    starOrder: 'chronological',
+    addStarPayment(payment) {
+      starTransactions.push({
+        id: payment.chargeId,
+        amount: payment.amount,
+        date: payment.date ?? Math.floor(Date.now() / 1000),
+        source: {
+          type: 'user',
+          user: telegramUser(payment.userId),
+          invoice_payload: payment.invoicePayload,
+        },
+      });
+    },
     pushUpdate(update) {
       updates.push(update);
       const waiting = updateWaiters;
@@ -426,6 +537,11 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       });
     },
   };
+  return fake;
+}
+
+function telegramUser(id: number): FakeTelegramUser {
+  return { id, is_bot: false, first_name: `User ${id}` };
 }
 
 const METHODS = [
@@ -437,6 +553,8 @@ const METHODS = [
   'getFile',
   'editMessageText',
   'deleteMessage',
+  'refundStarPayment',
+  'getStarTransactions',
 ];
 
 const CONTENT_TYPES: Record<string, string> = {

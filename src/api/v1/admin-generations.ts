@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { operatorOf } from '../../deps/auth.ts';
 import { TelegramId } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import {
@@ -8,7 +9,6 @@ import {
   refundSucceededGeneration,
 } from '../../services/admin-generations.ts';
 import { recordAudit } from '../../services/audit.ts';
-import { operatorOf } from './admin-operator.ts';
 import { Generation } from './generations.ts';
 
 /** A generation as the operator sees it: the user's view, its job and how long it took. */
@@ -50,12 +50,12 @@ const Reason = Type.Object(
   { additionalProperties: false },
 );
 
-/** Operators: every user's generations, the queue, giving a generation back. */
+/** Operators (support and admin): every user's generations, the queue, giving a generation back. */
 export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/admin/generations',
     {
-      config: { access: 'admin' },
+      config: { access: 'support' },
       schema: {
         summary: "Every user's generations, newest first (cursor pagination), filtered",
         description:
@@ -95,7 +95,7 @@ export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/admin/queue',
     {
-      config: { access: 'admin' },
+      config: { access: 'support' },
       schema: {
         summary: 'The job queue now: waiting and running jobs, the oldest wait, recent failures',
         tags: ['admin'],
@@ -130,7 +130,7 @@ export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/admin/generations/:id/refund',
     {
-      config: { access: 'admin', idempotent: true },
+      config: { access: 'support', idempotent: true },
       schema: {
         summary:
           'Give back what a succeeded generation cost (credits or the free generation), once',
