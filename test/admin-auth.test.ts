@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/core/config.ts';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import {
@@ -363,5 +364,44 @@ describe('operator sessions on the admin routes', () => {
         expect(response.statusCode, `${method} ${url}`).toBe(403);
       }
     }
+  });
+});
+
+describe('the operators settings', () => {
+  it('default to no operators, a day for the login, 12 hours of session and 1000 credits for support', () => {
+    expect(loadConfig({}).operators).toEqual({
+      adminTelegramIds: [],
+      supportTelegramIds: [],
+      loginMaxAgeSeconds: 86_400,
+      sessionSeconds: 43_200,
+      supportCreditLimit: 1000,
+    });
+    expect(
+      loadConfig({
+        ADMIN_TELEGRAM_IDS: '1, 22',
+        SUPPORT_TELEGRAM_IDS: '333',
+        OPERATOR_LOGIN_MAX_AGE_SECONDS: '600',
+        OPERATOR_SESSION_SECONDS: '3600',
+        SUPPORT_CREDIT_LIMIT: '0',
+      }).operators,
+    ).toEqual({
+      adminTelegramIds: [1, 22],
+      supportTelegramIds: [333],
+      loginMaxAgeSeconds: 600,
+      sessionSeconds: 3600,
+      supportCreditLimit: 0,
+    });
+  });
+
+  it('refuse an id that is not a Telegram id, and an id in both lists', () => {
+    expect(() => loadConfig({ ADMIN_TELEGRAM_IDS: '12,@someone' })).toThrow(
+      /ADMIN_TELEGRAM_IDS must be a comma list of Telegram user ids, got "@someone"/,
+    );
+    expect(() => loadConfig({ ADMIN_TELEGRAM_IDS: '5', SUPPORT_TELEGRAM_IDS: '5' })).toThrow(
+      ConfigError,
+    );
+    expect(() => loadConfig({ OPERATOR_SESSION_SECONDS: '10' })).toThrow(
+      /OPERATOR_SESSION_SECONDS/,
+    );
   });
 });
