@@ -72,6 +72,7 @@ function concreteUrl(path: string, values: Record<string, string> = {}): string 
     position: '0',
     provider: 'no-such-provider',
     key: 'no-such-model',
+    charge_id: 'no-such-charge',
   };
   return path.replaceAll(/:(\w+)/g, (_, name: string) => {
     const value = values[name] ?? defaults[name];

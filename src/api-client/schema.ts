@@ -1294,6 +1294,265 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stars payments, newest first (cursor pagination), with the totals of the filter
+         * @description Filters combine: status, user (telegram_id), from/to (created_at, from inclusive, to exclusive). `totals` counts everything the filter selects, not only the page.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
+                    from?: string;
+                    limit: number;
+                    status?: "paid" | "refunded";
+                    to?: string;
+                    /** @description Telegram user id */
+                    user?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            next_cursor: string | null;
+                            payments: {
+                                /** Format: date-time */
+                                created_at: string;
+                                /** @description Credits the package gave */
+                                credits: number;
+                                package_id: string;
+                                payment_id: number;
+                                /** @description Credits the refund could not take back (already spent) */
+                                refund_shortfall: number | null;
+                                /** Format: date-time */
+                                refunded_at: string | null;
+                                /** @description Stars paid (XTR) */
+                                stars: number;
+                                status: "paid" | "refunded";
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                                telegram_payment_charge_id: string;
+                            }[];
+                            totals: {
+                                count: number;
+                                credits: number;
+                                /** @description How many of them were refunded */
+                                refunded: number;
+                                refunded_stars: number;
+                                stars: number;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/payments/{charge_id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund a Stars payment through Telegram, then take its credits and referral earnings back
+         * @description Telegram's refundStarPayment first; then, as POST /payments/stars/refund does it (the same keys: Telegram's refunded_payment reaching the bot later changes nothing), the package's credits and the referrer's earnings are taken back as far as the balances allow (the rest is the shortfall). Telegram saying CHARGE_ALREADY_REFUNDED: our side is applied if it was not. Telegram refusing otherwise: 422 star_refund_refused; Telegram away: 503 telegram_unavailable; both change nothing.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "idempotency-key"?: string;
+                };
+                path: {
+                    charge_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description This call took the credits back */
+                            applied: boolean;
+                            refund: {
+                                balance: number;
+                                /** @description Credits taken back from the balance */
+                                clawed_back: number;
+                                credits: number;
+                                payment_id: number;
+                                referral: {
+                                    clawed_back: number;
+                                    language: string | null;
+                                    language_code: string | null;
+                                    shortfall: number;
+                                    /** @description Telegram user id */
+                                    telegram_id: number;
+                                } | null;
+                                /** @description Credits already spent, not taken back */
+                                shortfall: number;
+                                /** @enum {string} */
+                                status: "refunded";
+                                telegram_payment_charge_id: string;
+                            };
+                            /** @description Telegram refunded now, had already, or was not asked (the payment was refunded here) */
+                            telegram: "refunded" | "already_refunded" | "not_asked";
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service Unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/queue": {
         parameters: {
             query?: never;
