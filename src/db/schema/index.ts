@@ -5,3 +5,4 @@ export * from './ledger.ts';
 export * from './payments.ts';
 export * from './settings.ts';
 export * from './users.ts';
+export * from './reconciliation.ts';
