@@ -56,6 +56,25 @@ describe('housekeeping', () => {
     expect(left.map((row) => row.key)).toEqual(['fresh']);
   });
 
+  it('deletes operator sessions ended more than a week ago and keeps the others', async () => {
+    const telegramId = freshTelegramId();
+    const hashes = [1, 2, 3, 4].map(() => randomUUID().replaceAll('-', '').repeat(2));
+    const hash = (n: number) => hashes[n - 1] ?? '';
+    await database.db.execute(
+      sql`INSERT INTO operator_sessions (token_sha256, telegram_id, role, expires_at, revoked_at)
+          VALUES (${hash(1)}, ${telegramId}, 'admin', now() - interval '8 days', NULL),
+                 (${hash(2)}, ${telegramId}, 'admin', now() + interval '1 hour', now() - interval '8 days'),
+                 (${hash(3)}, ${telegramId}, 'admin', now() - interval '6 days', NULL),
+                 (${hash(4)}, ${telegramId}, 'support', now() + interval '1 hour', NULL)`,
+    );
+    await runHousekeeping(environment());
+    const left = await selectRows<{ token_sha256: string }>(
+      database.db,
+      sql`SELECT token_sha256 FROM operator_sessions WHERE telegram_id = ${telegramId} ORDER BY id`,
+    );
+    expect(left.map((row) => row.token_sha256)).toEqual([hash(3), hash(4)]);
+  });
+
   it('fails and gives back a generation no worker took long after its deadline', async () => {
     const model = await createTestModel(database.db, { provider: orphaned.name });
     const telegramId = freshTelegramId();

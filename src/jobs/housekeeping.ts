@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { selectRows } from '../db/rows.ts';
 import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
+import { deleteEndedSessions } from '../services/operator-sessions.ts';
 import type { JobEnvironment } from './types.ts';
 
 /**
@@ -14,7 +15,7 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
 
 /**
  * Periodic sweeps every worker runs (each statement is safe to run concurrently):
- * - expired Idempotency-Key rows are deleted;
+ * - expired Idempotency-Key rows are deleted, and operators' sessions ended a week ago;
  * - a generation whose job nobody has claimed long after its deadline (no worker serves its
  *   provider any more) fails and is given back, so nothing stays "queued" forever.
  */
@@ -22,6 +23,8 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
   const { ctx, logger } = env;
   const deleted = await deleteExpiredIdempotencyKeys(ctx.db, ctx.config.idempotencyKeyTtlHours);
   if (deleted > 0) logger.info({ deleted }, 'deleted expired idempotency keys');
+  const sessions = await deleteEndedSessions(ctx.db);
+  if (sessions > 0) logger.info({ deleted: sessions }, 'deleted ended operator sessions');
   const abandoned = await selectRows<{ request_id: string }>(
     ctx.db,
     sql`SELECT request_id FROM generation_jobs

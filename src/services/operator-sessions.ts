@@ -101,6 +101,24 @@ export async function findSession(db: Queryable, token: string): Promise<Operato
   return row ? toSession(row) : null;
 }
 
+/** How long an ended session (expired or revoked) is kept before housekeeping deletes it. */
+const ENDED_SESSIONS_KEPT_DAYS = 7;
+
+/**
+ * Deletes sessions ended more than a week ago (the audit log keeps the logins and logouts);
+ * answers how many.
+ */
+export async function deleteEndedSessions(db: Queryable): Promise<number> {
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`DELETE FROM operator_sessions
+        WHERE expires_at < now() - make_interval(days => ${ENDED_SESSIONS_KEPT_DAYS})
+           OR revoked_at < now() - make_interval(days => ${ENDED_SESSIONS_KEPT_DAYS})
+        RETURNING id`,
+  );
+  return rows.length;
+}
+
 /** Ends a session (logout), recorded in the audit log; ending an ended session changes nothing. */
 export async function revokeSession(
   ctx: ServiceContext,
