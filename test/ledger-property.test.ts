@@ -6,13 +6,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
+import { adjustCredits } from '../src/services/admin-users.ts';
 import type { PipelineContext } from '../src/services/context.ts';
 import { acceptGeneration } from '../src/services/generation-accept.ts';
 import {
   recordGenerationFailure,
   recordGenerationSuccess,
 } from '../src/services/generation-outcomes.ts';
-import { InsufficientCreditsError, postEntry } from '../src/services/ledger.ts';
+import { InsufficientCreditsError } from '../src/services/ledger.ts';
 import {
   confirmStarsPayment,
   invoicePayloadOf,
@@ -27,7 +28,7 @@ import { createTestModel, type TestModel } from './helpers/pipeline.ts';
 
 // Random sequences of what moves a user's credits and free generations in production, through
 // the verbs production calls: Stars payments confirmed and refunded (payments service), admin
-// adjustments (the ledger's group commit, as POST /admin/users/{id}/credits posts them),
+// adjustments (adjustCredits: the entry and its audit entry in one transaction),
 // generations accepted (acceptGeneration: accept_generation()) and settled (generation-outcomes:
 // success, or failure with its refund). After every step the database must agree with a model of
 // the rules: balance == SUM(amount) >= 0, free generations used <= the limit, and every
@@ -237,16 +238,17 @@ describe('credits and free generations: property', () => {
               balance,
             });
           } else if (step.op === 'adjust') {
-            // Outside a transaction, as the admin route posts it: through the group commit.
-            const posting = postEntry(
-              database.db,
-              { telegramId },
-              { kind: 'admin_adjustment', amount: step.amount, reason: 'property', actor: 'test' },
+            // As POST /admin/users/{id}/credits posts it: with its audit entry, in a transaction.
+            const posting = adjustCredits(
+              ctx,
+              telegramId,
+              { amount: step.amount, reason: 'property' },
+              { actor: 'test', role: 'admin', requestId: null },
             );
             if (balance + step.amount < 0) {
               await expect(posting).rejects.toBeInstanceOf(InsufficientCreditsError);
             } else {
-              const { entry } = await posting;
+              const entry = await posting;
               balance += step.amount;
               expect(entry.balance_after).toBe(balance);
             }

@@ -12,10 +12,11 @@ import {
 } from '../src/services/ledger.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
 
-// The ledger's verbs as production calls them: credits (payments), entries posted outside a
-// transaction through the group commit (admin adjustments, POST /admin/users/{id}/credits) and
-// the refund of a charge. Charges themselves are made by accept_generation() and tested through
-// it (generation-concurrency.test.ts, ledger-property.test.ts).
+// The ledger's verbs: credits (payments), entries posted outside a transaction through the group
+// commit (what bench:ledger measures; admin adjustments post inside a transaction with their audit
+// entry, see admin-users.test.ts) and the refund of a charge. Charges themselves are made by
+// accept_generation() and tested through it (generation-concurrency.test.ts,
+// ledger-property.test.ts).
 
 let database: DatabaseHandle;
 beforeAll(async () => {
