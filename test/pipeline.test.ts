@@ -264,10 +264,11 @@ describe('the generation pipeline', () => {
   });
 
   it('never refunds or reruns a generation whose delivery fails', async () => {
-    telegram.failNext('sendPhoto', {
-      error_code: 403,
-      description: 'Forbidden: bot was blocked by the user',
-    });
+    const blocked = { error_code: 403, description: 'Forbidden: bot was blocked by the user' };
+    // Every sendPhoto is refused until this delivery is: the worker may also be delivering
+    // another generation meanwhile (an earlier test's, still under way, or a job a previous test
+    // file left behind: deliver jobs are any worker's), which must not take the planned failure.
+    telegram.failNext('sendPhoto', blocked, 1_000);
     const { telegramId, id, done } = await run('instant blocked');
     expect(done.status).toBe('succeeded');
     const [deliver] = await waitFor(
@@ -278,6 +279,7 @@ describe('the generation pipeline', () => {
         ),
       (rows) => rows[0]?.status === 'failed',
     );
+    telegram.failNext('sendPhoto', blocked, 0);
     expect(deliver?.last_error).toMatch(/blocked/);
     expect((await generation(app, id)).status).toBe('succeeded');
     expect(await entriesFor(database.db, id)).toEqual([{ kind: 'generation_charge', amount: -10 }]);
@@ -287,12 +289,19 @@ describe('the generation pipeline', () => {
   });
 
   it('retries a delivery Telegram throttles, after its retry_after', async () => {
-    telegram.failNext('sendPhoto', {
+    const throttled = {
       error_code: 429,
       description: 'Too Many Requests: retry after 1',
       retry_after: 1,
-    });
+    };
+    // Throttled until this delivery has been (see above: another delivery must not take it).
+    telegram.failNext('sendPhoto', throttled, 1_000);
     const { telegramId, id } = await run('instant throttled');
+    await waitFor(
+      async () => callsTo(telegramId),
+      (calls) => calls.length > 0,
+    );
+    telegram.failNext('sendPhoto', throttled, 0);
     const [deliver] = await waitFor(
       () =>
         selectRows<{ status: string; attempts: number }>(
