@@ -58,7 +58,8 @@ async function ownBackends(): Promise<{ pid: number; query: string; state: strin
 
 async function listenerPids(): Promise<number[]> {
   return (await ownBackends())
-    .filter((backend) => backend.query.startsWith('LISTEN'))
+    // The jobs' LISTEN; the worker holds one for settings_changed as well.
+    .filter((backend) => backend.query.startsWith('LISTEN generation_jobs'))
     .map((backend) => backend.pid);
 }
 
