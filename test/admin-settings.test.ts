@@ -4,9 +4,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
-import { adminAuth, botAuth, buildTestApp, miniAppAuth } from './helpers/app.ts';
+import { currentSettings } from '../src/services/settings.ts';
+import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import {
   freshTelegramId,
+  needsPostgres,
   onPostgres,
   openTestDatabase,
   silentLogger,
@@ -299,6 +301,29 @@ describe('PATCH /api/v1/admin/settings: changes', () => {
       5_000,
     );
   });
+
+  it('a process that missed the announcement reads the change within seconds anyway', async (context) => {
+    const why = 'PGlite is one process: its apps share one handle and one cache';
+    if (needsPostgres(why) || !privateUrl) return context.skip(why);
+    // A process whose LISTEN is not there (no watcher on this pool): only the re-read tells it.
+    const deaf = await openDatabase(
+      { kind: 'postgres', url: privateUrl, poolSize: 2 },
+      silentLogger,
+    );
+    try {
+      const ctx = { db: deaf.db, config: testConfig(environment) };
+      expect((await currentSettings(ctx)).BROADCAST_RATE).toBe(25);
+      expect((await patch(apiA, { BROADCAST_RATE: 50 })).statusCode).toBe(200);
+      await waitFor(
+        () => currentSettings(ctx),
+        (settings) => settings.BROADCAST_RATE === 50,
+        15_000,
+      );
+    } finally {
+      await patch(apiA, { BROADCAST_RATE: null });
+      await deaf.close();
+    }
+  }, 30_000);
 
   it('Stars packages and referral settings are read from the registry', async () => {
     const packages = [{ id: 'mega', credits: 5000, stars: 2500 }];

@@ -321,7 +321,22 @@ export async function watchSettings(
         logger?.warn({ err: error }, 'could not read the settings after a change'),
       );
     };
-    const stop = listenOnChannel(handle, CHANNEL, onChange, logger ? { logger } : {});
+    // The fallback for a change announced while no one listened: read again every REREAD_SECONDS.
+    const timer = setInterval(
+      () => reread(handle.db).catch(() => undefined),
+      REREAD_SECONDS * 1000,
+    );
+    timer.unref();
+    const stop = listenOnChannel(handle, CHANNEL, onChange, logger ? { logger } : {}).then(
+      (stopListening) => async () => {
+        clearInterval(timer);
+        await stopListening();
+      },
+      (error: unknown) => {
+        clearInterval(timer);
+        throw error;
+      },
+    );
     watcher = { count: 0, stop };
     watchers.set(handle.db, watcher);
     stop.catch(() => watchers.delete(handle.db));
