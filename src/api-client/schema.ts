@@ -1553,6 +1553,249 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/payments/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reconcile Stars payments with Telegram's Star transactions now
+         * @description Pages through getStarTransactions back to where the last run got (the worker does it every RECONCILE_MINUTES): a user payment we do not have is credited (once, by its charge id), a refund of a payment we have as paid is applied; each correction is recorded and audited. Running it again changes nothing. Telegram away: 503 telegram_unavailable.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "idempotency-key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            /** @description Nothing: {} or no body at all */
+            requestBody: {
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description False: stopped at the page limit; the next run goes on */
+                            complete: boolean;
+                            /** @description What this run corrected */
+                            corrections: {
+                                /** @description The operator who ran it, or system (the schedule) */
+                                actor: string;
+                                /** Format: date-time */
+                                created_at: string;
+                                details: {
+                                    [key: string]: unknown;
+                                } | null;
+                                id: number;
+                                /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
+                                kind: "payment_credited" | "refund_applied" | "payment_unmatched";
+                                stars: number;
+                                /** @description Telegram user id */
+                                telegram_id: number | null;
+                                telegram_payment_charge_id: string;
+                                /**
+                                 * Format: date-time
+                                 * @description The transaction's date at Telegram
+                                 */
+                                transaction_at: string;
+                            }[];
+                            pages: number;
+                            /** @description Transactions read from Telegram */
+                            transactions: number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Service Unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/payments/reconciliation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What reconciliation with Telegram corrected, newest first, and when it last ran */
+        get: {
+            parameters: {
+                query: {
+                    /** @description next_cursor of the previous page */
+                    cursor?: string;
+                    limit: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            corrections: {
+                                /** @description The operator who ran it, or system (the schedule) */
+                                actor: string;
+                                /** Format: date-time */
+                                created_at: string;
+                                details: {
+                                    [key: string]: unknown;
+                                } | null;
+                                id: number;
+                                /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
+                                kind: "payment_credited" | "refund_applied" | "payment_unmatched";
+                                stars: number;
+                                /** @description Telegram user id */
+                                telegram_id: number | null;
+                                telegram_payment_charge_id: string;
+                                /**
+                                 * Format: date-time
+                                 * @description The transaction's date at Telegram
+                                 */
+                                transaction_at: string;
+                            }[];
+                            /** Format: date-time */
+                            last_run_at: string | null;
+                            next_cursor: string | null;
+                            /**
+                             * Format: date-time
+                             * @description The newest transaction date a complete run went through
+                             */
+                            reconciled_until: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/queue": {
         parameters: {
             query?: never;

@@ -78,6 +78,8 @@ export interface Config {
   /** How long a process keeps the model catalog (GET /models) before reading it again; 0 = never. */
   readonly catalogCacheSeconds: number;
   readonly idempotencyKeyTtlHours: number;
+  /** Minutes between reconciliations of Stars payments with Telegram's Star transactions; 0 = never. */
+  readonly reconcileMinutes: number;
   readonly shutdownTimeoutSeconds: number;
   readonly generations: {
     /** Active (queued or running) generations a user may have at once. */
@@ -432,6 +434,7 @@ export function loadConfig(env: Env): Config {
     },
     catalogCacheSeconds: reader.integer('CATALOG_CACHE_SECONDS', 10, 0, 3600),
     idempotencyKeyTtlHours: reader.integer('IDEMPOTENCY_KEY_TTL_HOURS', 24, 24, 24 * 30),
+    reconcileMinutes: reader.integer('RECONCILE_MINUTES', 60, 0, 7 * 24 * 60),
     shutdownTimeoutSeconds: reader.integer('SHUTDOWN_TIMEOUT_SECONDS', 10, 1, 600),
     generations: {
       maxParallelPerUser: reader.integer('MAX_PARALLEL_GENERATIONS_PER_USER', 2, 1, 100),

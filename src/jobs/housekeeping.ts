@@ -1,8 +1,10 @@
 import { sql } from 'drizzle-orm';
 import { selectRows } from '../db/rows.ts';
+import { TelegramStars } from '../delivery/telegram-stars.ts';
 import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
 import { deleteEndedSessions } from '../services/operator-sessions.ts';
+import { reconcileIfDue } from '../services/payment-reconciliation.ts';
 import type { JobEnvironment } from './types.ts';
 
 /**
@@ -17,7 +19,8 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
  * Periodic sweeps every worker runs (each statement is safe to run concurrently):
  * - expired Idempotency-Key rows are deleted, and operators' sessions ended a week ago;
  * - a generation whose job nobody has claimed long after its deadline (no worker serves its
- *   provider any more) fails and is given back, so nothing stays "queued" forever.
+ *   provider any more) fails and is given back, so nothing stays "queued" forever;
+ * - every RECONCILE_MINUTES one worker reconciles Stars payments with Telegram's transactions.
  */
 export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'>): Promise<void> {
   const { ctx, logger } = env;
@@ -40,4 +43,21 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
     });
     if (failed) logger.warn({ generationId: requestId }, 'failed an abandoned generation');
   }
+  const token = ctx.config.telegramBotToken;
+  if (token && ctx.config.reconcileMinutes > 0) {
+    stars ??= new TelegramStars({ botToken: token, apiRoot: ctx.config.delivery.telegramApiRoot });
+    try {
+      const run = await reconcileIfDue(ctx, stars);
+      if (run && run.corrections.length > 0) {
+        const corrections = run.corrections.map((c) => `${c.kind}:${c.telegram_payment_charge_id}`);
+        logger.warn({ corrections }, "corrected payments after Telegram's Star transactions");
+      }
+    } catch (error) {
+      // Telegram away: the next run tries again. The message never holds the bot token.
+      logger.warn({ reason: (error as Error).message }, 'payment reconciliation failed');
+    }
+  }
 }
+
+/** The worker's Bot API client for Stars, made at the first reconciliation. */
+let stars: TelegramStars | null = null;

@@ -6,6 +6,7 @@ import { TelegramId } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { listPayments, refundPaymentAsOperator } from '../../services/admin-payments.ts';
 import { recordAudit } from '../../services/audit.ts';
+import { listCorrections, reconcilePayments } from '../../services/payment-reconciliation.ts';
 
 const AdminPayment = Type.Object({
   payment_id: Type.Integer(),
@@ -33,7 +34,34 @@ const ReferralClawback = Type.Union([
   }),
 ]);
 
-/** Operators: Stars payments, their totals, refunds through Telegram. */
+const Correction = Type.Object({
+  id: Type.Integer(),
+  kind: Type.Union(
+    [
+      Type.Literal('payment_credited'),
+      Type.Literal('refund_applied'),
+      Type.Literal('payment_unmatched'),
+    ],
+    {
+      description:
+        "payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's " +
+        'refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or ' +
+        'amount fits no package, left to an operator',
+    },
+  ),
+  telegram_payment_charge_id: Type.String(),
+  telegram_id: Type.Union([Type.Null(), TelegramId]),
+  stars: Type.Integer(),
+  transaction_at: Type.String({
+    format: 'date-time',
+    description: "The transaction's date at Telegram",
+  }),
+  details: Type.Union([Type.Null(), Type.Record(Type.String(), Type.Unknown())]),
+  actor: Type.String({ description: 'The operator who ran it, or system (the schedule)' }),
+  created_at: Type.String({ format: 'date-time' }),
+});
+
+/** Operators: Stars payments, their totals, refunds through Telegram, reconciliation. */
 export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const config = app.deps.config;
   const stars = config.telegramBotToken
@@ -163,5 +191,74 @@ export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
           }).then(() => undefined),
       });
     },
+  );
+  app.post(
+    '/admin/payments/reconcile',
+    {
+      config: { access: 'admin', idempotent: true },
+      schema: {
+        summary: "Reconcile Stars payments with Telegram's Star transactions now",
+        description:
+          'Pages through getStarTransactions back to where the last run got (the worker does it ' +
+          'every RECONCILE_MINUTES): a user payment we do not have is credited (once, by its charge ' +
+          'id), a refund of a payment we have as paid is applied; each correction is recorded and ' +
+          'audited. Running it again changes nothing. Telegram away: 503 telegram_unavailable.',
+        tags: ['admin'],
+        headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String()) }),
+        body: Type.Object(
+          {},
+          { additionalProperties: false, description: 'Nothing: {} or no body at all' },
+        ),
+        response: {
+          200: Type.Object({
+            transactions: Type.Integer({ description: 'Transactions read from Telegram' }),
+            pages: Type.Integer(),
+            corrections: Type.Array(Correction, { description: 'What this run corrected' }),
+            complete: Type.Boolean({
+              description: 'False: stopped at the page limit; the next run goes on',
+            }),
+          }),
+          ...problemResponses(401, 403, 409, 422, 429, 503),
+        },
+      },
+      preValidation: (request, _reply, done) => {
+        request.body ??= {};
+        done();
+      },
+    },
+    async (request) => reconcilePayments(app.deps.services, stars, operatorOf(request)),
+  );
+
+  app.get(
+    '/admin/payments/reconciliation',
+    {
+      config: { access: 'support' },
+      schema: {
+        summary: 'What reconciliation with Telegram corrected, newest first, and when it last ran',
+        tags: ['admin'],
+        querystring: Type.Object({
+          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+          cursor: Type.Optional(
+            Type.String({ maxLength: 128, description: 'next_cursor of the previous page' }),
+          ),
+        }),
+        response: {
+          200: Type.Object({
+            corrections: Type.Array(Correction),
+            next_cursor: Type.Union([Type.Null(), Type.String()]),
+            last_run_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+            reconciled_until: Type.Union([Type.Null(), Type.String({ format: 'date-time' })], {
+              description: 'The newest transaction date a complete run went through',
+            }),
+          }),
+          ...problemResponses(400, 401, 403, 422, 429),
+        },
+      },
+    },
+    async (request) =>
+      listCorrections(app.deps.services.db, {
+        limit: request.query.limit,
+        ...(request.query.cursor === undefined ? {} : { cursor: request.query.cursor }),
+      }),
   );
 };
