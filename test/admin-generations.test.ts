@@ -316,6 +316,26 @@ describe('POST /admin/generations/{id}/refund', () => {
     expect(await entriesFor(database.db, id)).toHaveLength(2);
   });
 
+  it("records a support operator's refund as theirs", async () => {
+    const telegramId = freshTelegramId();
+    await userWithCredits(app, telegramId, PRICE);
+    const id = await accepted(telegramId, 'credits');
+    await succeeded(id);
+    const response = await app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/generations/${id}/refund`,
+      headers: await operatorCookie(app, SUPPORT_OPERATOR_ID),
+      payload: { reason: 'blurry' },
+    });
+    expect(response.statusCode, response.body).toBe(200);
+    const [audit] = await selectRows<{ actor: string; role: string }>(
+      database.db,
+      sql`SELECT actor, role FROM audit_log WHERE subject_type = 'generation' AND subject_id = ${id}`,
+    );
+    expect(audit).toEqual({ actor: `operator:${SUPPORT_OPERATOR_ID}`, role: 'support' });
+    expect(await balanceOf(app, telegramId)).toBe(PRICE);
+  });
+
   it('gives back a free generation', async () => {
     const telegramId = freshTelegramId();
     await userWithCredits(app, telegramId, 0);

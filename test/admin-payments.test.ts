@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.ts';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
@@ -11,6 +14,7 @@ import {
   buildTestApp,
   miniAppAuth,
   TELEGRAM_BOT_TOKEN,
+  testConfig,
 } from './helpers/app.ts';
 import { freshTelegramId, needsPostgres, sharedDatabase } from './helpers/database.ts';
 import { operatorCookie, operatorSettings, SUPPORT_OPERATOR_ID } from './helpers/operators.ts';
@@ -341,6 +345,48 @@ describe('POST /admin/payments/{charge_id}/refund', () => {
     expect(await paymentStatus(chargeId)).toBe('paid');
     expect(await balanceOf(app, payer)).toBe(CREDITS);
     expect(await auditsOf(chargeId)).toEqual([]);
+  });
+
+  it('never writes the bot token into its logs, whatever Telegram answers', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logged = await buildApp(
+      testConfig({ TELEGRAM_API_ROOT: telegram.apiRoot, LOG_LEVEL: 'debug' }),
+      { database, logger: pino({ level: 'debug' }, sink), worker: false },
+    );
+    const offline = await buildApp(
+      testConfig({ TELEGRAM_API_ROOT: 'http://127.0.0.1:9', LOG_LEVEL: 'debug' }),
+      { database, logger: pino({ level: 'debug' }, sink), worker: false },
+    );
+    try {
+      const payer = freshTelegramId();
+      await sync(payer);
+      const chargeId = await paid(payer);
+      const call = (on: FastifyInstance) =>
+        on.inject({
+          method: 'POST',
+          url: `/api/v1/admin/payments/${chargeId}/refund`,
+          headers: adminAuth,
+          payload: { reason: 'x' },
+        });
+      telegram.failNext('refundStarPayment', { error_code: 500, description: 'Internal' });
+      expect((await call(logged)).statusCode).toBe(503);
+      expect((await call(offline)).statusCode).toBe(503);
+      telegram.failNext('refundStarPayment', { error_code: 400, description: 'Bad Request: X' });
+      expect((await call(logged)).statusCode).toBe(422);
+      expect((await call(logged)).statusCode).toBe(200);
+    } finally {
+      await logged.close();
+      await offline.close();
+    }
+    expect(lines.length).toBeGreaterThan(0);
+    const secret = TELEGRAM_BOT_TOKEN.split(':')[1] ?? TELEGRAM_BOT_TOKEN;
+    expect(lines.filter((line) => line.includes(secret))).toEqual([]);
   });
 
   it('an unknown charge is 404; a body without a reason is 422; a repeated Idempotency-Key replays', async () => {
