@@ -144,6 +144,7 @@ describe('GET /api/v1/admin/settings', () => {
       'MIN_PROVIDER_BALANCE',
       'BROADCAST_RATE',
       'SUPPORT_CONTACT',
+      'SUPPORT_CREDIT_LIMIT',
     ]);
     const byKey = Object.fromEntries(settings.map((setting) => [setting.key, setting]));
     expect(byKey.MIN_PROVIDER_BALANCE).toEqual({

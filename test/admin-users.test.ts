@@ -16,7 +16,7 @@ import {
   operatorSettings,
   SUPPORT_OPERATOR_ID,
 } from './helpers/operators.ts';
-import { balanceOf, createTestModel, submit } from './helpers/pipeline.ts';
+import { balanceOf, createTestModel, submit, waitFor } from './helpers/pipeline.ts';
 
 let database: DatabaseHandle;
 let app: FastifyInstance;
@@ -149,6 +149,30 @@ describe('POST /api/v1/admin/users/{telegram_id}/credits, audited', () => {
       expect(response.statusCode).toBe(403);
     } finally {
       await strict.close();
+    }
+  });
+
+  it('follows SUPPORT_CREDIT_LIMIT as an admin changes it at run time', async () => {
+    const telegramId = freshTelegramId();
+    await sync({ telegram_id: telegramId });
+    const setLimit = (value: number | null) =>
+      app.inject({
+        method: 'PATCH',
+        url: '/api/v1/admin/settings',
+        headers: adminAuth,
+        payload: { values: { SUPPORT_CREDIT_LIMIT: value }, reason: 'test' },
+      });
+    expect((await setLimit(10)).statusCode).toBe(200);
+    try {
+      const refused = await waitFor(
+        () => credits(telegramId, 11, support),
+        (response) => response.statusCode === 403,
+        5_000,
+      );
+      expect(refused.json()).toMatchObject({ code: 'forbidden', limit: 10 });
+      expect((await credits(telegramId, 10, support)).statusCode).toBe(201);
+    } finally {
+      expect((await setLimit(null)).statusCode).toBe(200);
     }
   });
 

@@ -7,6 +7,7 @@ import type { ServiceContext } from './context.ts';
 import { usersCursor } from './cursor.ts';
 import { type GenerationView, listGenerations } from './generation-views.ts';
 import { type LedgerEntry, listEntries, postEntry } from './ledger.ts';
+import { currentSettings } from './settings.ts';
 import { type AdminUserView, getAdminUserView, userNotFound } from './users.ts';
 
 /** Users as operators find, read and credit them (GET /admin/users, POST …/credits). */
@@ -23,11 +24,11 @@ export async function adjustCredits(
   input: { amount: number; reason: string; idempotencyKey?: string },
   operator: Operator,
 ): Promise<LedgerEntry> {
-  const limit = ctx.config.operators.supportCreditLimit;
+  const limit = (await currentSettings(ctx)).SUPPORT_CREDIT_LIMIT;
   if (operator.role === 'support' && Math.abs(input.amount) > limit) {
     throw new AppError(
       'forbidden',
-      `A support operator may adjust at most ${limit} credits at once (SUPPORT_CREDIT_LIMIT); ask an administrator.`,
+      `A support operator may adjust at most ${limit} credits at once (the setting SUPPORT_CREDIT_LIMIT); ask an administrator.`,
       { limit },
     );
   }

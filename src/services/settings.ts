@@ -28,6 +28,7 @@ export interface RuntimeSettings {
   MIN_PROVIDER_BALANCE: number;
   BROADCAST_RATE: number;
   SUPPORT_CONTACT: string | null;
+  SUPPORT_CREDIT_LIMIT: number;
 }
 
 export type SettingKey = keyof RuntimeSettings;
@@ -195,6 +196,15 @@ const registry: { [Key in SettingKey]: SettingEntry<Key> } = {
     meaning: "Whom users contact for help (shown in the bot's /help); null = none",
     fromConfig: (config) => config.bot.supportContact,
     check: checkSupportContact,
+  },
+  SUPPORT_CREDIT_LIMIT: {
+    key: 'SUPPORT_CREDIT_LIMIT',
+    type: 'integer',
+    bounds: { minimum: 0, maximum: 1_000_000_000 },
+    meaning:
+      'The most credits a support operator may give or take in one adjustment (admins: no limit)',
+    fromConfig: (config) => config.operators.supportCreditLimit,
+    check: integer(0, 1_000_000_000),
   },
 };
 
