@@ -12,7 +12,7 @@ import {
 } from '../src/deps/telegram-login.ts';
 import { listAudit } from '../src/services/audit.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth } from './helpers/app.ts';
-import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import { freshTelegramId, openTestDatabase, sharedDatabase } from './helpers/database.ts';
 import {
   ADMIN_OPERATOR_ID,
   operatorCookie,
@@ -306,6 +306,46 @@ describe('operator sessions on the admin routes', () => {
     const removed = await me(cookie);
     expect(removed.statusCode).toBe(401);
     expect(removed.json().detail).toMatch(/no longer an operator/);
+  });
+
+  it('the role lists are runtime settings: a change applies at the next request', async () => {
+    // A database of its own: the lists it changes are every app's on a shared database.
+    const own = await openTestDatabase.embedded();
+    const local = await buildTestApp({ ...operatorSettings, DATABASE_URL: 'memory://' }, own);
+    const patch = (values: Record<string, unknown>) =>
+      local.inject({
+        method: 'PATCH',
+        url: '/api/v1/admin/settings',
+        headers: adminAuth,
+        payload: { values, reason: 'staffing' },
+      });
+    try {
+      const newcomer = freshTelegramId();
+      expect((await signIn(local, widgetLogin(newcomer))).statusCode).toBe(403);
+      expect(
+        (await patch({ SUPPORT_TELEGRAM_IDS: [SUPPORT_OPERATOR_ID, newcomer] })).statusCode,
+      ).toBe(200);
+      const cookie = await operatorCookie(local, newcomer);
+      const meNow = () => local.inject({ url: '/api/v1/admin/auth/me', headers: cookie });
+      expect((await meNow()).json().role).toBe('support');
+      // Promoted: an admin at its next request, with the same session.
+      expect((await patch({ ADMIN_TELEGRAM_IDS: [ADMIN_OPERATOR_ID, newcomer] })).statusCode).toBe(
+        200,
+      );
+      expect((await meNow()).json().role).toBe('admin');
+      // Taken off both lists: refused at its next request.
+      expect(
+        (await patch({ ADMIN_TELEGRAM_IDS: null, SUPPORT_TELEGRAM_IDS: null })).statusCode,
+      ).toBe(200);
+      const refused = await meNow();
+      expect(refused.statusCode).toBe(401);
+      expect(refused.json().detail).toMatch(/no longer an operator/);
+      expect((await patch({ SUPPORT_TELEGRAM_IDS: [0] })).statusCode).toBe(422);
+      expect((await patch({ ADMIN_TELEGRAM_IDS: [5, 5] })).statusCode).toBe(422);
+    } finally {
+      await local.close();
+      await own.close();
+    }
   });
 
   it('reads the cookie on the admin routes only; an Authorization header wins over it', async () => {

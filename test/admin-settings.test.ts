@@ -145,6 +145,8 @@ describe('GET /api/v1/admin/settings', () => {
       'BROADCAST_RATE',
       'SUPPORT_CONTACT',
       'SUPPORT_CREDIT_LIMIT',
+      'ADMIN_TELEGRAM_IDS',
+      'SUPPORT_TELEGRAM_IDS',
     ]);
     const byKey = Object.fromEntries(settings.map((setting) => [setting.key, setting]));
     expect(byKey.MIN_PROVIDER_BALANCE).toEqual({

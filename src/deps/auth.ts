@@ -6,6 +6,7 @@ import { withHook } from '../core/route-hooks.ts';
 import type { OperatorRole } from '../db/schema/index.ts';
 import type { Operator } from '../services/audit.ts';
 import { findSession, operatorRole } from '../services/operator-sessions.ts';
+import { currentSettings } from '../services/settings.ts';
 import type { AuthFailureLimiter } from './auth-failures.ts';
 import { InitDataError, initDataSecret, verifyInitData } from './telegram-init-data.ts';
 
@@ -183,7 +184,7 @@ export function registerAuth(
     if (session === null) {
       throw unauthorized('The operator session has ended (expired or logged out): sign in again.');
     }
-    const role = operatorRole(config, session.telegramId);
+    const role = operatorRole(await currentSettings(app.deps.services), session.telegramId);
     if (role === null) throw unauthorized('This Telegram account is no longer an operator.');
     return {
       kind: 'operator',

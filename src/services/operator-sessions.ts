@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import type { Config } from '../core/config.ts';
 import type { Queryable } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { OperatorRole } from '../db/schema/index.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
+import type { RuntimeSettings } from './settings.ts';
 
 /**
  * Operators' sessions: a person in ADMIN_TELEGRAM_IDS or SUPPORT_TELEGRAM_IDS who signed in with
@@ -24,10 +24,16 @@ export interface OperatorSession {
   expiresAt: string;
 }
 
-/** The operator's role by the settings, or null when the id is on neither list. */
-export function operatorRole(config: Config, telegramId: number): OperatorRole | null {
-  if (config.operators.adminTelegramIds.includes(telegramId)) return 'admin';
-  if (config.operators.supportTelegramIds.includes(telegramId)) return 'support';
+/**
+ * The operator's role by the runtime settings ADMIN_TELEGRAM_IDS and SUPPORT_TELEGRAM_IDS as they
+ * are now (an id on both lists is an admin), or null when the id is on neither.
+ */
+export function operatorRole(
+  settings: Pick<RuntimeSettings, 'ADMIN_TELEGRAM_IDS' | 'SUPPORT_TELEGRAM_IDS'>,
+  telegramId: number,
+): OperatorRole | null {
+  if (settings.ADMIN_TELEGRAM_IDS.includes(telegramId)) return 'admin';
+  if (settings.SUPPORT_TELEGRAM_IDS.includes(telegramId)) return 'support';
   return null;
 }
 

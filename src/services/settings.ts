@@ -29,6 +29,8 @@ export interface RuntimeSettings {
   BROADCAST_RATE: number;
   SUPPORT_CONTACT: string | null;
   SUPPORT_CREDIT_LIMIT: number;
+  ADMIN_TELEGRAM_IDS: readonly number[];
+  SUPPORT_TELEGRAM_IDS: readonly number[];
 }
 
 export type SettingKey = keyof RuntimeSettings;
@@ -38,7 +40,8 @@ export type SettingType =
   | 'boolean'
   | 'string'
   | 'stars_packages'
-  | 'provider_concurrency';
+  | 'provider_concurrency'
+  | 'telegram_ids';
 
 export interface SettingBounds {
   minimum?: number;
@@ -103,6 +106,16 @@ function checkProviderConcurrency(
   }
   if (!('*' in limits)) return { problem };
   return { value: limits };
+}
+
+/** Operators' Telegram ids: at most 100 positive ids, each once. */
+function checkTelegramIds(value: unknown): { value: number[] } | { problem: string } {
+  const problem = 'must be a list of at most 100 Telegram user ids (positive integers), each once';
+  if (!Array.isArray(value) || value.length > 100) return { problem };
+  const ids = value.filter((id): id is number => Number.isSafeInteger(id) && id > 0);
+  return ids.length === value.length && new Set(ids).size === ids.length
+    ? { value: ids }
+    : { problem };
 }
 
 function checkSupportContact(value: unknown): { value: string | null } | { problem: string } {
@@ -205,6 +218,24 @@ const registry: { [Key in SettingKey]: SettingEntry<Key> } = {
       'The most credits a support operator may give or take in one adjustment (admins: no limit)',
     fromConfig: (config) => config.operators.supportCreditLimit,
     check: integer(0, 1_000_000_000),
+  },
+  ADMIN_TELEGRAM_IDS: {
+    key: 'ADMIN_TELEGRAM_IDS',
+    type: 'telegram_ids',
+    bounds: { max_length: 100 },
+    meaning:
+      'Telegram ids of operators with the role admin; one taken off is refused at its next request',
+    fromConfig: (config) => config.operators.adminTelegramIds,
+    check: checkTelegramIds,
+  },
+  SUPPORT_TELEGRAM_IDS: {
+    key: 'SUPPORT_TELEGRAM_IDS',
+    type: 'telegram_ids',
+    bounds: { max_length: 100 },
+    meaning:
+      'Telegram ids of operators with the role support (an id also among the admins is an admin)',
+    fromConfig: (config) => config.operators.supportTelegramIds,
+    check: checkTelegramIds,
   },
 };
 

@@ -18,6 +18,7 @@ import {
 import { TelegramId } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { openSession, operatorRole, revokeSession } from '../../services/operator-sessions.ts';
+import { currentSettings } from '../../services/settings.ts';
 
 /** Where the session cookie is sent: the admin routes, and nothing else. */
 const COOKIE_PATH = '/api/v1/admin';
@@ -103,7 +104,7 @@ export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
         }
         throw error;
       }
-      const role = operatorRole(config, telegramId);
+      const role = operatorRole(await currentSettings(app.deps.services), telegramId);
       if (role === null) throw forbidden('This Telegram account is not an operator.');
       const { token, session } = await openSession(app.deps.services, {
         telegramId,

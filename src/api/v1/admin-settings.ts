@@ -16,10 +16,11 @@ const Setting = Type.Object({
       Type.Literal('string'),
       Type.Literal('stars_packages'),
       Type.Literal('provider_concurrency'),
+      Type.Literal('telegram_ids'),
     ],
     {
       description:
-        'integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}',
+        'integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id]',
     },
   ),
   value: Type.Unknown({ description: 'The value in force' }),
