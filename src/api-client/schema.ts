@@ -1914,8 +1914,8 @@ export interface paths {
                                 key: string;
                                 meaning: string;
                                 source: "environment" | "override";
-                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once} */
-                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency";
+                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id] */
+                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency" | "telegram_ids";
                                 /**
                                  * Format: date-time
                                  * @description When the override was set; null: none
@@ -2019,8 +2019,8 @@ export interface paths {
                                 key: string;
                                 meaning: string;
                                 source: "environment" | "override";
-                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once} */
-                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency";
+                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id] */
+                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency" | "telegram_ids";
                                 /**
                                  * Format: date-time
                                  * @description When the override was set; null: none
