@@ -155,6 +155,26 @@ describe('POST /api/v1/admin/auth/telegram', () => {
     }
   });
 
+  it('counts refused logins as failed authentications: past AUTH_FAILURE_LIMIT, 429', async () => {
+    const strict = await buildTestApp({ ...operatorSettings, AUTH_FAILURE_LIMIT: '2' });
+    try {
+      const forged = { ...widgetLogin(ADMIN_OPERATOR_ID), first_name: 'Mallory' };
+      const octet = () => Math.floor(Math.random() * 250) + 1;
+      const address = { remoteAddress: `10.${octet()}.${octet()}.${octet()}` };
+      const attempt = (payload: object) =>
+        strict.inject({ method: 'POST', url: '/api/v1/admin/auth/telegram', payload, ...address });
+      expect((await attempt(forged)).statusCode).toBe(401);
+      expect((await attempt(forged)).statusCode).toBe(401);
+      const blocked = await attempt(forged);
+      expect(blocked.statusCode).toBe(429);
+      expect(blocked.json().code).toBe('too_many_failed_authentications');
+      // Even a good login waits out the minute from that address.
+      expect((await attempt(widgetLogin(ADMIN_OPERATOR_ID))).statusCode).toBe(429);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('takes the age limit from OPERATOR_LOGIN_MAX_AGE_SECONDS', async () => {
     const strict = await buildTestApp({
       ...operatorSettings,

@@ -283,7 +283,13 @@ const fixture = { telegramId: 0, generationId: '00000000-0000-4000-8000-00000000
 beforeAll(async () => {
   // The offline provider on both databases: generations are accepted, not refused for want of an
   // account (503 provider_unavailable), so the fuzz reaches the accepting statement.
-  app = await buildTestApp({ STARS_PACKAGES: 'small:100:50', GENERATION_PROVIDER: 'local' });
+  // The fuzz signs in with forged Telegram Logins on purpose: without AUTH_FAILURE_LIMIT its
+  // address would be refused (429) for everything after the first few.
+  app = await buildTestApp({
+    STARS_PACKAGES: 'small:100:50',
+    GENERATION_PROVIDER: 'local',
+    AUTH_FAILURE_LIMIT: '0',
+  });
   const docs = await app.inject({ url: '/docs/json' });
   expect(docs.statusCode).toBe(200);
   document = docs.json();

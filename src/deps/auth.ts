@@ -55,6 +55,13 @@ declare module 'fastify' {
     access?: Access;
     ownership?: Ownership;
   }
+  interface FastifyInstance {
+    /**
+     * For a route that checks a credential of its own (the Telegram Login): 429 while the address
+     * is past AUTH_FAILURE_LIMIT, and a 401 of `check` counted as a failed authentication.
+     */
+    checkCredential<T>(request: FastifyRequest, check: () => T | Promise<T>): Promise<T>;
+  }
   interface FastifyRequest {
     principal: Principal | null;
     /** Set by callerMayActFor: the handler of an `ownership: 'handler'` route checked the owner. */
@@ -228,6 +235,21 @@ export function registerAuth(
     }
     throw unauthorized('Use "Authorization: Bearer <token>" or "Authorization: tma <initData>".');
   }
+
+  app.decorate(
+    'checkCredential',
+    async <T>(request: FastifyRequest, check: () => T | Promise<T>): Promise<T> => {
+      const wait = failures?.retryAfterSeconds(request.ip) ?? 0;
+      if (wait > 0) throw tooManyFailures(wait, config.authFailureLimit);
+      try {
+        return await check();
+      } catch (error) {
+        if (!failures || !(error instanceof AppError) || error.status !== 401) throw error;
+        const blocked = await failures.failed(request.ip);
+        throw blocked > 0 ? tooManyFailures(blocked, config.authFailureLimit) : error;
+      }
+    },
+  );
 
   app.decorateRequest('principal', null);
   app.decorateRequest('ownershipChecked', false);

@@ -91,19 +91,21 @@ export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const crossSite = crossSiteRefusal(request, config);
       if (crossSite) throw crossSite;
-      let telegramId: number;
-      try {
-        ({ telegramId } = verifyTelegramLogin(
-          request.body,
-          loginSecret(config),
-          config.operators.loginMaxAgeSeconds,
-        ));
-      } catch (error) {
-        if (error instanceof TelegramLoginError) {
-          throw unauthorized(`Telegram Login refused: ${error.message}.`);
+      // A refused login counts against the address, as a refused token does (AUTH_FAILURE_LIMIT).
+      const { telegramId } = await app.checkCredential(request, () => {
+        try {
+          return verifyTelegramLogin(
+            request.body,
+            loginSecret(config),
+            config.operators.loginMaxAgeSeconds,
+          );
+        } catch (error) {
+          if (error instanceof TelegramLoginError) {
+            throw unauthorized(`Telegram Login refused: ${error.message}.`);
+          }
+          throw error;
         }
-        throw error;
-      }
+      });
       const role = operatorRole(await currentSettings(app.deps.services), telegramId);
       if (role === null) throw forbidden('This Telegram account is not an operator.');
       const { token, session } = await openSession(app.deps.services, {
