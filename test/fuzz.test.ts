@@ -1,6 +1,14 @@
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, adminAuth, BOT_TOKEN, botAuth, buildTestApp } from './helpers/app.ts';
+import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
+import {
+  ADMIN_TOKEN,
+  adminAuth,
+  BOT_TOKEN,
+  botAuth,
+  buildTestApp,
+  TELEGRAM_BOT_TOKEN,
+} from './helpers/app.ts';
 import { freshTelegramId } from './helpers/database.ts';
 
 /**
@@ -277,17 +285,21 @@ const badBodies: { what: string; contentType?: string; payload: string | Buffer 
 ];
 
 let app: FastifyInstance;
+let telegram: FakeTelegram;
 let document: { paths: Record<string, Record<string, Operation>> };
 const fixture = { telegramId: 0, generationId: '00000000-0000-4000-8000-000000000000' };
 
 beforeAll(async () => {
   // The offline provider on both databases: generations are accepted, not refused for want of an
   // account (503 provider_unavailable), so the fuzz reaches the accepting statement.
+  // A fake Bot API (no Star transactions): the routes that ask Telegram get an answer, not a 503.
+  telegram = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
   // The fuzz signs in with forged Telegram Logins on purpose: without AUTH_FAILURE_LIMIT its
   // address would be refused (429) for everything after the first few.
   app = await buildTestApp({
     STARS_PACKAGES: 'small:100:50',
     GENERATION_PROVIDER: 'local',
+    TELEGRAM_API_ROOT: telegram.apiRoot,
     AUTH_FAILURE_LIMIT: '0',
   });
   const docs = await app.inject({ url: '/docs/json' });
@@ -309,7 +321,10 @@ beforeAll(async () => {
   });
   expect(credited.statusCode).toBe(201);
 });
-afterAll(() => app.close());
+afterAll(async () => {
+  await app.close();
+  await telegram.close();
+});
 
 /** A valid value for a field, by name where the schema alone cannot tell (ids, package, …). */
 function sampleOf(schema: Schema | undefined, name = ''): unknown {
