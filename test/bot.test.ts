@@ -106,6 +106,9 @@ describe('/start', () => {
 describe('generating', () => {
   it('prompt → settings card → a parameter → start (free) → one generation, delivered', async () => {
     const user = telegramUser(freshTelegramId(), 'en');
+    // A model of the shipped catalog with a choice of values (other tests add models of their own).
+    await harness.api.syncUser({ telegram_id: user.id });
+    await harness.api.updateUser(user.id, { preferences: { model: 'nano-banana' } });
     const prompt = textUpdate(user, 'a lighthouse at dusk');
     await harness.bot.handleUpdate(prompt);
     const card = lastTo(user.id, 'sendMessage');
