@@ -8,7 +8,7 @@ import { usersCursor } from './cursor.ts';
 import { type GenerationView, listGenerations } from './generation-views.ts';
 import { type LedgerEntry, listEntries, postEntry } from './ledger.ts';
 import { currentSettings } from './settings.ts';
-import { type AdminUserView, getAdminUserView, userNotFound } from './users.ts';
+import { type AdminUserView, balanceSql, getAdminUserView, userNotFound } from './users.ts';
 
 /** Users as operators find, read and credit them (GET /admin/users, POST …/credits). */
 
@@ -93,8 +93,7 @@ export interface UserListPage {
   counts: { total: number };
 }
 
-const BALANCE = sql.raw(`COALESCE((SELECT l.balance_after FROM ledger_entries l
-  WHERE l.user_id = u.id ORDER BY l.user_entry_no DESC LIMIT 1), 0)`);
+const BALANCE = sql.raw(balanceSql('u.id'));
 
 const FILTER_CONDITIONS: Record<UserFilter, SQL> = {
   active_7d: sql`u.last_seen_at >= now() - interval '7 days'`,

@@ -41,8 +41,11 @@ export interface UserProfile {
   banned: { reason: string | null; since: string } | null;
 }
 
-/** A user's balance: the newest ledger entry's running balance, one index probe whatever the size. */
-function balanceOf(userId: string): string {
+/**
+ * A user's balance as SQL (of the users row id `userId`, e.g. `u.id`): the newest ledger entry's
+ * running balance, one index probe whatever the size.
+ */
+export function balanceSql(userId: string): string {
   return `COALESCE((SELECT l.balance_after FROM ledger_entries l
     WHERE l.user_id = ${userId} ORDER BY l.user_entry_no DESC LIMIT 1), 0)`;
 }
@@ -67,7 +70,7 @@ function profileColumns(u: string): string {
        ${u}.is_premium, ${isoTimeText(`${u}.created_at`)} AS created_at,
        ${isoTimeText(`${u}.updated_at`)} AS updated_at, ${u}.language, ${u}.preferences,
        ${u}.referral_code, ${isoTimeText(`${u}.banned_at`)} AS banned_at, ${u}.ban_reason,
-       ${balanceOf(`${u}.id`)} AS balance, ${trialsUsedBy(`${u}.id`)} AS trial_used`;
+       ${balanceSql(`${u}.id`)} AS balance, ${trialsUsedBy(`${u}.id`)} AS trial_used`;
 }
 
 function toProfile(row: ProfileRow, trialLimit: number): UserProfile {
@@ -143,7 +146,7 @@ export async function syncUser(
   return { created, user: toProfile(profile, (await currentSettings(ctx)).TRIAL_GENERATIONS) };
 }
 
-const BALANCE_SQL = `SELECT ${balanceOf('u.id')} AS balance FROM users u WHERE u.telegram_id = $1`;
+const BALANCE_SQL = `SELECT ${balanceSql('u.id')} AS balance FROM users u WHERE u.telegram_id = $1`;
 
 const TRIAL_SQL = `SELECT ${trialsUsedBy('u.id')} AS used FROM users u WHERE u.telegram_id = $1`;
 
