@@ -85,6 +85,11 @@ export const generationRequests = pgTable(
   },
   (t) => [
     index('generation_requests_user_newest_idx').on(t.userId, t.createdAt.desc()),
+    // Operators list every user's generations newest first (GET /admin/generations).
+    index('generation_requests_newest_idx').on(
+      t.createdAt.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
     index('generation_requests_user_active_idx')
       .on(t.userId)
       .where(sql`${t.status} IN ('queued', 'running')`),

@@ -1,0 +1,1 @@
+CREATE INDEX "generation_requests_newest_idx" ON "generation_requests" USING btree ("created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);
