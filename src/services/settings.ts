@@ -1,4 +1,5 @@
 import { sql } from 'drizzle-orm';
+import pg from 'pg';
 import type { Config, StarsPackage } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import type { Database, DatabaseHandle, Queryable, Transaction } from '../db/client.ts';
@@ -345,6 +346,36 @@ export async function currentSettings(ctx: ServiceContext): Promise<RuntimeSetti
   return resolve(ctx.config, cached);
 }
 
+/**
+ * On PostgreSQL the settings' LISTEN holds a connection of its own, outside the pool: closing the
+ * database (pool.end(), which waits for every connection checked out) never waits for it; the
+ * watcher's stop closes it.
+ */
+function ownConnections(handle: DatabaseHandle): DatabaseHandle {
+  const pool = handle.pool;
+  if (!pool) return handle;
+  const connections = {
+    connect: async () => {
+      const client = new pg.Client(pool.options) as pg.Client & {
+        release: (error?: Error) => void;
+      };
+      // Whatever a closed connection emits later is no one's business (the listener has its own).
+      client.on('error', () => undefined);
+      client.release = () => {
+        client.end().catch(() => undefined);
+      };
+      try {
+        await client.connect();
+      } catch (error) {
+        client.release();
+        throw error;
+      }
+      return client;
+    },
+  };
+  return { ...handle, pool: connections as unknown as pg.Pool };
+}
+
 const watchers = new WeakMap<object, { count: number; stop: Promise<() => Promise<void>> }>();
 
 /**
@@ -368,7 +399,8 @@ export async function watchSettings(
       REREAD_SECONDS * 1000,
     );
     timer.unref();
-    const stop = listenOnChannel(handle, CHANNEL, onChange, logger ? { logger } : {}).then(
+    const options = logger ? { logger } : {};
+    const stop = listenOnChannel(ownConnections(handle), CHANNEL, onChange, options).then(
       (stopListening) => async () => {
         clearInterval(timer);
         await stopListening();
