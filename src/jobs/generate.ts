@@ -289,7 +289,8 @@ async function finalCheck(
   }
   await settleFailure(env, requestId, {
     code: 'deadline_exceeded',
-    message: `no image within ${env.ctx.config.generations.timeoutSeconds} seconds`,
+    // The deadline the generation was accepted with (GENERATION_TIMEOUT_SECONDS may have changed since).
+    message: `no image by its deadline, ${new Date(deadline).toISOString()}`,
   });
 }
 
