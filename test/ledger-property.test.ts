@@ -193,7 +193,7 @@ describe('credits and free generations: property', () => {
               chargeId: `tg_${randomUUID()}`,
               credits: pack.credits,
               stars: pack.stars,
-              payload: invoicePayloadOf(pack.id),
+              payload: invoicePayloadOf(pack),
               clawedBack: null,
             };
             const { result, replayed } = await confirmStarsPayment(

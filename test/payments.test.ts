@@ -50,7 +50,7 @@ describe('GET /api/v1/payments/stars/packages', () => {
           credits: 100,
           stars: 50,
           currency: 'XTR',
-          invoice_payload: 'stars:small',
+          invoice_payload: 'stars:small:100:50',
         },
         {
           id: 'big',
@@ -58,7 +58,7 @@ describe('GET /api/v1/payments/stars/packages', () => {
           credits: 1000,
           stars: 400,
           currency: 'XTR',
-          invoice_payload: 'stars:big',
+          invoice_payload: 'stars:big:1000:400',
         },
       ],
     });
@@ -66,6 +66,35 @@ describe('GET /api/v1/payments/stars/packages', () => {
 });
 
 describe('POST /api/v1/payments/stars/confirm', () => {
+  it('credits what the invoice promised, even if the package changed or is gone since', async () => {
+    const telegramId = await newUser();
+    const response = await app.inject({
+      method: 'POST',
+      url: '/api/v1/payments/stars/confirm',
+      headers: botAuth,
+      payload: {
+        ...payment(telegramId),
+        total_amount: 70,
+        invoice_payload: 'stars:retired:150:70',
+      },
+    });
+    expect(response.statusCode, response.body).toBe(201);
+    expect(response.json()).toMatchObject({ package_id: 'retired', credits: 150, stars: 70 });
+    const mismatch = await app.inject({
+      method: 'POST',
+      url: '/api/v1/payments/stars/confirm',
+      headers: botAuth,
+      payload: {
+        ...payment(telegramId),
+        telegram_payment_charge_id: `other-${telegramId}`,
+        total_amount: 69,
+        invoice_payload: 'stars:retired:150:70',
+      },
+    });
+    expect(mismatch.statusCode).toBe(422);
+    expect(mismatch.json().code).toBe('amount_mismatch');
+  });
+
   it('credits the package once (201), and a repeat returns the first result (200)', async () => {
     const telegramId = await newUser();
     const body = payment(telegramId);

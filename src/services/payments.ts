@@ -34,9 +34,17 @@ export interface StarsPackageOffer {
   invoice_payload: string;
 }
 
-export function invoicePayloadOf(packageId: string): string {
-  return `stars:${packageId}`;
+/**
+ * The invoice carries the terms it was sold on — package, credits, Stars — so a payment is
+ * credited what its invoice promised even if an operator changes or removes the package between
+ * the pre-checkout and the payment (the bot's pre-checkout only approves current terms). Only our
+ * bot can issue invoices, and only the bot may confirm them.
+ */
+export function invoicePayloadOf(pack: StarsPackage): string {
+  return `stars:${pack.id}:${pack.credits}:${pack.stars}`;
 }
+
+const INVOICE_TERMS = /^stars:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,9}):(\d{1,6})$/;
 
 export function listStarsPackages(packages: readonly StarsPackage[]): StarsPackageOffer[] {
   return packages.map((pack) => ({
@@ -45,7 +53,7 @@ export function listStarsPackages(packages: readonly StarsPackage[]): StarsPacka
     credits: pack.credits,
     stars: pack.stars,
     currency: STARS_CURRENCY,
-    invoice_payload: invoicePayloadOf(pack.id),
+    invoice_payload: invoicePayloadOf(pack),
   }));
 }
 
@@ -124,9 +132,11 @@ function packageFor(packages: readonly StarsPackage[], payment: SuccessfulPaymen
       `Only Telegram Stars (XTR) are accepted, got ${payment.currency}.`,
     );
   }
-  const pack = packages.find(
-    (candidate) => invoicePayloadOf(candidate.id) === payment.invoice_payload,
-  );
+  const terms = INVOICE_TERMS.exec(payment.invoice_payload);
+  // An invoice of the earlier form names only the package: the current one decides.
+  const pack = terms
+    ? { id: terms[1] ?? '', credits: Number(terms[2]), stars: Number(terms[3]) }
+    : packages.find((candidate) => `stars:${candidate.id}` === payment.invoice_payload);
   if (!pack) {
     throw new AppError(
       'unknown_package',
