@@ -57,10 +57,12 @@ async function ownBackends(): Promise<{ pid: number; query: string; state: strin
 }
 
 async function listenerPids(): Promise<number[]> {
-  return (await ownBackends())
-    // The jobs' LISTEN; the worker holds one for settings_changed as well.
-    .filter((backend) => backend.query.startsWith('LISTEN generation_jobs'))
-    .map((backend) => backend.pid);
+  return (
+    (await ownBackends())
+      // The jobs' LISTEN; the worker holds one for settings_changed as well.
+      .filter((backend) => backend.query.startsWith('LISTEN generation_jobs'))
+      .map((backend) => backend.pid)
+  );
 }
 
 async function terminate(pids: readonly number[]): Promise<void> {

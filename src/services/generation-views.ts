@@ -71,7 +71,8 @@ export interface GenerationRow {
   cursor_at: string;
 }
 
-export const generationColumns = sql.raw(`g.id, u.telegram_id, m.key AS model, g.prompt, g.parameters,
+export const generationColumns =
+  sql.raw(`g.id, u.telegram_id, m.key AS model, g.prompt, g.parameters,
   (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
    FROM generation_references r WHERE r.request_id = g.id) AS "references",
   g.status, g.payment_method, g.price_credits,
