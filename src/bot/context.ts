@@ -41,4 +41,6 @@ export type BotContext = Context &
     services: BotServices;
     /** Null when the update has no user, or the API could not be reached to read one. */
     profile: Profile | null;
+    /** The language this update is answered in (see useLanguage in create-bot.ts). */
+    language: Language;
   };

@@ -1,7 +1,7 @@
 import { Bot, type BotConfig, GrammyError, type Middleware } from 'grammy';
 import type { UserFromGetMe } from 'grammy/types';
 import type { Logger } from '../core/logger.ts';
-import { escapeHtml, type Language, loadTexts } from '../locales/index.ts';
+import { escapeHtml, isLanguage, type Language, loadTexts } from '../locales/index.ts';
 import type { BotApi } from './api.ts';
 import type { BotContext, BotSettings } from './context.ts';
 import { balanceFlow } from './flows/balance.ts';
@@ -17,6 +17,7 @@ import { topupFlow } from './flows/topup.ts';
 import { UserProfiles } from './profiles.ts';
 import { html } from './replies.ts';
 import type { ConversationStore } from './store.ts';
+import { useLanguage } from './texts.ts';
 import { Throttle } from './throttle.ts';
 
 export interface BotDependencies {
@@ -75,6 +76,11 @@ export function createBot(deps: BotDependencies): Bot<BotContext> {
   });
 
   bot.use(texts);
+  bot.use(async (ctx, next) => {
+    const language = await ctx.i18n.getLocale();
+    useLanguage(ctx, isLanguage(language) ? language : deps.settings.defaultLanguage);
+    await next();
+  });
 
   bot.use(paymentsFlow);
 

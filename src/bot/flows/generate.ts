@@ -1,6 +1,6 @@
 import { Composer, InlineKeyboard } from 'grammy';
 import type { Message } from 'grammy/types';
-import { escapeHtml, isLanguage } from '../../locales/index.ts';
+import { escapeHtml } from '../../locales/index.ts';
 import type { CatalogModel } from '../api.ts';
 import type { BotContext } from '../context.ts';
 import { type Draft, Drafts, isTool, startingModel, startingParameters } from '../drafts.ts';
@@ -320,7 +320,7 @@ generateFlow.callbackQuery(/^g:(\d+):go$/, async (ctx) => {
           chat_id: draft.chatId,
           reply_to_message_id: draft.messageId,
           ...(draft.cardMessageId === undefined ? {} : { status_message_id: draft.cardMessageId }),
-          language: await ctx.i18n.getLocale().then((l) => (isLanguage(l) ? l : undefined)),
+          language: ctx.language,
         },
       },
       // One generation per draft, whatever is redelivered or tapped twice.

@@ -2,12 +2,13 @@ import { Composer, InlineKeyboard } from 'grammy';
 import { isLanguage, LANGUAGES } from '../../locales/index.ts';
 import type { BotContext } from '../context.ts';
 import { acknowledge, explainFailure, html, mainMenu } from '../replies.ts';
+import { useLanguage } from '../texts.ts';
 
 /** The language menu; the choice is stored through the API and used by deliveries too. */
 export const languageFlow = new Composer<BotContext>();
 
 async function showLanguages(ctx: BotContext): Promise<void> {
-  const current = await ctx.i18n.getLocale();
+  const current = ctx.language;
   const keyboard = new InlineKeyboard();
   for (const language of LANGUAGES) {
     const name = ctx.t(`language-name-${language}`);
@@ -27,7 +28,7 @@ languageFlow.callbackQuery(/^lang:([a-z]{2})$/, async (ctx) => {
   if (!isLanguage(language)) return acknowledge(ctx);
   try {
     ctx.profile = await ctx.services.profiles.chooseLanguage(ctx.from.id, language);
-    ctx.i18n.useLocale(language);
+    useLanguage(ctx, language);
     await acknowledge(ctx);
     await ctx.reply(`${ctx.t('language-changed')}\n\n${ctx.t('menu-title')}`, {
       ...html,
