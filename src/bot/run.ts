@@ -77,10 +77,14 @@ export async function startBot(options: {
       // Kept-alive connections to Telegram, as many as the runner has updates in flight: the
       // default agent keeps few idle sockets and reconnects (a TLS handshake each) under load.
       baseFetchConfig: { compress: true, agent: telegramAgent(config.delivery.telegramApiRoot) },
+      // Above getUpdates' 30 s long poll; grammY's default (500 s) would leave a start that
+      // cannot reach Telegram silent for minutes.
+      timeoutSeconds: 60,
     },
     // One update at a time per chat (an album's photos, a double tap), any number across chats.
     before: sequentialize((ctx) => ctx.chat?.id.toString() ?? ctx.from?.id.toString()),
   });
+  logger.info({ apiRoot: config.delivery.telegramApiRoot }, 'bot starting: reaching Telegram');
   await bot.init();
   await registerCommands(bot, config.defaultLanguage);
 
