@@ -14,6 +14,7 @@ import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
 import { adminModelRoutes } from './api/v1/admin-models.ts';
 import { adminPaymentRoutes } from './api/v1/admin-payments.ts';
 import { adminSettingsRoutes } from './api/v1/admin-settings.ts';
+import { adminStatsRoutes } from './api/v1/admin-stats.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
 import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
@@ -233,6 +234,7 @@ export async function buildApp(
         await v1.register(adminModelRoutes);
         await v1.register(adminGenerationRoutes);
         await v1.register(adminPaymentRoutes);
+        await v1.register(adminStatsRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
       },

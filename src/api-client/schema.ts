@@ -2074,6 +2074,171 @@ export interface paths {
         };
         trace?: never;
     };
+    "/api/v1/admin/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Business statistics over a range of UTC days, with a daily series
+         * @description Users, generations, money and referrals between two UTC days (both inclusive); by default the last 30 days up to today. At most 366 days; a malformed date, from after to or a longer range is 422. Credits are integers; only the success rate and the percentiles are fractions.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description The first UTC day, YYYY-MM-DD */
+                    from?: string;
+                    /** @description The last UTC day, YYYY-MM-DD (inclusive) */
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description One item per UTC day of the range, oldest first, days without activity included */
+                            daily: {
+                                credits_spent: number;
+                                /** Format: date */
+                                date: string;
+                                generations_failed: number;
+                                generations_succeeded: number;
+                                new_users: number;
+                                stars_received: number;
+                            }[];
+                            generations: {
+                                by_model: {
+                                    failed: number;
+                                    model: string;
+                                    succeeded: number;
+                                    total: number;
+                                }[];
+                                /** @description queued, running, succeeded, failed, cancelled: how many of those accepted in the range are in each */
+                                by_status: {
+                                    [key: string]: number;
+                                };
+                                /** @description Median seconds from acceptance to success; null when none succeeded */
+                                seconds_p50: number | null;
+                                /** @description 95th percentile of the same */
+                                seconds_p95: number | null;
+                                /** @description succeeded / (succeeded + failed); null when none settled */
+                                success_rate: number | null;
+                                /** @description Generations accepted in the range */
+                                total: number;
+                            };
+                            money: {
+                                /** @description Bonuses, positive admin adjustments and referral bonuses */
+                                credits_given_free: number;
+                                /** @description Credits taken back by payment refunds and referral clawbacks */
+                                credits_refunded: number;
+                                /** @description Credits of topup entries */
+                                credits_sold: number;
+                                /** @description Generation charges minus generation refunds */
+                                credits_spent: number;
+                                /** @description Trial generations used in the range and not given back */
+                                free_generations_used: number;
+                                /** @description How many such payments */
+                                payments: number;
+                                /** @description Sum of total_amount of the range's payments still paid (not refunded) */
+                                stars_received: number;
+                            };
+                            range: {
+                                days: number;
+                                /**
+                                 * Format: date
+                                 * @description The first UTC day, inclusive
+                                 */
+                                from: string;
+                                /**
+                                 * Format: date
+                                 * @description The last UTC day, inclusive
+                                 */
+                                to: string;
+                            };
+                            referrals: {
+                                /** @description Their credits */
+                                bonus_credits: number;
+                                /** @description Referral bonus entries */
+                                bonuses_paid: number;
+                                /** @description Users created in the range with a referral code */
+                                new_referred_users: number;
+                            };
+                            users: {
+                                /** @description Users the bot last heard from in the range (last_seen_at) */
+                                active: number;
+                                /** @description Users created in the range */
+                                new: number;
+                                /** @description Every user, whenever created */
+                                total: number;
+                            };
+                        };
+                    };
+                };
+                /** @description Bad Request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/users": {
         parameters: {
             query?: never;

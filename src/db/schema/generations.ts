@@ -46,6 +46,7 @@ export const trialUses = pgTable(
   },
   (t) => [
     index('trial_uses_user_idx').on(t.userId),
+    index('trial_uses_used_idx').on(t.usedAt),
     uniqueIndex('trial_uses_generation_uq').on(t.generationRequestId),
     check(
       'trial_uses_return_after_use',

@@ -59,6 +59,8 @@ export const ledgerEntries = pgTable(
     uniqueIndex('ledger_entries_user_entry_no_uq').on(t.userId, t.userEntryNo),
     uniqueIndex('ledger_entries_idempotency_key_uq').on(t.idempotencyKey),
     index('ledger_entries_reference_idx').on(t.referenceType, t.referenceId),
+    // Operators' statistics read a range of days (GET /admin/stats).
+    index('ledger_entries_created_idx').on(t.createdAt),
     check('ledger_entries_amount_nonzero', sql`${t.amount} <> 0`),
     check('ledger_entries_balance_not_negative', sql`${t.balanceAfter} >= 0`),
     check(

@@ -46,6 +46,7 @@ export const payments = pgTable(
   (t) => [
     uniqueIndex('payments_provider_charge_uq').on(t.provider, t.telegramPaymentChargeId),
     index('payments_user_idx').on(t.userId),
+    index('payments_created_idx').on(t.createdAt),
     check('payments_total_amount_positive', sql`${t.totalAmount} > 0`),
     check('payments_credits_positive', sql`${t.credits} > 0`),
     check('payments_status_valid', sql`${t.status} IN ('paid', 'refunded')`),
