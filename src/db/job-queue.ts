@@ -22,7 +22,7 @@ import { isTransaction } from './transaction.ts';
 
 const JOBS_CHANNEL = 'generation_jobs';
 
-export type JobKind = 'generate' | 'deliver';
+export type JobKind = 'generate' | 'deliver' | 'broadcast';
 
 export interface Job {
   id: number;

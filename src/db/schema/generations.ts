@@ -183,7 +183,7 @@ export const generationResults = pgTable(
   ],
 );
 
-export const jobKinds = ['generate', 'deliver'] as const;
+export const jobKinds = ['generate', 'deliver', 'broadcast'] as const;
 export const jobStatuses = ['pending', 'running', 'succeeded', 'failed'] as const;
 
 /**

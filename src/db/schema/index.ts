@@ -1,4 +1,5 @@
 export * from './audit.ts';
+export * from './broadcasts.ts';
 export * from './catalog.ts';
 export * from './generations.ts';
 export * from './ledger.ts';
