@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Update } from 'grammy/types';
 import { Redis } from 'ioredis';
+import { registerMetrics } from './api/metrics.ts';
 import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
 import { registerTelegramWebhook } from './api/telegram-webhook.ts';
@@ -220,6 +221,7 @@ export async function buildApp(
         handle: () => app.telegramUpdates.handle,
       });
     }
+    registerMetrics(app, database.db);
     await app.register(rootRoutes);
     await app.register(
       async (v1) => {
