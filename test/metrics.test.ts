@@ -115,6 +115,7 @@ describe('GET /metrics: the numbers', () => {
       });
       expect(missing.statusCode).toBe(404);
     }
+    expect((await app.inject({ url: `/no/such/${telegramId}` })).statusCode).toBe(404);
     const queued = await submit(app, {
       telegram_id: telegramId,
       model: model.key,
@@ -156,6 +157,7 @@ describe('GET /metrics: the numbers', () => {
     expect(
       samples.get(`http_requests_total{method="POST",route="/api/v1/generations",status="202"}`),
     ).toBe(2);
+    expect(samples.get('http_requests_total{method="GET",route="unmatched",status="404"}')).toBe(1);
     // Never the raw URL: no telegram id in any label.
     expect(response.body).not.toContain(String(telegramId));
 
