@@ -171,7 +171,11 @@ describe('GET /metrics: the numbers', () => {
     expect(samples.get('imagegen_generations{status="queued"}')).toBe(1);
     expect(samples.get('imagegen_generations{status="failed"}')).toBe(1);
     expect(samples.get('imagegen_generations{status="succeeded"}')).toBe(0);
-    expect(samples.get('imagegen_generation_failures{code="provider_failed"}')).toBe(1);
+    expect(
+      samples.get(
+        `imagegen_generation_failures{provider="${provider.name}",code="provider_failed"}`,
+      ),
+    ).toBe(1);
     expect(samples.get('imagegen_ledger_entries{kind="admin_adjustment"}')).toBe(1);
     expect(samples.get('imagegen_ledger_credits{kind="admin_adjustment"}')).toBe(30);
     expect(samples.get('imagegen_ledger_entries{kind="generation_charge"}')).toBe(2);

@@ -51,8 +51,8 @@ export function registerMetrics(app: FastifyInstance, db: Database): Registry {
   });
   const failures = new Gauge({
     name: 'imagegen_generation_failures',
-    help: 'Failed generations by error code (provider errors and deadlines)',
-    labelNames: ['code'],
+    help: "Failed generations by their model's provider and error code (provider errors, deadlines)",
+    labelNames: ['provider', 'code'],
     registers: [registry],
   });
   const ledgerEntries = new Gauge({
@@ -86,11 +86,14 @@ export function registerMetrics(app: FastifyInstance, db: Database): Registry {
             FROM generation_jobs WHERE status IN ('pending', 'running')
             GROUP BY kind, status`,
       ),
-      selectRows<{ status: string; code: string | null; count: number }>(
+      selectRows<{ status: string; provider: string | null; code: string | null; count: number }>(
         db,
-        sql`SELECT status, CASE WHEN status = 'failed' THEN coalesce(error_code, 'unknown') END AS code,
+        sql`SELECT g.status,
+                   CASE WHEN g.status = 'failed' THEN m.provider END AS provider,
+                   CASE WHEN g.status = 'failed' THEN coalesce(g.error_code, 'unknown') END AS code,
                    count(*)::int AS count
-            FROM generation_requests GROUP BY 1, 2`,
+            FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
+            GROUP BY 1, 2, 3`,
       ),
       selectRows<{ kind: string; count: number; credits: number | string }>(
         db,
@@ -114,7 +117,9 @@ export function registerMetrics(app: FastifyInstance, db: Database): Registry {
     for (const status of generationStatuses) generations.set({ status }, 0);
     for (const row of outcomes) {
       generations.inc({ status: row.status }, Number(row.count));
-      if (row.code !== null) failures.inc({ code: row.code }, Number(row.count));
+      if (row.code !== null) {
+        failures.inc({ provider: row.provider ?? 'unknown', code: row.code }, Number(row.count));
+      }
     }
     ledgerEntries.reset();
     ledgerCredits.reset();
