@@ -11,6 +11,7 @@ import { registerTelegramWebhook } from './api/telegram-webhook.ts';
 import { adminRoutes } from './api/v1/admin.ts';
 import { adminAuditRoutes } from './api/v1/admin-audit.ts';
 import { adminAuthRoutes } from './api/v1/admin-auth.ts';
+import { adminBroadcastRoutes } from './api/v1/admin-broadcasts.ts';
 import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
 import { adminModelRoutes } from './api/v1/admin-models.ts';
 import { adminPaymentRoutes } from './api/v1/admin-payments.ts';
@@ -236,6 +237,7 @@ export async function buildApp(
         await v1.register(adminModelRoutes);
         await v1.register(adminGenerationRoutes);
         await v1.register(adminPaymentRoutes);
+        await v1.register(adminBroadcastRoutes);
         await v1.register(adminStatsRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);

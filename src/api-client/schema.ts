@@ -441,6 +441,1045 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/broadcasts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Broadcasts, newest first, with their progress
+         * @description `before`: the smallest id of the previous page, for the next one.
+         */
+        get: {
+            parameters: {
+                query: {
+                    before?: number;
+                    limit: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                audience: {
+                                    /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                    filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                    /** @description As GET /admin/users `query` */
+                                    query?: string;
+                                };
+                                /** @description One inline URL button under the message */
+                                button: {
+                                    text: string;
+                                    url: string;
+                                } | null;
+                                /** Format: date-time */
+                                completed_at: string | null;
+                                /** @description A message to send a copy of (copyMessage) */
+                                copy: {
+                                    /** @description The chat holding the message to copy */
+                                    from_chat_id: number;
+                                    message_id: number;
+                                } | null;
+                                /** Format: date-time */
+                                created_at: string;
+                                created_by: string;
+                                entities: unknown[] | null;
+                                id: number;
+                                /** @description Each recipient is sent the message at most once, never twice */
+                                progress: {
+                                    /** @description Telegram answered 403 (the user blocked the bot) */
+                                    blocked: number;
+                                    /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                    failed: number;
+                                    /** @description Not sent yet, or being sent */
+                                    remaining: number;
+                                    sent: number;
+                                    /** @description Recipients snapshotted at the start */
+                                    total: number;
+                                };
+                                /** Format: date-time */
+                                started_at: string | null;
+                                status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                                text: string | null;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Create a broadcast (a draft)
+         * @description Either `text` (with optional Telegram `entities`; no parse_mode, so nothing in the text is read as markup) or `copy` of a message (copyMessage), an optional URL `button`, and the `audience` (the filters of GET /admin/users). Audited (`broadcast.create`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button?: {
+                            text: string;
+                            url: string;
+                        };
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy?: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        };
+                        entities?: ({
+                            length: number;
+                            offset: number;
+                            type: string;
+                        } & {
+                            [key: string]: unknown;
+                        })[];
+                        text?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/broadcasts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A broadcast and its progress (sent, failed, blocked, remaining)
+         * @description The progress counts its recipients as the workers mark them.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/broadcasts/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel a broadcast: nothing more is sent
+         * @description 409 unless a draft, running or paused. Audited (`broadcast.cancel`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; audited */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/broadcasts/{id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a running broadcast: the workers stop before their next batch
+         * @description 409 unless running. Audited (`broadcast.pause`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; audited */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/broadcasts/{id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How many users its audience selects now
+         * @description What a start would snapshot as recipients, counted now.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: number;
+                            recipients: number;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/broadcasts/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused broadcast where it stopped
+         * @description 409 unless paused. Audited (`broadcast.resume`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; audited */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/broadcasts/{id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a draft: snapshot its recipients and send
+         * @description The audience is snapshotted in one statement (one row per recipient), and the workers send at BROADCAST_RATE messages per second across all of them. An audience of nobody completes at once. 409 unless a draft. Audited (`broadcast.start`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Why; audited */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not Found */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Unprocessable Entity */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/generations": {
         parameters: {
             query?: never;

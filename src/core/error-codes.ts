@@ -69,6 +69,10 @@ export const errorCodes = {
   // Operators: the catalog.
   model_not_found: { status: 404, title: 'Model not found' },
   model_exists: { status: 409, title: 'Model already exists' },
+
+  // Operators: broadcasts.
+  broadcast_not_found: { status: 404, title: 'Broadcast not found' },
+  broadcast_wrong_status: { status: 409, title: 'Broadcast not in a status for this' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -13,10 +13,12 @@ import {
   releaseUnheld,
   runLater,
 } from '../db/job-queue.ts';
+import { broadcastSender } from '../services/broadcasts.ts';
 import type { PipelineContext } from '../services/context.ts';
 import { settleSuccesses } from '../services/generation-outcomes.ts';
 import { currentSettings, watchSettings } from '../services/settings.ts';
 import type { ResultStore } from '../storage/results.ts';
+import { runBroadcastJob } from './broadcast.ts';
 import { runDeliverJob } from './deliver.ts';
 import { runGenerateJob, startGenerations } from './generate.ts';
 import { runHousekeeping } from './housekeeping.ts';
@@ -34,6 +36,8 @@ export interface WorkerOptions {
 }
 
 const DELIVERY_KIND_CAP = 16;
+/** Broadcast jobs one worker runs at once (the shared pacing decides the rate anyway). */
+const BROADCAST_KIND_CAP = 2;
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 const CLAIM_GATHER_MS = 5;
 /** After a failed claim (the database is away): 250 ms, 500 ms, 1 s … up to this. */
@@ -298,7 +302,33 @@ export class JobWorker {
         this.launch(job, null, (signal) => runDeliverJob(this.env, job, signal));
       }
     }
+    // Broadcasts: only a worker with the bot's token, for the Bot API server the job was started for.
+    const broadcasts = ctx.config.telegramBotToken
+      ? Math.min(BROADCAST_KIND_CAP - this.kindRunning('broadcast'), this.freeSlots())
+      : 0;
+    if (broadcasts > 0) {
+      const jobs = await claim(ctx.db, {
+        kinds: ['broadcast'],
+        provider: broadcastSender(ctx),
+        workerId: this.workerId,
+        leaseSeconds: lease,
+        limit: broadcasts,
+      });
+      if (this.stopping) {
+        await this.release(jobs);
+        return false;
+      }
+      for (const job of jobs) {
+        this.launch(job, null, (signal) => runBroadcastJob(this.env, job, signal));
+      }
+    }
     return full;
+  }
+
+  private kindRunning(kind: Job['kind']): number {
+    let count = 0;
+    for (const { job } of this.running.values()) if (job.kind === kind) count++;
+    return count;
   }
 
   private deliveriesRunning(): number {

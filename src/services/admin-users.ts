@@ -124,6 +124,16 @@ function queryCondition(query: string): SQL {
     : names;
 }
 
+/** The users (alias `u`) a query and filters select, as GET /admin/users lists them (broadcasts too). */
+export function usersMatching(options: { query?: string; filters: readonly UserFilter[] }): SQL {
+  const conditions: SQL[] = [];
+  if (options.query !== undefined && options.query.trim() !== '') {
+    conditions.push(queryCondition(options.query));
+  }
+  for (const filter of new Set(options.filters)) conditions.push(FILTER_CONDITIONS[filter]);
+  return conditions.length === 0 ? sql`TRUE` : sql.join(conditions, sql` AND `);
+}
+
 interface UserListRow extends Omit<UserListItem, 'telegram_id' | 'balance'> {
   id: string | number;
   telegram_id: string | number;
@@ -135,12 +145,7 @@ export async function listUsers(
   ctx: ServiceContext,
   options: { query?: string; filters: readonly UserFilter[]; cursor?: string; limit: number },
 ): Promise<UserListPage> {
-  const conditions: SQL[] = [];
-  if (options.query !== undefined && options.query.trim() !== '') {
-    conditions.push(queryCondition(options.query));
-  }
-  for (const filter of new Set(options.filters)) conditions.push(FILTER_CONDITIONS[filter]);
-  const matching = conditions.length === 0 ? sql`TRUE` : sql.join(conditions, sql` AND `);
+  const matching = usersMatching(options);
   const before = options.cursor === undefined ? null : usersCursor.decode(options.cursor);
   const page = before === null ? matching : sql`${matching} AND u.id < ${before}`;
   const [rows, [count]] = await Promise.all([

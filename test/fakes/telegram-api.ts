@@ -25,6 +25,8 @@ export interface FakeTelegramCall {
   /** The non-file fields; JSON-encoded multipart values (media, reply_markup) are parsed. */
   fields: Record<string, unknown>;
   files: FakeTelegramFile[];
+  /** When the request arrived (Date.now()). */
+  at: number;
 }
 
 /** StarTransaction (core.telegram.org/bots/api#startransaction) with TransactionPartnerUser. */
@@ -199,7 +201,7 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       return;
     }
     const chatId = fields.chat_id === undefined ? undefined : Number(fields.chat_id);
-    calls.push({ method, chatId, fields, files });
+    calls.push({ method, chatId, fields, files, at: Date.now() });
 
     if (failPlanned(res, method)) return;
 
@@ -432,6 +434,9 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
           };
         });
       }
+      case 'copyMessage':
+        // MessageId (core.telegram.org/bots/api#copymessage): the id of the copy in chat_id.
+        return { message_id: base().message_id };
       case 'getMe':
         return { id: 1, is_bot: true, first_name: 'Fake', username: 'fake_bot' };
       case 'sendInvoice':
@@ -555,6 +560,7 @@ const METHODS = [
   'deleteMessage',
   'refundStarPayment',
   'getStarTransactions',
+  'copyMessage',
 ];
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -634,6 +640,11 @@ function validate(
       if (text.length > TEXT_LIMIT) return 'message is too long';
       return null;
     }
+    case 'copyMessage':
+      if (fields.chat_id === undefined) return 'chat_id is empty';
+      if (fields.from_chat_id === undefined) return 'from_chat_id is empty';
+      if (fields.message_id === undefined) return 'message identifier is not specified';
+      return null;
     case 'sendPhoto':
       return reference(fields.photo, 'photo');
     case 'sendDocument':

@@ -1,0 +1,323 @@
+import { sql } from 'drizzle-orm';
+import { Api, GrammyError } from 'grammy';
+import type { InlineKeyboardMarkup, MessageEntity } from 'grammy/types';
+import { complete, type Job, runLater } from '../db/job-queue.ts';
+import { selectRows } from '../db/rows.ts';
+import { redactToken } from '../delivery/telegram.ts';
+import { currentSettings } from '../services/settings.ts';
+import type { JobEnvironment } from './types.ts';
+
+/**
+ * Sends a running broadcast (src/services/broadcasts.ts) to its recipients.
+ *
+ * What "exactly once" means here. Telegram's Bot API has no idempotency key: after a call whose
+ * answer was lost we cannot know whether the message arrived. So each recipient gets the message
+ * AT MOST ONCE, NEVER TWICE:
+ * - a batch of pending rows is claimed with FOR UPDATE SKIP LOCKED and marked `sending` in the
+ *   same statement, before any call (two workers never claim the same row; the primary key
+ *   (broadcast_id, user_id) makes one row per recipient a database fact);
+ * - after the call the row is marked `sent`, `blocked` (403; users.blocked_at too) or `failed`;
+ *   a 429 or a 5xx means Telegram did not send it, so the row goes back to `pending` (a 429 holds
+ *   the whole broadcast for retry_after, and pushes the shared pacing back);
+ * - a worker that dies between the call and the mark leaves its row `sending`: it is never sent
+ *   again, and is counted `failed` once it has been `sending` longer than the job lease. The same
+ *   for a call without an answer (network error, timeout): it may have arrived.
+ *
+ * The rate: every send takes a slot of the shared pacing row (broadcast_pacing), reserved with one
+ * INSERT … ON CONFLICT DO UPDATE … RETURNING for the whole batch, slots 1/BROADCAST_RATE s apart,
+ * so all workers together never send faster than BROADCAST_RATE messages per second.
+ */
+
+const BATCH_MAX = 10;
+/**
+ * Slots are this much wider than 1/BROADCAST_RATE: a call that leaves late (the event loop, the
+ * network) would otherwise put rate + 1 calls into one second as Telegram counts them.
+ */
+const SLOT_MARGIN = 1.1;
+/** A 5xx answer is tried again this many times before the row is given up as failed. */
+const SEND_ATTEMPTS = 3;
+/** How long a job waits for rows other workers are sending before it looks again. */
+const IN_FLIGHT_WAIT_SECONDS = 1;
+
+interface BroadcastState {
+  status: string;
+  text: string | null;
+  entities: MessageEntity[] | null;
+  copy_from_chat_id: string | number | null;
+  copy_message_id: string | number | null;
+  button: { text: string; url: string } | null;
+  held_ms: number;
+}
+
+interface Recipient {
+  user_id: string | number;
+  telegram_id: string | number;
+  attempts: number;
+}
+
+type Outcome =
+  | { kind: 'sent' }
+  | { kind: 'blocked'; error: string }
+  | { kind: 'failed'; error: string }
+  | { kind: 'again'; error: string; retryAfterSeconds?: number };
+
+export async function runBroadcastJob(
+  env: JobEnvironment,
+  job: Job,
+  signal: AbortSignal,
+): Promise<void> {
+  const { ctx } = env;
+  const id = Number(job.payload?.broadcast_id);
+  const token = ctx.config.telegramBotToken;
+  if (!token || !Number.isSafeInteger(id)) {
+    await complete(ctx.db, job);
+    return;
+  }
+  const lease = ctx.config.worker.leaseSeconds;
+  const api = new Api(token, {
+    apiRoot: ctx.config.delivery.telegramApiRoot.replace(/\/+$/, ''),
+    // A call must end well within the lease, so a row `sending` past the lease is truly lost.
+    timeoutSeconds: Math.max(1, Math.floor(lease / 2)),
+  });
+  while (!signal.aborted) {
+    // Rows a dead worker left `sending`: never sent again (see above), counted failed.
+    await ctx.db.execute(
+      sql`UPDATE broadcast_recipients
+          SET status = 'failed', error = 'unknown: the sender stopped during the call; not sent again'
+          WHERE broadcast_id = ${id} AND status = 'sending'
+            AND claimed_at < now() - make_interval(secs => ${lease})`,
+    );
+    const [broadcast] = await selectRows<BroadcastState>(
+      ctx.db,
+      sql`SELECT status, text, entities, copy_from_chat_id, copy_message_id, button,
+                 greatest(0, extract(epoch FROM held_until - now()) * 1000)::float8 AS held_ms
+          FROM broadcasts WHERE id = ${id}`,
+    );
+    // Paused, cancelled or completed: this job ends (resume enqueues a new one).
+    if (broadcast?.status !== 'running') {
+      await complete(ctx.db, job);
+      return;
+    }
+    if (broadcast.held_ms > 0) {
+      await runLater(ctx.db, job, {
+        delaySeconds: Math.ceil(broadcast.held_ms) / 1000,
+        countsAsAttempt: false,
+      });
+      return;
+    }
+    const rate = (await currentSettings(ctx)).BROADCAST_RATE;
+    const recipients = await selectRows<Recipient>(
+      ctx.db,
+      sql`UPDATE broadcast_recipients r
+          SET status = 'sending', attempts = r.attempts + 1, claimed_at = now()
+          WHERE r.broadcast_id = ${id} AND r.user_id IN (
+            SELECT user_id FROM broadcast_recipients
+            WHERE broadcast_id = ${id} AND status = 'pending'
+            ORDER BY user_id LIMIT ${Math.min(BATCH_MAX, rate)}
+            FOR UPDATE SKIP LOCKED)
+          RETURNING r.user_id, r.telegram_id, r.attempts`,
+    );
+    if (recipients.length === 0) {
+      const [left] = await selectRows<{ pending: number; sending: number }>(
+        ctx.db,
+        sql`SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
+                   count(*) FILTER (WHERE status = 'sending')::int AS sending
+            FROM broadcast_recipients WHERE broadcast_id = ${id}`,
+      );
+      if ((left?.pending ?? 0) > 0 || (left?.sending ?? 0) > 0) {
+        // Other workers hold the rest: look again soon (their rows may come back as pending).
+        await runLater(ctx.db, job, {
+          delaySeconds: IN_FLIGHT_WAIT_SECONDS,
+          countsAsAttempt: false,
+        });
+        return;
+      }
+      await ctx.db.execute(
+        sql`UPDATE broadcasts SET status = 'completed', completed_at = now()
+            WHERE id = ${id} AND status = 'running'`,
+      );
+      env.logger.info({ broadcastId: id }, 'broadcast completed');
+      await complete(ctx.db, job);
+      return;
+    }
+    const slots = await reserveSlots(env, recipients.length, rate);
+    let stopAt = -1;
+    for (const [index, recipient] of recipients.entries()) {
+      if (signal.aborted) {
+        stopAt = index;
+        break;
+      }
+      await sleepUntil(slots[index] ?? 0, signal);
+      if (signal.aborted) {
+        stopAt = index;
+        break;
+      }
+      const outcome = await send(api, token, broadcast, Number(recipient.telegram_id));
+      await record(env, id, recipient, outcome);
+      if (outcome.kind === 'again' && outcome.retryAfterSeconds !== undefined) {
+        await holdBroadcast(env, id, outcome.retryAfterSeconds);
+        stopAt = index + 1;
+        break;
+      }
+    }
+    if (stopAt >= 0) {
+      // Claimed but never called: they were not sent, so they go back as they were.
+      const unsent = recipients.slice(stopAt).map((r) => Number(r.user_id));
+      if (unsent.length > 0) {
+        await ctx.db.execute(
+          sql`UPDATE broadcast_recipients SET status = 'pending', attempts = attempts - 1,
+                     claimed_at = NULL
+              WHERE broadcast_id = ${id} AND status = 'sending'
+                AND user_id IN (${sql.join(
+                  unsent.map((userId) => sql`${userId}`),
+                  sql`, `,
+                )})`,
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Takes `count` send slots of the shared pacing (one statement, whichever worker asks), answering
+ * for each the time (Date.now() clock) at which it may be used. Slots are 1.1 × 1000/rate ms apart.
+ */
+async function reserveSlots(env: JobEnvironment, count: number, rate: number): Promise<number[]> {
+  const stepMs = (1000 / rate) * SLOT_MARGIN;
+  const [row] = await selectRows<{ end_ms: number }>(
+    env.ctx.db,
+    sql`INSERT INTO broadcast_pacing AS p (id, next_at)
+        VALUES (1, clock_timestamp() + make_interval(secs => ${(count * stepMs) / 1000}))
+        ON CONFLICT (id) DO UPDATE
+          SET next_at = greatest(p.next_at, clock_timestamp())
+                        + make_interval(secs => ${(count * stepMs) / 1000})
+        RETURNING (extract(epoch FROM p.next_at - clock_timestamp()) * 1000)::float8 AS end_ms`,
+  );
+  const endMs = Number(row?.end_ms ?? 0);
+  const started = Date.now();
+  return Array.from({ length: count }, (_, i) => started + endMs - (count - i) * stepMs);
+}
+
+/** After a 429: no worker sends this broadcast, nor takes a pacing slot, for retry_after. */
+async function holdBroadcast(env: JobEnvironment, id: number, seconds: number): Promise<void> {
+  await env.ctx.db.execute(
+    sql`UPDATE broadcasts SET held_until = now() + make_interval(secs => ${seconds})
+        WHERE id = ${id}`,
+  );
+  await env.ctx.db.execute(
+    sql`INSERT INTO broadcast_pacing AS p (id, next_at)
+        VALUES (1, clock_timestamp() + make_interval(secs => ${seconds}))
+        ON CONFLICT (id) DO UPDATE
+          SET next_at = greatest(p.next_at, clock_timestamp() + make_interval(secs => ${seconds}))`,
+  );
+}
+
+function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
+  const ms = at - Date.now();
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function send(
+  api: Api,
+  token: string,
+  broadcast: BroadcastState,
+  chatId: number,
+): Promise<Outcome> {
+  const markup: { reply_markup?: InlineKeyboardMarkup } = broadcast.button
+    ? {
+        reply_markup: {
+          inline_keyboard: [[{ text: broadcast.button.text, url: broadcast.button.url }]],
+        },
+      }
+    : {};
+  try {
+    if (broadcast.text !== null) {
+      // Entities, never parse_mode: the text is sent exactly as written.
+      await api.sendMessage(chatId, broadcast.text, {
+        ...(broadcast.entities ? { entities: broadcast.entities } : {}),
+        ...markup,
+      });
+    } else {
+      await api.copyMessage(
+        chatId,
+        Number(broadcast.copy_from_chat_id),
+        Number(broadcast.copy_message_id),
+        markup,
+      );
+    }
+    return { kind: 'sent' };
+  } catch (err) {
+    if (err instanceof GrammyError) {
+      const error = redactToken(`${err.error_code}: ${err.description}`, token).slice(0, 500);
+      if (err.error_code === 403) return { kind: 'blocked', error };
+      if (err.error_code === 429) {
+        const retryAfter = err.parameters.retry_after;
+        return {
+          kind: 'again',
+          error,
+          retryAfterSeconds: typeof retryAfter === 'number' && retryAfter > 0 ? retryAfter : 1,
+        };
+      }
+      if (err.error_code >= 500) return { kind: 'again', error };
+      return { kind: 'failed', error };
+    }
+    // No answer: the message may have arrived. Never sent again (at most once).
+    const text = err instanceof Error ? err.message : String(err);
+    return { kind: 'failed', error: redactToken(`unknown: ${text}`, token).slice(0, 500) };
+  }
+}
+
+async function record(
+  env: JobEnvironment,
+  id: number,
+  recipient: Recipient,
+  outcome: Outcome,
+): Promise<void> {
+  const userId = Number(recipient.user_id);
+  const { db } = env.ctx;
+  const where = sql`broadcast_id = ${id} AND user_id = ${userId} AND status = 'sending'`;
+  switch (outcome.kind) {
+    case 'sent':
+      await db.execute(
+        sql`UPDATE broadcast_recipients SET status = 'sent', sent_at = now(), error = NULL
+            WHERE ${where}`,
+      );
+      return;
+    case 'blocked':
+      await db.execute(
+        sql`WITH marked AS (
+              UPDATE broadcast_recipients SET status = 'blocked', error = ${outcome.error}
+              WHERE ${where} RETURNING user_id)
+            UPDATE users SET blocked_at = now()
+            WHERE id IN (SELECT user_id FROM marked) AND blocked_at IS NULL`,
+      );
+      return;
+    case 'failed':
+      await db.execute(
+        sql`UPDATE broadcast_recipients SET status = 'failed', error = ${outcome.error}
+            WHERE ${where}`,
+      );
+      return;
+    case 'again':
+      // Telegram answered that it did not send it: pending again (a 5xx only so many times).
+      await db.execute(
+        outcome.retryAfterSeconds === undefined && recipient.attempts >= SEND_ATTEMPTS
+          ? sql`UPDATE broadcast_recipients SET status = 'failed', error = ${outcome.error}
+                WHERE ${where}`
+          : sql`UPDATE broadcast_recipients SET status = 'pending', error = ${outcome.error},
+                       claimed_at = NULL,
+                       attempts = attempts - ${outcome.retryAfterSeconds === undefined ? 0 : 1}
+                WHERE ${where}`,
+      );
+      return;
+  }
+}
