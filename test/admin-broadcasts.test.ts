@@ -354,6 +354,46 @@ describe('sending', () => {
     ]);
   });
 
+  it('a row a dead worker left sending is never sent again but counted failed; a 5xx is tried again', async () => {
+    const { tag, chatIds } = await usersTagged(12);
+    const draft = await create({ text: 'crash', audience: { filters: [], query: tag } });
+    await act(draft.id, 'start');
+    await act(draft.id, 'pause');
+    await jobsEnded(draft.id);
+    // A worker that died between its call and marking the row: Telegram may have delivered it.
+    const [lost] = await selectRows<{ telegram_id: string | number }>(
+      database.db,
+      sql`UPDATE broadcast_recipients SET status = 'sending', attempts = 1,
+                 claimed_at = now() - interval '1 hour'
+          WHERE broadcast_id = ${draft.id}
+            AND user_id = (SELECT min(user_id) FROM broadcast_recipients
+                           WHERE broadcast_id = ${draft.id} AND status = 'pending')
+          RETURNING telegram_id`,
+    );
+    const lostChat = Number(lost?.telegram_id);
+    const sentBefore = callsTo(chatIds).length;
+    telegram.failNext('sendMessage', { error_code: 500, description: 'Internal Server Error' });
+    await act(draft.id, 'resume');
+    const done = await completed(draft.id);
+    expect(done.progress).toEqual({ total: 12, sent: 11, failed: 1, blocked: 0, remaining: 0 });
+    const calls = callsTo(chatIds);
+    expect(calls.some((call) => call.chatId === lostChat)).toBe(false);
+    // The 5xx: its chat was called twice, the message sent once.
+    const [refused, ...rest] = calls.slice(sentBefore);
+    expectOncePerChat(
+      [...calls.slice(0, sentBefore), ...rest],
+      chatIds.filter((id) => id !== lostChat),
+    );
+    expect(rest.some((call) => call.chatId === refused?.chatId)).toBe(true);
+    const [row] = await selectRows<{ status: string; error: string }>(
+      database.db,
+      sql`SELECT r.status, r.error FROM broadcast_recipients r
+          WHERE r.broadcast_id = ${draft.id} AND r.telegram_id = ${lostChat}`,
+    );
+    expect(row?.status).toBe('failed');
+    expect(row?.error).toMatch(/not sent again/);
+  });
+
   it('cancel stops sending for good', async () => {
     const { tag, chatIds } = await usersTagged(30);
     const draft = await create({ text: 'cancelled', audience: { filters: [], query: tag } });
