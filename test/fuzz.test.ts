@@ -369,6 +369,7 @@ function sampleOf(schema: Schema | undefined, name = ''): unknown {
 const pathValues = (): Record<string, string> => ({
   telegram_id: String(fixture.telegramId),
   id: fixture.generationId,
+  broadcast_id: '1',
   position: '0',
   provider: 'local',
 });

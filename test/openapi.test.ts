@@ -73,6 +73,7 @@ function concreteUrl(path: string, values: Record<string, string> = {}): string 
     provider: 'no-such-provider',
     key: 'no-such-model',
     charge_id: 'no-such-charge',
+    broadcast_id: '999999999',
   };
   return path.replaceAll(/:(\w+)/g, (_, name: string) => {
     const value = values[name] ?? defaults[name];

@@ -692,7 +692,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/broadcasts/{id}": {
+    "/api/v1/admin/broadcasts/{broadcast_id}": {
         parameters: {
             query?: never;
             header?: never;
@@ -708,7 +708,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    id: number;
+                    broadcast_id: number;
                 };
                 cookie?: never;
             };
@@ -819,7 +819,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/broadcasts/{id}/cancel": {
+    "/api/v1/admin/broadcasts/{broadcast_id}/cancel": {
         parameters: {
             query?: never;
             header?: never;
@@ -837,7 +837,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    id: number;
+                    broadcast_id: number;
                 };
                 cookie?: never;
             };
@@ -962,7 +962,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/broadcasts/{id}/pause": {
+    "/api/v1/admin/broadcasts/{broadcast_id}/pause": {
         parameters: {
             query?: never;
             header?: never;
@@ -980,7 +980,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    id: number;
+                    broadcast_id: number;
                 };
                 cookie?: never;
             };
@@ -1105,7 +1105,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/broadcasts/{id}/preview": {
+    "/api/v1/admin/broadcasts/{broadcast_id}/preview": {
         parameters: {
             query?: never;
             header?: never;
@@ -1121,7 +1121,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    id: number;
+                    broadcast_id: number;
                 };
                 cookie?: never;
             };
@@ -1194,7 +1194,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/broadcasts/{id}/resume": {
+    "/api/v1/admin/broadcasts/{broadcast_id}/resume": {
         parameters: {
             query?: never;
             header?: never;
@@ -1212,7 +1212,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    id: number;
+                    broadcast_id: number;
                 };
                 cookie?: never;
             };
@@ -1337,7 +1337,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/admin/broadcasts/{id}/start": {
+    "/api/v1/admin/broadcasts/{broadcast_id}/start": {
         parameters: {
             query?: never;
             header?: never;
@@ -1355,7 +1355,7 @@ export interface paths {
                 query?: never;
                 header?: never;
                 path: {
-                    id: number;
+                    broadcast_id: number;
                 };
                 cookie?: never;
             };

@@ -20,7 +20,7 @@ const Reason = Type.Object(
 );
 
 const BroadcastId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
-const IdParams = Type.Object({ id: BroadcastId });
+const IdParams = Type.Object({ broadcast_id: BroadcastId });
 
 const Entity = Type.Object(
   {
@@ -172,7 +172,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 
   app.get(
-    '/admin/broadcasts/:id',
+    '/admin/broadcasts/:broadcast_id',
     {
       config: { access: 'support' },
       schema: {
@@ -183,11 +183,11 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: Broadcast, ...problemResponses(401, 403, 404, 422, 429) },
       },
     },
-    async (request) => getBroadcast(app.deps.services, request.params.id),
+    async (request) => getBroadcast(app.deps.services, request.params.broadcast_id),
   );
 
   app.get(
-    '/admin/broadcasts/:id/preview',
+    '/admin/broadcasts/:broadcast_id/preview',
     {
       config: { access: 'support' },
       schema: {
@@ -201,11 +201,11 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async (request) => previewBroadcast(app.deps.services, request.params.id),
+    async (request) => previewBroadcast(app.deps.services, request.params.broadcast_id),
   );
 
   app.post(
-    '/admin/broadcasts/:id/start',
+    '/admin/broadcasts/:broadcast_id/start',
     {
       config: { access: 'admin' },
       schema: {
@@ -223,7 +223,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request) =>
       startBroadcast(
         app.deps.services,
-        request.params.id,
+        request.params.broadcast_id,
         operatorOf(request),
         request.body.reason,
       ),
@@ -235,7 +235,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     ['cancel', 'Cancel a broadcast: nothing more is sent', 'a draft, running or paused'],
   ] as const) {
     app.post(
-      `/admin/broadcasts/:id/${action}`,
+      `/admin/broadcasts/:broadcast_id/${action}`,
       {
         config: { access: 'admin' },
         schema: {
@@ -250,7 +250,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
       async (request) =>
         changeBroadcast(
           app.deps.services,
-          request.params.id,
+          request.params.broadcast_id,
           action,
           operatorOf(request),
           request.body.reason,
