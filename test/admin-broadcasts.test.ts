@@ -394,6 +394,50 @@ describe('sending', () => {
     expect(row?.error).toMatch(/not sent again/);
   });
 
+  it('slots too far ahead (the pacing held by a 429): rows go back to pending, not left sending', async () => {
+    const { tag, chatIds } = await usersTagged(4);
+    await database.db.execute(
+      sql`INSERT INTO broadcast_pacing (id, next_at) VALUES (1, now() + interval '10 minutes')
+          ON CONFLICT (id) DO UPDATE SET next_at = now() + interval '10 minutes'`,
+    );
+    try {
+      const draft = await create({ text: 'later', audience: { filters: [], query: tag } });
+      await act(draft.id, 'start');
+      const waiting = await waitFor(
+        () =>
+          selectRows<{ status: string; run_in: number }>(
+            database.db,
+            sql`SELECT status, extract(epoch FROM run_at - now())::float8 AS run_in
+                FROM generation_jobs
+                WHERE kind = 'broadcast' AND payload->>'broadcast_id' = ${String(draft.id)}`,
+          ),
+        (jobs) => jobs.length === 1 && jobs[0]?.status === 'pending' && (jobs[0]?.run_in ?? 0) > 60,
+      );
+      expect(waiting).toHaveLength(1);
+      const view = await read(draft.id);
+      expect(view.progress).toMatchObject({ total: 4, sent: 0, remaining: 4 });
+      const [sending] = await selectRows<{ n: number }>(
+        database.db,
+        sql`SELECT count(*)::int AS n FROM broadcast_recipients
+            WHERE broadcast_id = ${draft.id} AND status <> 'pending'`,
+      );
+      expect(sending?.n).toBe(0);
+      expect(callsTo(chatIds)).toHaveLength(0);
+      // The pacing frees up: the job, due again, sends everyone once.
+      await database.db.execute(sql`UPDATE broadcast_pacing SET next_at = now()`);
+      await database.db.execute(
+        sql`UPDATE generation_jobs SET run_at = now()
+            WHERE kind = 'broadcast' AND payload->>'broadcast_id' = ${String(draft.id)}
+              AND status = 'pending'`,
+      );
+      wakeWorkers(database.db);
+      await completed(draft.id);
+      expectOncePerChat(callsTo(chatIds), chatIds);
+    } finally {
+      await database.db.execute(sql`UPDATE broadcast_pacing SET next_at = now()`);
+    }
+  });
+
   it('cancel stops sending for good', async () => {
     const { tag, chatIds } = await usersTagged(30);
     const draft = await create({ text: 'cancelled', audience: { filters: [], query: tag } });

@@ -141,8 +141,13 @@ export async function runBroadcastJob(
       return;
     }
     const slots = await reserveSlots(env, recipients.length, rate);
-    let stopAt = -1;
+    // Rows must not wait `sending` near the lease (they would be counted failed, then sent): if
+    // the pacing is that far ahead (a 429's hold), give them back and come back for a slot then.
+    const waitMs = (slots.at(-1) ?? 0) - Date.now();
+    const tooFar = waitMs > (lease * 1000) / 2;
+    let stopAt = tooFar ? 0 : -1;
     for (const [index, recipient] of recipients.entries()) {
+      if (tooFar) break;
       if (signal.aborted) {
         stopAt = index;
         break;
@@ -174,6 +179,13 @@ export async function runBroadcastJob(
                 )})`,
         );
       }
+    }
+    if (tooFar) {
+      await runLater(ctx.db, job, {
+        delaySeconds: Math.max(1, Math.ceil(waitMs / 1000)),
+        countsAsAttempt: false,
+      });
+      return;
     }
   }
 }
