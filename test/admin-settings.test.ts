@@ -1,12 +1,13 @@
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { currentSettings } from '../src/services/settings.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import {
+  createPrivateDatabase,
+  dropPrivateDatabase,
   freshTelegramId,
   needsPostgres,
   onPostgres,
@@ -33,24 +34,9 @@ let apiB: FastifyInstance;
 let privateUrl: string | null = null;
 const environment = { TRIAL_GENERATIONS: '3', GENERATION_PROVIDER: 'local', ...operatorSettings };
 
-async function adminDatabase(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: testDatabaseUrl ?? '' });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 beforeAll(async () => {
   if (onPostgres && testDatabaseUrl) {
-    const url = new URL(testDatabaseUrl);
-    const name = `${url.pathname.slice(1)}_settings`;
-    await adminDatabase(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await adminDatabase(`CREATE DATABASE ${name}`);
-    url.pathname = `/${name}`;
-    privateUrl = url.toString();
+    privateUrl = await createPrivateDatabase('settings');
     first = await openDatabase({ kind: 'postgres', url: privateUrl, poolSize: 5 }, silentLogger);
     second = await openDatabase({ kind: 'postgres', url: privateUrl, poolSize: 5 }, silentLogger);
   } else {
@@ -68,8 +54,7 @@ afterAll(async () => {
   await first?.close();
   if (second !== first) await second?.close();
   if (privateUrl) {
-    const name = new URL(privateUrl).pathname.slice(1);
-    await adminDatabase(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropPrivateDatabase(privateUrl);
   }
 });
 

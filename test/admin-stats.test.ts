@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
@@ -14,6 +13,8 @@ import { ResultStore } from '../src/storage/results.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import {
+  createPrivateDatabase,
+  dropPrivateDatabase,
   freshTelegramId,
   onPostgres,
   openTestDatabase,
@@ -42,24 +43,9 @@ const registry = new ProviderRegistry([provider], 'catalog');
 const store = new ResultStore(tmpdir());
 const settle = () => ({ db: database.db, config: testConfig({ TELEGRAM_BOT_TOKEN: '' }) });
 
-async function adminDatabase(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: testDatabaseUrl ?? '' });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 beforeAll(async () => {
   if (onPostgres && testDatabaseUrl) {
-    const url = new URL(testDatabaseUrl);
-    const name = `${url.pathname.slice(1)}_stats`;
-    await adminDatabase(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await adminDatabase(`CREATE DATABASE ${name}`);
-    url.pathname = `/${name}`;
-    privateUrl = url.toString();
+    privateUrl = await createPrivateDatabase('stats');
     database = await openDatabase({ kind: 'postgres', url: privateUrl, poolSize: 5 }, silentLogger);
   } else {
     database = await openTestDatabase.embedded();
@@ -86,8 +72,7 @@ afterAll(async () => {
   await app?.close();
   await database?.close();
   if (privateUrl) {
-    const name = new URL(privateUrl).pathname.slice(1);
-    await adminDatabase(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropPrivateDatabase(privateUrl);
   }
 });
 

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
@@ -7,6 +6,8 @@ import { recordGenerationFailure } from '../src/services/generation-outcomes.ts'
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import {
+  createPrivateDatabase,
+  dropPrivateDatabase,
   freshTelegramId,
   onPostgres,
   openTestDatabase,
@@ -31,24 +32,9 @@ let privateUrl: string | null = null;
 const provider = new ScriptedProvider();
 const registry = new ProviderRegistry([provider], 'catalog');
 
-async function adminDatabase(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: testDatabaseUrl ?? '' });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
-}
-
 beforeAll(async () => {
   if (onPostgres && testDatabaseUrl) {
-    const url = new URL(testDatabaseUrl);
-    const name = `${url.pathname.slice(1)}_metrics`;
-    await adminDatabase(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await adminDatabase(`CREATE DATABASE ${name}`);
-    url.pathname = `/${name}`;
-    privateUrl = url.toString();
+    privateUrl = await createPrivateDatabase('metrics');
     database = await openDatabase({ kind: 'postgres', url: privateUrl, poolSize: 5 }, silentLogger);
   } else {
     database = await openTestDatabase.embedded();
@@ -64,8 +50,7 @@ afterAll(async () => {
   await app?.close();
   await database?.close();
   if (privateUrl) {
-    const name = new URL(privateUrl).pathname.slice(1);
-    await adminDatabase(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropPrivateDatabase(privateUrl);
   }
 });
 

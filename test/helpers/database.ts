@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
 import { inject } from 'vitest';
 import { createLogger } from '../../src/core/logger.ts';
 import { type DatabaseHandle, embeddedHandle, openDatabase } from '../../src/db/client.ts';
@@ -48,4 +49,33 @@ export function needsPostgres(why: string): boolean {
     return true;
   }
   return false;
+}
+
+/** Runs one statement on the PostgreSQL server of the tests, outside any test database's pool. */
+async function onTestServer(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testDatabaseUrl ?? '' });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A PostgreSQL database of the test file's own, `<test database>_<suffix>`, made anew (empty: the
+ * app migrates it): for tests that change what is global to a database (runtime settings) or count
+ * everything in it (stats, metrics). Answers its URL; `dropPrivateDatabase` removes it.
+ */
+export async function createPrivateDatabase(suffix: string): Promise<string> {
+  const url = new URL(testDatabaseUrl ?? '');
+  const name = `${url.pathname.slice(1)}_${suffix}`;
+  await onTestServer(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await onTestServer(`CREATE DATABASE ${name}`);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+export async function dropPrivateDatabase(url: string): Promise<void> {
+  await onTestServer(`DROP DATABASE IF EXISTS ${new URL(url).pathname.slice(1)} WITH (FORCE)`);
 }
