@@ -1,7 +1,13 @@
 import { Bot, type BotConfig, GrammyError, type Middleware } from 'grammy';
 import type { UserFromGetMe } from 'grammy/types';
 import type { Logger } from '../core/logger.ts';
-import { escapeHtml, isLanguage, type Language, loadTexts } from '../locales/index.ts';
+import {
+  escapeHtml,
+  isLanguage,
+  type Language,
+  languageOfTelegram,
+  loadTexts,
+} from '../locales/index.ts';
 import type { BotApi } from './api.ts';
 import type { BotContext, BotSettings } from './context.ts';
 import { balanceFlow } from './flows/balance.ts';
@@ -130,11 +136,7 @@ export function createBot(deps: BotDependencies): Bot<BotContext> {
 }
 
 export function chooseLanguage(ctx: BotContext, fallback: Language): Language {
-  const stored = ctx.profile?.language;
-  if (stored) return stored;
-  const telegram = ctx.from?.language_code?.slice(0, 2);
-  if (telegram === 'uz' || telegram === 'ru' || telegram === 'en') return telegram;
-  return fallback;
+  return ctx.profile?.language ?? languageOfTelegram(ctx.from?.language_code) ?? fallback;
 }
 
 /** `r_<code>` of `/start r_<code>` (a t.me/<bot>?start=r_<code> link). */

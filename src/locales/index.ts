@@ -14,6 +14,12 @@ export function isLanguage(value: unknown): value is Language {
   return typeof value === 'string' && (LANGUAGES as readonly string[]).includes(value);
 }
 
+/** The language of a Telegram client's `language_code` (e.g. `ru-RU`) when it is one we speak. */
+export function languageOfTelegram(code: string | null | undefined): Language | null {
+  const short = code?.slice(0, 2);
+  return isLanguage(short) ? short : null;
+}
+
 const directory = fileURLToPath(new URL('.', import.meta.url));
 
 /** The texts, falling back to `defaultLanguage` for a key a language lacks (a test forbids that). */

@@ -1,6 +1,6 @@
 import { Composer } from 'grammy';
 import type { Logger } from '../../core/logger.ts';
-import { isLanguage, type Language } from '../../locales/index.ts';
+import { languageOfTelegram } from '../../locales/index.ts';
 import { ApiUnavailable, type BotApi, type ConfirmBody } from '../api.ts';
 import type { BotContext } from '../context.ts';
 import { html } from '../replies.ts';
@@ -60,7 +60,7 @@ paymentsFlow.on('message:successful_payment', async (ctx) => {
     // In the referrer's language, not the payer's.
     const language =
       referral.language ??
-      languageOf(referral.language_code) ??
+      languageOfTelegram(referral.language_code) ??
       ctx.services.settings.defaultLanguage;
     await ctx.api
       .sendMessage(
@@ -73,11 +73,6 @@ paymentsFlow.on('message:successful_payment', async (ctx) => {
       );
   }
 });
-
-function languageOf(code: string | null): Language | null {
-  const short = code?.slice(0, 2);
-  return isLanguage(short) ? short : null;
-}
 
 paymentsFlow.on('message:refunded_payment', async (ctx) => {
   const refund = ctx.message.refunded_payment;
