@@ -1,4 +1,6 @@
 import { Composer, InputFile } from 'grammy';
+import type { CallbackQuery } from 'grammy/types';
+import { decodeResultAction, RESULT_ACTION_DATA } from '../../delivery/result-actions.ts';
 import type { BotContext } from '../context.ts';
 import { acknowledge, explainFailure, html } from '../replies.ts';
 import { draftFrom, pendingEditKey } from './generate.ts';
@@ -10,14 +12,20 @@ import { draftFrom, pendingEditKey } from './generate.ts';
  */
 export const resultsFlow = new Composer<BotContext>();
 
-const UUID = '([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})';
-
-resultsFlow.callbackQuery(new RegExp(`^res:r:${UUID}$`), async (ctx) => {
+resultsFlow.callbackQuery(RESULT_ACTION_DATA, async (ctx) => {
+  const pressed = decodeResultAction(ctx.callbackQuery.data);
   await acknowledge(ctx);
+  if (!pressed) return;
+  if (pressed.action === 'regenerate') await again(ctx, pressed.generationId);
+  else if (pressed.action === 'edit') await editNext(ctx);
+  else await sendOriginal(ctx, pressed.generationId);
+});
+
+async function again(ctx: BotContext & { callbackQuery: CallbackQuery }, id: string) {
   const message = ctx.callbackQuery.message;
   if (!message) return;
   try {
-    const generation = await ctx.services.api.generation(ctx.match[1] ?? '');
+    const generation = await ctx.services.api.generation(id);
     await draftFrom(ctx, message, {
       prompt: generation.prompt,
       model: generation.model,
@@ -29,10 +37,9 @@ resultsFlow.callbackQuery(new RegExp(`^res:r:${UUID}$`), async (ctx) => {
   } catch (error) {
     await explainFailure(ctx, error);
   }
-});
+}
 
-resultsFlow.callbackQuery(new RegExp(`^res:e:${UUID}$`), async (ctx) => {
-  await acknowledge(ctx);
+async function editNext(ctx: BotContext & { callbackQuery: CallbackQuery }) {
   const photo = ctx.callbackQuery.message?.photo?.at(-1);
   const document = ctx.callbackQuery.message?.document;
   const fileId = photo?.file_id ?? document?.file_id;
@@ -40,12 +47,11 @@ resultsFlow.callbackQuery(new RegExp(`^res:e:${UUID}$`), async (ctx) => {
   // The next prompt in this chat edits this image (for an hour).
   await ctx.services.store.set(pendingEditKey(ctx.chat.id), fileId, 3600);
   await ctx.reply(ctx.t('edit-ask-prompt'), html);
-});
+}
 
-resultsFlow.callbackQuery(new RegExp(`^res:o:${UUID}$`), async (ctx) => {
-  await acknowledge(ctx);
+async function sendOriginal(ctx: BotContext & { callbackQuery: CallbackQuery }, id: string) {
   try {
-    const generation = await ctx.services.api.generation(ctx.match[1] ?? '');
+    const generation = await ctx.services.api.generation(id);
     const result = generation.results[0];
     if (!result) {
       await ctx.reply(ctx.t('history-no-image'), html);
@@ -61,4 +67,4 @@ resultsFlow.callbackQuery(new RegExp(`^res:o:${UUID}$`), async (ctx) => {
   } catch (error) {
     await explainFailure(ctx, error);
   }
-});
+}
