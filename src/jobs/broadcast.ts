@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { Api, GrammyError } from 'grammy';
 import type { InlineKeyboardMarkup, MessageEntity } from 'grammy/types';
+import { sleep } from '../core/sleep.ts';
 import { complete, type Job, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import { redactToken } from '../delivery/telegram.ts';
@@ -80,13 +81,6 @@ export async function runBroadcastJob(
     timeoutSeconds: Math.max(1, Math.floor(lease / 2)),
   });
   while (!signal.aborted) {
-    // Rows a dead worker left `sending`: never sent again (see above), counted failed.
-    await ctx.db.execute(
-      sql`UPDATE broadcast_recipients
-          SET status = 'failed', error = 'unknown: the sender stopped during the call; not sent again'
-          WHERE broadcast_id = ${id} AND status = 'sending'
-            AND claimed_at < now() - make_interval(secs => ${lease})`,
-    );
     const [broadcast] = await selectRows<BroadcastState>(
       ctx.db,
       sql`SELECT status, text, entities, copy_from_chat_id, copy_message_id, button,
@@ -118,6 +112,15 @@ export async function runBroadcastJob(
           RETURNING r.user_id, r.telegram_id, r.attempts`,
     );
     if (recipients.length === 0) {
+      // Rows a dead worker left `sending`: never sent again (see above), counted failed. Only
+      // here, once nothing is pending: they matter for completion, and the statement reads every
+      // recipient of the broadcast.
+      await ctx.db.execute(
+        sql`UPDATE broadcast_recipients
+            SET status = 'failed', error = 'unknown: the sender stopped during the call; not sent again'
+            WHERE broadcast_id = ${id} AND status = 'sending'
+              AND claimed_at < now() - make_interval(secs => ${lease})`,
+      );
       const [left] = await selectRows<{ pending: number; sending: number }>(
         ctx.db,
         sql`SELECT count(*) FILTER (WHERE status = 'pending')::int AS pending,
@@ -152,7 +155,7 @@ export async function runBroadcastJob(
         stopAt = index;
         break;
       }
-      await sleepUntil(slots[index] ?? 0, signal);
+      await sleep((slots[index] ?? 0) - Date.now(), signal);
       if (signal.aborted) {
         stopAt = index;
         break;
@@ -222,20 +225,6 @@ async function holdBroadcast(env: JobEnvironment, id: number, seconds: number): 
         ON CONFLICT (id) DO UPDATE
           SET next_at = greatest(p.next_at, clock_timestamp() + make_interval(secs => ${seconds}))`,
   );
-}
-
-function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
-  const ms = at - Date.now();
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
 
 async function send(

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import type { Logger } from '../core/logger.ts';
+import { sleep } from '../core/sleep.ts';
 import type { DatabaseHandle } from '../db/client.ts';
 import { GroupCommit } from '../db/group-commit.ts';
 import {
@@ -284,7 +285,7 @@ export class JobWorker {
     // A worker with no channel leaves deliveries to one that has them.
     const deliveries =
       telegram || webhook
-        ? Math.min(DELIVERY_KIND_CAP - this.deliveriesRunning(), this.freeSlots())
+        ? Math.min(DELIVERY_KIND_CAP - this.kindRunning('deliver'), this.freeSlots())
         : 0;
     if (deliveries > 0) {
       const jobs = await claim(ctx.db, {
@@ -328,12 +329,6 @@ export class JobWorker {
   private kindRunning(kind: Job['kind']): number {
     let count = 0;
     for (const { job } of this.running.values()) if (job.kind === kind) count++;
-    return count;
-  }
-
-  private deliveriesRunning(): number {
-    let count = 0;
-    for (const { job } of this.running.values()) if (job.kind === 'deliver') count++;
     return count;
   }
 
@@ -394,15 +389,7 @@ export class JobWorker {
           this.releaseUnheldNext = true;
           return;
         }
-        await new Promise<void>((resolve) => {
-          const wake = (): void => {
-            clearTimeout(timer);
-            signal.removeEventListener('abort', wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, pause);
-          signal.addEventListener('abort', wake, { once: true });
-        });
+        await sleep(pause, signal);
       }
     }
   }
