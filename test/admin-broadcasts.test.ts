@@ -464,8 +464,8 @@ describe('sending', () => {
     expect(listed.json().items.some((item: { id: number }) => item.id === draft.id)).toBe(true);
   });
 
-  it('two workers on one broadcast: each chat once, together within the rate', async () => {
-    if (needsPostgres('two apps with workers on one database')) return;
+  it('two workers on one broadcast: each chat once, together within the rate', async (context) => {
+    if (needsPostgres('two apps with workers on one database')) return context.skip();
     const second = await buildTestApp(settings, undefined, { worker: true });
     try {
       const { tag, chatIds } = await usersTagged(40);

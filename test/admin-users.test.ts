@@ -191,8 +191,9 @@ describe('POST /api/v1/admin/users/{telegram_id}/credits, audited', () => {
     expect(await auditOf(telegramId)).toHaveLength(1);
   });
 
-  it('concurrent adjustments each commit with their audit entry (PostgreSQL)', async () => {
-    if (needsPostgres('needs concurrent transactions on several connections')) return;
+  it('concurrent adjustments each commit with their audit entry (PostgreSQL)', async (context) => {
+    if (needsPostgres('needs concurrent transactions on several connections'))
+      return context.skip();
     const telegramId = freshTelegramId();
     await sync({ telegram_id: telegramId });
     await credits(telegramId, 100, admin);

@@ -145,10 +145,10 @@ describe('a retry after a crash between the effect and the key’s answer', () =
  * A database whose `ledger_append_many` batch of several entries commits and then loses its
  * answer (the connection drops after COMMIT): what a network failure at the worst moment does.
  */
-function losingBatchAnswer(db: Database): Database {
+function losingBatchAnswer(db: Database): { db: Database; lost: () => boolean } {
   const dialect = new PgDialect();
   let lost = false;
-  return new Proxy(db, {
+  const proxy = new Proxy(db, {
     get(target, property, receiver) {
       if (property !== 'execute') return Reflect.get(target, property, receiver);
       return async (query: SQL) => {
@@ -164,6 +164,7 @@ function losingBatchAnswer(db: Database): Database {
       };
     },
   });
+  return { db: proxy, lost: () => lost };
 }
 
 describe('the ledger group commit after an unclear failure', () => {
@@ -175,9 +176,11 @@ describe('the ledger group commit after an unclear failure', () => {
     const amounts = [1, 2, 3, 4, 5, 6];
     const posted = await Promise.all(
       amounts.map((amount) =>
-        postEntry(flaky, { telegramId }, { kind: 'admin_adjustment', amount, reason: 'test' }),
+        postEntry(flaky.db, { telegramId }, { kind: 'admin_adjustment', amount, reason: 'test' }),
       ),
     );
+    // The batch's answer was lost, so it was sent again.
+    expect(flaky.lost()).toBe(true);
     expect(posted.map((p) => p.entry.amount)).toEqual(amounts);
     expect(posted.every((p) => !p.replayed)).toBe(true);
     const rows = await selectRows<{ amount: number }>(
