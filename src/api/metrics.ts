@@ -1,11 +1,10 @@
-import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Type } from 'typebox';
 import type { Database } from '../db/client.ts';
-import { selectRows } from '../db/rows.ts';
 import { generationStatuses, jobKinds, ledgerEntryKinds } from '../db/schema/index.ts';
 import { problemResponses } from '../schemas/problem.ts';
+import { readMetricsSnapshot } from '../services/metrics-snapshot.ts';
 
 /**
  * Prometheus metrics at GET /metrics (administrators). Each app has a registry of its own (never
@@ -77,30 +76,7 @@ export function registerMetrics(app: FastifyInstance, db: Database): Registry {
   });
 
   async function readDatabase(): Promise<void> {
-    const [queue, outcomes, ledger] = await Promise.all([
-      selectRows<{ kind: string; status: string; count: number; oldest: number | string | null }>(
-        db,
-        sql`SELECT kind, status, count(*)::int AS count,
-                   extract(epoch FROM now() - min(created_at)
-                     FILTER (WHERE status = 'pending' AND run_at <= now()))::float8 AS oldest
-            FROM generation_jobs WHERE status IN ('pending', 'running')
-            GROUP BY kind, status`,
-      ),
-      selectRows<{ status: string; provider: string | null; code: string | null; count: number }>(
-        db,
-        sql`SELECT g.status,
-                   CASE WHEN g.status = 'failed' THEN m.provider END AS provider,
-                   CASE WHEN g.status = 'failed' THEN coalesce(g.error_code, 'unknown') END AS code,
-                   count(*)::int AS count
-            FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
-            GROUP BY 1, 2, 3`,
-      ),
-      selectRows<{ kind: string; count: number; credits: number | string }>(
-        db,
-        sql`SELECT kind, count(*)::int AS count, sum(amount)::bigint AS credits
-            FROM ledger_entries GROUP BY kind`,
-      ),
-    ]);
+    const { queue, outcomes, ledger } = await readMetricsSnapshot(db);
     queueJobs.reset();
     oldestWaiting.reset();
     for (const kind of jobKinds) {
