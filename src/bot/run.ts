@@ -93,10 +93,11 @@ export async function startBot(options: {
     api,
     store,
     logger,
-    notify: async (telegramId, credits, balance) => {
+    // In the payer's language, kept with the confirm.
+    notify: async (telegramId, credits, balance, language) => {
       await bot.api.sendMessage(
         telegramId,
-        texts.t(config.defaultLanguage, 'payment-confirmed', { credits, balance }),
+        texts.t(language, 'payment-confirmed', { credits, balance }),
         html,
       );
     },

@@ -1,6 +1,6 @@
 import { Composer } from 'grammy';
 import type { Logger } from '../../core/logger.ts';
-import { languageOfTelegram } from '../../locales/index.ts';
+import { type Language, languageOfTelegram } from '../../locales/index.ts';
 import { ApiUnavailable, type BotApi, type ConfirmBody } from '../api.ts';
 import type { BotContext } from '../context.ts';
 import { html } from '../replies.ts';
@@ -47,7 +47,7 @@ paymentsFlow.on('message:successful_payment', async (ctx) => {
   };
   const confirmed = await confirmWithRetries(ctx.services.api, body, ctx.services.logger, 4);
   if (!confirmed) {
-    await keepForRetry(ctx.services.store, body);
+    await keepForRetry(ctx.services.store, body, ctx.language);
     await ctx.reply(ctx.t('error-unavailable'), html);
     return;
   }
@@ -113,8 +113,19 @@ async function confirmWithRetries(
 const PENDING = 'pending-confirm:';
 const PENDING_TTL_SECONDS = 30 * 86_400;
 
-async function keepForRetry(store: ConversationStore, body: ConfirmBody): Promise<void> {
-  await store.set(`${PENDING}${body.telegram_payment_charge_id}`, body, PENDING_TTL_SECONDS);
+/** A confirm kept for retry, with the payer's language to tell them in once it lands. */
+interface KeptConfirm {
+  body: ConfirmBody;
+  language: Language;
+}
+
+async function keepForRetry(
+  store: ConversationStore,
+  body: ConfirmBody,
+  language: Language,
+): Promise<void> {
+  const kept: KeptConfirm = { body, language };
+  await store.set(`${PENDING}${body.telegram_payment_charge_id}`, kept, PENDING_TTL_SECONDS);
 }
 
 /**
@@ -126,19 +137,25 @@ export function retryKeptConfirms(
     api: BotApi;
     store: ConversationStore;
     logger: Logger;
-    notify: (telegramId: number, credits: number, balance: number) => Promise<void>;
+    notify: (
+      telegramId: number,
+      credits: number,
+      balance: number,
+      language: Language,
+    ) => Promise<void>;
   },
   everyMs = 30_000,
 ): { stop(): void; runOnce(): Promise<void> } {
   const runOnce = async () => {
     for (const key of await options.store.keys(PENDING)) {
-      const body = await options.store.get<ConfirmBody>(key);
-      if (!body) continue;
+      const kept = await options.store.get<KeptConfirm>(key);
+      if (!kept) continue;
+      const { body, language } = kept;
       try {
         const result = await options.api.confirmPayment(body);
         await options.store.delete(key);
         await options
-          .notify(body.telegram_id, result.credits, result.balance_after)
+          .notify(body.telegram_id, result.credits, result.balance_after, language)
           .catch(() => undefined);
       } catch (error) {
         options.logger.warn({ err: error }, 'kept Stars confirm still failing');
