@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Update } from 'grammy/types';
 import { AppError, unauthorized } from '../core/errors.ts';
 
-export const TELEGRAM_WEBHOOK_PATH = '/telegram/webhook';
+const TELEGRAM_WEBHOOK_PATH = '/telegram/webhook';
 const SECRET_HEADER = 'x-telegram-bot-api-secret-token';
 /** Telegram waits for the answer; past this the update goes on in the background. */
 const ANSWER_WITHIN_MS = 8_000;

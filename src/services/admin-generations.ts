@@ -257,10 +257,7 @@ export async function refundSucceededGeneration(
   return { generation: await getAdminGeneration(ctx, id), refund };
 }
 
-export async function getAdminGeneration(
-  ctx: ServiceContext,
-  id: string,
-): Promise<AdminGenerationView> {
+async function getAdminGeneration(ctx: ServiceContext, id: string): Promise<AdminGenerationView> {
   const [row] = await selectRows<AdminGenerationRow>(
     ctx.db,
     sql`SELECT ${generationColumns}, ${adminColumns}

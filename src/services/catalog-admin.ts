@@ -106,7 +106,7 @@ async function findModel(db: Queryable, key: string, lock = false): Promise<Mode
   return row ?? null;
 }
 
-export function modelNotFound(key: string): AppError {
+function modelNotFound(key: string): AppError {
   return new AppError('model_not_found', `No model with key "${key}".`);
 }
 

@@ -500,7 +500,7 @@ export interface SettingChange {
  * for a setting that cannot be null removes the override. Answers each change with its value
  * before and after (for the audit log). Call `announceSettingsChange` once it commits.
  */
-export async function writeSettings(
+async function writeSettings(
   tx: Transaction,
   config: Config,
   values: Record<string, unknown>,
@@ -542,7 +542,7 @@ export async function writeSettings(
 }
 
 /** After the change commits: this process reads it at once, the others when told. */
-export async function announceSettingsChange(db: Database): Promise<void> {
+async function announceSettingsChange(db: Database): Promise<void> {
   await reread(db);
   await db.execute(sql`SELECT pg_notify(${CHANNEL}, '')`).catch(() => undefined);
 }
