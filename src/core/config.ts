@@ -66,6 +66,8 @@ export interface Config {
     readonly sessionSeconds: number;
     /** The most credits (absolute value) a support operator may give or take in one adjustment. */
     readonly supportCreditLimit: number;
+    /** The operators' Telegram chat: notices (alerts, reports, summaries) go there; null = none. */
+    readonly adminChatId: number | null;
   };
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
@@ -377,7 +379,20 @@ function parseOperators(reader: EnvReader): Config['operators'] {
     loginMaxAgeSeconds: reader.integer('OPERATOR_LOGIN_MAX_AGE_SECONDS', 86_400, 60, 7 * 86_400),
     sessionSeconds: reader.integer('OPERATOR_SESSION_SECONDS', 43_200, 300, 30 * 86_400),
     supportCreditLimit: reader.integer('SUPPORT_CREDIT_LIMIT', 1000, 0, 1_000_000_000),
+    adminChatId: parseChatId(reader, 'ADMIN_CHAT_ID'),
   };
+}
+
+/** A Telegram chat id: a user's (positive) or a group's or channel's (negative, -100… for supergroups). */
+function parseChatId(reader: EnvReader, name: string): number | null {
+  const value = reader.optionalString(name);
+  if (value === null) return null;
+  const id = /^-?[1-9][0-9]{0,15}$/.test(value) ? Number(value) : Number.NaN;
+  if (Number.isSafeInteger(id)) return id;
+  reader.problems.push(
+    `${name} must be a Telegram chat id (e.g. -1001234567890 for a group), got "${value}"`,
+  );
+  return null;
 }
 
 export function loadConfig(env: Env): Config {

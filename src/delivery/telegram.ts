@@ -201,6 +201,18 @@ export class TelegramDelivery {
     }
   }
 
+  /**
+   * A plain text to a chat (the operators' notices): no parse mode, so nothing in it (a model's
+   * name, a reason) is read as markup; cut to Telegram's limit.
+   */
+  async sendText(chatId: number, text: string): Promise<void> {
+    try {
+      await this.api.sendMessage(chatId, truncate(text, TELEGRAM_TEXT_LIMIT));
+    } catch (err) {
+      throw toDeliveryError(err, this.botToken);
+    }
+  }
+
   private async editStatusQuietly(target: ChatTarget, text: string): Promise<void> {
     if (target.statusMessageId === null) return;
     await this.api

@@ -139,3 +139,10 @@ error-unexpected = Something went wrong. Try again in a moment.
 error-banned = ⛔️ Your access is blocked. Reason: { $reason }
 error-throttled = Too fast — wait a few seconds.
 error-invalid = This request cannot be made: { $details }
+
+## Operators' notices (to ADMIN_CHAT_ID, in DEFAULT_LANGUAGE)
+notice-provider-balance-low =
+    ⚠️ { $provider }: the balance is { $balance }, below the minimum of { $minimum }.
+    Its models answer "unavailable" until the account is topped up.
+notice-provider-balance-recovered =
+    ✅ { $provider }: the balance is { $balance } again (minimum { $minimum }). Its models are available.

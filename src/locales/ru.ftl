@@ -139,3 +139,10 @@ error-unexpected = Что-то пошло не так. Попробуйте че
 error-banned = ⛔️ Доступ заблокирован. Причина: { $reason }
 error-throttled = Слишком быстро — подождите несколько секунд.
 error-invalid = Такой запрос выполнить нельзя: { $details }
+
+## Operators' notices (to ADMIN_CHAT_ID, in DEFAULT_LANGUAGE)
+notice-provider-balance-low =
+    ⚠️ { $provider }: баланс { $balance } — ниже минимума { $minimum }.
+    Его модели недоступны, пока счёт не пополнен.
+notice-provider-balance-recovered =
+    ✅ { $provider }: баланс снова { $balance } (минимум { $minimum }). Его модели доступны.

@@ -133,3 +133,10 @@ error-unexpected = Nimadir xato ketdi. Birozdan keyin urinib ko'ring.
 error-banned = ⛔️ Kirish bloklangan. Sabab: { $reason }
 error-throttled = Juda tez — bir necha soniya kuting.
 error-invalid = Bu so'rovni bajarib bo'lmaydi: { $details }
+
+## Operators' notices (to ADMIN_CHAT_ID, in DEFAULT_LANGUAGE)
+notice-provider-balance-low =
+    ⚠️ { $provider }: balans { $balance }, minimal { $minimum } dan past.
+    Hisob to'ldirilmaguncha uning modellari mavjud emas.
+notice-provider-balance-recovered =
+    ✅ { $provider }: balans yana { $balance } (minimal { $minimum }). Uning modellari mavjud.

@@ -3,6 +3,7 @@ export * from './broadcasts.ts';
 export * from './catalog.ts';
 export * from './generations.ts';
 export * from './ledger.ts';
+export * from './notices.ts';
 export * from './payments.ts';
 export * from './reconciliation.ts';
 export * from './settings.ts';
