@@ -1,6 +1,8 @@
 import type { AddressInfo } from 'node:net';
+import type { InlineKeyboardMarkup } from 'grammy/types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { retryKeptConfirms } from '../src/bot/flows/payments.ts';
+import type { DatabaseHandle } from '../src/db/client.ts';
 import { encodePng } from '../src/providers/png.ts';
 import type { FakeTelegramCall } from './fakes/telegram-api.ts';
 import { adminAuth, buildTestApp } from './helpers/app.ts';
@@ -15,7 +17,7 @@ import {
   telegramUser,
   textUpdate,
 } from './helpers/bot.ts';
-import { freshTelegramId, silentLogger } from './helpers/database.ts';
+import { freshTelegramId, openTestDatabase, silentLogger } from './helpers/database.ts';
 import { balanceOf, waitFor } from './helpers/pipeline.ts';
 
 /**
@@ -42,8 +44,8 @@ beforeAll(async () => {
 });
 afterAll(() => harness?.close());
 
-function callsTo(chatId: number, method?: string): FakeTelegramCall[] {
-  return harness.telegram.calls.filter(
+function callsTo(chatId: number, method?: string, on: BotHarness = harness): FakeTelegramCall[] {
+  return on.telegram.calls.filter(
     (call) =>
       (call.chatId === chatId || call.fields.chat_id === String(chatId)) &&
       (method === undefined || call.method === method),
@@ -199,6 +201,90 @@ describe('generating', () => {
     );
     expect(buttons(refusal).map((b) => b.callback_data)).toEqual(['menu:topup']);
     expect(await generationsOf(user.id)).toHaveLength(1);
+  });
+});
+
+describe('the status card', () => {
+  let late: BotHarness;
+  let database: DatabaseHandle;
+  beforeAll(async () => {
+    // A database of its own, so that only this app's worker (delivering to this fake) runs its jobs.
+    database = await openTestDatabase.embedded();
+    // The API's answer to a start reaches the bot only once the image is in the chat: the worker
+    // has edited the card to "drawing" and "done" before the bot learns the generation exists.
+    late = await startBotHarness(
+      (telegramApiRoot) =>
+        buildTestApp(
+          {
+            TELEGRAM_API_ROOT: telegramApiRoot,
+            GENERATION_PROVIDER: 'local',
+            TRIAL_GENERATIONS: '0',
+            PROVIDER_POLL_SECONDS: '1',
+          },
+          database,
+          { worker: true },
+        ),
+      {
+        fetch: async (input, init) => {
+          const request = new Request(input, init);
+          const response = await fetch(request);
+          if (request.method === 'POST' && response.status === 202) {
+            await waitFor(
+              async () => late.telegram.calls.filter((call) => call.fields.text === '✅ Done'),
+              (calls) => calls.length > 0,
+            );
+          }
+          return response;
+        },
+      },
+    );
+  });
+  afterAll(async () => {
+    await late?.close();
+    await database?.close();
+  });
+
+  it('ends as the worker left it, even when the API answers the start after the delivery', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await late.api.syncUser({ telegram_id: user.id });
+    await late.app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/users/${user.id}/credits`,
+      headers: adminAuth,
+      payload: { amount: 500, reason: 'test' },
+    });
+    await late.bot.handleUpdate(textUpdate(user, 'a quiet harbour'));
+    const card = callsTo(user.id, 'sendMessage', late).at(-1) as FakeTelegramCall;
+    const start = buttons(card).at(-1)?.callback_data ?? '';
+    await late.bot.handleUpdate(callbackUpdate(user, start));
+    const edits = callsTo(user.id, 'editMessageText', late).map((call) => call.fields.text);
+    expect(edits[0]).toBe('⏳ Queued');
+    expect(edits.at(-1)).toBe('✅ Done');
+  });
+
+  it('a refused start puts the card back as it was, buttons and all', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await late.bot.handleUpdate(textUpdate(user, 'a lighthouse'));
+    const card = callsTo(user.id, 'sendMessage', late).at(-1) as FakeTelegramCall;
+    const start = buttons(card).at(-1)?.callback_data ?? '';
+    // As Telegram sends the tapped message: plain text with entities, and its buttons.
+    const tapped = {
+      message_id: 777,
+      text: 'Nano Banana — 40 credits',
+      entities: [{ type: 'bold' as const, offset: 0, length: 11 }],
+      reply_markup: card.fields.reply_markup as InlineKeyboardMarkup,
+    };
+    await late.bot.handleUpdate(callbackUpdate(user, start, tapped));
+    const toUser = callsTo(user.id, undefined, late);
+    const restored = toUser.filter((call) => call.method === 'editMessageText').at(-1);
+    expect(restored?.fields).toMatchObject({
+      message_id: 777,
+      text: tapped.text,
+      entities: tapped.entities,
+      reply_markup: tapped.reply_markup,
+    });
+    expect(toUser.at(-1)?.fields.text).toMatch(/^Not enough credits/);
+    expect(await late.api.generations(user.id, { limit: 5 })).toMatchObject({ generations: [] });
   });
 });
 

@@ -48,7 +48,7 @@ button-start-credits = 🚀 Start — { $credits } credits
 models-title = Choose a model:
 model-line = { $name } — { $price }
 parameter-title = { $label }:
-generate-started = ⏳ Queued (position { $position })
+generate-started = ⏳ Queued
 generate-already-started = This one is already on its way.
 generate-draft-expired = This request has expired. Send the prompt again.
 generate-prompt-too-long = The description is too long: at most { $max } characters.
@@ -56,7 +56,6 @@ generate-needs-image = This tool needs a photo: send one.
 tools-title = What should I do with this photo?
 
 ## Deliveries (written by the worker)
-delivery-status-queued = ⏳ Queued (position { $position })
 delivery-status-running = 🎨 Drawing…
 delivery-status-done = ✅ Done
 delivery-result-caption = { $model } · { $cost }

@@ -47,7 +47,7 @@ button-start-credits = 🚀 Начать — { $credits } кредитов
 models-title = Выберите модель:
 model-line = { $name } — { $price }
 parameter-title = { $label }:
-generate-started = ⏳ В очереди (место { $position })
+generate-started = ⏳ В очереди
 generate-already-started = Этот запрос уже выполняется.
 generate-draft-expired = Запрос устарел. Пришлите описание ещё раз.
 generate-prompt-too-long = Описание слишком длинное: не больше { $max } символов.
@@ -55,7 +55,6 @@ generate-needs-image = Этому инструменту нужно фото: п
 tools-title = Что сделать с этим фото?
 
 ## Deliveries (written by the worker)
-delivery-status-queued = ⏳ В очереди (место { $position })
 delivery-status-running = 🎨 Рисую…
 delivery-status-done = ✅ Готово
 delivery-result-caption = { $model } · { $cost }

@@ -45,7 +45,7 @@ button-start-credits = 🚀 Boshlash — { $credits } kredit
 models-title = Modelni tanlang:
 model-line = { $name } — { $price }
 parameter-title = { $label }:
-generate-started = ⏳ Navbatda ({ $position }-o'rin)
+generate-started = ⏳ Navbatda
 generate-already-started = Bu so'rov allaqachon bajarilmoqda.
 generate-draft-expired = So'rov eskirgan. Tavsifni qaytadan yuboring.
 generate-prompt-too-long = Tavsif juda uzun: ko'pi bilan { $max } belgi.
@@ -53,7 +53,6 @@ generate-needs-image = Bu vosita uchun rasm kerak: rasm yuboring.
 tools-title = Bu rasm bilan nima qilay?
 
 ## Deliveries (written by the worker)
-delivery-status-queued = ⏳ Navbatda ({ $position }-o'rin)
 delivery-status-running = 🎨 Chizyapman…
 delivery-status-done = ✅ Tayyor
 delivery-result-caption = { $model } · { $cost }

@@ -28,7 +28,12 @@ export interface BotHarness {
 export async function startBotHarness(
   /** The app, built with TELEGRAM_API_ROOT at the fake so its deliveries reach it too. */
   buildApp: (telegramApiRoot: string) => Promise<FastifyInstance>,
-  options: { defaultLanguage?: Language; throttlePerMinute?: number } = {},
+  options: {
+    defaultLanguage?: Language;
+    throttlePerMinute?: number;
+    /** How the bot reaches the API (default: the production transport). */
+    fetch?: typeof fetch;
+  } = {},
 ): Promise<BotHarness> {
   const telegram = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
   const app = await buildApp(telegram.apiRoot);
@@ -36,7 +41,11 @@ export async function startBotHarness(
   const { port } = app.server.address() as AddressInfo;
   const apiUrl = `http://127.0.0.1:${port}`;
   const store = new MemoryConversationStore();
-  const api = new BotApi({ baseUrl: apiUrl, token: BOT_TOKEN });
+  const api = new BotApi({
+    baseUrl: apiUrl,
+    token: BOT_TOKEN,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+  });
   const bot = createBot({
     token: TELEGRAM_BOT_TOKEN,
     api,

@@ -307,6 +307,9 @@ generateFlow.callbackQuery(/^g:(\d+):go$/, async (ctx) => {
     return;
   }
   await acknowledge(ctx);
+  // The card says "queued" before the API is asked, never after: once the API has it, the worker
+  // edits the card (drawing, done), and a late edit of ours would overwrite what it said.
+  await putCard(ctx, draft, ctx.t('generate-started'), new InlineKeyboard());
   try {
     const accepted = await ctx.services.api.submit(
       {
@@ -328,16 +331,28 @@ generateFlow.callbackQuery(/^g:(\d+):go$/, async (ctx) => {
     );
     draft.generationId = accepted.id;
     await drafts(ctx).save(draft);
-    await putCard(
-      ctx,
-      draft,
-      ctx.t('generate-started', { position: accepted.queue_position }),
-      new InlineKeyboard(),
-    );
   } catch (error) {
+    await restoreCard(ctx);
     await explainFailure(ctx, error);
   }
 });
+
+/**
+ * Puts back the card as it was when its start button was tapped (its text, entities and
+ * buttons, from the tapped message itself: no API call, so it works while the API is down).
+ */
+async function restoreCard(ctx: BotContext): Promise<void> {
+  const card = ctx.callbackQuery?.message;
+  if (!card || !('text' in card) || card.text === undefined) return;
+  await ctx.api
+    .editMessageText(card.chat.id, card.message_id, card.text, {
+      ...(card.entities === undefined ? {} : { entities: card.entities }),
+      ...(card.reply_markup === undefined ? {} : { reply_markup: card.reply_markup }),
+    })
+    .catch((error: unknown) => {
+      ctx.services.logger.warn({ err: error }, 'the settings card could not be put back');
+    });
+}
 
 /** A new draft for a generation again, or for an edit of its image: used by the result buttons. */
 export async function draftFrom(
