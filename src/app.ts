@@ -15,6 +15,7 @@ import { adminBroadcastRoutes } from './api/v1/admin-broadcasts.ts';
 import { adminGenerationRoutes } from './api/v1/admin-generations.ts';
 import { adminModelRoutes } from './api/v1/admin-models.ts';
 import { adminPaymentRoutes } from './api/v1/admin-payments.ts';
+import { adminProviderRoutes } from './api/v1/admin-providers.ts';
 import { adminSettingsRoutes } from './api/v1/admin-settings.ts';
 import { adminStatsRoutes } from './api/v1/admin-stats.ts';
 import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts';
@@ -239,6 +240,7 @@ export async function buildApp(
         await v1.register(adminPaymentRoutes);
         await v1.register(adminBroadcastRoutes);
         await v1.register(adminStatsRoutes);
+        await v1.register(adminProviderRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
       },

@@ -2835,6 +2835,103 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The providers' balances and whether they take new generations
+         * @description Every provider this deployment has an account for, with its last balance check (the workers check about once a minute; Replicate has no balance API: unknown). Below MIN_PROVIDER_BALANCE a provider takes no new generations (503 provider_unavailable).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            providers: {
+                                /** @description Whether new generations may go to it now */
+                                available: boolean;
+                                /** @description The last balance read, in currency */
+                                balance: number | null;
+                                /**
+                                 * Format: date-time
+                                 * @description When the balance was read
+                                 */
+                                balance_at: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description When it was last checked
+                                 */
+                                checked_at: string | null;
+                                /** @description USD for WaveSpeed */
+                                currency: string | null;
+                                /** @description Why the last check failed */
+                                error: string | null;
+                                /**
+                                 * Format: date-time
+                                 * @description Since when the balance has been below the minimum
+                                 */
+                                low_since: string | null;
+                                provider: string;
+                                /** @description ok; low (below MIN_PROVIDER_BALANCE); unknown (no balance API, or not checked yet); error (the last check failed: see error, balance is the last one read) */
+                                status: "ok" | "low" | "unknown" | "error";
+                                /** @description Why not (generations answer 503 provider_unavailable) */
+                                unavailable_reason: string | null;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Unauthorized */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Forbidden */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Too Many Requests */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/queue": {
         parameters: {
             query?: never;

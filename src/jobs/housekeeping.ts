@@ -5,6 +5,7 @@ import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
 import { deleteEndedSessions } from '../services/operator-sessions.ts';
 import { reconcileIfDue } from '../services/payment-reconciliation.ts';
+import { checkProviderBalances } from '../services/provider-balances.ts';
 import type { JobEnvironment } from './types.ts';
 
 /**
@@ -20,7 +21,9 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
  * - expired Idempotency-Key rows are deleted, and operators' sessions ended a week ago;
  * - a generation whose job nobody has claimed long after its deadline (no worker serves its
  *   provider any more) fails and is given back, so nothing stays "queued" forever;
- * - every RECONCILE_MINUTES one worker reconciles Stars payments with Telegram's transactions.
+ * - every RECONCILE_MINUTES one worker reconciles Stars payments with Telegram's transactions;
+ * - about once a minute one worker reads each provider's balance (the guard's input), telling the
+ *   operators when one drops below MIN_PROVIDER_BALANCE and when it recovers.
  */
 export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'>): Promise<void> {
   const { ctx, logger } = env;
@@ -42,6 +45,15 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
       message: 'no worker took the generation before its deadline',
     });
     if (failed) logger.warn({ generationId: requestId }, 'failed an abandoned generation');
+  }
+  try {
+    for (const check of await checkProviderBalances(ctx)) {
+      if (check.status === 'low' || check.status === 'error') {
+        logger.warn(check, 'provider balance check');
+      }
+    }
+  } catch (error) {
+    logger.warn({ reason: (error as Error).message }, 'provider balance check failed');
   }
   const token = ctx.config.telegramBotToken;
   if (token && ctx.config.reconcileMinutes > 0) {

@@ -48,6 +48,12 @@ export interface ProviderWebhookEvent {
   status: ProviderStatus;
 }
 
+/** What a provider account holds, in its own currency (WaveSpeed: USD). */
+export interface ProviderBalance {
+  amount: number;
+  currency: string;
+}
+
 export interface ImageProvider {
   readonly name: string;
   /** Whether webhooks can be verified (a secret is configured); without, the job is polled only. */
@@ -59,6 +65,8 @@ export interface ImageProvider {
    * the call is not authentic (or too old). Absent when the provider has no webhooks: we poll.
    */
   readWebhook?(webhook: ProviderWebhook): ProviderWebhookEvent;
+  /** The account's balance. Absent when the provider has no balance API (its status is unknown). */
+  balance?(signal?: AbortSignal): Promise<ProviderBalance>;
 }
 
 /** A webhook whose signature is missing, wrong or stale: answered 401, never acted on. */

@@ -20,6 +20,8 @@
  *   status: created|processing|completed|failed, created_at, error, timings: {inference}}}`:
  *   https://wavespeed.ai/docs/shared/submit-response
  *   https://doc.wavespeed.ai/shared/api-result
+ * - The account's balance: `GET /api/v3/balance` → `{code, message, data: {balance}}`, a number,
+ *   the account's USD: https://wavespeed.ai/docs/docs-common-api/balance
  * - Webhooks: the `webhook` query parameter of the submit URL; WaveSpeed POSTs the bare
  *   prediction object (`{id, model, input, outputs, urls, has_nsfw_contents, status, created_at,
  *   error}`, not wrapped in the envelope) for both `completed` and `failed` tasks:
@@ -54,6 +56,7 @@ import {
 } from './http-support.ts';
 import {
   type ImageProvider,
+  type ProviderBalance,
   ProviderError,
   type ProviderRequest,
   type ProviderStatus,
@@ -129,14 +132,34 @@ export class WavespeedProvider implements ImageProvider {
     body.enable_base64_output = false;
     body.enable_sync_mode = false;
     const query = request.webhookUrl ? `?webhook=${encodeURIComponent(request.webhookUrl)}` : '';
-    const prediction = await this.call('POST', `/api/v3/${model}`, query, body, signal, false);
+    const prediction = await this.prediction(
+      'POST',
+      `/api/v3/${model}`,
+      query,
+      body,
+      signal,
+      false,
+    );
     return { providerJobId: prediction.id };
   }
 
   async status(providerJobId: string, signal?: AbortSignal): Promise<ProviderStatus> {
     const path = `/api/v3/predictions/${encodeURIComponent(providerJobId)}/result`;
-    const prediction = await this.call('GET', path, '', undefined, signal, true);
+    const prediction = await this.prediction('GET', path, '', undefined, signal, true);
     return statusOf(prediction);
+  }
+
+  async balance(signal?: AbortSignal): Promise<ProviderBalance> {
+    const data = await this.call('GET', '/api/v3/balance', '', undefined, signal);
+    const balance =
+      data && typeof data === 'object' ? (data as { balance?: unknown }).balance : null;
+    if (typeof balance !== 'number' || !Number.isFinite(balance)) {
+      throw new ProviderError(
+        'wavespeed: GET /api/v3/balance answered without a number in data.balance',
+        true,
+      );
+    }
+    return { amount: balance, currency: 'USD' };
   }
 
   readWebhook(webhook: ProviderWebhook): ProviderWebhookEvent {
@@ -149,8 +172,8 @@ export class WavespeedProvider implements ImageProvider {
     return { providerJobId: prediction.id, status: statusOf(prediction) };
   }
 
-  /** One API call; every failure becomes a ProviderError whose message never holds the key. */
-  private async call(
+  /** A call answering a prediction in `data`. */
+  private async prediction(
     method: 'GET' | 'POST',
     path: string,
     query: string,
@@ -158,6 +181,27 @@ export class WavespeedProvider implements ImageProvider {
     signal: AbortSignal | undefined,
     needStatus: boolean,
   ): Promise<Prediction> {
+    const prediction = asPrediction(await this.call(method, path, query, body, signal), needStatus);
+    if (!prediction) {
+      throw new ProviderError(
+        `wavespeed: ${method} ${path} answered without the documented {code, message, data} envelope`,
+        true,
+      );
+    }
+    return prediction;
+  }
+
+  /**
+   * One API call, answering the envelope's `data`; every failure becomes a ProviderError whose
+   * message never holds the key.
+   */
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    query: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
     const call = {
       ...this.client,
       // The query (our webhook URL) stays out of messages: it is ours, and long.
@@ -182,14 +226,7 @@ export class WavespeedProvider implements ImageProvider {
         retryAfterFromHeader(headers),
       );
     }
-    const prediction = asPrediction(dataOf(json), needStatus);
-    if (!prediction) {
-      throw new ProviderError(
-        `wavespeed: ${call.what} answered ${status} without the documented {code, message, data} envelope`,
-        true,
-      );
-    }
-    return prediction;
+    return dataOf(json);
   }
 }
 

@@ -15,6 +15,7 @@ import {
 import { priceFor, unknownModel } from './generation-quote.ts';
 import { type GenerationView, getGenerationById, type PaymentMethod } from './generation-views.ts';
 import { InsufficientCreditsError } from './ledger.ts';
+import { ensureProviderAvailable } from './provider-availability.ts';
 import { currentSettings, type RuntimeSettings } from './settings.ts';
 import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
 
@@ -74,12 +75,7 @@ export async function acceptGeneration(
     problems.push(...inputProblems);
     if (problems.length > 0 || !price) throw invalidGeneration(problems);
     const providerName = ctx.providers.nameFor(model.provider);
-    if (!ctx.providers.get(providerName)) {
-      throw new AppError(
-        'provider_unavailable',
-        `${model.key} is served by ${providerName}, which this deployment has no account for.`,
-      );
-    }
+    await ensureProviderAvailable(ctx, model.key, providerName);
     const prompt = input.prompt.trim();
     const settings = await currentSettings(ctx);
     const deadlineAt = new Date(Date.now() + settings.GENERATION_TIMEOUT_SECONDS * 1000);

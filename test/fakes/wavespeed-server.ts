@@ -14,6 +14,8 @@ import { signWavespeedWebhook } from '../../src/providers/wavespeed.ts';
  * - `GET /api/v3/predictions/<id>/result` and `GET /api/v3/predictions/<id>`: the prediction,
  *   `created` → `processing` → `completed`/`failed` after a number of polls or milliseconds;
  * - `GET /api/v3/webhook/secret`: the webhook secret;
+ * - `GET /api/v3/balance`: the account's balance, `data.balance` (a number, USD), as
+ *   https://wavespeed.ai/docs/docs-common-api/balance documents it;
  * - `GET /outputs/<id>.png` (no auth, like a CDN link): a small PNG.
  * Every API answer is the `{code, message, data}` envelope, errors too, with a bearer-key check
  * (401). When a prediction given a webhook URL ends, the bare prediction object is POSTed there,
@@ -58,6 +60,8 @@ export interface FakeWavespeedBehaviour {
   completeAfterMs?: number | null;
   /** How many times the completion webhook is sent (2 tests duplicates, 0 sends none). */
   webhookDeliveries?: number;
+  /** What `GET /api/v3/balance` answers as `data.balance` (USD); default 100. */
+  balance?: number;
 }
 
 export interface FakeWavespeedOptions extends FakeWavespeedBehaviour {
@@ -71,6 +75,8 @@ export interface FakeWavespeed {
   webhookSecret: string;
   submissions: FakeWavespeedSubmission[];
   webhookDeliveries: FakeWavespeedWebhookDelivery[];
+  /** How many times `GET /api/v3/balance` was asked (with the right key). */
+  balanceChecks: number;
   /** Merges into the current behaviour; `null`/`undefined` fields fall back to the defaults. */
   setBehaviour(behaviour: FakeWavespeedBehaviour): void;
   /** Ends a prediction now (sending its webhook). */
@@ -102,6 +108,7 @@ const DEFAULTS = {
   completeAfterPolls: 2,
   completeAfterMs: null,
   webhookDeliveries: 1,
+  balance: 100,
 } as const;
 
 export async function startFakeWavespeed(
@@ -162,6 +169,12 @@ export async function startFakeWavespeed(
         code: 401,
         message: 'Unauthorized: invalid authentication, please check your API key',
       });
+    }
+
+    if (req.method === 'GET' && url.pathname === '/api/v3/balance') {
+      fake.balanceChecks += 1;
+      const balance = setting('balance') ?? DEFAULTS.balance;
+      return send(res, 200, { code: 200, message: 'success', data: { balance } });
     }
 
     if (req.method === 'GET' && url.pathname === '/api/v3/webhook/secret') {
@@ -286,12 +299,13 @@ export async function startFakeWavespeed(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  return {
+  const fake: FakeWavespeed = {
     baseUrl,
     apiKey,
     webhookSecret,
     submissions,
     webhookDeliveries: deliveries,
+    balanceChecks: 0,
     setBehaviour(next) {
       behaviour = { ...behaviour, ...next };
     },
@@ -326,6 +340,7 @@ export async function startFakeWavespeed(
       });
     },
   };
+  return fake;
 }
 
 /**

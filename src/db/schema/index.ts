@@ -5,6 +5,7 @@ export * from './generations.ts';
 export * from './ledger.ts';
 export * from './notices.ts';
 export * from './payments.ts';
+export * from './provider-balances.ts';
 export * from './reconciliation.ts';
 export * from './settings.ts';
 export * from './users.ts';
