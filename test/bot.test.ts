@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { InlineKeyboardMarkup } from 'grammy/types';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { retryKeptConfirms } from '../src/bot/flows/payments.ts';
+import { retryKeptPayments } from '../src/bot/flows/payments.ts';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { encodePng } from '../src/providers/png.ts';
 import type { FakeTelegramCall } from './fakes/telegram-api.ts';
@@ -411,7 +411,7 @@ describe('history, balance and help', () => {
 });
 
 describe('when the API is down', () => {
-  it('answers "try again in a moment", keeps a payment, and confirms it once the API is back', async () => {
+  it('answers "try again in a moment", keeps a payment or a refund, and applies it once the API is back', async () => {
     const down = await startBotHarness((root) =>
       buildTestApp({ TELEGRAM_API_ROOT: root, STARS_PACKAGES: 'small:100:50' }),
     );
@@ -433,23 +433,45 @@ describe('when the API is down', () => {
         `pending-confirm:charge-d-${user.id}`,
       ]);
 
+      const told: [number, string, Record<string, number>][] = [];
+      const retries = retryKeptPayments({
+        api: down.api,
+        store: down.store,
+        logger: silentLogger,
+        tell: async (telegramId, _language, key, variables) => {
+          told.push([telegramId, key, variables]);
+        },
+      });
       const back = await buildTestApp({ STARS_PACKAGES: 'small:100:50' });
       await back.listen({ port, host: '127.0.0.1' });
       try {
-        const notified: number[] = [];
-        await retryKeptConfirms({
-          api: down.api,
-          store: down.store,
-          logger: silentLogger,
-          notify: async (telegramId) => {
-            notified.push(telegramId);
-          },
-        }).runOnce();
+        await retries.runOnce();
         expect(await balanceOf(back, user.id)).toBe(100);
-        expect(notified).toEqual([user.id]);
+        expect(told).toEqual([[user.id, 'payment-confirmed', { credits: 100, balance: 100 }]]);
         expect(await down.store.keys('pending-confirm:')).toEqual([]);
       } finally {
         await back.close();
+      }
+
+      // Telegram refunds it while the API is down again: the refund is kept, then applied once.
+      await down.bot.handleUpdate(refundedPaymentUpdate(user, 50, `charge-d-${user.id}`));
+      expect(lastCall(down, user.id, 'sendMessage').fields.text).toBe(
+        'The service is busy. Try again in a moment.',
+      );
+      expect(await down.store.keys('pending-refund:')).toEqual([
+        `pending-refund:charge-d-${user.id}`,
+      ]);
+      const again = await buildTestApp({ STARS_PACKAGES: 'small:100:50' });
+      await again.listen({ port, host: '127.0.0.1' });
+      try {
+        await retries.runOnce();
+        await retries.runOnce();
+        expect(await balanceOf(again, user.id)).toBe(0);
+        expect(told.at(-1)).toEqual([user.id, 'payment-refunded', { credits: 100 }]);
+        expect(told).toHaveLength(2);
+        expect(await down.store.keys('pending-refund:')).toEqual([]);
+      } finally {
+        await again.close();
       }
     } finally {
       await down.telegram.close();

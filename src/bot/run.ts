@@ -10,7 +10,7 @@ import { LANGUAGES, type Language, loadTexts } from '../locales/index.ts';
 import { BotApi } from './api.ts';
 import type { BotContext } from './context.ts';
 import { createBot } from './create-bot.ts';
-import { retryKeptConfirms } from './flows/payments.ts';
+import { retryKeptPayments } from './flows/payments.ts';
 import { html } from './replies.ts';
 import {
   type ConversationStore,
@@ -89,17 +89,13 @@ export async function startBot(options: {
   await registerCommands(bot, config.defaultLanguage);
 
   const texts = loadTexts(config.defaultLanguage);
-  const retries = retryKeptConfirms({
+  const retries = retryKeptPayments({
     api,
     store,
     logger,
-    // In the payer's language, kept with the confirm.
-    notify: async (telegramId, credits, balance, language) => {
-      await bot.api.sendMessage(
-        telegramId,
-        texts.t(language, 'payment-confirmed', { credits, balance }),
-        html,
-      );
+    // In the payer's language, kept with the payment.
+    tell: async (telegramId, language, key, variables) => {
+      await bot.api.sendMessage(telegramId, texts.t(language, key, variables), html);
     },
   });
 

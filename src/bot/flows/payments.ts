@@ -1,16 +1,23 @@
 import { Composer } from 'grammy';
 import type { Logger } from '../../core/logger.ts';
 import { type Language, languageOfTelegram } from '../../locales/index.ts';
-import { ApiUnavailable, type BotApi, type ConfirmBody } from '../api.ts';
+import {
+  ApiUnavailable,
+  type BotApi,
+  type ConfirmBody,
+  type PaymentResult,
+  type RefundBody,
+  type RefundResult,
+} from '../api.ts';
 import type { BotContext } from '../context.ts';
 import { html } from '../replies.ts';
 import type { ConversationStore } from '../store.ts';
 
 /**
  * Money updates. This composer runs before the ban check and the throttle: a payer is never
- * refused their credits. A confirm is idempotent by Telegram's charge id, so it is retried until
- * the API takes it; one still failing is kept (in Redis when there is one) and retried in the
- * background, also after a restart.
+ * refused their credits. A confirm or a refund is idempotent by Telegram's charge id, so it is
+ * retried until the API takes it; one still failing is kept (in Redis when there is one) and
+ * retried in the background, also after a restart.
  */
 export const paymentsFlow = new Composer<BotContext>();
 
@@ -45,16 +52,16 @@ paymentsFlow.on('message:successful_payment', async (ctx) => {
     currency: payment.currency,
     invoice_payload: payment.invoice_payload,
   };
-  const confirmed = await confirmWithRetries(ctx.services.api, body, ctx.services.logger, 4);
+  const confirmed = await withRetries(
+    () => ctx.services.api.confirmPayment(body),
+    ctx.services.logger,
+  );
   if (!confirmed) {
-    await keepForRetry(ctx.services.store, body, ctx.language);
+    await keepForRetry(ctx.services.store, 'confirm', { body, language: ctx.language });
     await ctx.reply(ctx.t('error-unavailable'), html);
     return;
   }
-  await ctx.reply(
-    ctx.t('payment-confirmed', { credits: confirmed.credits, balance: confirmed.balance_after }),
-    html,
-  );
+  await ctx.reply(ctx.t(...told.confirm(confirmed)), html);
   const referral = confirmed.referral;
   if (referral && referral.credits > 0) {
     // In the referrer's language, not the payer's.
@@ -76,95 +83,125 @@ paymentsFlow.on('message:successful_payment', async (ctx) => {
 
 paymentsFlow.on('message:refunded_payment', async (ctx) => {
   const refund = ctx.message.refunded_payment;
-  try {
-    const result = await ctx.services.api.refundPayment({
-      telegram_id: ctx.from.id,
-      telegram_payment_charge_id: refund.telegram_payment_charge_id,
-      provider_payment_charge_id: refund.provider_payment_charge_id ?? null,
-      total_amount: refund.total_amount,
-      currency: refund.currency,
-    });
-    await ctx.reply(ctx.t('payment-refunded', { credits: result.clawed_back }), html);
-  } catch (error) {
-    ctx.services.logger.error({ err: error, update: ctx.update.update_id }, 'refund not recorded');
-    throw error;
+  const body: RefundBody = {
+    telegram_id: ctx.from.id,
+    telegram_payment_charge_id: refund.telegram_payment_charge_id,
+    provider_payment_charge_id: refund.provider_payment_charge_id ?? null,
+    total_amount: refund.total_amount,
+    currency: refund.currency,
+  };
+  const refunded = await withRetries(
+    () => ctx.services.api.refundPayment(body),
+    ctx.services.logger,
+  );
+  if (!refunded) {
+    // Telegram has given the Stars back: the credits must go too, once the API is back.
+    await keepForRetry(ctx.services.store, 'refund', { body, language: ctx.language });
+    await ctx.reply(ctx.t('error-unavailable'), html);
+    return;
   }
+  await ctx.reply(ctx.t(...told.refund(refunded)), html);
 });
 
-/** Tries a confirm up to `attempts` times with backoff; null when the API stays unavailable. */
-async function confirmWithRetries(
-  api: BotApi,
-  body: ConfirmBody,
+/** What the payer is told once the API took their payment or refund: a text and its values. */
+type Told = [key: string, variables: Record<string, number>];
+const told = {
+  confirm: (result: PaymentResult): Told => [
+    'payment-confirmed',
+    { credits: result.credits, balance: result.balance_after },
+  ],
+  refund: (result: RefundResult): Told => ['payment-refunded', { credits: result.clawed_back }],
+};
+
+const RETRY_ATTEMPTS = 4;
+
+/** Tries a money call a few times with backoff; null when the API stays unavailable. */
+async function withRetries<Result>(
+  call: () => Promise<Result>,
   logger: Logger,
-  attempts: number,
-): Promise<Awaited<ReturnType<BotApi['confirmPayment']>> | null> {
-  for (let attempt = 0; attempt < attempts; attempt++) {
+): Promise<Result | null> {
+  for (let attempt = 0; attempt < RETRY_ATTEMPTS; attempt++) {
     try {
-      return await api.confirmPayment(body);
+      return await call();
     } catch (error) {
       if (!(error instanceof ApiUnavailable)) throw error;
-      logger.warn({ err: error, attempt }, 'Stars confirm failed; retrying');
+      logger.warn({ err: error, attempt }, 'Stars payment call failed; retrying');
       await new Promise((resolve) => setTimeout(resolve, Math.min(200 * 2 ** attempt, 5_000)));
     }
   }
   return null;
 }
 
-const PENDING = 'pending-confirm:';
-const PENDING_TTL_SECONDS = 30 * 86_400;
-
-/** A confirm kept for retry, with the payer's language to tell them in once it lands. */
-interface KeptConfirm {
-  body: ConfirmBody;
+/**
+ * A payment or a refund Telegram has made and the API has not taken yet, with the payer's
+ * language to tell them in once it lands. Both are idempotent by the charge id.
+ */
+interface Kept<Body> {
+  body: Body;
   language: Language;
 }
 
-async function keepForRetry(
+const PENDING = { confirm: 'pending-confirm:', refund: 'pending-refund:' } as const;
+const PENDING_TTL_SECONDS = 30 * 86_400;
+
+async function keepForRetry<Kind extends keyof typeof PENDING>(
   store: ConversationStore,
-  body: ConfirmBody,
-  language: Language,
+  kind: Kind,
+  kept: Kept<Kind extends 'confirm' ? ConfirmBody : RefundBody>,
 ): Promise<void> {
-  const kept: KeptConfirm = { body, language };
-  await store.set(`${PENDING}${body.telegram_payment_charge_id}`, kept, PENDING_TTL_SECONDS);
+  const key = `${PENDING[kind]}${kept.body.telegram_payment_charge_id}`;
+  await store.set(key, kept, PENDING_TTL_SECONDS);
 }
 
 /**
- * Confirms kept for retry, until each lands: started with the bot, runs every `everyMs`. A
- * landed one tells the payer; several bot processes may send the same one (the API credits once).
+ * Payments and refunds kept for retry, until each lands: started with the bot, runs every
+ * `everyMs`. A landed one tells the payer; several bot processes may send the same one (the API
+ * applies it once).
  */
-export function retryKeptConfirms(
+export function retryKeptPayments(
   options: {
     api: BotApi;
     store: ConversationStore;
     logger: Logger;
-    notify: (
+    tell: (
       telegramId: number,
-      credits: number,
-      balance: number,
       language: Language,
+      key: string,
+      variables: Record<string, number>,
     ) => Promise<void>;
   },
   everyMs = 30_000,
 ): { stop(): void; runOnce(): Promise<void> } {
-  const runOnce = async () => {
-    for (const key of await options.store.keys(PENDING)) {
-      const kept = await options.store.get<KeptConfirm>(key);
+  const { api, store, logger } = options;
+  const landEach = async <Body extends { telegram_id: number }>(
+    prefix: string,
+    land: (body: Body) => Promise<Told>,
+  ) => {
+    for (const key of await store.keys(prefix)) {
+      const kept = await store.get<Kept<Body>>(key);
       if (!kept) continue;
-      const { body, language } = kept;
       try {
-        const result = await options.api.confirmPayment(body);
-        await options.store.delete(key);
+        const [text, variables] = await land(kept.body);
+        await store.delete(key);
         await options
-          .notify(body.telegram_id, result.credits, result.balance_after, language)
+          .tell(kept.body.telegram_id, kept.language, text, variables)
           .catch(() => undefined);
       } catch (error) {
-        options.logger.warn({ err: error }, 'kept Stars confirm still failing');
-        if (!(error instanceof ApiUnavailable)) await options.store.delete(key);
+        logger.warn({ err: error, key }, 'kept Stars payment still failing');
+        if (!(error instanceof ApiUnavailable)) await store.delete(key);
       }
     }
   };
+  const runOnce = async () => {
+    await landEach(PENDING.confirm, async (body: ConfirmBody) =>
+      told.confirm(await api.confirmPayment(body)),
+    );
+    await landEach(PENDING.refund, async (body: RefundBody) =>
+      told.refund(await api.refundPayment(body)),
+    );
+  };
   const timer = setInterval(() => {
-    runOnce().catch((error) => options.logger.error({ err: error }, 'confirm retry failed'));
+    runOnce().catch((error) => logger.error({ err: error }, 'payment retry failed'));
   }, everyMs);
   timer.unref();
   return { stop: () => clearInterval(timer), runOnce };
