@@ -68,6 +68,8 @@ export interface Config {
     readonly supportCreditLimit: number;
     /** The operators' Telegram chat: notices (alerts, reports, summaries) go there; null = none. */
     readonly adminChatId: number | null;
+    /** The UTC hour from which the day before's report is sent to adminChatId (once a day). */
+    readonly dailyReportHour: number;
   };
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
@@ -380,6 +382,7 @@ function parseOperators(reader: EnvReader): Config['operators'] {
     sessionSeconds: reader.integer('OPERATOR_SESSION_SECONDS', 43_200, 300, 30 * 86_400),
     supportCreditLimit: reader.integer('SUPPORT_CREDIT_LIMIT', 1000, 0, 1_000_000_000),
     adminChatId: parseChatId(reader, 'ADMIN_CHAT_ID'),
+    dailyReportHour: reader.integer('DAILY_REPORT_HOUR', 6, 0, 23),
   };
 }
 

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { selectRows } from '../db/rows.ts';
 import { TelegramStars } from '../delivery/telegram-stars.ts';
+import { sendDailyReportIfDue } from '../services/daily-report.ts';
 import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
 import { deleteEndedSessions } from '../services/operator-sessions.ts';
@@ -23,7 +24,8 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
  *   provider any more) fails and is given back, so nothing stays "queued" forever;
  * - every RECONCILE_MINUTES one worker reconciles Stars payments with Telegram's transactions;
  * - about once a minute one worker reads each provider's balance (the guard's input), telling the
- *   operators when one drops below MIN_PROVIDER_BALANCE and when it recovers.
+ *   operators when one drops below MIN_PROVIDER_BALANCE and when it recovers;
+ * - from DAILY_REPORT_HOUR (UTC) the day before's report goes to the operators' chat, once.
  */
 export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'>): Promise<void> {
   const { ctx, logger } = env;
@@ -54,6 +56,14 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
     }
   } catch (error) {
     logger.warn({ reason: (error as Error).message }, 'provider balance check failed');
+  }
+  try {
+    const report = await sendDailyReportIfDue(ctx);
+    if (report?.outcome === 'failed') {
+      logger.warn({ reason: report.error }, 'the daily report was not sent');
+    }
+  } catch (error) {
+    logger.warn({ reason: (error as Error).message }, 'the daily report failed');
   }
   const token = ctx.config.telegramBotToken;
   if (token && ctx.config.reconcileMinutes > 0) {

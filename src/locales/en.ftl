@@ -145,3 +145,14 @@ notice-provider-balance-low =
     Its models answer "unavailable" until the account is topped up.
 notice-provider-balance-recovered =
     ✅ { $provider }: the balance is { $balance } again (minimum { $minimum }). Its models are available.
+notice-daily-report =
+    📊 Report for { $date } (UTC)
+    Users: { $users_new } new, { $users_active } active, { $users_total } in all
+    Generations: { $generations } ({ $succeeded } done, { $failed } failed; success rate { $success_rate })
+    Time to a result: median { $median }, 95% within { $ninety_fifth }
+    Stars: { $stars } from { $payments } payments
+    Credits: { $credits_sold } sold, { $credits_spent } spent, { $credits_refunded } refunded, { $credits_given_free } given free
+    Free generations used: { $free_generations }
+    Referrals: { $referred_users } new users, { $referral_credits } bonus credits
+notice-seconds = { $seconds } s
+notice-none = —

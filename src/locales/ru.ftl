@@ -145,3 +145,14 @@ notice-provider-balance-low =
     Его модели недоступны, пока счёт не пополнен.
 notice-provider-balance-recovered =
     ✅ { $provider }: баланс снова { $balance } (минимум { $minimum }). Его модели доступны.
+notice-daily-report =
+    📊 Отчёт за { $date } (UTC)
+    Пользователи: { $users_new } новых, { $users_active } активных, { $users_total } всего
+    Генерации: { $generations } ({ $succeeded } готово, { $failed } с ошибкой; успешных { $success_rate })
+    Время до результата: медиана { $median }, 95% за { $ninety_fifth }
+    Звёзды: { $stars } от { $payments } платежей
+    Кредиты: { $credits_sold } продано, { $credits_spent } потрачено, { $credits_refunded } возвращено, { $credits_given_free } выдано бесплатно
+    Бесплатных генераций: { $free_generations }
+    Рефералы: { $referred_users } новых пользователей, { $referral_credits } бонусных кредитов
+notice-seconds = { $seconds } с
+notice-none = —

@@ -139,3 +139,14 @@ notice-provider-balance-low =
     Hisob to'ldirilmaguncha uning modellari mavjud emas.
 notice-provider-balance-recovered =
     ✅ { $provider }: balans yana { $balance } (minimal { $minimum }). Uning modellari mavjud.
+notice-daily-report =
+    📊 { $date } hisoboti (UTC)
+    Foydalanuvchilar: { $users_new } yangi, { $users_active } faol, jami { $users_total }
+    Generatsiyalar: { $generations } ({ $succeeded } tayyor, { $failed } xato; muvaffaqiyat { $success_rate })
+    Natijagacha vaqt: mediana { $median }, 95% { $ninety_fifth } ichida
+    Yulduzlar: { $payments } ta to'lovdan { $stars }
+    Kreditlar: { $credits_sold } sotildi, { $credits_spent } sarflandi, { $credits_refunded } qaytarildi, { $credits_given_free } bepul berildi
+    Bepul generatsiyalar: { $free_generations }
+    Referallar: { $referred_users } yangi foydalanuvchi, { $referral_credits } bonus kredit
+notice-seconds = { $seconds } s
+notice-none = —
