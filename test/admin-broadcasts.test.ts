@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { enqueue, wakeWorkers } from '../src/db/job-queue.ts';
 import { selectRows } from '../src/db/rows.ts';
-import { broadcastSender } from '../src/services/broadcasts.ts';
+import { broadcastSender, sendBroadcastSummaries } from '../src/services/broadcasts.ts';
 import {
   type FakeTelegram,
   type FakeTelegramCall,
@@ -32,6 +32,7 @@ import { waitFor } from './helpers/pipeline.ts';
 // twice) by the workers of the queue, at BROADCAST_RATE messages per second across all of them.
 
 const RATE = 10;
+const ADMIN_CHAT_ID = -1_003_333_444_555;
 let database: DatabaseHandle;
 let telegram: FakeTelegram;
 let app: FastifyInstance;
@@ -44,6 +45,8 @@ beforeAll(async () => {
     ...operatorSettings,
     TELEGRAM_API_ROOT: telegram.apiRoot,
     BROADCAST_RATE: String(RATE),
+    ADMIN_CHAT_ID: String(ADMIN_CHAT_ID),
+    DEFAULT_LANGUAGE: 'en',
   };
   app = await buildTestApp(settings, undefined, { worker: true });
 });
@@ -127,6 +130,19 @@ async function jobsEnded(id: number): Promise<void> {
     (n) => n === 0,
   );
 }
+
+/** The summaries of broadcast `id` the operators' chat got. */
+const summariesOf = (id: number) =>
+  telegram.calls.filter(
+    (call) =>
+      call.method === 'sendMessage' &&
+      call.chatId === ADMIN_CHAT_ID &&
+      String(call.fields.text).startsWith(`📣 Broadcast #${id} `),
+  );
+
+/** Housekeeping's sweep, as any worker runs it. */
+const sweepSummaries = () =>
+  sendBroadcastSummaries({ db: database.db, config: testConfig(settings) });
 
 function callsTo(chatIds: readonly number[]): FakeTelegramCall[] {
   const chats = new Set(chatIds);
@@ -253,6 +269,12 @@ describe('sending', () => {
     const started = await act(draft.id, 'start');
     expect(started).toMatchObject({ status: 'completed', progress: { total: 0, remaining: 0 } });
     expect(started.completed_at).not.toBeNull();
+    // No job ran: housekeeping's sweep tells the operators, once.
+    await sweepSummaries();
+    await sweepSummaries();
+    expect(summariesOf(draft.id).map((call) => call.fields.text)).toEqual([
+      `📣 Broadcast #${draft.id} is complete (0 recipients): 0 sent, 0 blocked the bot, 0 failed.`,
+    ]);
   });
 
   it('sends everyone the text once, with its entities and button, within the rate; 403 counts blocked', async () => {
@@ -275,6 +297,17 @@ describe('sending', () => {
     expect(started.progress.total).toBe(25);
     const done = await completed(draft.id);
     expect(done.progress).toEqual({ total: 25, sent: 24, failed: 0, blocked: 1, remaining: 0 });
+    // The job that completed it tells the operators' chat; nobody does again.
+    const [summary] = await waitFor(
+      async () => summariesOf(draft.id),
+      (calls) => calls.length > 0,
+    );
+    expect(summary?.fields.text).toBe(
+      `📣 Broadcast #${draft.id} is complete (25 recipients): 24 sent, 1 blocked the bot, 0 failed.`,
+    );
+    expect(summary?.fields.parse_mode).toBeUndefined();
+    await sweepSummaries();
+    expect(summariesOf(draft.id)).toHaveLength(1);
     const calls = callsTo(chatIds);
     expectOncePerChat(calls, chatIds);
     for (const call of calls) {
@@ -453,6 +486,12 @@ describe('sending', () => {
     expect(after.progress.sent + after.progress.remaining).toBe(30);
     expect(after.progress.remaining).toBeGreaterThan(0);
     expect(callsTo(chatIds)).toHaveLength(after.progress.sent);
+    // Cancelled: housekeeping's sweep sends the summary, with what was not sent, once.
+    await sweepSummaries();
+    await sweepSummaries();
+    expect(summariesOf(draft.id).map((call) => call.fields.text)).toEqual([
+      `📣 Broadcast #${draft.id} was cancelled (30 recipients): ${after.progress.sent} sent, 0 blocked the bot, 0 failed, ${after.progress.remaining} not sent.`,
+    ]);
     const again = await app.inject({
       method: 'POST',
       url: url(draft.id, 'resume'),

@@ -5,6 +5,7 @@ import { sleep } from '../core/sleep.ts';
 import { complete, type Job, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import { redactToken } from '../delivery/telegram.ts';
+import { sendBroadcastSummaries } from '../services/broadcasts.ts';
 import { currentSettings } from '../services/settings.ts';
 import type { JobEnvironment } from './types.ts';
 
@@ -141,6 +142,13 @@ export async function runBroadcastJob(
       );
       env.logger.info({ broadcastId: id }, 'broadcast completed');
       await complete(ctx.db, job);
+      // Housekeeping sends it later if this fails.
+      await sendBroadcastSummaries(ctx, id).catch((error: unknown) =>
+        env.logger.warn(
+          { broadcastId: id, reason: (error as Error).message },
+          'no broadcast summary',
+        ),
+      );
       return;
     }
     const slots = await reserveSlots(env, recipients.length, rate);

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { selectRows } from '../db/rows.ts';
 import { TelegramStars } from '../delivery/telegram-stars.ts';
+import { sendBroadcastSummaries } from '../services/broadcasts.ts';
 import { sendDailyReportIfDue } from '../services/daily-report.ts';
 import { recordGenerationFailure } from '../services/generation-outcomes.ts';
 import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
@@ -25,7 +26,8 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
  * - every RECONCILE_MINUTES one worker reconciles Stars payments with Telegram's transactions;
  * - about once a minute one worker reads each provider's balance (the guard's input), telling the
  *   operators when one drops below MIN_PROVIDER_BALANCE and when it recovers;
- * - from DAILY_REPORT_HOUR (UTC) the day before's report goes to the operators' chat, once.
+ * - from DAILY_REPORT_HOUR (UTC) the day before's report goes to the operators' chat, once;
+ * - a broadcast that ended without its summary (cancelled; a lost one) gets it there, once.
  */
 export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'>): Promise<void> {
   const { ctx, logger } = env;
@@ -64,6 +66,11 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
     }
   } catch (error) {
     logger.warn({ reason: (error as Error).message }, 'the daily report failed');
+  }
+  try {
+    await sendBroadcastSummaries(ctx);
+  } catch (error) {
+    logger.warn({ reason: (error as Error).message }, 'broadcast summaries failed');
   }
   const token = ctx.config.telegramBotToken;
   if (token && ctx.config.reconcileMinutes > 0) {

@@ -156,3 +156,7 @@ notice-daily-report =
     Referrals: { $referred_users } new users, { $referral_credits } bonus credits
 notice-seconds = { $seconds } s
 notice-none = —
+notice-broadcast-completed =
+    📣 Broadcast #{ $id } is complete ({ $total } recipients): { $sent } sent, { $blocked } blocked the bot, { $failed } failed.
+notice-broadcast-cancelled =
+    📣 Broadcast #{ $id } was cancelled ({ $total } recipients): { $sent } sent, { $blocked } blocked the bot, { $failed } failed, { $remaining } not sent.

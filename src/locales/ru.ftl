@@ -156,3 +156,7 @@ notice-daily-report =
     Рефералы: { $referred_users } новых пользователей, { $referral_credits } бонусных кредитов
 notice-seconds = { $seconds } с
 notice-none = —
+notice-broadcast-completed =
+    📣 Рассылка #{ $id } завершена ({ $total } получателей): { $sent } отправлено, { $blocked } заблокировали бота, { $failed } с ошибкой.
+notice-broadcast-cancelled =
+    📣 Рассылка #{ $id } отменена ({ $total } получателей): { $sent } отправлено, { $blocked } заблокировали бота, { $failed } с ошибкой, { $remaining } не отправлено.

@@ -150,3 +150,7 @@ notice-daily-report =
     Referallar: { $referred_users } yangi foydalanuvchi, { $referral_credits } bonus kredit
 notice-seconds = { $seconds } s
 notice-none = —
+notice-broadcast-completed =
+    📣 #{ $id } xabarnoma yakunlandi ({ $total } qabul qiluvchi): { $sent } yuborildi, { $blocked } botni bloklagan, { $failed } xato.
+notice-broadcast-cancelled =
+    📣 #{ $id } xabarnoma bekor qilindi ({ $total } qabul qiluvchi): { $sent } yuborildi, { $blocked } botni bloklagan, { $failed } xato, { $remaining } yuborilmadi.

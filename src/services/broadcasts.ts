@@ -8,6 +8,7 @@ import { withTransaction } from '../db/transaction.ts';
 import { type UserFilter, usersMatching } from './admin-users.ts';
 import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
+import { notifyOperators } from './operator-notices.ts';
 
 /**
  * Broadcasts: a message operators send to an audience (the filters of GET /admin/users). Starting
@@ -306,4 +307,49 @@ export async function changeBroadcast(
   });
   if (action === 'resume') wakeWorkers(ctx.db);
   return view;
+}
+
+/** A broadcast that ended longer ago than this gets no summary (ADMIN_CHAT_ID set up later). */
+const SUMMARY_WITHIN_HOURS = 24;
+
+/**
+ * Tells the operators' chat how each broadcast that ended (completed, or cancelled after it
+ * started) went: sent, blocked, failed and, when cancelled, not sent. Once per broadcast (notice
+ * key `broadcast-summary:<id>`), whoever asks: the sending job when it completes one, and every
+ * worker's housekeeping for the others (cancelled ones, and a completion whose summary a crash
+ * lost). A cancelled broadcast waits until no recipient is being sent to (rows `sending` within
+ * the job lease), so its numbers are final. `id`: that broadcast only.
+ */
+export async function sendBroadcastSummaries(ctx: ServiceContext, id?: number): Promise<number> {
+  // Answers how many summaries it sent.
+  if (ctx.config.operators.adminChatId === null) return 0;
+  const lease = ctx.config.worker.leaseSeconds;
+  const ended = await selectRows<{ id: string | number }>(
+    ctx.db,
+    sql`SELECT b.id FROM broadcasts b
+        WHERE b.status IN ('completed', 'cancelled') AND b.started_at IS NOT NULL
+          AND b.completed_at > now() - make_interval(hours => ${SUMMARY_WITHIN_HOURS})
+          ${id === undefined ? sql`` : sql`AND b.id = ${id}`}
+          AND NOT EXISTS (SELECT 1 FROM operator_notices n
+                          WHERE n.key = 'broadcast-summary:' || b.id AND n.status <> 'failed')
+          AND NOT EXISTS (SELECT 1 FROM broadcast_recipients r
+                          WHERE r.broadcast_id = b.id AND r.status = 'sending'
+                            AND r.claimed_at > now() - make_interval(secs => ${lease}))
+        ORDER BY b.id LIMIT 20`,
+  );
+  let summaries = 0;
+  for (const row of ended) {
+    const broadcastId = Number(row.id);
+    const notice = await notifyOperators(ctx, `broadcast-summary:${broadcastId}`, async (t) => {
+      const view = await readBroadcast(ctx.db, broadcastId);
+      const { total, sent, blocked, failed, remaining } = view.progress;
+      // The id as text: Fluent would group a number's digits (#1,234).
+      const named = { id: String(broadcastId), total, sent, blocked, failed };
+      return view.status === 'cancelled'
+        ? t('notice-broadcast-cancelled', { ...named, remaining })
+        : t('notice-broadcast-completed', named);
+    });
+    if (notice.outcome === 'sent') summaries++;
+  }
+  return summaries;
 }
