@@ -9,6 +9,7 @@ import { type Config, loadConfigOrExit } from './core/config.ts';
 import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
 import { listenFailure, StartFailure } from './core/start-failure.ts';
+import { acceptBackupRequests, type BackupRequestListener } from './db/backup-requests.ts';
 import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { SchemaNotReadyError } from './db/migrate.ts';
 
@@ -41,6 +42,7 @@ try {
 }
 
 let bot: RunningBot | null = null;
+let backupRequests: BackupRequestListener | null = null;
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
@@ -53,6 +55,7 @@ async function shutdown(signal: string): Promise<void> {
   timer.unref();
   try {
     await bot?.stop();
+    backupRequests?.stop();
     await app.close();
     logger.info('stopped cleanly');
     process.exit(0);
@@ -75,6 +78,11 @@ try {
   process.exit(failure.exitCode);
 }
 if (config.worker.inApi) await app.startWorker();
+// `npm run db:backup` asks the process that holds the embedded database (see db/backup-requests.ts).
+backupRequests =
+  config.database.kind === 'embedded' && config.database.dataDir !== null
+    ? acceptBackupRequests(app.deps.database.db, config.database.dataDir, logger)
+    : null;
 if (runBot) void startBotWhenPossible();
 logger.info(
   { address, database: app.deps.database.kind, docs: `${address}/docs` },

@@ -59,7 +59,7 @@ const connectionCauses: Record<string, string> = {
  */
 export function unreachableService(
   service: 'the database' | 'Redis',
-  setting: 'DATABASE_URL' | 'REDIS_URL',
+  setting: 'DATABASE_URL' | 'REDIS_URL' | 'db:move --to',
   url: string,
   error: unknown,
 ): StartFailure | null {
@@ -73,7 +73,7 @@ export function unreachableService(
   const timedOut = /timeout|timed out/i.test(failure?.message ?? '');
   const cause = code ? connectionCauses[code] : timedOut ? 'the connection timed out' : undefined;
   if (!cause) return null;
-  const where = endpointOf(url, setting === 'DATABASE_URL' ? 5432 : 6379);
+  const where = endpointOf(url, setting === 'REDIS_URL' ? 6379 : 5432);
   return new StartFailure(`cannot reach ${service} at ${where}: ${cause} (${setting})`, 69);
 }
 

@@ -66,6 +66,13 @@ export function lockDataDir(dataDir: string): DataDirLock {
   throw new DataDirLockedError(dataDir, 'another process took the lock at the same moment');
 }
 
+/** The live process on this host that holds the data folder's lock, if any. */
+export function lockHolderPid(dataDir: string): number | null {
+  const owner = readOwner(join(dataDir, 'backend.lock'));
+  if (!owner || owner.host !== hostname()) return null;
+  return isAlive(owner, heldByThisProcess.has(join(dataDir, 'backend.lock'))) ? owner.pid : null;
+}
+
 function readOwner(path: string): LockOwner | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
