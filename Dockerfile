@@ -21,6 +21,15 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
+# ---- web: the operator panel and the Mini App, built with the development dependencies ----
+FROM base AS web
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm \
+    npm ci --ignore-scripts --no-audit --no-fund
+COPY web ./web
+COPY src/api-client/schema.ts ./src/api-client/schema.ts
+RUN node --import tsx web/build.ts
+
 # ---- runtime ----
 FROM base AS runtime
 ENV NODE_ENV=production \
@@ -33,6 +42,7 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY drizzle ./drizzle
 COPY src ./src
+COPY --from=web /app/dist/web ./dist/web
 
 # The chown must come before VOLUME: a new named volume copies this ownership from the image.
 RUN mkdir -p /data && chown node:node /data

@@ -23,6 +23,7 @@ import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
 import { paymentRoutes } from './api/v1/payments.ts';
 import { userRoutes } from './api/v1/users.ts';
+import { registerWebApps } from './api/web.ts';
 import type { Config } from './core/config.ts';
 import { createLogger, type Logger, OneLinePerRequest } from './core/logger.ts';
 import {
@@ -225,6 +226,10 @@ export async function buildApp(
     }
     registerMetrics(app, database.db);
     await app.register(rootRoutes);
+    const webApps = await registerWebApps(app);
+    if (webApps.length < 2) {
+      logger.info('The web apps are not built (npm run build:web): /admin/ and /app/ answer 404');
+    }
     await app.register(
       async (v1) => {
         await v1.register(metaRoutes);

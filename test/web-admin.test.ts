@@ -1,0 +1,201 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildWeb } from '../web/build.ts';
+import { ADMIN_TOKEN, adminAuth, botAuth, buildTestApp } from './helpers/app.ts';
+import {
+  browserMissing,
+  contextOptions,
+  launchChromium,
+  screenshotBothWidths,
+} from './helpers/browser.ts';
+import { freshTelegramId } from './helpers/database.ts';
+import { ADMIN_OPERATOR_ID, operatorSettings, widgetLogin } from './helpers/operators.ts';
+
+/**
+ * The operator panel in a real browser, against the real API on the test database: what an
+ * operator does, click by click, and what the API then holds.
+ */
+
+let app: FastifyInstance;
+let browser: Browser | null = null;
+let origin: string;
+
+beforeAll(async () => {
+  await buildWeb();
+  app = await buildTestApp(operatorSettings);
+  await app.listen({ host: 'localhost', port: 0 });
+  origin = `http://localhost:${(app.server.address() as AddressInfo).port}`;
+  if (!browserMissing()) browser = await launchChromium();
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+});
+
+async function syncUser(firstName: string): Promise<number> {
+  const telegramId = freshTelegramId();
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/v1/users/sync',
+    headers: botAuth,
+    payload: { telegram_id: telegramId, first_name: firstName, username: `web${telegramId}` },
+  });
+  expect(response.statusCode).toBe(201);
+  return telegramId;
+}
+
+/**
+ * A fresh browser session on a panel page; `errors` collects what its scripts threw or logged as
+ * errors (a CSP refusal among them), for the test to check at its end.
+ */
+async function openPanel(
+  path = '/admin/',
+): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
+  if (!browser) throw new Error('no browser');
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  await page.goto(`${origin}${path}`);
+  return { context, page, errors };
+}
+
+/** Chromium logs every 4xx it fetched; the panel asking who is signed in (401) is expected. */
+function unexpected(errors: string[]): string[] {
+  return errors.filter((text) => !/status of 401/.test(text));
+}
+
+describe('operator panel, in Chromium', () => {
+  it('signs in with an admin token, finds a user, adjusts credits with a reason, and shows the audit entry', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const name = `Ada${freshTelegramId()}`;
+    const telegramId = await syncUser(name);
+    const { context: session, page, errors } = await openPanel();
+    try {
+      await page.getByRole('heading', { name: 'Operator panel' }).waitFor();
+      await screenshotBothWidths(page, 'login');
+      await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+
+      await page.getByRole('heading', { name: 'Users' }).waitFor();
+      await page.getByRole('searchbox', { name: 'Search' }).fill(name);
+      await page.getByTestId('users-total').getByText('1 user').waitFor();
+      await screenshotBothWidths(page, 'users');
+      await page.getByRole('link', { name }).click();
+
+      await page.getByRole('heading', { name }).waitFor();
+      expect(await page.getByTestId('balance').textContent()).toBe('0');
+      await page.getByLabel('Credits (negative takes)').fill('250');
+      await page.getByLabel('Reason').fill('Goodwill after a failed delivery');
+      await page.getByRole('button', { name: 'Review' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Confirm the adjustment' });
+      await dialog.getByText('balance 0 → 250').waitFor();
+      await screenshotBothWidths(page, 'user-confirm');
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await page.getByRole('status').getByText('balance now 250').waitFor();
+      await expect.poll(() => page.getByTestId('balance').textContent()).toBe('250');
+      await screenshotBothWidths(page, 'user');
+
+      await page.goto(`${origin}/admin/audit`);
+      await page.getByLabel('Subject id').fill(String(telegramId));
+      const entry = page.getByTestId('audit-entry').filter({ hasText: 'user.credits' });
+      await entry.getByText('Goodwill after a failed delivery').waitFor();
+      expect(await page.getByTestId('audit-entry').count()).toBe(1);
+      await screenshotBothWidths(page, 'audit');
+      expect(unexpected(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+
+    // What the browser showed is what the API holds: one ledger entry and its audit entry.
+    const user = await app.inject({
+      url: `/api/v1/admin/users/${telegramId}`,
+      headers: adminAuth,
+    });
+    expect(user.json()).toMatchObject({ balance: 250 });
+    const audit = await app.inject({
+      url: `/api/v1/admin/audit?subject_id=${telegramId}&action=user.credits`,
+      headers: adminAuth,
+    });
+    expect(audit.json().items).toEqual([
+      expect.objectContaining({
+        actor: expect.stringMatching(/^admin:/),
+        reason: 'Goodwill after a failed delivery',
+      }),
+    ]);
+  }, 90_000);
+
+  it('signs an operator in from the Telegram Login redirect into an HttpOnly cookie, nothing in storage, and out again', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const fields = widgetLogin(ADMIN_OPERATOR_ID);
+    const query = new URLSearchParams(
+      Object.entries(fields).map(([key, value]): [string, string] => [key, String(value)]),
+    );
+    const { context: session, page, errors } = await openPanel(`/admin/login?${query}`);
+    try {
+      await page.getByTestId('whoami').getByText(`operator:${ADMIN_OPERATOR_ID}`).waitFor();
+      // The signed fields are gone from the address bar and history.
+      expect(new URL(page.url()).search).toBe('');
+      const cookies = await session.cookies();
+      expect(cookies).toEqual([
+        expect.objectContaining({
+          name: 'operator_session',
+          httpOnly: true,
+          secure: true,
+          sameSite: 'Strict',
+          path: '/api/v1/admin',
+        }),
+      ]);
+      expect(await page.evaluate('[localStorage.length, sessionStorage.length]')).toEqual([0, 0]);
+
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByLabel('Admin token').waitFor();
+      expect(await session.cookies()).toEqual([]);
+      await page.reload();
+      await page.getByLabel('Admin token').waitFor();
+      expect(unexpected(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+});
+
+describe('serving the built apps', () => {
+  it('answers every panel path with its page under a strict CSP, and caches only hashed assets for long', async () => {
+    const page = await app.inject({ url: '/admin/users/42' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['cache-control']).toBe('no-cache');
+    expect(page.headers['content-security-policy']).toContain(
+      "script-src 'self' https://telegram.org",
+    );
+    expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(page.headers['x-frame-options']).toBe('SAMEORIGIN');
+
+    const script = /src="(\/admin\/assets\/[^"]+\.js)"/.exec(page.body)?.[1];
+    expect(script).toBeDefined();
+    const asset = await app.inject({ url: script });
+    expect(asset.statusCode).toBe(200);
+    expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+
+    const missing = await app.inject({ url: '/admin/assets/gone-1234.js' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.headers['content-type']).toContain('application/problem+json');
+  });
+
+  it('lets Telegram frame the Mini App, and nobody frame the panel', async () => {
+    const miniApp = await app.inject({ url: '/app/' });
+    expect(miniApp.statusCode).toBe(200);
+    expect(miniApp.headers['x-frame-options']).toBeUndefined();
+    expect(miniApp.headers['content-security-policy']).toContain(
+      'frame-ancestors https://web.telegram.org',
+    );
+    expect((await app.inject({ url: '/admin' })).headers.location).toBe('/admin/');
+  });
+});
