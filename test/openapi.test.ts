@@ -58,9 +58,15 @@ const toOpenApiPath = (path: string) => path.replaceAll(/:(\w+)/g, '{$1}');
 const pathParameters = (path: string): string[] =>
   [...path.matchAll(/:(\w+)/g)].map((match) => match[1] ?? '');
 
-/** What the API is for this test: every route but HEAD twins and the docs' own pages. */
+/**
+ * What the API is for this test: every route but HEAD twins, the docs' own pages and the web apps'
+ * files and pages (/admin/…, /app/…).
+ */
 const documentable = (route: Route) =>
-  route.method !== 'HEAD' && route.path !== '/docs' && !route.path.startsWith('/docs/');
+  route.method !== 'HEAD' &&
+  route.path !== '/docs' &&
+  !route.path.startsWith('/docs/') &&
+  !/^\/(admin|app)(\/|$)/.test(route.path);
 
 const miniAppUser = freshTelegramId();
 
