@@ -1,9 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
-import type { Transaction } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { GenerationStatus } from '../db/schema/index.ts';
 import { withTransaction } from '../db/transaction.ts';
+import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { generationCursor } from './cursor.ts';
 import {
@@ -176,11 +176,8 @@ export interface GenerationRefund {
 export async function refundSucceededGeneration(
   ctx: ServiceContext,
   id: string,
-  options: {
-    reason: string;
-    actor: string;
-    record?: (tx: Transaction, refund: GenerationRefund['refund']) => Promise<void>;
-  },
+  operator: Operator,
+  reason: string,
 ): Promise<GenerationRefund> {
   const refund = await withTransaction(ctx.db, async (tx) => {
     const [row] = await selectRows<{
@@ -229,12 +226,12 @@ export async function refundSucceededGeneration(
         { generation_status: row.status, refunded_by: 'admin' },
       );
     }
-    const reason = `admin refund: ${options.reason}`;
+    const ledgerReason = `admin refund: ${reason}`;
     let entryId: number | null = null;
     if (row.payment_method === 'credits' && row.charge_entry_id !== null) {
       const { entry } = await refundCharge(tx, Number(row.charge_entry_id), {
-        reason,
-        actor: options.actor,
+        reason: ledgerReason,
+        actor: operator.actor,
       });
       entryId = entry.id;
       await tx.execute(
@@ -242,7 +239,7 @@ export async function refundSucceededGeneration(
       );
     } else if (row.payment_method === 'trial') {
       await tx.execute(
-        sql`UPDATE trial_uses SET returned_at = now(), return_reason = ${reason.slice(0, 1000)}
+        sql`UPDATE trial_uses SET returned_at = now(), return_reason = ${ledgerReason.slice(0, 1000)}
             WHERE generation_request_id = ${id} AND returned_at IS NULL`,
       );
     }
@@ -251,7 +248,15 @@ export async function refundSucceededGeneration(
       credits: row.payment_method === 'credits' ? row.price_credits : 0,
       entry_id: entryId,
     };
-    await options.record?.(tx, given);
+    await recordAudit(tx, {
+      ...operator,
+      action: 'generation.refund',
+      subjectType: 'generation',
+      subjectId: id,
+      before: { refunded: false },
+      after: { refunded: true, ...given },
+      reason,
+    });
     return given;
   });
   return { generation: await getAdminGeneration(ctx, id), refund };

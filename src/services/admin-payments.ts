@@ -1,9 +1,10 @@
 import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
-import type { Database, Transaction } from '../db/client.ts';
+import type { Database } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { StarsApiError, type TelegramStars } from '../delivery/telegram-stars.ts';
+import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { paymentCursor } from './cursor.ts';
 import { type RefundResult, refundStarsPayment, STARS_CURRENCY } from './payments.ts';
@@ -127,22 +128,16 @@ export interface AdminRefund {
 
 /**
  * Refunds a Stars payment: Telegram first, then our side (credits and referral earnings back, as
- * far as the balances allow; the rest is the shortfall), with `record` (the audit entry) in our
- * side's transaction when it changes anything. Telegram refusing is 422 star_refund_refused, or,
+ * far as the balances allow; the rest is the shortfall), audited (`payment.refund`) in our side's
+ * transaction when it changes anything. Telegram refusing is 422 star_refund_refused, or,
  * for CHARGE_ALREADY_REFUNDED, our side applied if not yet; Telegram away is 503, nothing changed.
  */
 export async function refundPaymentAsOperator(
   ctx: ServiceContext,
   telegram: TelegramStars | null,
   chargeId: string,
-  options: {
-    actor: string;
-    record: (
-      tx: Transaction,
-      refund: RefundResult,
-      telegram: AdminRefund['telegram'],
-    ) => Promise<void>;
-  },
+  operator: Operator,
+  reason: string,
 ): Promise<AdminRefund> {
   const [payment] = await selectRows<{
     telegram_id: string | number;
@@ -193,9 +188,25 @@ export async function refundPaymentAsOperator(
     const { result, replayed } = await refundStarsPayment(
       { ...ctx, db: tx as unknown as Database },
       refunded,
-      options.actor,
+      operator.actor,
     );
-    if (!replayed) await options.record(tx, result, said);
+    if (!replayed) {
+      await recordAudit(tx, {
+        ...operator,
+        action: 'payment.refund',
+        subjectType: 'payment',
+        subjectId: chargeId,
+        before: { status: 'paid' },
+        after: {
+          status: 'refunded',
+          telegram: said,
+          clawed_back: result.clawed_back,
+          shortfall: result.shortfall,
+          referral: result.referral,
+        },
+        reason,
+      });
+    }
     return { result, replayed };
   });
   return { telegram: said, applied: !outcome.replayed, refund: outcome.result };

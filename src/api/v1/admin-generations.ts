@@ -8,7 +8,6 @@ import {
   queueState,
   refundSucceededGeneration,
 } from '../../services/admin-generations.ts';
-import { recordAudit } from '../../services/audit.ts';
 import { Generation } from './generations.ts';
 
 /** A generation as the operator sees it: the user's view, its job and how long it took. */
@@ -162,20 +161,7 @@ export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const operator = operatorOf(request);
       const { id } = request.params;
       const { reason } = request.body;
-      return refundSucceededGeneration(app.deps.services, id, {
-        reason,
-        actor: operator.actor,
-        record: (tx, refund) =>
-          recordAudit(tx, {
-            ...operator,
-            action: 'generation.refund',
-            subjectType: 'generation',
-            subjectId: id,
-            before: { refunded: false },
-            after: { refunded: true, ...refund },
-            reason,
-          }).then(() => undefined),
-      });
+      return refundSucceededGeneration(app.deps.services, id, operator, reason);
     },
   );
 };

@@ -5,7 +5,6 @@ import { operatorOf } from '../../deps/auth.ts';
 import { TelegramId } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { listPayments, refundPaymentAsOperator } from '../../services/admin-payments.ts';
-import { recordAudit } from '../../services/audit.ts';
 import { listCorrections, reconcilePayments } from '../../services/payment-reconciliation.ts';
 
 const AdminPayment = Type.Object({
@@ -171,25 +170,7 @@ export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const operator = operatorOf(request);
       const chargeId = request.params.charge_id;
       const { reason } = request.body;
-      return refundPaymentAsOperator(app.deps.services, stars, chargeId, {
-        actor: operator.actor,
-        record: (tx, refund, telegram) =>
-          recordAudit(tx, {
-            ...operator,
-            action: 'payment.refund',
-            subjectType: 'payment',
-            subjectId: chargeId,
-            before: { status: 'paid' },
-            after: {
-              status: 'refunded',
-              telegram,
-              clawed_back: refund.clawed_back,
-              shortfall: refund.shortfall,
-              referral: refund.referral,
-            },
-            reason,
-          }).then(() => undefined),
-      });
+      return refundPaymentAsOperator(app.deps.services, stars, chargeId, operator, reason);
     },
   );
   app.post(
