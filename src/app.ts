@@ -7,7 +7,10 @@ import { Redis } from 'ioredis';
 import { registerMetrics } from './api/metrics.ts';
 import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
-import { registerTelegramWebhook } from './api/telegram-webhook.ts';
+import {
+  registerTelegramWebhook,
+  SECRET_HEADER as TELEGRAM_SECRET_HEADER,
+} from './api/telegram-webhook.ts';
 import { adminRoutes } from './api/v1/admin.ts';
 import { adminAuditRoutes } from './api/v1/admin-audit.ts';
 import { adminAuthRoutes } from './api/v1/admin-auth.ts';
@@ -143,6 +146,8 @@ export async function buildApp(
       frameworkErrors: answerFrameworkError,
       clientErrorHandler: answerClientError,
     }).withTypeProvider<TypeBoxTypeProvider>();
+    // Every body this API reads is JSON: any other type is a 415 that says so (core/problem.ts).
+    app.removeContentTypeParser('text/plain');
 
     const services = { db: database.db, config };
     const pipeline = { ...services, providers: overrides.providers ?? providersFromConfig(config) };
@@ -199,6 +204,13 @@ export async function buildApp(
               name: OPERATOR_SESSION_COOKIE,
               description:
                 'An operator signed in with Telegram (POST /api/v1/admin/auth/telegram); its role, admin or support, decides which admin routes it reaches',
+            },
+            telegramWebhook: {
+              type: 'apiKey',
+              in: 'header',
+              name: TELEGRAM_SECRET_HEADER,
+              description:
+                'The BOT_WEBHOOK_SECRET given to setWebhook; Telegram sends it with every update',
             },
             miniApp: {
               type: 'apiKey',

@@ -9,6 +9,7 @@ import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
 import { registerProblemHandlers } from './core/problem.ts';
 import { listenFailure } from './core/start-failure.ts';
+import { Problem } from './schemas/problem.ts';
 
 const config = loadConfigOrExit();
 const logger = createLogger(config);
@@ -26,6 +27,8 @@ const bot = await startBot({ config, logger, apiUrl: config.bot.apiUrl, apiToken
 const server = Fastify({ loggerInstance: logger as FastifyBaseLogger });
 if (config.bot.webhookSecret) {
   registerProblemHandlers(server);
+  // The route's refusals are declared as the shared Problem schema.
+  server.addSchema(Problem);
   registerTelegramWebhook(server, {
     secret: config.bot.webhookSecret,
     handle: () => bot.handleUpdate,

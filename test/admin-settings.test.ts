@@ -161,13 +161,13 @@ describe('GET /api/v1/admin/settings', () => {
 
 describe('PATCH /api/v1/admin/settings: validation', () => {
   it.each([
-    [{ TRIAL_GENERATIONS: -1 }, 'values.TRIAL_GENERATIONS'],
-    [{ TRIAL_GENERATIONS: 1.5 }, 'values.TRIAL_GENERATIONS'],
-    [{ TRIAL_GENERATIONS: '4' }, 'values.TRIAL_GENERATIONS'],
-    [{ MAX_PARALLEL_GENERATIONS_PER_USER: 0 }, 'values.MAX_PARALLEL_GENERATIONS_PER_USER'],
-    [{ REFERRAL_PERCENT: 101 }, 'values.REFERRAL_PERCENT'],
-    [{ STARS_PACKAGES: [] }, 'values.STARS_PACKAGES'],
-    [{ STARS_PACKAGES: [{ id: 'a', credits: 1, stars: 0 }] }, 'values.STARS_PACKAGES'],
+    [{ TRIAL_GENERATIONS: -1 }, 'body.values.TRIAL_GENERATIONS'],
+    [{ TRIAL_GENERATIONS: 1.5 }, 'body.values.TRIAL_GENERATIONS'],
+    [{ TRIAL_GENERATIONS: '4' }, 'body.values.TRIAL_GENERATIONS'],
+    [{ MAX_PARALLEL_GENERATIONS_PER_USER: 0 }, 'body.values.MAX_PARALLEL_GENERATIONS_PER_USER'],
+    [{ REFERRAL_PERCENT: 101 }, 'body.values.REFERRAL_PERCENT'],
+    [{ STARS_PACKAGES: [] }, 'body.values.STARS_PACKAGES'],
+    [{ STARS_PACKAGES: [{ id: 'a', credits: 1, stars: 0 }] }, 'body.values.STARS_PACKAGES'],
     [
       {
         STARS_PACKAGES: [
@@ -175,13 +175,13 @@ describe('PATCH /api/v1/admin/settings: validation', () => {
           { id: 'a', credits: 2, stars: 2 },
         ],
       },
-      'values.STARS_PACKAGES',
+      'body.values.STARS_PACKAGES',
     ],
-    [{ PROVIDER_CONCURRENCY: { wavespeed: 4 } }, 'values.PROVIDER_CONCURRENCY'],
-    [{ PROVIDER_CONCURRENCY: { '*': 1001 } }, 'values.PROVIDER_CONCURRENCY'],
-    [{ SUPPORT_CONTACT: '' }, 'values.SUPPORT_CONTACT'],
-    [{ SUPPORT_CONTACT: 42 }, 'values.SUPPORT_CONTACT'],
-    [{ NO_SUCH_SETTING: 1 }, 'values.NO_SUCH_SETTING'],
+    [{ PROVIDER_CONCURRENCY: { wavespeed: 4 } }, 'body.values.PROVIDER_CONCURRENCY'],
+    [{ PROVIDER_CONCURRENCY: { '*': 1001 } }, 'body.values.PROVIDER_CONCURRENCY'],
+    [{ SUPPORT_CONTACT: '' }, 'body.values.SUPPORT_CONTACT'],
+    [{ SUPPORT_CONTACT: 42 }, 'body.values.SUPPORT_CONTACT'],
+    [{ NO_SUCH_SETTING: 1 }, 'body.values.NO_SUCH_SETTING'],
   ])('%j is refused with 422 naming %s, and nothing changes', async (values, field) => {
     const response = await patch(apiA, { ...values, BROADCAST_RATE: 30 });
     expect(response.statusCode).toBe(422);

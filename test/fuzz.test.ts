@@ -502,6 +502,14 @@ function complaint(response: LightMyRequestResponse): string | null {
   if (typeof problem.code !== 'string' || problem.status !== response.statusCode) {
     return `${response.statusCode} problem without a code or with another status: ${response.body.slice(0, 200)}`;
   }
+  // A field is named by where it was sent, the same way by Ajv and by the services' own checks.
+  const fields = (problem as { errors?: { field?: unknown }[] }).errors?.map((e) => e.field) ?? [];
+  const unplaced = fields.filter(
+    (field) => typeof field !== 'string' || !/^(body|params|querystring|headers)(\.|$)/.test(field),
+  );
+  if (unplaced.length > 0) {
+    return `${response.statusCode} names fields without their part of the request: ${unplaced.join(', ')}`;
+  }
   return null;
 }
 

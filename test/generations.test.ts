@@ -80,7 +80,7 @@ describe('POST /api/v1/generations/quote', () => {
     const bad = await quote({ aspect_ratio: '4:3' });
     expect(bad.statusCode).toBe(422);
     expect(bad.json().errors).toEqual([
-      { field: 'parameters.aspect_ratio', message: 'must be one of 1:1, 16:9, 9:16' },
+      { field: 'body.parameters.aspect_ratio', message: 'must be one of 1:1, 16:9, 9:16' },
     ]);
     const unknownUser = await app.inject({
       method: 'POST',
@@ -205,10 +205,10 @@ describe('POST /api/v1/generations', () => {
     expect(response.headers['content-type']).toContain('application/problem+json');
     const fields = response.json().errors.map((error: { field: string }) => error.field);
     expect(fields.sort()).toEqual([
-      'parameters.aspect_ratio',
-      'parameters.style',
-      'prompt',
-      'references',
+      'body.parameters.aspect_ratio',
+      'body.parameters.style',
+      'body.prompt',
+      'body.references',
     ]);
 
     const unknownModel = await submit(app, {
@@ -217,7 +217,7 @@ describe('POST /api/v1/generations', () => {
       prompt: 'x',
     });
     expect(unknownModel.statusCode).toBe(422);
-    expect(unknownModel.json().errors[0].field).toBe('model');
+    expect(unknownModel.json().errors[0].field).toBe('body.model');
     expect(await balanceOf(app, telegramId)).toBe(100);
   });
 
@@ -244,7 +244,7 @@ describe('POST /api/v1/generations', () => {
       });
       expect(response.statusCode, url).toBe(422);
       expect(response.json().errors).toEqual([
-        { field: 'references.0', message: expect.any(String) },
+        { field: 'body.references.0', message: expect.any(String) },
       ]);
     }
     expect(await balanceOf(app, telegramId)).toBe(100);

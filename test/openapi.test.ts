@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { Ajv } from 'ajv';
+import ajvFormats from 'ajv-formats';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, BOT_TOKEN, buildTestApp, miniAppAuth } from './helpers/app.ts';
@@ -9,13 +11,19 @@ import { ADMIN_OPERATOR_ID, operatorCookie, operatorSettings } from './helpers/o
 // document), and what each route lets in and answers comes from requests to it. A route added
 // without docs, or whose docs disagree with what it does, fails here.
 
+interface Media {
+  schema?: unknown;
+  example?: unknown;
+}
+
 interface Operation {
+  operationId?: string;
   summary?: string;
   tags?: string[];
   security?: Record<string, string[]>[];
   parameters?: { in: string; name: string; required?: boolean; schema?: unknown }[];
-  requestBody?: { content?: Record<string, { schema?: unknown }> };
-  responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }>;
+  requestBody?: { content?: Record<string, Media> };
+  responses: Record<string, { description?: string; content?: Record<string, Media> }>;
 }
 
 interface Route {
@@ -96,11 +104,14 @@ const malformed: Record<string, string> = {
   provider: 'NOT A NAME!',
 };
 
+const WEBHOOK_SECRET = 'openapi-test-webhook-secret';
+
 const credentials: Record<
-  'none' | 'bot' | 'admin' | 'miniApp' | 'operatorSession',
+  'none' | 'bot' | 'admin' | 'miniApp' | 'operatorSession' | 'telegramWebhook',
   Record<string, string>
 > = {
   none: {},
+  telegramWebhook: { 'x-telegram-bot-api-secret-token': WEBHOOK_SECRET },
   bot: { authorization: `Bearer ${BOT_TOKEN}` },
   admin: { authorization: `Bearer ${ADMIN_TOKEN}` },
   miniApp: miniAppAuth(miniAppUser),
@@ -132,7 +143,12 @@ function refusedAccess(response: { statusCode: number; json: () => { code?: stri
 }
 
 beforeAll(async () => {
-  app = await buildTestApp(operatorSettings);
+  // With Telegram's webhook on the API, so its route is documented like every other.
+  app = await buildTestApp({
+    ...operatorSettings,
+    BOT_WEBHOOK_URL: 'https://bot.example.com/telegram/webhook',
+    BOT_WEBHOOK_SECRET: WEBHOOK_SECRET,
+  });
   credentials.operatorSession = await operatorCookie(app, ADMIN_OPERATOR_ID);
   const response = await app.inject({ url: '/docs/json' });
   expect(response.statusCode).toBe(200);
@@ -171,7 +187,7 @@ describe('OpenAPI document', () => {
 
   it('states who may call each operation, as the route enforces it', async () => {
     const schemes = Object.keys(document.components.securitySchemes).sort();
-    expect(schemes).toEqual(['admin', 'bot', 'miniApp', 'operatorSession']);
+    expect(schemes).toEqual(['admin', 'bot', 'miniApp', 'operatorSession', 'telegramWebhook']);
     for (const route of routes) {
       const name = `${route.method} ${route.path}`;
       const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
@@ -187,7 +203,13 @@ describe('OpenAPI document', () => {
         admitted.length > 0,
       );
       if (admitted.length === 0) continue;
-      for (const scheme of ['bot', 'admin', 'miniApp', 'operatorSession'] as const) {
+      for (const scheme of [
+        'bot',
+        'admin',
+        'miniApp',
+        'operatorSession',
+        'telegramWebhook',
+      ] as const) {
         const response = await probe(route, credentials[scheme]);
         expect(refusedAccess(response), `${name} as ${scheme}: ${response.body}`).toBe(
           !admitted.includes(scheme),
@@ -251,8 +273,11 @@ describe('OpenAPI document', () => {
       }
       for (const [status, response] of Object.entries(responses)) {
         if (Number(status) < 400 || (route.path.endsWith('/health') && status === '503')) continue;
-        expect(response.content, `${name} ${status}: a problem document`).toEqual({
-          'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
+        expect(Object.keys(response.content ?? {}), `${name} ${status}: problem+json`).toEqual([
+          'application/problem+json',
+        ]);
+        expect(response.content?.['application/problem+json']?.schema).toEqual({
+          $ref: '#/components/schemas/Problem',
         });
       }
 
@@ -275,6 +300,56 @@ describe('OpenAPI document', () => {
       );
       if (takesKey)
         expect(Object.keys(responses), `${name}: 409 for a reused key`).toContain('409');
+    }
+  });
+
+  it('names every operation and response, with examples that fit their schemas', () => {
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    // A CommonJS module: its default export is the module.
+    ajvFormats.default(ajv);
+    ajv.addFormat('binary', true);
+    /** Validates against a schema of the document ($refs to its components resolve). */
+    const check = (schema: unknown, value: unknown): string | null => {
+      const validate = ajv.compile({
+        ...(schema as object),
+        components: document.components,
+      });
+      return validate(value) ? null : ajv.errorsText(validate.errors);
+    };
+    const operationIds = new Map<string, string>();
+    for (const route of routes) {
+      const name = `${route.method} ${route.path}`;
+      const operation = document.paths[toOpenApiPath(route.path)]?.[route.method.toLowerCase()];
+      expect.soft(operation, name).toBeDefined();
+      if (operation === undefined) continue;
+      // The generated clients name their calls after it: present, a camelCase word, unique.
+      expect.soft(operation.operationId, `${name}: operationId`).toMatch(/^[a-z][a-zA-Z0-9]{2,}$/);
+      const id = operation.operationId ?? '';
+      expect.soft(operationIds.get(id), `${name}: operationId ${id} also names`).toBeUndefined();
+      operationIds.set(id, name);
+      expect.soft(operation.summary, `${name}: summary`).toMatch(/\w{3}/);
+      expect.soft(operation.security, `${name}: security`).toBeDefined();
+
+      for (const [type, media] of Object.entries(operation.requestBody?.content ?? {})) {
+        expect.soft(type, `${name}: request body type`).toBe('application/json');
+        expect.soft(media.example, `${name}: request example`).toBeDefined();
+        expect.soft(check(media.schema, media.example), `${name}: request example`).toBeNull();
+      }
+      for (const [status, response] of Object.entries(operation.responses)) {
+        expect.soft(response.description, `${name} ${status}: named`).toMatch(/\w{2}/);
+        expect.soft(response.description, `${name} ${status}: named`).not.toBe('Default Response');
+        for (const [type, media] of Object.entries(response.content ?? {})) {
+          // Images and the metrics' text are shown as what they are; JSON has an example.
+          if (!type.includes('json')) continue;
+          expect.soft(media.example, `${name} ${status}: example`).toBeDefined();
+          expect.soft(check(media.schema, media.example), `${name} ${status}: example`).toBeNull();
+          if (type === 'application/problem+json') {
+            expect.soft(media.example, `${name} ${status}: the problem's status`).toMatchObject({
+              status: Number(status),
+            });
+          }
+        }
+      }
     }
   });
 

@@ -102,7 +102,7 @@ describe('reference URLs: only public unicast addresses, and only names that res
       expectProblem(response, 422, 'validation_failed');
       expect(response.json().errors).toEqual([
         {
-          field: 'references.1',
+          field: 'body.references.1',
           message: expect.stringMatching(/images\.example\.invalid.*resolve/),
         },
       ]);

@@ -172,7 +172,7 @@ describe('tools: catalog models that work on one image', () => {
     const noImage = await submit(app, { telegram_id: telegramId, model: 'upscale' });
     expect(noImage.statusCode, noImage.body).toBe(422);
     expect(noImage.json().errors).toEqual([
-      { field: 'references', message: expect.stringContaining('exactly one image') },
+      { field: 'body.references', message: expect.stringContaining('exactly one image') },
     ]);
     const twoImages = await submit(app, {
       telegram_id: telegramId,
@@ -180,10 +180,12 @@ describe('tools: catalog models that work on one image', () => {
       references: ['AgACAgIAAxkBAAIBdGZfileone111', 'AgACAgIAAxkBAAIBdGZfiletwo222'],
     });
     expect(twoImages.statusCode).toBe(422);
-    expect(twoImages.json().errors.map((e: { field: string }) => e.field)).toEqual(['references']);
+    expect(twoImages.json().errors.map((e: { field: string }) => e.field)).toEqual(['body.references']);
     const noPrompt = await submit(app, { telegram_id: telegramId, model: imageModel.key });
     expect(noPrompt.statusCode).toBe(422);
-    expect(noPrompt.json().errors).toEqual([{ field: 'prompt', message: 'must not be empty' }]);
+    expect(noPrompt.json().errors).toEqual([
+      { field: 'body.prompt', message: 'must not be empty' },
+    ]);
     // A tool's prompt is optional but still bounded by the model's limit.
     const long = await submit(app, {
       telegram_id: telegramId,
@@ -193,7 +195,7 @@ describe('tools: catalog models that work on one image', () => {
     });
     expect(long.statusCode).toBe(422);
     expect(long.json().errors).toEqual([
-      { field: 'prompt', message: 'must be at most 2000 characters for enhance' },
+      { field: 'body.prompt', message: 'must be at most 2000 characters for enhance' },
     ]);
   });
 
@@ -562,7 +564,9 @@ describe('deliveries into the bot chat', () => {
       telegram: { chat_id: 0 },
     });
     expect(zero.statusCode).toBe(422);
-    expect(zero.json().errors).toEqual([{ field: 'telegram.chat_id', message: 'must not be 0' }]);
+    expect(zero.json().errors).toEqual([
+      { field: 'body.telegram.chat_id', message: 'must not be 0' },
+    ]);
     const miniApp = await submit(
       app,
       {

@@ -14,46 +14,7 @@ export interface paths {
             cookie?: never;
         };
         /** What this service is, and where to go next */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            api_version: string;
-                            links: {
-                                docs: string;
-                                health: string;
-                                info: string;
-                                models: string;
-                                openapi: string;
-                            };
-                            name: string;
-                            version: string;
-                        };
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getServiceIndex"];
         put?: never;
         post?: never;
         delete?: never;
@@ -73,108 +34,7 @@ export interface paths {
          * What operators did: the audit log, newest first, filtered
          * @description Administrators only. Every admin write is recorded in the transaction of the change; the database refuses to change or remove an entry.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description Exactly, e.g. user.credits */
-                    action?: string;
-                    /** @description Exactly, e.g. operator:123456 */
-                    actor?: string;
-                    /** @description The next_cursor of the previous page */
-                    cursor?: string;
-                    /** @description From this instant (inclusive) */
-                    from?: string;
-                    limit: number;
-                    /** @description Exactly, e.g. a telegram id */
-                    subject_id?: string;
-                    /** @description Exactly, e.g. user */
-                    subject_type?: string;
-                    /** @description Up to this instant (exclusive) */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                /** @description <subject>.<verb>, e.g. user.ban, user.credits */
-                                action: string;
-                                /** @description admin:<token id> (ADMIN_TOKENS), operator:<telegram id>, or system */
-                                actor: string;
-                                /** @description The subject's state after the change (JSON), or null */
-                                after: unknown;
-                                /** @description The subject's state before the change (JSON), or null */
-                                before: unknown;
-                                /** Format: date-time */
-                                created_at: string;
-                                id: number;
-                                reason: string | null;
-                                /** @description The X-Request-ID of the request that made the change */
-                                request_id: string | null;
-                                role: "admin" | "support" | "system";
-                                subject_id: string | null;
-                                subject_type: string | null;
-                            }[];
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListAudit"];
         put?: never;
         post?: never;
         delete?: never;
@@ -196,70 +56,7 @@ export interface paths {
          * End the operator's session: its cookie no longer opens anything
          * @description Revokes the session on the server and clears the cookie. A token caller has no session: nothing is revoked. Recorded in the audit log (operator.logout).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            /** @description {} or no body */
-            requestBody: {
-                content: {
-                    "application/json": Record<string, never>;
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description A session was ended */
-                            revoked: boolean;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminSignOut"];
         delete?: never;
         options?: never;
         head?: never;
@@ -274,64 +71,7 @@ export interface paths {
             cookie?: never;
         };
         /** Who the caller is: the operator, its role as the settings say now, its session */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description As the audit log names the caller: operator:<telegram id> or admin:<token id> */
-                            actor: string;
-                            /**
-                             * Format: date-time
-                             * @description When the session ends; null for a token
-                             */
-                            expires_at: string | null;
-                            role: "admin" | "support";
-                            /** @description The operator signed in with Telegram; null for an ADMIN_TOKENS token */
-                            telegram_id: (never | null) | number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetSession"];
         put?: never;
         post?: never;
         delete?: never;
@@ -353,88 +93,7 @@ export interface paths {
          * Sign an operator in with the Telegram Login Widget: opens a session (a cookie)
          * @description Post the widget's fields as Telegram gave them. The hash must be Telegram's signature (HMAC-SHA256 under SHA-256 of the bot token), auth_date at most OPERATOR_LOGIN_MAX_AGE_SECONDS old (401 otherwise), and the id in ADMIN_TELEGRAM_IDS or SUPPORT_TELEGRAM_IDS (403 otherwise). Answers the session and sets its cookie (operator_session: HttpOnly, Secure, SameSite=Strict, Path=/api/v1/admin, Max-Age OPERATOR_SESSION_SECONDS), which the admin routes then accept. Recorded in the audit log (operator.login).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Unix time of the authorization */
-                        auth_date: number;
-                        first_name?: string;
-                        /** @description Telegram's signature (hex) */
-                        hash: string;
-                        /** @description Telegram user id */
-                        id: number;
-                        last_name?: string;
-                        photo_url?: string;
-                        username?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description As the audit log names the caller: operator:<telegram id> or admin:<token id> */
-                            actor: string;
-                            /**
-                             * Format: date-time
-                             * @description When the session ends; null for a token
-                             */
-                            expires_at: string | null;
-                            role: "admin" | "support";
-                            /** @description The operator signed in with Telegram; null for an ADMIN_TOKENS token */
-                            telegram_id: (never | null) | number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminSignIn"];
         delete?: never;
         options?: never;
         head?: never;
@@ -452,240 +111,13 @@ export interface paths {
          * Broadcasts, newest first, with their progress
          * @description `before`: the smallest id of the previous page, for the next one.
          */
-        get: {
-            parameters: {
-                query: {
-                    before?: number;
-                    limit: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            items: {
-                                audience: {
-                                    /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                    filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                    /** @description As GET /admin/users `query` */
-                                    query?: string;
-                                };
-                                /** @description One inline URL button under the message */
-                                button: {
-                                    text: string;
-                                    url: string;
-                                } | null;
-                                /** Format: date-time */
-                                completed_at: string | null;
-                                /** @description A message to send a copy of (copyMessage) */
-                                copy: {
-                                    /** @description The chat holding the message to copy */
-                                    from_chat_id: number;
-                                    message_id: number;
-                                } | null;
-                                /** Format: date-time */
-                                created_at: string;
-                                created_by: string;
-                                entities: unknown[] | null;
-                                id: number;
-                                /** @description Each recipient is sent the message at most once, never twice */
-                                progress: {
-                                    /** @description Telegram answered 403 (the user blocked the bot) */
-                                    blocked: number;
-                                    /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                    failed: number;
-                                    /** @description Not sent yet, or being sent */
-                                    remaining: number;
-                                    sent: number;
-                                    /** @description Recipients snapshotted at the start */
-                                    total: number;
-                                };
-                                /** Format: date-time */
-                                started_at: string | null;
-                                status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                                text: string | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListBroadcasts"];
         put?: never;
         /**
          * Create a broadcast (a draft)
          * @description Either `text` (with optional Telegram `entities`; no parse_mode, so nothing in the text is read as markup) or `copy` of a message (copyMessage), an optional URL `button`, and the `audience` (the filters of GET /admin/users). Audited (`broadcast.create`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        audience: {
-                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                            /** @description As GET /admin/users `query` */
-                            query?: string;
-                        };
-                        /** @description One inline URL button under the message */
-                        button?: {
-                            text: string;
-                            url: string;
-                        };
-                        /** @description A message to send a copy of (copyMessage) */
-                        copy?: {
-                            /** @description The chat holding the message to copy */
-                            from_chat_id: number;
-                            message_id: number;
-                        };
-                        entities?: ({
-                            length: number;
-                            offset: number;
-                            type: string;
-                        } & {
-                            [key: string]: unknown;
-                        })[];
-                        text?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            audience: {
-                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                /** @description As GET /admin/users `query` */
-                                query?: string;
-                            };
-                            /** @description One inline URL button under the message */
-                            button: {
-                                text: string;
-                                url: string;
-                            } | null;
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** @description A message to send a copy of (copyMessage) */
-                            copy: {
-                                /** @description The chat holding the message to copy */
-                                from_chat_id: number;
-                                message_id: number;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            created_by: string;
-                            entities: unknown[] | null;
-                            id: number;
-                            /** @description Each recipient is sent the message at most once, never twice */
-                            progress: {
-                                /** @description Telegram answered 403 (the user blocked the bot) */
-                                blocked: number;
-                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                failed: number;
-                                /** @description Not sent yet, or being sent */
-                                remaining: number;
-                                sent: number;
-                                /** @description Recipients snapshotted at the start */
-                                total: number;
-                            };
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                            text: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateBroadcast"];
         delete?: never;
         options?: never;
         head?: never;
@@ -703,114 +135,7 @@ export interface paths {
          * A broadcast and its progress (sent, failed, blocked, remaining)
          * @description The progress counts its recipients as the workers mark them.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    broadcast_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            audience: {
-                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                /** @description As GET /admin/users `query` */
-                                query?: string;
-                            };
-                            /** @description One inline URL button under the message */
-                            button: {
-                                text: string;
-                                url: string;
-                            } | null;
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** @description A message to send a copy of (copyMessage) */
-                            copy: {
-                                /** @description The chat holding the message to copy */
-                                from_chat_id: number;
-                                message_id: number;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            created_by: string;
-                            entities: unknown[] | null;
-                            id: number;
-                            /** @description Each recipient is sent the message at most once, never twice */
-                            progress: {
-                                /** @description Telegram answered 403 (the user blocked the bot) */
-                                blocked: number;
-                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                failed: number;
-                                /** @description Not sent yet, or being sent */
-                                remaining: number;
-                                sent: number;
-                                /** @description Recipients snapshotted at the start */
-                                total: number;
-                            };
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                            text: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetBroadcast"];
         put?: never;
         post?: never;
         delete?: never;
@@ -832,130 +157,7 @@ export interface paths {
          * Cancel a broadcast: nothing more is sent
          * @description 409 unless a draft, running or paused. Audited (`broadcast.cancel`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    broadcast_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; audited */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            audience: {
-                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                /** @description As GET /admin/users `query` */
-                                query?: string;
-                            };
-                            /** @description One inline URL button under the message */
-                            button: {
-                                text: string;
-                                url: string;
-                            } | null;
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** @description A message to send a copy of (copyMessage) */
-                            copy: {
-                                /** @description The chat holding the message to copy */
-                                from_chat_id: number;
-                                message_id: number;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            created_by: string;
-                            entities: unknown[] | null;
-                            id: number;
-                            /** @description Each recipient is sent the message at most once, never twice */
-                            progress: {
-                                /** @description Telegram answered 403 (the user blocked the bot) */
-                                blocked: number;
-                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                failed: number;
-                                /** @description Not sent yet, or being sent */
-                                remaining: number;
-                                sent: number;
-                                /** @description Recipients snapshotted at the start */
-                                total: number;
-                            };
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                            text: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCancelBroadcast"];
         delete?: never;
         options?: never;
         head?: never;
@@ -975,130 +177,7 @@ export interface paths {
          * Pause a running broadcast: the workers stop before their next batch
          * @description 409 unless running. Audited (`broadcast.pause`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    broadcast_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; audited */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            audience: {
-                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                /** @description As GET /admin/users `query` */
-                                query?: string;
-                            };
-                            /** @description One inline URL button under the message */
-                            button: {
-                                text: string;
-                                url: string;
-                            } | null;
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** @description A message to send a copy of (copyMessage) */
-                            copy: {
-                                /** @description The chat holding the message to copy */
-                                from_chat_id: number;
-                                message_id: number;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            created_by: string;
-                            entities: unknown[] | null;
-                            id: number;
-                            /** @description Each recipient is sent the message at most once, never twice */
-                            progress: {
-                                /** @description Telegram answered 403 (the user blocked the bot) */
-                                blocked: number;
-                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                failed: number;
-                                /** @description Not sent yet, or being sent */
-                                remaining: number;
-                                sent: number;
-                                /** @description Recipients snapshotted at the start */
-                                total: number;
-                            };
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                            text: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminPauseBroadcast"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1116,76 +195,7 @@ export interface paths {
          * How many users its audience selects now
          * @description What a start would snapshot as recipients, counted now.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    broadcast_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: number;
-                            recipients: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminPreviewBroadcast"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1207,130 +217,7 @@ export interface paths {
          * Resume a paused broadcast where it stopped
          * @description 409 unless paused. Audited (`broadcast.resume`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    broadcast_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; audited */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            audience: {
-                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                /** @description As GET /admin/users `query` */
-                                query?: string;
-                            };
-                            /** @description One inline URL button under the message */
-                            button: {
-                                text: string;
-                                url: string;
-                            } | null;
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** @description A message to send a copy of (copyMessage) */
-                            copy: {
-                                /** @description The chat holding the message to copy */
-                                from_chat_id: number;
-                                message_id: number;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            created_by: string;
-                            entities: unknown[] | null;
-                            id: number;
-                            /** @description Each recipient is sent the message at most once, never twice */
-                            progress: {
-                                /** @description Telegram answered 403 (the user blocked the bot) */
-                                blocked: number;
-                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                failed: number;
-                                /** @description Not sent yet, or being sent */
-                                remaining: number;
-                                sent: number;
-                                /** @description Recipients snapshotted at the start */
-                                total: number;
-                            };
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                            text: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminResumeBroadcast"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1350,130 +237,7 @@ export interface paths {
          * Start a draft: snapshot its recipients and send
          * @description The audience is snapshotted in one statement (one row per recipient), and the workers send at BROADCAST_RATE messages per second across all of them. An audience of nobody completes at once. 409 unless a draft. Audited (`broadcast.start`).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    broadcast_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; audited */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            audience: {
-                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
-                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
-                                /** @description As GET /admin/users `query` */
-                                query?: string;
-                            };
-                            /** @description One inline URL button under the message */
-                            button: {
-                                text: string;
-                                url: string;
-                            } | null;
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** @description A message to send a copy of (copyMessage) */
-                            copy: {
-                                /** @description The chat holding the message to copy */
-                                from_chat_id: number;
-                                message_id: number;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            created_by: string;
-                            entities: unknown[] | null;
-                            id: number;
-                            /** @description Each recipient is sent the message at most once, never twice */
-                            progress: {
-                                /** @description Telegram answered 403 (the user blocked the bot) */
-                                blocked: number;
-                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
-                                failed: number;
-                                /** @description Not sent yet, or being sent */
-                                remaining: number;
-                                sent: number;
-                                /** @description Recipients snapshotted at the start */
-                                total: number;
-                            };
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
-                            text: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminStartBroadcast"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1491,136 +255,7 @@ export interface paths {
          * Every user's generations, newest first (cursor pagination), filtered
          * @description Filters combine: status, model (its key), user (telegram_id), from/to (created_at, from inclusive, to exclusive). Pass next_cursor back as cursor for the next page.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                    from?: string;
-                    limit: number;
-                    model?: string;
-                    status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                    to?: string;
-                    /** @description Telegram user id */
-                    user?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            generations: ({
-                                /** Format: date-time */
-                                completed_at: string | null;
-                                /** Format: date-time */
-                                created_at: string;
-                                /** Format: date-time */
-                                deadline_at: string | null;
-                                error: {
-                                    code: string;
-                                    message: string | null;
-                                } | null;
-                                /** Format: uuid */
-                                id: string;
-                                model: string;
-                                parameters: {
-                                    [key: string]: string;
-                                };
-                                payment: {
-                                    /** @description Credits charged (0 for a free generation) */
-                                    credits: number;
-                                    method: "credits" | "trial";
-                                    /** @description The credits or the free generation were given back */
-                                    refunded: boolean;
-                                };
-                                prompt: string;
-                                references: {
-                                    kind: "telegram_file" | "url";
-                                    value: string;
-                                }[];
-                                results: {
-                                    height: number | null;
-                                    mime_type: string;
-                                    position: number;
-                                    seed: number | null;
-                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                    url: string;
-                                    width: number | null;
-                                }[];
-                                /** Format: date-time */
-                                started_at: string | null;
-                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            } & {
-                                /** @description From accepted to finished; null while not finished */
-                                duration_seconds: number | null;
-                                job: {
-                                    attempts: number;
-                                    /** @description The provider that has the job (null until submitted) */
-                                    provider: string | null;
-                                    provider_job_id: string | null;
-                                } | null;
-                            })[];
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListGenerations"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1642,152 +277,7 @@ export interface paths {
          * Give back what a succeeded generation cost (credits or the free generation), once
          * @description Only a succeeded generation: a failed one was given back when it failed (409 generation_already_refunded), a queued or running one is 409 generation_not_finished. A second refund is 409 generation_already_refunded; send an Idempotency-Key to replay the first answer instead.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "idempotency-key"?: string;
-                };
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; kept in the ledger entry and the audit log */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            generation: {
-                                /** Format: date-time */
-                                completed_at: string | null;
-                                /** Format: date-time */
-                                created_at: string;
-                                /** Format: date-time */
-                                deadline_at: string | null;
-                                error: {
-                                    code: string;
-                                    message: string | null;
-                                } | null;
-                                /** Format: uuid */
-                                id: string;
-                                model: string;
-                                parameters: {
-                                    [key: string]: string;
-                                };
-                                payment: {
-                                    /** @description Credits charged (0 for a free generation) */
-                                    credits: number;
-                                    method: "credits" | "trial";
-                                    /** @description The credits or the free generation were given back */
-                                    refunded: boolean;
-                                };
-                                prompt: string;
-                                references: {
-                                    kind: "telegram_file" | "url";
-                                    value: string;
-                                }[];
-                                results: {
-                                    height: number | null;
-                                    mime_type: string;
-                                    position: number;
-                                    seed: number | null;
-                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                    url: string;
-                                    width: number | null;
-                                }[];
-                                /** Format: date-time */
-                                started_at: string | null;
-                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            } & {
-                                /** @description From accepted to finished; null while not finished */
-                                duration_seconds: number | null;
-                                job: {
-                                    attempts: number;
-                                    /** @description The provider that has the job (null until submitted) */
-                                    provider: string | null;
-                                    provider_job_id: string | null;
-                                } | null;
-                            };
-                            refund: {
-                                /** @description Credits given back (0: trial) */
-                                credits: number;
-                                /** @description The ledger entry of the refund (null: a free generation) */
-                                entry_id: number | null;
-                                method: "credits" | "trial";
-                            };
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminRefundGeneration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1802,239 +292,13 @@ export interface paths {
             cookie?: never;
         };
         /** Every model, inactive ones too, with its current prices and price history count */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            models: {
-                                active: boolean;
-                                /** Format: date-time */
-                                created_at: string;
-                                description: string;
-                                key: string;
-                                kind: "image" | "tool";
-                                max_prompt_length: number;
-                                max_references: number;
-                                name: string;
-                                parameters: {
-                                    default: string;
-                                    label: string;
-                                    name: string;
-                                    /** @enum {string} */
-                                    type: "enum";
-                                    values: string[];
-                                }[];
-                                /** @description Prices the model ever had, current ones included */
-                                price_history: number;
-                                /** @description The current (open) prices */
-                                prices: {
-                                    conditions: {
-                                        [key: string]: string;
-                                    };
-                                    credits: number;
-                                    id: number;
-                                    /** Format: date-time */
-                                    valid_from: string;
-                                }[];
-                                provider: string;
-                                provider_edit_model: string | null;
-                                provider_model: string;
-                                sort_order: number;
-                                typical_seconds: number | null;
-                                /** Format: date-time */
-                                updated_at: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListModels"];
         put?: never;
         /**
          * Add a model with its first prices
          * @description Parameters are enums whose default is among their values; prices name only parameters and values of the model, and one must apply to the defaults. A tool takes at least one reference. Audited as model.create. Every API process offers it within CATALOG_CACHE_SECONDS.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Offered to users (GET /models); inactive: hidden */
-                        active?: boolean;
-                        description?: string;
-                        /** @description Our stable name for the model, e.g. nano-banana-pro */
-                        key: string;
-                        kind: "image" | "tool";
-                        max_prompt_length?: number;
-                        max_references?: number;
-                        name: string;
-                        /** @description What a user may choose, each an enum with its default among its values */
-                        parameters?: {
-                            /** @description One of the values */
-                            default: string;
-                            label: string;
-                            name: string;
-                            /** @enum {string} */
-                            type: "enum";
-                            values: string[];
-                        }[];
-                        prices: {
-                            /** @description Parameter values the price applies to; {} = any. The most specific match wins */
-                            conditions: {
-                                [key: string]: string;
-                            };
-                            credits: number;
-                        }[];
-                        /** @description The provider that serves the model, e.g. wavespeed or replicate */
-                        provider: string;
-                        /** @description The provider's model for edits with reference images; null: none */
-                        provider_edit_model?: string | null;
-                        provider_model: string;
-                        /** @description Why; audited */
-                        reason?: string;
-                        sort_order?: number;
-                        typical_seconds?: number | null;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            active: boolean;
-                            /** Format: date-time */
-                            created_at: string;
-                            description: string;
-                            key: string;
-                            kind: "image" | "tool";
-                            max_prompt_length: number;
-                            max_references: number;
-                            name: string;
-                            parameters: {
-                                default: string;
-                                label: string;
-                                name: string;
-                                /** @enum {string} */
-                                type: "enum";
-                                values: string[];
-                            }[];
-                            /** @description Prices the model ever had, current ones included */
-                            price_history: number;
-                            /** @description The current (open) prices */
-                            prices: {
-                                conditions: {
-                                    [key: string]: string;
-                                };
-                                credits: number;
-                                id: number;
-                                /** Format: date-time */
-                                valid_from: string;
-                            }[];
-                            provider: string;
-                            provider_edit_model: string | null;
-                            provider_model: string;
-                            sort_order: number;
-                            typical_seconds: number | null;
-                            /** Format: date-time */
-                            updated_at: string;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminCreateModel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2058,141 +322,7 @@ export interface paths {
          * Change a model's name, description, activity, order, provider or parameters
          * @description Only the fields given change. New parameters must fit the current prices (replace the prices first when they would not). Audited as model.update, before and after.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Our stable name for the model, e.g. nano-banana-pro */
-                    key: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Offered to users (GET /models); inactive: hidden */
-                        active?: boolean;
-                        description?: string;
-                        max_prompt_length?: number;
-                        max_references?: number;
-                        name?: string;
-                        /** @description What a user may choose, each an enum with its default among its values */
-                        parameters?: {
-                            /** @description One of the values */
-                            default: string;
-                            label: string;
-                            name: string;
-                            /** @enum {string} */
-                            type: "enum";
-                            values: string[];
-                        }[];
-                        /** @description The provider that serves the model, e.g. wavespeed or replicate */
-                        provider?: string;
-                        /** @description The provider's model for edits with reference images; null: none */
-                        provider_edit_model?: string | null;
-                        provider_model?: string;
-                        /** @description Why; audited */
-                        reason?: string;
-                        sort_order?: number;
-                        typical_seconds?: number | null;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            active: boolean;
-                            /** Format: date-time */
-                            created_at: string;
-                            description: string;
-                            key: string;
-                            kind: "image" | "tool";
-                            max_prompt_length: number;
-                            max_references: number;
-                            name: string;
-                            parameters: {
-                                default: string;
-                                label: string;
-                                name: string;
-                                /** @enum {string} */
-                                type: "enum";
-                                values: string[];
-                            }[];
-                            /** @description Prices the model ever had, current ones included */
-                            price_history: number;
-                            /** @description The current (open) prices */
-                            prices: {
-                                conditions: {
-                                    [key: string]: string;
-                                };
-                                credits: number;
-                                id: number;
-                                /** Format: date-time */
-                                valid_from: string;
-                            }[];
-                            provider: string;
-                            provider_edit_model: string | null;
-                            provider_model: string;
-                            sort_order: number;
-                            typical_seconds: number | null;
-                            /** Format: date-time */
-                            updated_at: string;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        patch: operations["adminUpdateModel"];
         trace?: never;
     };
     "/api/v1/admin/models/{key}/prices": {
@@ -2207,125 +337,7 @@ export interface paths {
          * Replace a model's prices from now on (the old ones are kept as history)
          * @description In one transaction the open prices close (valid_to = now) and these open. A generation keeps the price it was accepted at; one being accepted at the old price is retried at the new one. Audited as model.prices.
          */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Our stable name for the model, e.g. nano-banana-pro */
-                    key: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        prices: {
-                            /** @description Parameter values the price applies to; {} = any. The most specific match wins */
-                            conditions: {
-                                [key: string]: string;
-                            };
-                            credits: number;
-                        }[];
-                        /** @description Why; audited */
-                        reason?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            active: boolean;
-                            /** Format: date-time */
-                            created_at: string;
-                            description: string;
-                            key: string;
-                            kind: "image" | "tool";
-                            max_prompt_length: number;
-                            max_references: number;
-                            name: string;
-                            parameters: {
-                                default: string;
-                                label: string;
-                                name: string;
-                                /** @enum {string} */
-                                type: "enum";
-                                values: string[];
-                            }[];
-                            /** @description Prices the model ever had, current ones included */
-                            price_history: number;
-                            /** @description The current (open) prices */
-                            prices: {
-                                conditions: {
-                                    [key: string]: string;
-                                };
-                                credits: number;
-                                id: number;
-                                /** Format: date-time */
-                                valid_from: string;
-                            }[];
-                            provider: string;
-                            provider_edit_model: string | null;
-                            provider_model: string;
-                            sort_order: number;
-                            typical_seconds: number | null;
-                            /** Format: date-time */
-                            updated_at: string;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        put: operations["adminReplaceModelPrices"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2344,108 +356,7 @@ export interface paths {
          * Stars payments, newest first (cursor pagination), with the totals of the filter
          * @description Filters combine: status, user (telegram_id), from/to (created_at, from inclusive, to exclusive). `totals` counts everything the filter selects, not only the page.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                    from?: string;
-                    limit: number;
-                    status?: "paid" | "refunded";
-                    to?: string;
-                    /** @description Telegram user id */
-                    user?: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            next_cursor: string | null;
-                            payments: {
-                                /** Format: date-time */
-                                created_at: string;
-                                /** @description Credits the package gave */
-                                credits: number;
-                                package_id: string;
-                                payment_id: number;
-                                /** @description Credits the refund could not take back (already spent) */
-                                refund_shortfall: number | null;
-                                /** Format: date-time */
-                                refunded_at: string | null;
-                                /** @description Stars paid (XTR) */
-                                stars: number;
-                                status: "paid" | "refunded";
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                                telegram_payment_charge_id: string;
-                            }[];
-                            totals: {
-                                count: number;
-                                credits: number;
-                                /** @description How many of them were refunded */
-                                refunded: number;
-                                refunded_stars: number;
-                                stars: number;
-                            };
-                        };
-                    };
-                };
-                /** @description Bad Request */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListPayments"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2467,125 +378,7 @@ export interface paths {
          * Refund a Stars payment through Telegram, then take its credits and referral earnings back
          * @description Telegram's refundStarPayment first; then, as POST /payments/stars/refund does it (the same keys: Telegram's refunded_payment reaching the bot later changes nothing), the package's credits and the referrer's earnings are taken back as far as the balances allow (the rest is the shortfall). Telegram saying CHARGE_ALREADY_REFUNDED: our side is applied if it was not. Telegram refusing otherwise: 422 star_refund_refused; Telegram away: 503 telegram_unavailable; both change nothing.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "idempotency-key"?: string;
-                };
-                path: {
-                    charge_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description This call took the credits back */
-                            applied: boolean;
-                            refund: {
-                                balance: number;
-                                /** @description Credits taken back from the balance */
-                                clawed_back: number;
-                                credits: number;
-                                payment_id: number;
-                                referral: {
-                                    clawed_back: number;
-                                    language: string | null;
-                                    language_code: string | null;
-                                    shortfall: number;
-                                    /** @description Telegram user id */
-                                    telegram_id: number;
-                                } | null;
-                                /** @description Credits already spent, not taken back */
-                                shortfall: number;
-                                /** @enum {string} */
-                                status: "refunded";
-                                telegram_payment_charge_id: string;
-                            };
-                            /** @description Telegram refunded now, had already, or was not asked (the payment was refunded here) */
-                            telegram: "refunded" | "already_refunded" | "not_asked";
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Service Unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminRefundPayment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2605,115 +398,7 @@ export interface paths {
          * Reconcile Stars payments with Telegram's Star transactions now
          * @description Pages through getStarTransactions back to where the last run got (the worker does it every RECONCILE_MINUTES): a user payment we do not have is credited (once, by its charge id), a refund of a payment we have as paid is applied; each correction is recorded and audited. Running it again changes nothing. Telegram away: 503 telegram_unavailable.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            /** @description Nothing: {} or no body at all */
-            requestBody: {
-                content: {
-                    "application/json": Record<string, never>;
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description False: stopped at the page limit; the next run goes on */
-                            complete: boolean;
-                            /** @description What this run corrected */
-                            corrections: {
-                                /** @description The operator who ran it, or system (the schedule) */
-                                actor: string;
-                                /** Format: date-time */
-                                created_at: string;
-                                details: {
-                                    [key: string]: unknown;
-                                } | null;
-                                id: number;
-                                /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
-                                kind: "payment_credited" | "refund_applied" | "payment_unmatched";
-                                stars: number;
-                                /** @description Telegram user id */
-                                telegram_id: number | null;
-                                telegram_payment_charge_id: string;
-                                /**
-                                 * Format: date-time
-                                 * @description The transaction's date at Telegram
-                                 */
-                                transaction_at: string;
-                            }[];
-                            pages: number;
-                            /** @description Transactions read from Telegram */
-                            transactions: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Service Unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminReconcilePayments"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2728,105 +413,7 @@ export interface paths {
             cookie?: never;
         };
         /** What reconciliation with Telegram corrected, newest first, and when it last ran */
-        get: {
-            parameters: {
-                query: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                    limit: number;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            corrections: {
-                                /** @description The operator who ran it, or system (the schedule) */
-                                actor: string;
-                                /** Format: date-time */
-                                created_at: string;
-                                details: {
-                                    [key: string]: unknown;
-                                } | null;
-                                id: number;
-                                /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
-                                kind: "payment_credited" | "refund_applied" | "payment_unmatched";
-                                stars: number;
-                                /** @description Telegram user id */
-                                telegram_id: number | null;
-                                telegram_payment_charge_id: string;
-                                /**
-                                 * Format: date-time
-                                 * @description The transaction's date at Telegram
-                                 */
-                                transaction_at: string;
-                            }[];
-                            /** Format: date-time */
-                            last_run_at: string | null;
-                            next_cursor: string | null;
-                            /**
-                             * Format: date-time
-                             * @description The newest transaction date a complete run went through
-                             */
-                            reconciled_until: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListReconciliation"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2940,67 +527,7 @@ export interface paths {
             cookie?: never;
         };
         /** The job queue now: waiting and running jobs, the oldest wait, recent failures */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Generations queued or running now */
-                            active_generations: number;
-                            failed_last_hour: number;
-                            jobs: {
-                                /** @description generate or deliver */
-                                kind: string;
-                                /** @description The job's provider (a generation's model's until submitted) */
-                                provider: string | null;
-                                running: number;
-                                waiting: number;
-                            }[];
-                            /** @description Age of the oldest job due and not yet claimed; null: none */
-                            oldest_waiting_seconds: number | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetQueue"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3020,80 +547,7 @@ export interface paths {
          * Every runtime setting: value in force, default, source, bounds and meaning
          * @description A setting's default is the environment's (.env.example); an operator's override wins over it in every process within seconds of PATCH /admin/settings.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            settings: {
-                                /** @description What a value must be within */
-                                bounds: {
-                                    max_length?: number;
-                                    maximum?: number;
-                                    minimum?: number;
-                                    nullable?: boolean;
-                                };
-                                /** @description The environment's value (used when no override is set) */
-                                default: unknown;
-                                /** @description The environment variable that gives its default */
-                                key: string;
-                                meaning: string;
-                                source: "environment" | "override";
-                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id] */
-                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency" | "telegram_ids";
-                                /**
-                                 * Format: date-time
-                                 * @description When the override was set; null: none
-                                 */
-                                updated_at: string | null;
-                                /** @description Who set the override */
-                                updated_by: string | null;
-                                /** @description The value in force */
-                                value: unknown;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetSettings"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3103,111 +557,7 @@ export interface paths {
          * Change runtime settings; every process applies them within seconds
          * @description Each value is checked against its setting (type and bounds; 422 naming `values.<key>`); all are stored, audited (`settings.update`, before and after) and announced together, or none. `null` for a setting that cannot be null removes the override: the environment's value applies again.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; audited */
-                        reason: string;
-                        /** @description Setting key → new value */
-                        values: {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            changes: {
-                                after: {
-                                    source: "environment" | "override";
-                                    value: unknown;
-                                };
-                                before: {
-                                    source: "environment" | "override";
-                                    value: unknown;
-                                };
-                                key: string;
-                            }[];
-                            settings: {
-                                /** @description What a value must be within */
-                                bounds: {
-                                    max_length?: number;
-                                    maximum?: number;
-                                    minimum?: number;
-                                    nullable?: boolean;
-                                };
-                                /** @description The environment's value (used when no override is set) */
-                                default: unknown;
-                                /** @description The environment variable that gives its default */
-                                key: string;
-                                meaning: string;
-                                source: "environment" | "override";
-                                /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id] */
-                                type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency" | "telegram_ids";
-                                /**
-                                 * Format: date-time
-                                 * @description When the override was set; null: none
-                                 */
-                                updated_at: string | null;
-                                /** @description Who set the override */
-                                updated_by: string | null;
-                                /** @description The value in force */
-                                value: unknown;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        patch: operations["adminUpdateSettings"];
         trace?: never;
     };
     "/api/v1/admin/stats": {
@@ -3221,152 +571,7 @@ export interface paths {
          * Business statistics over a range of UTC days, with a daily series
          * @description Users, generations, money and referrals between two UTC days (both inclusive); by default the last 30 days up to today. At most 366 days; a malformed date, from after to or a longer range is 422. Credits are integers; only the success rate and the percentiles are fractions.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description The first UTC day, YYYY-MM-DD */
-                    from?: string;
-                    /** @description The last UTC day, YYYY-MM-DD (inclusive) */
-                    to?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description One item per UTC day of the range, oldest first, days without activity included */
-                            daily: {
-                                credits_spent: number;
-                                /** Format: date */
-                                date: string;
-                                generations_failed: number;
-                                generations_succeeded: number;
-                                new_users: number;
-                                stars_received: number;
-                            }[];
-                            generations: {
-                                by_model: {
-                                    failed: number;
-                                    model: string;
-                                    succeeded: number;
-                                    total: number;
-                                }[];
-                                /** @description queued, running, succeeded, failed, cancelled: how many of those accepted in the range are in each */
-                                by_status: {
-                                    [key: string]: number;
-                                };
-                                /** @description Median seconds from acceptance to success; null when none succeeded */
-                                seconds_p50: number | null;
-                                /** @description 95th percentile of the same */
-                                seconds_p95: number | null;
-                                /** @description succeeded / (succeeded + failed); null when none settled */
-                                success_rate: number | null;
-                                /** @description Generations accepted in the range */
-                                total: number;
-                            };
-                            money: {
-                                /** @description Bonuses, positive admin adjustments and referral bonuses */
-                                credits_given_free: number;
-                                /** @description Credits taken back by payment refunds and referral clawbacks */
-                                credits_refunded: number;
-                                /** @description Credits of topup entries */
-                                credits_sold: number;
-                                /** @description Generation charges minus generation refunds */
-                                credits_spent: number;
-                                /** @description Trial generations used in the range and not given back */
-                                free_generations_used: number;
-                                /** @description How many such payments */
-                                payments: number;
-                                /** @description Sum of total_amount of the range's payments still paid (not refunded) */
-                                stars_received: number;
-                            };
-                            range: {
-                                days: number;
-                                /**
-                                 * Format: date
-                                 * @description The first UTC day, inclusive
-                                 */
-                                from: string;
-                                /**
-                                 * Format: date
-                                 * @description The last UTC day, inclusive
-                                 */
-                                to: string;
-                            };
-                            referrals: {
-                                /** @description Their credits */
-                                bonus_credits: number;
-                                /** @description Referral bonus entries */
-                                bonuses_paid: number;
-                                /** @description Users created in the range with a referral code */
-                                new_referred_users: number;
-                            };
-                            users: {
-                                /** @description Users the bot last heard from in the range (last_seen_at) */
-                                active: number;
-                                /** @description Users created in the range */
-                                new: number;
-                                /** @description Every user, whenever created */
-                                total: number;
-                            };
-                        };
-                    };
-                };
-                /** @description Bad Request */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3386,103 +591,7 @@ export interface paths {
          * Find users: by telegram id, username or name, and by filters; newest first
          * @description Support and admin operators. `counts.total` is how many users match the query and filters.
          */
-        get: {
-            parameters: {
-                query: {
-                    /** @description The next_cursor of the previous page */
-                    cursor?: string;
-                    /** @description Comma list, all must hold: active_7d, active_30d (seen by the bot within 7 / 30 days), paying (a paid Stars payment), with_balance, banned, blocked (blocked the bot), new (created within 7 days) */
-                    filter?: string;
-                    limit: number;
-                    /** @description A telegram id (exact), or the start of a username (with or without @), of a full name or of a last name; case-insensitive */
-                    query?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            counts: {
-                                total: number;
-                            };
-                            items: {
-                                balance: number;
-                                banned: boolean;
-                                /** @description A delivery to its private chat was refused (403) */
-                                blocked: boolean;
-                                /** Format: date-time */
-                                created_at: string;
-                                first_name: string | null;
-                                /** @description The language the user chose for the bot */
-                                language: string | null;
-                                /** @description Telegram's language of the user's client */
-                                language_code: string | null;
-                                last_name: string | null;
-                                /** Format: date-time */
-                                last_seen_at: string | null;
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                                username: string | null;
-                            }[];
-                            next_cursor: string | null;
-                        };
-                    };
-                };
-                /** @description Bad Request */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListUsers"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3502,219 +611,7 @@ export interface paths {
          * A user's page: profile, balance, trial, ban, language, referrer and referrals, latest generations, payments and ledger
          * @description Support and admin operators.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": ({
-                            /** @description Credits, derived from the ledger */
-                            balance: number;
-                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
-                            banned: {
-                                reason: string | null;
-                                /** Format: date-time */
-                                since: string;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            first_name: string | null;
-                            is_premium: boolean;
-                            /** @description The language the user chose for the bot; null until it chooses one */
-                            language: ("uz" | "ru" | "en") | (never | null);
-                            /** @description Telegram's language of the user's client */
-                            language_code: string | null;
-                            last_name: string | null;
-                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                            preferences: {
-                                /** @description The model key last chosen */
-                                model?: string;
-                                /** @description Per model key, the parameter values last chosen */
-                                parameters?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
-                            referral_code: string;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                            /** Format: date-time */
-                            updated_at: string;
-                            username: string | null;
-                        } & {
-                            /**
-                             * Format: date-time
-                             * @description The last POST /users/sync for the user
-                             */
-                            last_seen_at: string | null;
-                            /** @description Users created with this user's referral code */
-                            referrals: number;
-                            /** @description The telegram_id of the user whose referral code this user was created with */
-                            referred_by: (never | null) | number;
-                        }) & {
-                            /**
-                             * Format: date-time
-                             * @description When a delivery to its private chat was refused: it blocked the bot
-                             */
-                            blocked_at: string | null;
-                            recent: {
-                                /** @description The 10 newest generations */
-                                generations: {
-                                    /** Format: date-time */
-                                    completed_at: string | null;
-                                    /** Format: date-time */
-                                    created_at: string;
-                                    /** Format: date-time */
-                                    deadline_at: string | null;
-                                    error: {
-                                        code: string;
-                                        message: string | null;
-                                    } | null;
-                                    /** Format: uuid */
-                                    id: string;
-                                    model: string;
-                                    parameters: {
-                                        [key: string]: string;
-                                    };
-                                    payment: {
-                                        /** @description Credits charged (0 for a free generation) */
-                                        credits: number;
-                                        method: "credits" | "trial";
-                                        /** @description The credits or the free generation were given back */
-                                        refunded: boolean;
-                                    };
-                                    prompt: string;
-                                    references: {
-                                        kind: "telegram_file" | "url";
-                                        value: string;
-                                    }[];
-                                    results: {
-                                        height: number | null;
-                                        mime_type: string;
-                                        position: number;
-                                        seed: number | null;
-                                        /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                        url: string;
-                                        width: number | null;
-                                    }[];
-                                    /** Format: date-time */
-                                    started_at: string | null;
-                                    status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                                    /** @description Telegram user id */
-                                    telegram_id: number;
-                                }[];
-                                /** @description The 20 newest ledger entries */
-                                ledger: {
-                                    actor: string;
-                                    /** @description Signed credits */
-                                    amount: number;
-                                    balance_after: number;
-                                    /** Format: date-time */
-                                    created_at: string;
-                                    /** @description 1, 2, 3… in the user's ledger */
-                                    entry_no: number;
-                                    id: number;
-                                    /** @enum {string} */
-                                    kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
-                                    reason: string | null;
-                                    reference_id: string | null;
-                                    reference_type: string | null;
-                                }[];
-                                /** @description The 10 newest Telegram Stars payments */
-                                payments: {
-                                    /** Format: date-time */
-                                    created_at: string;
-                                    credits: number;
-                                    id: number;
-                                    package_id: string;
-                                    refund_shortfall: number | null;
-                                    /** Format: date-time */
-                                    refunded_at: string | null;
-                                    stars: number;
-                                    status: "paid" | "refunded";
-                                    telegram_payment_charge_id: string;
-                                }[];
-                            };
-                            /** @description The user whose referral code this user was created with */
-                            referrer: {
-                                first_name: string | null;
-                                last_name: string | null;
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                                username: string | null;
-                            } | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetUser"];
         put?: never;
         post?: never;
         delete?: never;
@@ -3736,146 +633,7 @@ export interface paths {
          * Ban a user: no quotes or generations until unbanned; payments still work
          * @description Administrators only. A banned user's POST /generations/quote and POST /generations answer 403 user_banned with the reason. Banning a banned user keeps when the ban began and takes the new reason. Recorded in the audit log (user.ban).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Stripe-style; replays the first response */
-                    "idempotency-key"?: string;
-                };
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why; shown to the user by the bot */
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Credits, derived from the ledger */
-                            balance: number;
-                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
-                            banned: {
-                                reason: string | null;
-                                /** Format: date-time */
-                                since: string;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            first_name: string | null;
-                            is_premium: boolean;
-                            /** @description The language the user chose for the bot; null until it chooses one */
-                            language: ("uz" | "ru" | "en") | (never | null);
-                            /** @description Telegram's language of the user's client */
-                            language_code: string | null;
-                            last_name: string | null;
-                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                            preferences: {
-                                /** @description The model key last chosen */
-                                model?: string;
-                                /** @description Per model key, the parameter values last chosen */
-                                parameters?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
-                            referral_code: string;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                            /** Format: date-time */
-                            updated_at: string;
-                            username: string | null;
-                        } & {
-                            /**
-                             * Format: date-time
-                             * @description The last POST /users/sync for the user
-                             */
-                            last_seen_at: string | null;
-                            /** @description Users created with this user's referral code */
-                            referrals: number;
-                            /** @description The telegram_id of the user whose referral code this user was created with */
-                            referred_by: (never | null) | number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminBanUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3895,120 +653,7 @@ export interface paths {
          * Adjust a user's credits (positive gives, negative takes), recorded with who did it
          * @description Support operators up to SUPPORT_CREDIT_LIMIT credits either way (403 beyond), admins any amount. The ledger entry and its audit entry (user.credits, the balance before and after) commit together. Send an Idempotency-Key: a retry with the same key and body returns the first result. A negative amount beyond the balance is refused with 402 insufficient_credits.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "idempotency-key"?: string;
-                };
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        amount: number;
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            entry: {
-                                actor: string;
-                                /** @description Signed credits */
-                                amount: number;
-                                balance_after: number;
-                                /** Format: date-time */
-                                created_at: string;
-                                /** @description 1, 2, 3… in the user's ledger */
-                                entry_no: number;
-                                id: number;
-                                /** @enum {string} */
-                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
-                                reason: string | null;
-                                reference_id: string | null;
-                                reference_type: string | null;
-                            };
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Payment Required */
-                402: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminAdjustCredits"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4028,147 +673,7 @@ export interface paths {
          * Lift a user's ban
          * @description Administrators only. Nothing changes for a user not banned. Recorded in the audit log (user.unban).
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Stripe-style; replays the first response */
-                    "idempotency-key"?: string;
-                };
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            /** @description {}, a reason, or no body at all */
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /** @description Why, for the audit log */
-                        reason?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Credits, derived from the ledger */
-                            balance: number;
-                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
-                            banned: {
-                                reason: string | null;
-                                /** Format: date-time */
-                                since: string;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            first_name: string | null;
-                            is_premium: boolean;
-                            /** @description The language the user chose for the bot; null until it chooses one */
-                            language: ("uz" | "ru" | "en") | (never | null);
-                            /** @description Telegram's language of the user's client */
-                            language_code: string | null;
-                            last_name: string | null;
-                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                            preferences: {
-                                /** @description The model key last chosen */
-                                model?: string;
-                                /** @description Per model key, the parameter values last chosen */
-                                parameters?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
-                            referral_code: string;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                            /** Format: date-time */
-                            updated_at: string;
-                            username: string | null;
-                        } & {
-                            /**
-                             * Format: date-time
-                             * @description The last POST /users/sync for the user
-                             */
-                            last_seen_at: string | null;
-                            /** @description Users created with this user's referral code */
-                            referrals: number;
-                            /** @description The telegram_id of the user whose referral code this user was created with */
-                            referred_by: (never | null) | number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["adminUnbanUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4188,183 +693,7 @@ export interface paths {
          * Accept a generation: charge it (or use a free one) and queue it
          * @description One transaction: the credits are charged or a free generation used, and the request, its references and its job are stored. Send an Idempotency-Key: a retry with it returns the first answer and charges nothing. References are Telegram file_ids or https URLs (private and loopback addresses are refused). 402 when the balance does not cover the price, 409 when payment=trial and none is left, 429 too_many_active_generations at MAX_PARALLEL_GENERATIONS_PER_USER.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Stripe-style; replays the first response */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        model: string;
-                        /** @description Values for the model's parameters (GET /api/v1/models), e.g. {"aspect_ratio": "16:9"}; omitted ones take their default */
-                        parameters?: {
-                            [key: string]: string;
-                        };
-                        /** @description auto (default): a free generation while one is left, else credits */
-                        payment?: "auto" | "credits" | "trial";
-                        /** @description Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters */
-                        prompt?: string;
-                        references?: string[];
-                        /** @description Where the worker delivers the result (texts in parse_mode HTML, with regenerate/edit/original buttons whose callback_data is res:<r|e|o>:<id>); without it, to the user's own chat. A Mini App user may only name its own chat. */
-                        telegram?: {
-                            /** @description The chat to send the result to: the user's private chat (its telegram_id) or a group (negative); not 0 */
-                            chat_id: number;
-                            /** @description The texts' language; default the user's own, else DEFAULT_LANGUAGE */
-                            language?: "uz" | "ru" | "en";
-                            /** @description The prompt's message: the result replies to it (sent anyway if it is gone) */
-                            reply_to_message_id?: number;
-                            /** @description The bot's message saying the generation is queued: the worker edits it to running, done or the failure */
-                            status_message_id?: number;
-                        };
-                        /** @description Telegram user id */
-                        telegram_id: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                202: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            deadline_at: string | null;
-                            error: {
-                                code: string;
-                                message: string | null;
-                            } | null;
-                            /** Format: uuid */
-                            id: string;
-                            model: string;
-                            parameters: {
-                                [key: string]: string;
-                            };
-                            payment: {
-                                /** @description Credits charged (0 for a free generation) */
-                                credits: number;
-                                method: "credits" | "trial";
-                                /** @description The credits or the free generation were given back */
-                                refunded: boolean;
-                            };
-                            prompt: string;
-                            references: {
-                                kind: "telegram_file" | "url";
-                                value: string;
-                            }[];
-                            results: {
-                                height: number | null;
-                                mime_type: string;
-                                position: number;
-                                seed: number | null;
-                                /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                url: string;
-                                width: number | null;
-                            }[];
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        } & {
-                            /** @description The balance after the charge */
-                            balance: number;
-                            queue_position: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Payment Required */
-                402: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Service Unavailable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["createGeneration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4379,116 +708,7 @@ export interface paths {
             cookie?: never;
         };
         /** A generation: status, timestamps, results, error */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: date-time */
-                            completed_at: string | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            /** Format: date-time */
-                            deadline_at: string | null;
-                            error: {
-                                code: string;
-                                message: string | null;
-                            } | null;
-                            /** Format: uuid */
-                            id: string;
-                            model: string;
-                            parameters: {
-                                [key: string]: string;
-                            };
-                            payment: {
-                                /** @description Credits charged (0 for a free generation) */
-                                credits: number;
-                                method: "credits" | "trial";
-                                /** @description The credits or the free generation were given back */
-                                refunded: boolean;
-                            };
-                            prompt: string;
-                            references: {
-                                kind: "telegram_file" | "url";
-                                value: string;
-                            }[];
-                            results: {
-                                height: number | null;
-                                mime_type: string;
-                                position: number;
-                                seed: number | null;
-                                /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                url: string;
-                                width: number | null;
-                            }[];
-                            /** Format: date-time */
-                            started_at: string | null;
-                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getGeneration"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4508,56 +728,7 @@ export interface paths {
          * A stored image of a generation (the local provider draws into DATA_DIR)
          * @description Public, like a provider's result URL: the generation id is an unguessable UUID, so a Mini App can show it in an <img>.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                    position: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The image, with its type (image/png, image/webp, …) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "image/*": string;
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getGenerationImage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4576,98 +747,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** What a generation would cost: price, whether a free generation applies, balance */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        model: string;
-                        /** @description Values for the model's parameters (GET /api/v1/models), e.g. {"aspect_ratio": "16:9"}; omitted ones take their default */
-                        parameters?: {
-                            [key: string]: string;
-                        };
-                        /** @description Telegram user id */
-                        telegram_id: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            balance: number;
-                            model: string;
-                            parameters: {
-                                [key: string]: string;
-                            };
-                            payment_method: (never | null) | "trial" | "credits";
-                            price_credits: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["quoteGeneration"];
         delete?: never;
         options?: never;
         head?: never;
@@ -4682,55 +762,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness and database check; 503 when the database does not answer */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            database: {
-                                kind: string;
-                                latency_ms: number;
-                                status: "up" | "down";
-                            };
-                            request_id: string;
-                            status: "ok" | "unavailable";
-                            uptime_seconds: number;
-                            version: string;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            database: {
-                                kind: string;
-                                latency_ms: number;
-                                status: "up" | "down";
-                            };
-                            request_id: string;
-                            status: "ok" | "unavailable";
-                            uptime_seconds: number;
-                            version: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4747,47 +779,7 @@ export interface paths {
             cookie?: never;
         };
         /** What this API is and how it is set up */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            api_version: string;
-                            database: "embedded" | "postgres";
-                            name: string;
-                            rate_limit: {
-                                enabled: boolean;
-                                max: number;
-                                store: string;
-                                window_seconds: number;
-                            };
-                            trial_generations: number;
-                            version: string;
-                        };
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getInfo"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4804,67 +796,7 @@ export interface paths {
             cookie?: never;
         };
         /** Active models with their current prices and allowed parameters */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            models: {
-                                description: string;
-                                /** @description The id to generate with */
-                                key: string;
-                                /** @description image: draws from a prompt (reference images optional, to edit); tool: works on exactly one image (references), the prompt may be empty */
-                                kind: "image" | "tool";
-                                max_prompt_length: number;
-                                /** @description Reference images accepted; 0 = text only */
-                                max_references: number;
-                                name: string;
-                                /** @description Allowed parameters (aspect ratio, size, resolution, quality…) and their values */
-                                parameters: {
-                                    default: string;
-                                    label: string;
-                                    name: string;
-                                    /** @enum {string} */
-                                    type: "enum";
-                                    values: string[];
-                                }[];
-                                /** @description Credits per image with default parameters */
-                                price_credits: number;
-                                /** @description Every current price; the most specific matching one applies */
-                                prices: {
-                                    /** @description Parameter values this price applies to; {} = any */
-                                    conditions: {
-                                        [key: string]: string;
-                                    };
-                                    credits: number;
-                                }[];
-                                typical_seconds: number | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listModels"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4886,151 +818,7 @@ export interface paths {
          * Credit a successful Stars payment (Telegram's successful_payment), once per charge id
          * @description A repeat with the same telegram_payment_charge_id returns the first result (200) and credits nothing. Currency must be XTR and total_amount must match the package the invoice_payload names.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Stripe-style; replays the first response */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        currency: string;
-                        invoice_payload: string;
-                        is_first_recurring?: boolean;
-                        is_recurring?: boolean;
-                        /** @description Telegram's OrderInfo, if the invoice asked */
-                        order_info?: {
-                            [key: string]: unknown;
-                        };
-                        provider_payment_charge_id?: string | null;
-                        shipping_option_id?: string;
-                        subscription_expiration_date?: number;
-                        /** @description Telegram user id */
-                        telegram_id: number;
-                        telegram_payment_charge_id: string;
-                        total_amount: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description The balance right after this credit */
-                            balance_after: number;
-                            /** Format: date-time */
-                            created_at: string;
-                            credits: number;
-                            package_id: string;
-                            payment_id: number;
-                            /** @description Who earned a referral bonus from this payment, so the bot can tell them in their language; null when nobody did */
-                            referral: {
-                                /** @description Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus REFERRAL_JOIN_BONUS if it was the payer's first top-up */
-                                credits: number;
-                                /** @description The referrer's chosen language; null: none chosen (then language_code) */
-                                language: "uz" | "ru" | "en" | (never | null);
-                                /** @description Telegram's language of the referrer's client */
-                                language_code: string | null;
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            } | null;
-                            stars: number;
-                            status: "paid" | "refunded";
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            telegram_payment_charge_id: string;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description The balance right after this credit */
-                            balance_after: number;
-                            /** Format: date-time */
-                            created_at: string;
-                            credits: number;
-                            package_id: string;
-                            payment_id: number;
-                            /** @description Who earned a referral bonus from this payment, so the bot can tell them in their language; null when nobody did */
-                            referral: {
-                                /** @description Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus REFERRAL_JOIN_BONUS if it was the payer's first top-up */
-                                credits: number;
-                                /** @description The referrer's chosen language; null: none chosen (then language_code) */
-                                language: "uz" | "ru" | "en" | (never | null);
-                                /** @description Telegram's language of the referrer's client */
-                                language_code: string | null;
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            } | null;
-                            stars: number;
-                            status: "paid" | "refunded";
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            telegram_payment_charge_id: string;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["confirmStarsPayment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5045,45 +833,7 @@ export interface paths {
             cookie?: never;
         };
         /** Credit packages sold for Telegram Stars, with the invoice_payload to use */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            packages: {
-                                credits: number;
-                                /** @enum {string} */
-                                currency: "XTR";
-                                id: string;
-                                invoice_payload: string;
-                                stars: number;
-                                title: string;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listStarsPackages"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5105,120 +855,7 @@ export interface paths {
          * Take back a refunded Stars payment's credits (Telegram's refunded_payment), once
          * @description The balance never goes below zero: credits already spent are reported as the shortfall.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description Stripe-style; replays the first response */
-                    "idempotency-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        currency: string;
-                        invoice_payload?: string;
-                        provider_payment_charge_id?: string | null;
-                        /** @description Telegram user id */
-                        telegram_id: number;
-                        telegram_payment_charge_id: string;
-                        total_amount: number;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            balance: number;
-                            /** @description Credits taken back from the balance */
-                            clawed_back: number;
-                            /** @description Credits the payment had bought */
-                            credits: number;
-                            payment_id: number;
-                            /** @description What the refund took back from the payer's referrer; null when the payment had earned nobody anything */
-                            referral: {
-                                /** @description Referral bonus credits taken back from the referrer's balance */
-                                clawed_back: number;
-                                /** @description The referrer's chosen language; null: none chosen (then language_code) */
-                                language: "uz" | "ru" | "en" | (never | null);
-                                /** @description Telegram's language of the referrer's client */
-                                language_code: string | null;
-                                /** @description Referral bonus credits the referrer had already spent: not taken back */
-                                shortfall: number;
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            } | null;
-                            /** @description Credits already spent, which could not be taken back */
-                            shortfall: number;
-                            /** @enum {string} */
-                            status: "refunded";
-                            telegram_payment_charge_id: string;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflict */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["refundStarsPayment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5235,72 +872,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** A provider's webhook: a signed report that its job finished */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    provider: string;
-                };
-                cookie?: never;
-            };
-            /** @description The provider's report, exactly as it signed it */
-            requestBody: {
-                content: {
-                    "application/json": unknown;
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            generation_id: string | null;
-                            outcome: "settled" | "duplicate" | "ignored";
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["receiveProviderWebhook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5324,134 +896,7 @@ export interface paths {
          * Set the user's language and preferences
          * @description Fields left out keep their value; language null clears the choice; preferences replaces the stored object whole. Answers the user as POST /users/sync does.
          */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        language?: ("uz" | "ru" | "en") | (never | null);
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                        preferences?: {
-                            /** @description The model key last chosen */
-                            model?: string;
-                            /** @description Per model key, the parameter values last chosen */
-                            parameters?: {
-                                [key: string]: {
-                                    [key: string]: string;
-                                };
-                            };
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Credits, derived from the ledger */
-                            balance: number;
-                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
-                            banned: {
-                                reason: string | null;
-                                /** Format: date-time */
-                                since: string;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            first_name: string | null;
-                            is_premium: boolean;
-                            /** @description The language the user chose for the bot; null until it chooses one */
-                            language: ("uz" | "ru" | "en") | (never | null);
-                            /** @description Telegram's language of the user's client */
-                            language_code: string | null;
-                            last_name: string | null;
-                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                            preferences: {
-                                /** @description The model key last chosen */
-                                model?: string;
-                                /** @description Per model key, the parameter values last chosen */
-                                parameters?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
-                            referral_code: string;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                            /** Format: date-time */
-                            updated_at: string;
-                            username: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        patch: operations["updateUser"];
         trace?: never;
     };
     "/api/v1/users/{telegram_id}/balance": {
@@ -5462,78 +907,7 @@ export interface paths {
             cookie?: never;
         };
         /** The user's balance in credits, derived from the ledger */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            balance: number;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getUserBalance"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5550,126 +924,7 @@ export interface paths {
             cookie?: never;
         };
         /** The user's generations, newest first (cursor pagination) */
-        get: {
-            parameters: {
-                query: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                    limit: number;
-                };
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            generations: {
-                                /** Format: date-time */
-                                completed_at: string | null;
-                                /** Format: date-time */
-                                created_at: string;
-                                /** Format: date-time */
-                                deadline_at: string | null;
-                                error: {
-                                    code: string;
-                                    message: string | null;
-                                } | null;
-                                /** Format: uuid */
-                                id: string;
-                                model: string;
-                                parameters: {
-                                    [key: string]: string;
-                                };
-                                payment: {
-                                    /** @description Credits charged (0 for a free generation) */
-                                    credits: number;
-                                    method: "credits" | "trial";
-                                    /** @description The credits or the free generation were given back */
-                                    refunded: boolean;
-                                };
-                                prompt: string;
-                                references: {
-                                    kind: "telegram_file" | "url";
-                                    value: string;
-                                }[];
-                                results: {
-                                    height: number | null;
-                                    mime_type: string;
-                                    position: number;
-                                    seed: number | null;
-                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                    url: string;
-                                    width: number | null;
-                                }[];
-                                /** Format: date-time */
-                                started_at: string | null;
-                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            }[];
-                            next_cursor: string | null;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listUserGenerations"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5686,121 +941,7 @@ export interface paths {
             cookie?: never;
         };
         /** The user's queued and running generations, oldest first */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            generations: {
-                                /** Format: date-time */
-                                completed_at: string | null;
-                                /** Format: date-time */
-                                created_at: string;
-                                /** Format: date-time */
-                                deadline_at: string | null;
-                                error: {
-                                    code: string;
-                                    message: string | null;
-                                } | null;
-                                /** Format: uuid */
-                                id: string;
-                                model: string;
-                                parameters: {
-                                    [key: string]: string;
-                                };
-                                payment: {
-                                    /** @description Credits charged (0 for a free generation) */
-                                    credits: number;
-                                    method: "credits" | "trial";
-                                    /** @description The credits or the free generation were given back */
-                                    refunded: boolean;
-                                };
-                                prompt: string;
-                                references: {
-                                    kind: "telegram_file" | "url";
-                                    value: string;
-                                }[];
-                                results: {
-                                    height: number | null;
-                                    mime_type: string;
-                                    position: number;
-                                    seed: number | null;
-                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
-                                    url: string;
-                                    width: number | null;
-                                }[];
-                                /** Format: date-time */
-                                started_at: string | null;
-                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                                /** @description Telegram user id */
-                                telegram_id: number;
-                            }[];
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listActiveGenerations"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5817,98 +958,7 @@ export interface paths {
             cookie?: never;
         };
         /** The user's ledger entries, newest first (cursor pagination) */
-        get: {
-            parameters: {
-                query: {
-                    /** @description next_cursor of the previous page */
-                    cursor?: string;
-                    limit: number;
-                };
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            entries: {
-                                actor: string;
-                                /** @description Signed credits */
-                                amount: number;
-                                balance_after: number;
-                                /** Format: date-time */
-                                created_at: string;
-                                /** @description 1, 2, 3… in the user's ledger */
-                                entry_no: number;
-                                id: number;
-                                /** @enum {string} */
-                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
-                                reason: string | null;
-                                reference_id: string | null;
-                                reference_type: string | null;
-                            }[];
-                            next_cursor: string | null;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["listUserLedger"];
         put?: never;
         post?: never;
         delete?: never;
@@ -5928,87 +978,7 @@ export interface paths {
          * The user's referral code and what inviting others has earned it
          * @description A user created with this code (POST /users/sync referral_code) is a referral: each of its confirmed Stars payments earns the user `percent` per cent of the credits (rounded down), and its first one `join_bonus` credits; a refund takes them back as far as the balance allows.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description The user's referral code */
-                            code: string;
-                            /** @description Referral bonuses earned, less what refunds took back */
-                            earned_credits: number;
-                            /** @description REFERRAL_JOIN_BONUS: credits earned on a referral's first top-up */
-                            join_bonus: number;
-                            /** @description Users created with the user's code */
-                            joined: number;
-                            /** @description REFERRAL_PERCENT: per cent of paid credits earned */
-                            percent: number;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getUserReferrals"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6025,83 +995,7 @@ export interface paths {
             cookie?: never;
         };
         /** The user's free trial: whether one is available, used, limit, remaining */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description Telegram user id */
-                    telegram_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                        } & {
-                            /** @description Whether a free generation can be used now */
-                            available: boolean;
-                            limit: number;
-                            remaining: number;
-                            used: number;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Not Found */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getUserTrial"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6123,179 +1017,7 @@ export interface paths {
          * Create the Telegram user (201) or refresh its profile (200)
          * @description Idempotent and safe under concurrent calls. Fields left out keep their stored value; null clears one.
          */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            /** @description Telegram's User object as the bot received it (telegram_id is its id). Other fields are refused. */
-            requestBody: {
-                content: {
-                    "application/json": {
-                        added_to_attachment_menu?: boolean | null;
-                        can_connect_to_business?: boolean | null;
-                        can_join_groups?: boolean | null;
-                        can_read_all_group_messages?: boolean | null;
-                        first_name?: string | null;
-                        has_main_web_app?: boolean | null;
-                        is_bot?: boolean | null;
-                        is_premium?: boolean | null;
-                        language_code?: string | null;
-                        last_name?: string | null;
-                        /** @description Another user's referral code (e.g. the payload of the bot's /start link): the new user becomes its referral. Kept only when this call creates the user; an unknown code is ignored. */
-                        referral_code?: string | null;
-                        supports_inline_queries?: boolean | null;
-                        /** @description Telegram user id */
-                        telegram_id: number;
-                        username?: string | null;
-                    };
-                };
-            };
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Credits, derived from the ledger */
-                            balance: number;
-                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
-                            banned: {
-                                reason: string | null;
-                                /** Format: date-time */
-                                since: string;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            first_name: string | null;
-                            is_premium: boolean;
-                            /** @description The language the user chose for the bot; null until it chooses one */
-                            language: ("uz" | "ru" | "en") | (never | null);
-                            /** @description Telegram's language of the user's client */
-                            language_code: string | null;
-                            last_name: string | null;
-                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                            preferences: {
-                                /** @description The model key last chosen */
-                                model?: string;
-                                /** @description Per model key, the parameter values last chosen */
-                                parameters?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
-                            referral_code: string;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                            /** Format: date-time */
-                            updated_at: string;
-                            username: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** @description Credits, derived from the ledger */
-                            balance: number;
-                            /** @description null, or the ban in force: no quotes or generations until it is lifted */
-                            banned: {
-                                reason: string | null;
-                                /** Format: date-time */
-                                since: string;
-                            } | null;
-                            /** Format: date-time */
-                            created_at: string;
-                            first_name: string | null;
-                            is_premium: boolean;
-                            /** @description The language the user chose for the bot; null until it chooses one */
-                            language: ("uz" | "ru" | "en") | (never | null);
-                            /** @description Telegram's language of the user's client */
-                            language_code: string | null;
-                            last_name: string | null;
-                            /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
-                            preferences: {
-                                /** @description The model key last chosen */
-                                model?: string;
-                                /** @description Per model key, the parameter values last chosen */
-                                parameters?: {
-                                    [key: string]: {
-                                        [key: string]: string;
-                                    };
-                                };
-                            };
-                            /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
-                            referral_code: string;
-                            /** @description Telegram user id */
-                            telegram_id: number;
-                            trial: {
-                                /** @description Whether a free generation can be used now */
-                                available: boolean;
-                                limit: number;
-                                remaining: number;
-                                used: number;
-                            };
-                            /** Format: date-time */
-                            updated_at: string;
-                            username: string | null;
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Unprocessable Entity */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        post: operations["syncUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -6313,53 +1035,7 @@ export interface paths {
          * Prometheus metrics (text exposition format)
          * @description HTTP requests by route pattern and status and their latency; from the database at scrape time: the queue's jobs and oldest wait by kind, generations by status, failures by error code, the ledger's entries and credits by kind.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The Prometheus text exposition format 0.0.4 */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": string;
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6400,4 +1076,11382 @@ export interface components {
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    getServiceIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "text",
+                     *       "version": "text",
+                     *       "api_version": "text",
+                     *       "links": {
+                     *         "health": "text",
+                     *         "info": "text",
+                     *         "models": "text",
+                     *         "docs": "text",
+                     *         "openapi": "text"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        api_version: string;
+                        links: {
+                            docs: string;
+                            health: string;
+                            info: string;
+                            models: string;
+                            openapi: string;
+                        };
+                        name: string;
+                        version: string;
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListAudit: {
+        parameters: {
+            query: {
+                /** @description Exactly, e.g. user.credits */
+                action?: string;
+                /** @description Exactly, e.g. operator:123456 */
+                actor?: string;
+                /** @description The next_cursor of the previous page */
+                cursor?: string;
+                /** @description From this instant (inclusive) */
+                from?: string;
+                limit: number;
+                /** @description Exactly, e.g. a telegram id */
+                subject_id?: string;
+                /** @description Exactly, e.g. user */
+                subject_type?: string;
+                /** @description Up to this instant (exclusive) */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 1,
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "actor": "text",
+                     *           "role": "admin",
+                     *           "action": "text",
+                     *           "subject_type": "text",
+                     *           "subject_id": "text",
+                     *           "before": {},
+                     *           "after": {},
+                     *           "reason": "text",
+                     *           "request_id": "text"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "text"
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            /** @description <subject>.<verb>, e.g. user.ban, user.credits */
+                            action: string;
+                            /** @description admin:<token id> (ADMIN_TOKENS), operator:<telegram id>, or system */
+                            actor: string;
+                            /** @description The subject's state after the change (JSON), or null */
+                            after: unknown;
+                            /** @description The subject's state before the change (JSON), or null */
+                            before: unknown;
+                            /** Format: date-time */
+                            created_at: string;
+                            id: number;
+                            reason: string | null;
+                            /** @description The X-Request-ID of the request that made the change */
+                            request_id: string | null;
+                            role: "admin" | "support" | "system";
+                            subject_id: string | null;
+                            subject_type: string | null;
+                        }[];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invalid_cursor",
+                     *       "title": "Invalid cursor",
+                     *       "status": 400,
+                     *       "detail": "cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.",
+                     *       "instance": "/api/v1/admin/audit",
+                     *       "code": "invalid_cursor",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/audit",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/audit",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.actor must be string",
+                     *       "instance": "/api/v1/admin/audit",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.actor",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/audit",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminSignOut: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description {} or no body */
+        requestBody: {
+            content: {
+                /** @example {} */
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "revoked": false
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description A session was ended */
+                        revoked: boolean;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "Validation failed",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": []
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/auth/logout",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "actor": "text",
+                     *       "telegram_id": 1,
+                     *       "role": "admin",
+                     *       "expires_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description As the audit log names the caller: operator:<telegram id> or admin:<token id> */
+                        actor: string;
+                        /**
+                         * Format: date-time
+                         * @description When the session ends; null for a token
+                         */
+                        expires_at: string | null;
+                        role: "admin" | "support";
+                        /** @description The operator signed in with Telegram; null for an ADMIN_TOKENS token */
+                        telegram_id: (never | null) | number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/auth/me",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/auth/me",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/auth/me",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminSignIn: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "id": 1,
+                 *       "first_name": "text",
+                 *       "last_name": "text",
+                 *       "username": "text",
+                 *       "photo_url": "text",
+                 *       "auth_date": 1,
+                 *       "hash": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Unix time of the authorization */
+                    auth_date: number;
+                    first_name?: string;
+                    /** @description Telegram's signature (hex) */
+                    hash: string;
+                    /** @description Telegram user id */
+                    id: number;
+                    last_name?: string;
+                    photo_url?: string;
+                    username?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "actor": "text",
+                     *       "telegram_id": 1,
+                     *       "role": "admin",
+                     *       "expires_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description As the audit log names the caller: operator:<telegram id> or admin:<token id> */
+                        actor: string;
+                        /**
+                         * Format: date-time
+                         * @description When the session ends; null for a token
+                         */
+                        expires_at: string | null;
+                        role: "admin" | "support";
+                        /** @description The operator signed in with Telegram; null for an ADMIN_TOKENS token */
+                        telegram_id: (never | null) | number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.id must be integer",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/auth/telegram",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListBroadcasts: {
+        parameters: {
+            query: {
+                before?: number;
+                limit: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": 1,
+                     *           "status": "draft",
+                     *           "text": "text",
+                     *           "entities": [
+                     *             {}
+                     *           ],
+                     *           "copy": {
+                     *             "from_chat_id": 1,
+                     *             "message_id": 1
+                     *           },
+                     *           "button": {
+                     *             "text": "text",
+                     *             "url": "https://t.me/imagegen_bot?start=winter"
+                     *           },
+                     *           "audience": {
+                     *             "filters": [
+                     *               "active_7d"
+                     *             ],
+                     *             "query": "text"
+                     *           },
+                     *           "created_by": "text",
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "started_at": "2026-11-27T09:14:05.512Z",
+                     *           "completed_at": "2026-11-27T09:14:05.512Z",
+                     *           "progress": {
+                     *             "total": 1,
+                     *             "sent": 1,
+                     *             "failed": 1,
+                     *             "blocked": 1,
+                     *             "remaining": 1
+                     *           }
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        items: {
+                            audience: {
+                                /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                                filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                                /** @description As GET /admin/users `query` */
+                                query?: string;
+                            };
+                            /** @description One inline URL button under the message */
+                            button: {
+                                text: string;
+                                /** @example https://t.me/imagegen_bot?start=winter */
+                                url: string;
+                            } | null;
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** @description A message to send a copy of (copyMessage) */
+                            copy: {
+                                /** @description The chat holding the message to copy */
+                                from_chat_id: number;
+                                message_id: number;
+                            } | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            created_by: string;
+                            entities: unknown[] | null;
+                            id: number;
+                            /** @description Each recipient is sent the message at most once, never twice */
+                            progress: {
+                                /** @description Telegram answered 403 (the user blocked the bot) */
+                                blocked: number;
+                                /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                                failed: number;
+                                /** @description Not sent yet, or being sent */
+                                remaining: number;
+                                sent: number;
+                                /** @description Recipients snapshotted at the start */
+                                total: number;
+                            };
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                            text: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.before must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.before",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminCreateBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "text": "text",
+                 *       "entities": [
+                 *         {
+                 *           "type": "text",
+                 *           "offset": 1,
+                 *           "length": 1
+                 *         }
+                 *       ],
+                 *       "copy": {
+                 *         "from_chat_id": 1,
+                 *         "message_id": 1
+                 *       },
+                 *       "button": {
+                 *         "text": "text",
+                 *         "url": "https://t.me/imagegen_bot?start=winter"
+                 *       },
+                 *       "audience": {
+                 *         "filters": [
+                 *           "active_7d"
+                 *         ],
+                 *         "query": "text"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    audience: {
+                        /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                        filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                        /** @description As GET /admin/users `query` */
+                        query?: string;
+                    };
+                    /** @description One inline URL button under the message */
+                    button?: {
+                        text: string;
+                        /** @example https://t.me/imagegen_bot?start=winter */
+                        url: string;
+                    };
+                    /** @description A message to send a copy of (copyMessage) */
+                    copy?: {
+                        /** @description The chat holding the message to copy */
+                        from_chat_id: number;
+                        message_id: number;
+                    };
+                    entities?: ({
+                        length: number;
+                        offset: number;
+                        type: string;
+                    } & {
+                        [key: string]: unknown;
+                    })[];
+                    text?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "status": "draft",
+                     *       "text": "text",
+                     *       "entities": [
+                     *         {}
+                     *       ],
+                     *       "copy": {
+                     *         "from_chat_id": 1,
+                     *         "message_id": 1
+                     *       },
+                     *       "button": {
+                     *         "text": "text",
+                     *         "url": "https://t.me/imagegen_bot?start=winter"
+                     *       },
+                     *       "audience": {
+                     *         "filters": [
+                     *           "active_7d"
+                     *         ],
+                     *         "query": "text"
+                     *       },
+                     *       "created_by": "text",
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "progress": {
+                     *         "total": 1,
+                     *         "sent": 1,
+                     *         "failed": 1,
+                     *         "blocked": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button: {
+                            text: string;
+                            /** @example https://t.me/imagegen_bot?start=winter */
+                            url: string;
+                        } | null;
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        created_by: string;
+                        entities: unknown[] | null;
+                        id: number;
+                        /** @description Each recipient is sent the message at most once, never twice */
+                        progress: {
+                            /** @description Telegram answered 403 (the user blocked the bot) */
+                            blocked: number;
+                            /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                            failed: number;
+                            /** @description Not sent yet, or being sent */
+                            remaining: number;
+                            sent: number;
+                            /** @description Recipients snapshotted at the start */
+                            total: number;
+                        };
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                        text: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.text must be string",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.text",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broadcast_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "status": "draft",
+                     *       "text": "text",
+                     *       "entities": [
+                     *         {}
+                     *       ],
+                     *       "copy": {
+                     *         "from_chat_id": 1,
+                     *         "message_id": 1
+                     *       },
+                     *       "button": {
+                     *         "text": "text",
+                     *         "url": "https://t.me/imagegen_bot?start=winter"
+                     *       },
+                     *       "audience": {
+                     *         "filters": [
+                     *           "active_7d"
+                     *         ],
+                     *         "query": "text"
+                     *       },
+                     *       "created_by": "text",
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "progress": {
+                     *         "total": 1,
+                     *         "sent": 1,
+                     *         "failed": 1,
+                     *         "blocked": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button: {
+                            text: string;
+                            /** @example https://t.me/imagegen_bot?start=winter */
+                            url: string;
+                        } | null;
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        created_by: string;
+                        entities: unknown[] | null;
+                        id: number;
+                        /** @description Each recipient is sent the message at most once, never twice */
+                        progress: {
+                            /** @description Telegram answered 403 (the user blocked the bot) */
+                            blocked: number;
+                            /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                            failed: number;
+                            /** @description Not sent yet, or being sent */
+                            remaining: number;
+                            sent: number;
+                            /** @description Recipients snapshotted at the start */
+                            total: number;
+                        };
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                        text: string | null;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.broadcast_id must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.broadcast_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminCancelBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broadcast_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; audited */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "status": "draft",
+                     *       "text": "text",
+                     *       "entities": [
+                     *         {}
+                     *       ],
+                     *       "copy": {
+                     *         "from_chat_id": 1,
+                     *         "message_id": 1
+                     *       },
+                     *       "button": {
+                     *         "text": "text",
+                     *         "url": "https://t.me/imagegen_bot?start=winter"
+                     *       },
+                     *       "audience": {
+                     *         "filters": [
+                     *           "active_7d"
+                     *         ],
+                     *         "query": "text"
+                     *       },
+                     *       "created_by": "text",
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "progress": {
+                     *         "total": 1,
+                     *         "sent": 1,
+                     *         "failed": 1,
+                     *         "blocked": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button: {
+                            text: string;
+                            /** @example https://t.me/imagegen_bot?start=winter */
+                            url: string;
+                        } | null;
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        created_by: string;
+                        entities: unknown[] | null;
+                        id: number;
+                        /** @description Each recipient is sent the message at most once, never twice */
+                        progress: {
+                            /** @description Telegram answered 403 (the user blocked the bot) */
+                            blocked: number;
+                            /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                            failed: number;
+                            /** @description Not sent yet, or being sent */
+                            remaining: number;
+                            sent: number;
+                            /** @description Recipients snapshotted at the start */
+                            total: number;
+                        };
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                        text: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.broadcast_id must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.broadcast_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminPauseBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broadcast_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; audited */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "status": "draft",
+                     *       "text": "text",
+                     *       "entities": [
+                     *         {}
+                     *       ],
+                     *       "copy": {
+                     *         "from_chat_id": 1,
+                     *         "message_id": 1
+                     *       },
+                     *       "button": {
+                     *         "text": "text",
+                     *         "url": "https://t.me/imagegen_bot?start=winter"
+                     *       },
+                     *       "audience": {
+                     *         "filters": [
+                     *           "active_7d"
+                     *         ],
+                     *         "query": "text"
+                     *       },
+                     *       "created_by": "text",
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "progress": {
+                     *         "total": 1,
+                     *         "sent": 1,
+                     *         "failed": 1,
+                     *         "blocked": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button: {
+                            text: string;
+                            /** @example https://t.me/imagegen_bot?start=winter */
+                            url: string;
+                        } | null;
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        created_by: string;
+                        entities: unknown[] | null;
+                        id: number;
+                        /** @description Each recipient is sent the message at most once, never twice */
+                        progress: {
+                            /** @description Telegram answered 403 (the user blocked the bot) */
+                            blocked: number;
+                            /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                            failed: number;
+                            /** @description Not sent yet, or being sent */
+                            remaining: number;
+                            sent: number;
+                            /** @description Recipients snapshotted at the start */
+                            total: number;
+                        };
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                        text: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.broadcast_id must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.broadcast_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminPreviewBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broadcast_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "recipients": 1
+                     *     }
+                     */
+                    "application/json": {
+                        id: number;
+                        recipients: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.broadcast_id must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.broadcast_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminResumeBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broadcast_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; audited */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "status": "draft",
+                     *       "text": "text",
+                     *       "entities": [
+                     *         {}
+                     *       ],
+                     *       "copy": {
+                     *         "from_chat_id": 1,
+                     *         "message_id": 1
+                     *       },
+                     *       "button": {
+                     *         "text": "text",
+                     *         "url": "https://t.me/imagegen_bot?start=winter"
+                     *       },
+                     *       "audience": {
+                     *         "filters": [
+                     *           "active_7d"
+                     *         ],
+                     *         "query": "text"
+                     *       },
+                     *       "created_by": "text",
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "progress": {
+                     *         "total": 1,
+                     *         "sent": 1,
+                     *         "failed": 1,
+                     *         "blocked": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button: {
+                            text: string;
+                            /** @example https://t.me/imagegen_bot?start=winter */
+                            url: string;
+                        } | null;
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        created_by: string;
+                        entities: unknown[] | null;
+                        id: number;
+                        /** @description Each recipient is sent the message at most once, never twice */
+                        progress: {
+                            /** @description Telegram answered 403 (the user blocked the bot) */
+                            blocked: number;
+                            /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                            failed: number;
+                            /** @description Not sent yet, or being sent */
+                            remaining: number;
+                            sent: number;
+                            /** @description Recipients snapshotted at the start */
+                            total: number;
+                        };
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                        text: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.broadcast_id must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.broadcast_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminStartBroadcast: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                broadcast_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; audited */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "status": "draft",
+                     *       "text": "text",
+                     *       "entities": [
+                     *         {}
+                     *       ],
+                     *       "copy": {
+                     *         "from_chat_id": 1,
+                     *         "message_id": 1
+                     *       },
+                     *       "button": {
+                     *         "text": "text",
+                     *         "url": "https://t.me/imagegen_bot?start=winter"
+                     *       },
+                     *       "audience": {
+                     *         "filters": [
+                     *           "active_7d"
+                     *         ],
+                     *         "query": "text"
+                     *       },
+                     *       "created_by": "text",
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "progress": {
+                     *         "total": 1,
+                     *         "sent": 1,
+                     *         "failed": 1,
+                     *         "blocked": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        audience: {
+                            /** @description All must hold, as GET /admin/users filters: active_7d, active_30d, paying, with_balance, banned, blocked, new; [] = every user */
+                            filters: ("active_7d" | "active_30d" | "paying" | "with_balance" | "banned" | "blocked" | "new")[];
+                            /** @description As GET /admin/users `query` */
+                            query?: string;
+                        };
+                        /** @description One inline URL button under the message */
+                        button: {
+                            text: string;
+                            /** @example https://t.me/imagegen_bot?start=winter */
+                            url: string;
+                        } | null;
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** @description A message to send a copy of (copyMessage) */
+                        copy: {
+                            /** @description The chat holding the message to copy */
+                            from_chat_id: number;
+                            message_id: number;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        created_by: string;
+                        entities: unknown[] | null;
+                        id: number;
+                        /** @description Each recipient is sent the message at most once, never twice */
+                        progress: {
+                            /** @description Telegram answered 403 (the user blocked the bot) */
+                            blocked: number;
+                            /** @description Refused, or unknown (no answer, or the sender died during the call) */
+                            failed: number;
+                            /** @description Not sent yet, or being sent */
+                            remaining: number;
+                            sent: number;
+                            /** @description Recipients snapshotted at the start */
+                            total: number;
+                        };
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "draft" | "running" | "paused" | "completed" | "cancelled";
+                        text: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.broadcast_id must be integer",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.broadcast_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListGenerations: {
+        parameters: {
+            query: {
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                from?: string;
+                limit: number;
+                model?: string;
+                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                to?: string;
+                /** @description Telegram user id */
+                user?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "generations": [
+                     *         {
+                     *           "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *           "telegram_id": 1,
+                     *           "model": "text",
+                     *           "prompt": "text",
+                     *           "parameters": {},
+                     *           "references": [
+                     *             {
+                     *               "kind": "telegram_file",
+                     *               "value": "text"
+                     *             }
+                     *           ],
+                     *           "status": "queued",
+                     *           "payment": {
+                     *             "method": "credits",
+                     *             "credits": 1,
+                     *             "refunded": false
+                     *           },
+                     *           "error": {
+                     *             "code": "text",
+                     *             "message": "text"
+                     *           },
+                     *           "results": [
+                     *             {
+                     *               "position": 1,
+                     *               "url": "text",
+                     *               "mime_type": "text",
+                     *               "width": 1,
+                     *               "height": 1,
+                     *               "seed": 1
+                     *             }
+                     *           ],
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "started_at": "2026-11-27T09:14:05.512Z",
+                     *           "completed_at": "2026-11-27T09:14:05.512Z",
+                     *           "deadline_at": "2026-11-27T09:14:05.512Z",
+                     *           "job": {
+                     *             "provider": "text",
+                     *             "provider_job_id": "text",
+                     *             "attempts": 1
+                     *           },
+                     *           "duration_seconds": 1
+                     *         }
+                     *       ],
+                     *       "next_cursor": "text"
+                     *     }
+                     */
+                    "application/json": {
+                        generations: ({
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            deadline_at: string | null;
+                            error: {
+                                code: string;
+                                message: string | null;
+                            } | null;
+                            /** Format: uuid */
+                            id: string;
+                            model: string;
+                            parameters: {
+                                [key: string]: string;
+                            };
+                            payment: {
+                                /** @description Credits charged (0 for a free generation) */
+                                credits: number;
+                                method: "credits" | "trial";
+                                /** @description The credits or the free generation were given back */
+                                refunded: boolean;
+                            };
+                            prompt: string;
+                            references: {
+                                kind: "telegram_file" | "url";
+                                value: string;
+                            }[];
+                            results: {
+                                height: number | null;
+                                mime_type: string;
+                                position: number;
+                                seed: number | null;
+                                /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                url: string;
+                                width: number | null;
+                            }[];
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        } & {
+                            /** @description From accepted to finished; null while not finished */
+                            duration_seconds: number | null;
+                            job: {
+                                attempts: number;
+                                /** @description The provider that has the job (null until submitted) */
+                                provider: string | null;
+                                provider_job_id: string | null;
+                            } | null;
+                        })[];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invalid_cursor",
+                     *       "title": "Invalid cursor",
+                     *       "status": 400,
+                     *       "detail": "cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.",
+                     *       "instance": "/api/v1/admin/generations",
+                     *       "code": "invalid_cursor",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/generations",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/generations",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.status must be string",
+                     *       "instance": "/api/v1/admin/generations",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.status",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/generations",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminRefundGeneration: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; kept in the ledger entry and the audit log */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "generation": {
+                     *         "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *         "telegram_id": 1,
+                     *         "model": "text",
+                     *         "prompt": "text",
+                     *         "parameters": {},
+                     *         "references": [
+                     *           {
+                     *             "kind": "telegram_file",
+                     *             "value": "text"
+                     *           }
+                     *         ],
+                     *         "status": "queued",
+                     *         "payment": {
+                     *           "method": "credits",
+                     *           "credits": 1,
+                     *           "refunded": false
+                     *         },
+                     *         "error": {
+                     *           "code": "text",
+                     *           "message": "text"
+                     *         },
+                     *         "results": [
+                     *           {
+                     *             "position": 1,
+                     *             "url": "text",
+                     *             "mime_type": "text",
+                     *             "width": 1,
+                     *             "height": 1,
+                     *             "seed": 1
+                     *           }
+                     *         ],
+                     *         "created_at": "2026-11-27T09:14:05.512Z",
+                     *         "started_at": "2026-11-27T09:14:05.512Z",
+                     *         "completed_at": "2026-11-27T09:14:05.512Z",
+                     *         "deadline_at": "2026-11-27T09:14:05.512Z",
+                     *         "job": {
+                     *           "provider": "text",
+                     *           "provider_job_id": "text",
+                     *           "attempts": 1
+                     *         },
+                     *         "duration_seconds": 1
+                     *       },
+                     *       "refund": {
+                     *         "method": "credits",
+                     *         "credits": 1,
+                     *         "entry_id": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        generation: {
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            deadline_at: string | null;
+                            error: {
+                                code: string;
+                                message: string | null;
+                            } | null;
+                            /** Format: uuid */
+                            id: string;
+                            model: string;
+                            parameters: {
+                                [key: string]: string;
+                            };
+                            payment: {
+                                /** @description Credits charged (0 for a free generation) */
+                                credits: number;
+                                method: "credits" | "trial";
+                                /** @description The credits or the free generation were given back */
+                                refunded: boolean;
+                            };
+                            prompt: string;
+                            references: {
+                                kind: "telegram_file" | "url";
+                                value: string;
+                            }[];
+                            results: {
+                                height: number | null;
+                                mime_type: string;
+                                position: number;
+                                seed: number | null;
+                                /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                url: string;
+                                width: number | null;
+                            }[];
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        } & {
+                            /** @description From accepted to finished; null while not finished */
+                            duration_seconds: number | null;
+                            job: {
+                                attempts: number;
+                                /** @description The provider that has the job (null until submitted) */
+                                provider: string | null;
+                                provider_job_id: string | null;
+                            } | null;
+                        };
+                        refund: {
+                            /** @description Credits given back (0: trial) */
+                            credits: number;
+                            /** @description The ledger entry of the refund (null: a free generation) */
+                            entry_id: number | null;
+                            method: "credits" | "trial";
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.id must be string",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.id",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "models": [
+                     *         {
+                     *           "key": "text",
+                     *           "name": "text",
+                     *           "description": "text",
+                     *           "kind": "image",
+                     *           "provider": "text",
+                     *           "provider_model": "text",
+                     *           "provider_edit_model": "text",
+                     *           "parameters": [
+                     *             {
+                     *               "name": "text",
+                     *               "label": "text",
+                     *               "type": "enum",
+                     *               "values": [
+                     *                 "text"
+                     *               ],
+                     *               "default": "text"
+                     *             }
+                     *           ],
+                     *           "max_prompt_length": 1,
+                     *           "max_references": 1,
+                     *           "typical_seconds": 1,
+                     *           "sort_order": 1,
+                     *           "active": false,
+                     *           "prices": [
+                     *             {
+                     *               "id": 1,
+                     *               "conditions": {},
+                     *               "credits": 1,
+                     *               "valid_from": "2026-11-27T09:14:05.512Z"
+                     *             }
+                     *           ],
+                     *           "price_history": 1,
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "updated_at": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        models: {
+                            active: boolean;
+                            /** Format: date-time */
+                            created_at: string;
+                            description: string;
+                            key: string;
+                            kind: "image" | "tool";
+                            max_prompt_length: number;
+                            max_references: number;
+                            name: string;
+                            parameters: {
+                                default: string;
+                                label: string;
+                                name: string;
+                                /** @enum {string} */
+                                type: "enum";
+                                values: string[];
+                            }[];
+                            /** @description Prices the model ever had, current ones included */
+                            price_history: number;
+                            /** @description The current (open) prices */
+                            prices: {
+                                conditions: {
+                                    [key: string]: string;
+                                };
+                                credits: number;
+                                id: number;
+                                /** Format: date-time */
+                                valid_from: string;
+                            }[];
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                            sort_order: number;
+                            typical_seconds: number | null;
+                            /** Format: date-time */
+                            updated_at: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminCreateModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "key": "text",
+                 *       "kind": "image",
+                 *       "name": "text",
+                 *       "description": "text",
+                 *       "provider": "text",
+                 *       "provider_model": "text",
+                 *       "provider_edit_model": "text",
+                 *       "parameters": [
+                 *         {
+                 *           "name": "text",
+                 *           "label": "text",
+                 *           "type": "enum",
+                 *           "values": [
+                 *             "text"
+                 *           ],
+                 *           "default": "text"
+                 *         }
+                 *       ],
+                 *       "max_prompt_length": 1,
+                 *       "max_references": 1,
+                 *       "typical_seconds": 1,
+                 *       "sort_order": 1,
+                 *       "active": false,
+                 *       "prices": [
+                 *         {
+                 *           "conditions": {},
+                 *           "credits": 1
+                 *         }
+                 *       ],
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Offered to users (GET /models); inactive: hidden */
+                    active?: boolean;
+                    description?: string;
+                    /** @description Our stable name for the model, e.g. nano-banana-pro */
+                    key: string;
+                    kind: "image" | "tool";
+                    /** @description The longest prompt the model takes, in characters (default 2000) */
+                    max_prompt_length?: number;
+                    max_references?: number;
+                    name: string;
+                    /** @description What a user may choose, each an enum with its default among its values */
+                    parameters?: {
+                        /** @description One of the values */
+                        default: string;
+                        label: string;
+                        name: string;
+                        /** @enum {string} */
+                        type: "enum";
+                        values: string[];
+                    }[];
+                    prices: {
+                        /** @description Parameter values the price applies to; {} = any. The most specific match wins */
+                        conditions: {
+                            [key: string]: string;
+                        };
+                        credits: number;
+                    }[];
+                    /** @description The provider that serves the model, e.g. wavespeed or replicate */
+                    provider: string;
+                    /** @description The provider's model for edits with reference images; null: none */
+                    provider_edit_model?: string | null;
+                    provider_model: string;
+                    /** @description Why; audited */
+                    reason?: string;
+                    sort_order?: number;
+                    typical_seconds?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": "text",
+                     *       "name": "text",
+                     *       "description": "text",
+                     *       "kind": "image",
+                     *       "provider": "text",
+                     *       "provider_model": "text",
+                     *       "provider_edit_model": "text",
+                     *       "parameters": [
+                     *         {
+                     *           "name": "text",
+                     *           "label": "text",
+                     *           "type": "enum",
+                     *           "values": [
+                     *             "text"
+                     *           ],
+                     *           "default": "text"
+                     *         }
+                     *       ],
+                     *       "max_prompt_length": 1,
+                     *       "max_references": 1,
+                     *       "typical_seconds": 1,
+                     *       "sort_order": 1,
+                     *       "active": false,
+                     *       "prices": [
+                     *         {
+                     *           "id": 1,
+                     *           "conditions": {},
+                     *           "credits": 1,
+                     *           "valid_from": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "price_history": 1,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        active: boolean;
+                        /** Format: date-time */
+                        created_at: string;
+                        description: string;
+                        key: string;
+                        kind: "image" | "tool";
+                        max_prompt_length: number;
+                        max_references: number;
+                        name: string;
+                        parameters: {
+                            default: string;
+                            label: string;
+                            name: string;
+                            /** @enum {string} */
+                            type: "enum";
+                            values: string[];
+                        }[];
+                        /** @description Prices the model ever had, current ones included */
+                        price_history: number;
+                        /** @description The current (open) prices */
+                        prices: {
+                            conditions: {
+                                [key: string]: string;
+                            };
+                            credits: number;
+                            id: number;
+                            /** Format: date-time */
+                            valid_from: string;
+                        }[];
+                        provider: string;
+                        provider_edit_model: string | null;
+                        provider_model: string;
+                        sort_order: number;
+                        typical_seconds: number | null;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.key must be string",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.key",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/models",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminUpdateModel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Our stable name for the model, e.g. nano-banana-pro */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "text",
+                 *       "description": "text",
+                 *       "provider": "text",
+                 *       "provider_model": "text",
+                 *       "provider_edit_model": "text",
+                 *       "parameters": [
+                 *         {
+                 *           "name": "text",
+                 *           "label": "text",
+                 *           "type": "enum",
+                 *           "values": [
+                 *             "text"
+                 *           ],
+                 *           "default": "text"
+                 *         }
+                 *       ],
+                 *       "max_prompt_length": 1,
+                 *       "max_references": 1,
+                 *       "typical_seconds": 1,
+                 *       "sort_order": 1,
+                 *       "active": false,
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Offered to users (GET /models); inactive: hidden */
+                    active?: boolean;
+                    description?: string;
+                    /** @description The longest prompt the model takes, in characters (default 2000) */
+                    max_prompt_length?: number;
+                    max_references?: number;
+                    name?: string;
+                    /** @description What a user may choose, each an enum with its default among its values */
+                    parameters?: {
+                        /** @description One of the values */
+                        default: string;
+                        label: string;
+                        name: string;
+                        /** @enum {string} */
+                        type: "enum";
+                        values: string[];
+                    }[];
+                    /** @description The provider that serves the model, e.g. wavespeed or replicate */
+                    provider?: string;
+                    /** @description The provider's model for edits with reference images; null: none */
+                    provider_edit_model?: string | null;
+                    provider_model?: string;
+                    /** @description Why; audited */
+                    reason?: string;
+                    sort_order?: number;
+                    typical_seconds?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": "text",
+                     *       "name": "text",
+                     *       "description": "text",
+                     *       "kind": "image",
+                     *       "provider": "text",
+                     *       "provider_model": "text",
+                     *       "provider_edit_model": "text",
+                     *       "parameters": [
+                     *         {
+                     *           "name": "text",
+                     *           "label": "text",
+                     *           "type": "enum",
+                     *           "values": [
+                     *             "text"
+                     *           ],
+                     *           "default": "text"
+                     *         }
+                     *       ],
+                     *       "max_prompt_length": 1,
+                     *       "max_references": 1,
+                     *       "typical_seconds": 1,
+                     *       "sort_order": 1,
+                     *       "active": false,
+                     *       "prices": [
+                     *         {
+                     *           "id": 1,
+                     *           "conditions": {},
+                     *           "credits": 1,
+                     *           "valid_from": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "price_history": 1,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        active: boolean;
+                        /** Format: date-time */
+                        created_at: string;
+                        description: string;
+                        key: string;
+                        kind: "image" | "tool";
+                        max_prompt_length: number;
+                        max_references: number;
+                        name: string;
+                        parameters: {
+                            default: string;
+                            label: string;
+                            name: string;
+                            /** @enum {string} */
+                            type: "enum";
+                            values: string[];
+                        }[];
+                        /** @description Prices the model ever had, current ones included */
+                        price_history: number;
+                        /** @description The current (open) prices */
+                        prices: {
+                            conditions: {
+                                [key: string]: string;
+                            };
+                            credits: number;
+                            id: number;
+                            /** Format: date-time */
+                            valid_from: string;
+                        }[];
+                        provider: string;
+                        provider_edit_model: string | null;
+                        provider_model: string;
+                        sort_order: number;
+                        typical_seconds: number | null;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.key must be string",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.key",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminReplaceModelPrices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Our stable name for the model, e.g. nano-banana-pro */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "prices": [
+                 *         {
+                 *           "conditions": {},
+                 *           "credits": 1
+                 *         }
+                 *       ],
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    prices: {
+                        /** @description Parameter values the price applies to; {} = any. The most specific match wins */
+                        conditions: {
+                            [key: string]: string;
+                        };
+                        credits: number;
+                    }[];
+                    /** @description Why; audited */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": "text",
+                     *       "name": "text",
+                     *       "description": "text",
+                     *       "kind": "image",
+                     *       "provider": "text",
+                     *       "provider_model": "text",
+                     *       "provider_edit_model": "text",
+                     *       "parameters": [
+                     *         {
+                     *           "name": "text",
+                     *           "label": "text",
+                     *           "type": "enum",
+                     *           "values": [
+                     *             "text"
+                     *           ],
+                     *           "default": "text"
+                     *         }
+                     *       ],
+                     *       "max_prompt_length": 1,
+                     *       "max_references": 1,
+                     *       "typical_seconds": 1,
+                     *       "sort_order": 1,
+                     *       "active": false,
+                     *       "prices": [
+                     *         {
+                     *           "id": 1,
+                     *           "conditions": {},
+                     *           "credits": 1,
+                     *           "valid_from": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "price_history": 1,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        active: boolean;
+                        /** Format: date-time */
+                        created_at: string;
+                        description: string;
+                        key: string;
+                        kind: "image" | "tool";
+                        max_prompt_length: number;
+                        max_references: number;
+                        name: string;
+                        parameters: {
+                            default: string;
+                            label: string;
+                            name: string;
+                            /** @enum {string} */
+                            type: "enum";
+                            values: string[];
+                        }[];
+                        /** @description Prices the model ever had, current ones included */
+                        price_history: number;
+                        /** @description The current (open) prices */
+                        prices: {
+                            conditions: {
+                                [key: string]: string;
+                            };
+                            credits: number;
+                            id: number;
+                            /** Format: date-time */
+                            valid_from: string;
+                        }[];
+                        provider: string;
+                        provider_edit_model: string | null;
+                        provider_model: string;
+                        sort_order: number;
+                        typical_seconds: number | null;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.key must be string",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.key",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListPayments: {
+        parameters: {
+            query: {
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                from?: string;
+                limit: number;
+                status?: "paid" | "refunded";
+                to?: string;
+                /** @description Telegram user id */
+                user?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "payments": [
+                     *         {
+                     *           "payment_id": 1,
+                     *           "telegram_id": 1,
+                     *           "telegram_payment_charge_id": "text",
+                     *           "package_id": "text",
+                     *           "stars": 1,
+                     *           "credits": 1,
+                     *           "status": "paid",
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "refunded_at": "2026-11-27T09:14:05.512Z",
+                     *           "refund_shortfall": 1
+                     *         }
+                     *       ],
+                     *       "totals": {
+                     *         "count": 1,
+                     *         "stars": 1,
+                     *         "credits": 1,
+                     *         "refunded": 1,
+                     *         "refunded_stars": 1
+                     *       },
+                     *       "next_cursor": "text"
+                     *     }
+                     */
+                    "application/json": {
+                        next_cursor: string | null;
+                        payments: {
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description Credits the package gave */
+                            credits: number;
+                            package_id: string;
+                            payment_id: number;
+                            /** @description Credits the refund could not take back (already spent) */
+                            refund_shortfall: number | null;
+                            /** Format: date-time */
+                            refunded_at: string | null;
+                            /** @description Stars paid (XTR) */
+                            stars: number;
+                            status: "paid" | "refunded";
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                            telegram_payment_charge_id: string;
+                        }[];
+                        totals: {
+                            count: number;
+                            credits: number;
+                            /** @description How many of them were refunded */
+                            refunded: number;
+                            refunded_stars: number;
+                            stars: number;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invalid_cursor",
+                     *       "title": "Invalid cursor",
+                     *       "status": 400,
+                     *       "detail": "cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.",
+                     *       "instance": "/api/v1/admin/payments",
+                     *       "code": "invalid_cursor",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/payments",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/payments",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.status must be string",
+                     *       "instance": "/api/v1/admin/payments",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.status",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/payments",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminRefundPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                charge_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram": "refunded",
+                     *       "applied": false,
+                     *       "refund": {
+                     *         "payment_id": 1,
+                     *         "telegram_payment_charge_id": "text",
+                     *         "status": "refunded",
+                     *         "credits": 1,
+                     *         "clawed_back": 1,
+                     *         "shortfall": 1,
+                     *         "balance": 1,
+                     *         "referral": {
+                     *           "telegram_id": 1,
+                     *           "language": "text",
+                     *           "language_code": "text",
+                     *           "clawed_back": 1,
+                     *           "shortfall": 1
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description This call took the credits back */
+                        applied: boolean;
+                        refund: {
+                            balance: number;
+                            /** @description Credits taken back from the balance */
+                            clawed_back: number;
+                            credits: number;
+                            payment_id: number;
+                            referral: {
+                                clawed_back: number;
+                                language: string | null;
+                                language_code: string | null;
+                                shortfall: number;
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            } | null;
+                            /** @description Credits already spent, not taken back */
+                            shortfall: number;
+                            /** @enum {string} */
+                            status: "refunded";
+                            telegram_payment_charge_id: string;
+                        };
+                        /** @description Telegram refunded now, had already, or was not asked (the payment was refunded here) */
+                        telegram: "refunded" | "already_refunded" | "not_asked";
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.charge_id must be string",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.charge_id",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:database_unavailable",
+                     *       "title": "Service unavailable",
+                     *       "status": 503,
+                     *       "detail": "The database cannot be reached right now; retry in a few seconds.",
+                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "code": "database_unavailable",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminReconcilePayments: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Nothing: {} or no body at all */
+        requestBody: {
+            content: {
+                /** @example {} */
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "transactions": 1,
+                     *       "pages": 1,
+                     *       "corrections": [
+                     *         {
+                     *           "id": 1,
+                     *           "kind": "payment_credited",
+                     *           "telegram_payment_charge_id": "text",
+                     *           "telegram_id": 1,
+                     *           "stars": 1,
+                     *           "transaction_at": "2026-11-27T09:14:05.512Z",
+                     *           "details": {},
+                     *           "actor": "text",
+                     *           "created_at": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "complete": false
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description False: stopped at the page limit; the next run goes on */
+                        complete: boolean;
+                        /** @description What this run corrected */
+                        corrections: {
+                            /** @description The operator who ran it, or system (the schedule) */
+                            actor: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            details: {
+                                [key: string]: unknown;
+                            } | null;
+                            id: number;
+                            /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
+                            kind: "payment_credited" | "refund_applied" | "payment_unmatched";
+                            stars: number;
+                            /** @description Telegram user id */
+                            telegram_id: number | null;
+                            telegram_payment_charge_id: string;
+                            /**
+                             * Format: date-time
+                             * @description The transaction's date at Telegram
+                             */
+                            transaction_at: string;
+                        }[];
+                        pages: number;
+                        /** @description Transactions read from Telegram */
+                        transactions: number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "Validation failed",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": []
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:database_unavailable",
+                     *       "title": "Service unavailable",
+                     *       "status": 503,
+                     *       "detail": "The database cannot be reached right now; retry in a few seconds.",
+                     *       "instance": "/api/v1/admin/payments/reconcile",
+                     *       "code": "database_unavailable",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListReconciliation: {
+        parameters: {
+            query: {
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                limit: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "corrections": [
+                     *         {
+                     *           "id": 1,
+                     *           "kind": "payment_credited",
+                     *           "telegram_payment_charge_id": "text",
+                     *           "telegram_id": 1,
+                     *           "stars": 1,
+                     *           "transaction_at": "2026-11-27T09:14:05.512Z",
+                     *           "details": {},
+                     *           "actor": "text",
+                     *           "created_at": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "text",
+                     *       "last_run_at": "2026-11-27T09:14:05.512Z",
+                     *       "reconciled_until": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        corrections: {
+                            /** @description The operator who ran it, or system (the schedule) */
+                            actor: string;
+                            /** Format: date-time */
+                            created_at: string;
+                            details: {
+                                [key: string]: unknown;
+                            } | null;
+                            id: number;
+                            /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
+                            kind: "payment_credited" | "refund_applied" | "payment_unmatched";
+                            stars: number;
+                            /** @description Telegram user id */
+                            telegram_id: number | null;
+                            telegram_payment_charge_id: string;
+                            /**
+                             * Format: date-time
+                             * @description The transaction's date at Telegram
+                             */
+                            transaction_at: string;
+                        }[];
+                        /** Format: date-time */
+                        last_run_at: string | null;
+                        next_cursor: string | null;
+                        /**
+                         * Format: date-time
+                         * @description The newest transaction date a complete run went through
+                         */
+                        reconciled_until: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invalid_cursor",
+                     *       "title": "Invalid cursor",
+                     *       "status": 400,
+                     *       "detail": "cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.",
+                     *       "instance": "/api/v1/admin/payments/reconciliation",
+                     *       "code": "invalid_cursor",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/payments/reconciliation",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/payments/reconciliation",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.limit must be integer",
+                     *       "instance": "/api/v1/admin/payments/reconciliation",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.limit",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/payments/reconciliation",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "jobs": [
+                     *         {
+                     *           "kind": "text",
+                     *           "provider": "text",
+                     *           "waiting": 1,
+                     *           "running": 1
+                     *         }
+                     *       ],
+                     *       "oldest_waiting_seconds": 1,
+                     *       "failed_last_hour": 1,
+                     *       "active_generations": 1
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Generations queued or running now */
+                        active_generations: number;
+                        failed_last_hour: number;
+                        jobs: {
+                            /** @description generate or deliver */
+                            kind: string;
+                            /** @description The job's provider (a generation's model's until submitted) */
+                            provider: string | null;
+                            running: number;
+                            waiting: number;
+                        }[];
+                        /** @description Age of the oldest job due and not yet claimed; null: none */
+                        oldest_waiting_seconds: number | null;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/queue",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/queue",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/queue",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "settings": [
+                     *         {
+                     *           "key": "text",
+                     *           "type": "integer",
+                     *           "value": {},
+                     *           "default": {},
+                     *           "source": "environment",
+                     *           "bounds": {
+                     *             "minimum": 1,
+                     *             "maximum": 1,
+                     *             "max_length": 1,
+                     *             "nullable": false
+                     *           },
+                     *           "meaning": "text",
+                     *           "updated_at": "2026-11-27T09:14:05.512Z",
+                     *           "updated_by": "text"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        settings: {
+                            /** @description What a value must be within */
+                            bounds: {
+                                max_length?: number;
+                                maximum?: number;
+                                minimum?: number;
+                                nullable?: boolean;
+                            };
+                            /** @description The environment's value (used when no override is set) */
+                            default: unknown;
+                            /** @description The environment variable that gives its default */
+                            key: string;
+                            meaning: string;
+                            source: "environment" | "override";
+                            /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id] */
+                            type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency" | "telegram_ids";
+                            /**
+                             * Format: date-time
+                             * @description When the override was set; null: none
+                             */
+                            updated_at: string | null;
+                            /** @description Who set the override */
+                            updated_by: string | null;
+                            /** @description The value in force */
+                            value: unknown;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminUpdateSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "values": {
+                 *         "TRIAL_GENERATIONS": 2,
+                 *         "REFERRAL_PERCENT": 10
+                 *       },
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; audited */
+                    reason: string;
+                    /**
+                     * @description Setting key → new value
+                     * @example {
+                     *       "TRIAL_GENERATIONS": 2,
+                     *       "REFERRAL_PERCENT": 10
+                     *     }
+                     */
+                    values: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "changes": [
+                     *         {
+                     *           "key": "text",
+                     *           "before": {
+                     *             "value": {},
+                     *             "source": "environment"
+                     *           },
+                     *           "after": {
+                     *             "value": {},
+                     *             "source": "environment"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "settings": [
+                     *         {
+                     *           "key": "text",
+                     *           "type": "integer",
+                     *           "value": {},
+                     *           "default": {},
+                     *           "source": "environment",
+                     *           "bounds": {
+                     *             "minimum": 1,
+                     *             "maximum": 1,
+                     *             "max_length": 1,
+                     *             "nullable": false
+                     *           },
+                     *           "meaning": "text",
+                     *           "updated_at": "2026-11-27T09:14:05.512Z",
+                     *           "updated_by": "text"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        changes: {
+                            after: {
+                                source: "environment" | "override";
+                                value: unknown;
+                            };
+                            before: {
+                                source: "environment" | "override";
+                                value: unknown;
+                            };
+                            key: string;
+                        }[];
+                        settings: {
+                            /** @description What a value must be within */
+                            bounds: {
+                                max_length?: number;
+                                maximum?: number;
+                                minimum?: number;
+                                nullable?: boolean;
+                            };
+                            /** @description The environment's value (used when no override is set) */
+                            default: unknown;
+                            /** @description The environment variable that gives its default */
+                            key: string;
+                            meaning: string;
+                            source: "environment" | "override";
+                            /** @description integer; boolean; string; stars_packages: [{id, credits, stars}]; provider_concurrency: {"<provider>" | "*": jobs at once}; telegram_ids: [Telegram user id] */
+                            type: "integer" | "boolean" | "string" | "stars_packages" | "provider_concurrency" | "telegram_ids";
+                            /**
+                             * Format: date-time
+                             * @description When the override was set; null: none
+                             */
+                            updated_at: string | null;
+                            /** @description Who set the override */
+                            updated_by: string | null;
+                            /** @description The value in force */
+                            value: unknown;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.values must be object",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.values",
+                     *           "message": "must be object"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/settings",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetStats: {
+        parameters: {
+            query?: {
+                /** @description The first UTC day, YYYY-MM-DD */
+                from?: string;
+                /** @description The last UTC day, YYYY-MM-DD (inclusive) */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "range": {
+                     *         "from": "2026-11-27",
+                     *         "to": "2026-11-27",
+                     *         "days": 1
+                     *       },
+                     *       "users": {
+                     *         "total": 1,
+                     *         "new": 1,
+                     *         "active": 1
+                     *       },
+                     *       "generations": {
+                     *         "total": 1,
+                     *         "by_status": {},
+                     *         "by_model": [
+                     *           {
+                     *             "model": "text",
+                     *             "total": 1,
+                     *             "succeeded": 1,
+                     *             "failed": 1
+                     *           }
+                     *         ],
+                     *         "success_rate": 1,
+                     *         "seconds_p50": 1,
+                     *         "seconds_p95": 1
+                     *       },
+                     *       "money": {
+                     *         "stars_received": 1,
+                     *         "payments": 1,
+                     *         "credits_sold": 1,
+                     *         "credits_spent": 1,
+                     *         "credits_refunded": 1,
+                     *         "credits_given_free": 1,
+                     *         "free_generations_used": 1
+                     *       },
+                     *       "referrals": {
+                     *         "new_referred_users": 1,
+                     *         "bonuses_paid": 1,
+                     *         "bonus_credits": 1
+                     *       },
+                     *       "daily": [
+                     *         {
+                     *           "date": "2026-11-27",
+                     *           "new_users": 1,
+                     *           "generations_succeeded": 1,
+                     *           "generations_failed": 1,
+                     *           "stars_received": 1,
+                     *           "credits_spent": 1
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description One item per UTC day of the range, oldest first, days without activity included */
+                        daily: {
+                            credits_spent: number;
+                            /** Format: date */
+                            date: string;
+                            generations_failed: number;
+                            generations_succeeded: number;
+                            new_users: number;
+                            stars_received: number;
+                        }[];
+                        generations: {
+                            by_model: {
+                                failed: number;
+                                model: string;
+                                succeeded: number;
+                                total: number;
+                            }[];
+                            /** @description queued, running, succeeded, failed, cancelled: how many of those accepted in the range are in each */
+                            by_status: {
+                                [key: string]: number;
+                            };
+                            /** @description Median seconds from acceptance to success; null when none succeeded */
+                            seconds_p50: number | null;
+                            /** @description 95th percentile of the same */
+                            seconds_p95: number | null;
+                            /** @description succeeded / (succeeded + failed); null when none settled */
+                            success_rate: number | null;
+                            /** @description Generations accepted in the range */
+                            total: number;
+                        };
+                        money: {
+                            /** @description Bonuses, positive admin adjustments and referral bonuses */
+                            credits_given_free: number;
+                            /** @description Credits taken back by payment refunds and referral clawbacks */
+                            credits_refunded: number;
+                            /** @description Credits of topup entries */
+                            credits_sold: number;
+                            /** @description Generation charges minus generation refunds */
+                            credits_spent: number;
+                            /** @description Trial generations used in the range and not given back */
+                            free_generations_used: number;
+                            /** @description How many such payments */
+                            payments: number;
+                            /** @description Sum of total_amount of the range's payments still paid (not refunded) */
+                            stars_received: number;
+                        };
+                        range: {
+                            days: number;
+                            /**
+                             * Format: date
+                             * @description The first UTC day, inclusive
+                             */
+                            from: string;
+                            /**
+                             * Format: date
+                             * @description The last UTC day, inclusive
+                             */
+                            to: string;
+                        };
+                        referrals: {
+                            /** @description Their credits */
+                            bonus_credits: number;
+                            /** @description Referral bonus entries */
+                            bonuses_paid: number;
+                            /** @description Users created in the range with a referral code */
+                            new_referred_users: number;
+                        };
+                        users: {
+                            /** @description Users the bot last heard from in the range (last_seen_at) */
+                            active: number;
+                            /** @description Users created in the range */
+                            new: number;
+                            /** @description Every user, whenever created */
+                            total: number;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invalid_cursor",
+                     *       "title": "Invalid cursor",
+                     *       "status": 400,
+                     *       "detail": "cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.",
+                     *       "instance": "/api/v1/admin/stats",
+                     *       "code": "invalid_cursor",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/stats",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/stats",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.from must be string",
+                     *       "instance": "/api/v1/admin/stats",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.from",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/stats",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListUsers: {
+        parameters: {
+            query: {
+                /** @description The next_cursor of the previous page */
+                cursor?: string;
+                /** @description Comma list, all must hold: active_7d, active_30d (seen by the bot within 7 / 30 days), paying (a paid Stars payment), with_balance, banned, blocked (blocked the bot), new (created within 7 days) */
+                filter?: string;
+                limit: number;
+                /** @description A telegram id (exact), or the start of a username (with or without @), of a full name or of a last name; case-insensitive */
+                query?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "telegram_id": 1,
+                     *           "username": "text",
+                     *           "first_name": "text",
+                     *           "last_name": "text",
+                     *           "language": "text",
+                     *           "language_code": "text",
+                     *           "balance": 1,
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "last_seen_at": "2026-11-27T09:14:05.512Z",
+                     *           "banned": false,
+                     *           "blocked": false
+                     *         }
+                     *       ],
+                     *       "next_cursor": "text",
+                     *       "counts": {
+                     *         "total": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        counts: {
+                            total: number;
+                        };
+                        items: {
+                            balance: number;
+                            banned: boolean;
+                            /** @description A delivery to its private chat was refused (403) */
+                            blocked: boolean;
+                            /** Format: date-time */
+                            created_at: string;
+                            first_name: string | null;
+                            /** @description The language the user chose for the bot */
+                            language: string | null;
+                            /** @description Telegram's language of the user's client */
+                            language_code: string | null;
+                            last_name: string | null;
+                            /** Format: date-time */
+                            last_seen_at: string | null;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                            username: string | null;
+                        }[];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invalid_cursor",
+                     *       "title": "Invalid cursor",
+                     *       "status": 400,
+                     *       "detail": "cursor is not a next_cursor this API gave: pass back the next_cursor of the previous page, or leave it out for the first page.",
+                     *       "instance": "/api/v1/admin/users",
+                     *       "code": "invalid_cursor",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/users",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/users",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "querystring.query must be string",
+                     *       "instance": "/api/v1/admin/users",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "querystring.query",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/users",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "language_code": "text",
+                     *       "is_premium": false,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z",
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "language": "uz",
+                     *       "preferences": {
+                     *         "model": "text",
+                     *         "parameters": {}
+                     *       },
+                     *       "referral_code": "text",
+                     *       "banned": {
+                     *         "reason": "text",
+                     *         "since": "2026-11-27T09:14:05.512Z"
+                     *       },
+                     *       "referred_by": 1,
+                     *       "referrals": 1,
+                     *       "last_seen_at": "2026-11-27T09:14:05.512Z",
+                     *       "referrer": {
+                     *         "telegram_id": 1,
+                     *         "username": "text",
+                     *         "first_name": "text",
+                     *         "last_name": "text"
+                     *       },
+                     *       "blocked_at": "2026-11-27T09:14:05.512Z",
+                     *       "recent": {
+                     *         "generations": [
+                     *           {
+                     *             "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *             "telegram_id": 1,
+                     *             "model": "text",
+                     *             "prompt": "text",
+                     *             "parameters": {},
+                     *             "references": [
+                     *               {
+                     *                 "kind": "telegram_file",
+                     *                 "value": "text"
+                     *               }
+                     *             ],
+                     *             "status": "queued",
+                     *             "payment": {
+                     *               "method": "credits",
+                     *               "credits": 1,
+                     *               "refunded": false
+                     *             },
+                     *             "error": {
+                     *               "code": "text",
+                     *               "message": "text"
+                     *             },
+                     *             "results": [
+                     *               {
+                     *                 "position": 1,
+                     *                 "url": "text",
+                     *                 "mime_type": "text",
+                     *                 "width": 1,
+                     *                 "height": 1,
+                     *                 "seed": 1
+                     *               }
+                     *             ],
+                     *             "created_at": "2026-11-27T09:14:05.512Z",
+                     *             "started_at": "2026-11-27T09:14:05.512Z",
+                     *             "completed_at": "2026-11-27T09:14:05.512Z",
+                     *             "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *           }
+                     *         ],
+                     *         "payments": [
+                     *           {
+                     *             "id": 1,
+                     *             "telegram_payment_charge_id": "text",
+                     *             "package_id": "text",
+                     *             "stars": 1,
+                     *             "credits": 1,
+                     *             "status": "paid",
+                     *             "refund_shortfall": 1,
+                     *             "created_at": "2026-11-27T09:14:05.512Z",
+                     *             "refunded_at": "2026-11-27T09:14:05.512Z"
+                     *           }
+                     *         ],
+                     *         "ledger": [
+                     *           {
+                     *             "id": 1,
+                     *             "entry_no": 1,
+                     *             "amount": 1,
+                     *             "balance_after": 1,
+                     *             "kind": "topup",
+                     *             "reference_type": "text",
+                     *             "reference_id": "text",
+                     *             "reason": "text",
+                     *             "actor": "text",
+                     *             "created_at": "2026-11-27T09:14:05.512Z"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": ({
+                        /** @description Credits, derived from the ledger */
+                        balance: number;
+                        /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                        banned: {
+                            reason: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        first_name: string | null;
+                        is_premium: boolean;
+                        /** @description The language the user chose for the bot; null until it chooses one */
+                        language: ("uz" | "ru" | "en") | (never | null);
+                        /** @description Telegram's language of the user's client */
+                        language_code: string | null;
+                        last_name: string | null;
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                        referral_code: string;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                        /** Format: date-time */
+                        updated_at: string;
+                        username: string | null;
+                    } & {
+                        /**
+                         * Format: date-time
+                         * @description The last POST /users/sync for the user
+                         */
+                        last_seen_at: string | null;
+                        /** @description Users created with this user's referral code */
+                        referrals: number;
+                        /** @description The telegram_id of the user whose referral code this user was created with */
+                        referred_by: (never | null) | number;
+                    }) & {
+                        /**
+                         * Format: date-time
+                         * @description When a delivery to its private chat was refused: it blocked the bot
+                         */
+                        blocked_at: string | null;
+                        recent: {
+                            /** @description The 10 newest generations */
+                            generations: {
+                                /** Format: date-time */
+                                completed_at: string | null;
+                                /** Format: date-time */
+                                created_at: string;
+                                /** Format: date-time */
+                                deadline_at: string | null;
+                                error: {
+                                    code: string;
+                                    message: string | null;
+                                } | null;
+                                /** Format: uuid */
+                                id: string;
+                                model: string;
+                                parameters: {
+                                    [key: string]: string;
+                                };
+                                payment: {
+                                    /** @description Credits charged (0 for a free generation) */
+                                    credits: number;
+                                    method: "credits" | "trial";
+                                    /** @description The credits or the free generation were given back */
+                                    refunded: boolean;
+                                };
+                                prompt: string;
+                                references: {
+                                    kind: "telegram_file" | "url";
+                                    value: string;
+                                }[];
+                                results: {
+                                    height: number | null;
+                                    mime_type: string;
+                                    position: number;
+                                    seed: number | null;
+                                    /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                    url: string;
+                                    width: number | null;
+                                }[];
+                                /** Format: date-time */
+                                started_at: string | null;
+                                status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                                /** @description Telegram user id */
+                                telegram_id: number;
+                            }[];
+                            /** @description The 20 newest ledger entries */
+                            ledger: {
+                                actor: string;
+                                /** @description Signed credits */
+                                amount: number;
+                                balance_after: number;
+                                /** Format: date-time */
+                                created_at: string;
+                                /** @description 1, 2, 3… in the user's ledger */
+                                entry_no: number;
+                                id: number;
+                                /** @enum {string} */
+                                kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
+                                reason: string | null;
+                                reference_id: string | null;
+                                reference_type: string | null;
+                            }[];
+                            /** @description The 10 newest Telegram Stars payments */
+                            payments: {
+                                /** Format: date-time */
+                                created_at: string;
+                                credits: number;
+                                id: number;
+                                package_id: string;
+                                refund_shortfall: number | null;
+                                /** Format: date-time */
+                                refunded_at: string | null;
+                                stars: number;
+                                status: "paid" | "refunded";
+                                telegram_payment_charge_id: string;
+                            }[];
+                        };
+                        /** @description The user whose referral code this user was created with */
+                        referrer: {
+                            first_name: string | null;
+                            last_name: string | null;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                            username: string | null;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminBanUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Stripe-style; replays the first response */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why; shown to the user by the bot */
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "language_code": "text",
+                     *       "is_premium": false,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z",
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "language": "uz",
+                     *       "preferences": {
+                     *         "model": "text",
+                     *         "parameters": {}
+                     *       },
+                     *       "referral_code": "text",
+                     *       "banned": {
+                     *         "reason": "text",
+                     *         "since": "2026-11-27T09:14:05.512Z"
+                     *       },
+                     *       "referred_by": 1,
+                     *       "referrals": 1,
+                     *       "last_seen_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Credits, derived from the ledger */
+                        balance: number;
+                        /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                        banned: {
+                            reason: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        first_name: string | null;
+                        is_premium: boolean;
+                        /** @description The language the user chose for the bot; null until it chooses one */
+                        language: ("uz" | "ru" | "en") | (never | null);
+                        /** @description Telegram's language of the user's client */
+                        language_code: string | null;
+                        last_name: string | null;
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                        referral_code: string;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                        /** Format: date-time */
+                        updated_at: string;
+                        username: string | null;
+                    } & {
+                        /**
+                         * Format: date-time
+                         * @description The last POST /users/sync for the user
+                         */
+                        last_seen_at: string | null;
+                        /** @description Users created with this user's referral code */
+                        referrals: number;
+                        /** @description The telegram_id of the user whose referral code this user was created with */
+                        referred_by: (never | null) | number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminAdjustCredits: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "amount": 1,
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    amount: number;
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "entry": {
+                     *         "id": 1,
+                     *         "entry_no": 1,
+                     *         "amount": 1,
+                     *         "balance_after": 1,
+                     *         "kind": "topup",
+                     *         "reference_type": "text",
+                     *         "reference_id": "text",
+                     *         "reason": "text",
+                     *         "actor": "text",
+                     *         "created_at": "2026-11-27T09:14:05.512Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        entry: {
+                            actor: string;
+                            /** @description Signed credits */
+                            amount: number;
+                            balance_after: number;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description 1, 2, 3… in the user's ledger */
+                            entry_no: number;
+                            id: number;
+                            /** @enum {string} */
+                            kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
+                            reason: string | null;
+                            reference_id: string | null;
+                            reference_type: string | null;
+                        };
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payment Required */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:insufficient_credits",
+                     *       "title": "Insufficient credits",
+                     *       "status": 402,
+                     *       "detail": "This needs 5 credits; the balance is 3.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "insufficient_credits",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminUnbanUser: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Stripe-style; replays the first response */
+                "idempotency-key"?: string;
+            };
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        /** @description {}, a reason, or no body at all */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "text"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description Why, for the audit log */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "language_code": "text",
+                     *       "is_premium": false,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z",
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "language": "uz",
+                     *       "preferences": {
+                     *         "model": "text",
+                     *         "parameters": {}
+                     *       },
+                     *       "referral_code": "text",
+                     *       "banned": {
+                     *         "reason": "text",
+                     *         "since": "2026-11-27T09:14:05.512Z"
+                     *       },
+                     *       "referred_by": 1,
+                     *       "referrals": 1,
+                     *       "last_seen_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Credits, derived from the ledger */
+                        balance: number;
+                        /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                        banned: {
+                            reason: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        first_name: string | null;
+                        is_premium: boolean;
+                        /** @description The language the user chose for the bot; null until it chooses one */
+                        language: ("uz" | "ru" | "en") | (never | null);
+                        /** @description Telegram's language of the user's client */
+                        language_code: string | null;
+                        last_name: string | null;
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                        referral_code: string;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                        /** Format: date-time */
+                        updated_at: string;
+                        username: string | null;
+                    } & {
+                        /**
+                         * Format: date-time
+                         * @description The last POST /users/sync for the user
+                         */
+                        last_seen_at: string | null;
+                        /** @description Users created with this user's referral code */
+                        referrals: number;
+                        /** @description The telegram_id of the user whose referral code this user was created with */
+                        referred_by: (never | null) | number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createGeneration: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Stripe-style; replays the first response */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "telegram_id": 1,
+                 *       "model": "text",
+                 *       "prompt": "text",
+                 *       "parameters": {},
+                 *       "references": [
+                 *         "text"
+                 *       ],
+                 *       "payment": "auto",
+                 *       "telegram": {
+                 *         "chat_id": 1,
+                 *         "reply_to_message_id": 1,
+                 *         "status_message_id": 1,
+                 *         "language": "uz"
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    model: string;
+                    /** @description Values for the model's parameters (GET /api/v1/models), e.g. {"aspect_ratio": "16:9"}; omitted ones take their default */
+                    parameters?: {
+                        [key: string]: string;
+                    };
+                    /** @description auto (default): a free generation while one is left, else credits */
+                    payment?: "auto" | "credits" | "trial";
+                    /** @description Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters (GET /api/v1/models; no model takes more than 10000) */
+                    prompt?: string;
+                    references?: string[];
+                    /** @description Where the worker delivers the result (texts in parse_mode HTML, with regenerate/edit/original buttons whose callback_data is res:<r|e|o>:<id>); without it, to the user's own chat. A Mini App user may only name its own chat. */
+                    telegram?: {
+                        /** @description The chat to send the result to: the user's private chat (its telegram_id) or a group (negative); not 0 */
+                        chat_id: number;
+                        /** @description The texts' language; default the user's own, else DEFAULT_LANGUAGE */
+                        language?: "uz" | "ru" | "en";
+                        /** @description The prompt's message: the result replies to it (sent anyway if it is gone) */
+                        reply_to_message_id?: number;
+                        /** @description The bot's message saying the generation is queued: the worker edits it to running, done or the failure */
+                        status_message_id?: number;
+                    };
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *       "telegram_id": 1,
+                     *       "model": "text",
+                     *       "prompt": "text",
+                     *       "parameters": {},
+                     *       "references": [
+                     *         {
+                     *           "kind": "telegram_file",
+                     *           "value": "text"
+                     *         }
+                     *       ],
+                     *       "status": "queued",
+                     *       "payment": {
+                     *         "method": "credits",
+                     *         "credits": 1,
+                     *         "refunded": false
+                     *       },
+                     *       "error": {
+                     *         "code": "text",
+                     *         "message": "text"
+                     *       },
+                     *       "results": [
+                     *         {
+                     *           "position": 1,
+                     *           "url": "text",
+                     *           "mime_type": "text",
+                     *           "width": 1,
+                     *           "height": 1,
+                     *           "seed": 1
+                     *         }
+                     *       ],
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "deadline_at": "2026-11-27T09:14:05.512Z",
+                     *       "queue_position": 1,
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        deadline_at: string | null;
+                        error: {
+                            code: string;
+                            message: string | null;
+                        } | null;
+                        /** Format: uuid */
+                        id: string;
+                        model: string;
+                        parameters: {
+                            [key: string]: string;
+                        };
+                        payment: {
+                            /** @description Credits charged (0 for a free generation) */
+                            credits: number;
+                            method: "credits" | "trial";
+                            /** @description The credits or the free generation were given back */
+                            refunded: boolean;
+                        };
+                        prompt: string;
+                        references: {
+                            kind: "telegram_file" | "url";
+                            value: string;
+                        }[];
+                        results: {
+                            height: number | null;
+                            mime_type: string;
+                            position: number;
+                            seed: number | null;
+                            /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                            url: string;
+                            width: number | null;
+                        }[];
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    } & {
+                        /** @description The balance after the charge */
+                        balance: number;
+                        queue_position: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payment Required */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:insufficient_credits",
+                     *       "title": "Insufficient credits",
+                     *       "status": 402,
+                     *       "detail": "This needs 5 credits; the balance is 3.",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "insufficient_credits",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.telegram_id must be integer",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:database_unavailable",
+                     *       "title": "Service unavailable",
+                     *       "status": 503,
+                     *       "detail": "The database cannot be reached right now; retry in a few seconds.",
+                     *       "instance": "/api/v1/generations",
+                     *       "code": "database_unavailable",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *       "telegram_id": 1,
+                     *       "model": "text",
+                     *       "prompt": "text",
+                     *       "parameters": {},
+                     *       "references": [
+                     *         {
+                     *           "kind": "telegram_file",
+                     *           "value": "text"
+                     *         }
+                     *       ],
+                     *       "status": "queued",
+                     *       "payment": {
+                     *         "method": "credits",
+                     *         "credits": 1,
+                     *         "refunded": false
+                     *       },
+                     *       "error": {
+                     *         "code": "text",
+                     *         "message": "text"
+                     *       },
+                     *       "results": [
+                     *         {
+                     *           "position": 1,
+                     *           "url": "text",
+                     *           "mime_type": "text",
+                     *           "width": 1,
+                     *           "height": 1,
+                     *           "seed": 1
+                     *         }
+                     *       ],
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "started_at": "2026-11-27T09:14:05.512Z",
+                     *       "completed_at": "2026-11-27T09:14:05.512Z",
+                     *       "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: date-time */
+                        completed_at: string | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        deadline_at: string | null;
+                        error: {
+                            code: string;
+                            message: string | null;
+                        } | null;
+                        /** Format: uuid */
+                        id: string;
+                        model: string;
+                        parameters: {
+                            [key: string]: string;
+                        };
+                        payment: {
+                            /** @description Credits charged (0 for a free generation) */
+                            credits: number;
+                            method: "credits" | "trial";
+                            /** @description The credits or the free generation were given back */
+                            refunded: boolean;
+                        };
+                        prompt: string;
+                        references: {
+                            kind: "telegram_file" | "url";
+                            value: string;
+                        }[];
+                        results: {
+                            height: number | null;
+                            mime_type: string;
+                            position: number;
+                            seed: number | null;
+                            /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                            url: string;
+                            width: number | null;
+                        }[];
+                        /** Format: date-time */
+                        started_at: string | null;
+                        status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/generations/:id",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/generations/:id",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/generations/:id",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.id must be string",
+                     *       "instance": "/api/v1/generations/:id",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.id",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/generations/:id",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getGenerationImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                position: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image, with its type (image/png, image/webp, …) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/generations/:id/images/:position",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.id must be string",
+                     *       "instance": "/api/v1/generations/:id/images/:position",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.id",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/generations/:id/images/:position",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    quoteGeneration: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "telegram_id": 1,
+                 *       "model": "text",
+                 *       "parameters": {}
+                 *     }
+                 */
+                "application/json": {
+                    model: string;
+                    /** @description Values for the model's parameters (GET /api/v1/models), e.g. {"aspect_ratio": "16:9"}; omitted ones take their default */
+                    parameters?: {
+                        [key: string]: string;
+                    };
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "model": "text",
+                     *       "parameters": {},
+                     *       "price_credits": 1,
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "payment_method": "trial"
+                     *     }
+                     */
+                    "application/json": {
+                        balance: number;
+                        model: string;
+                        parameters: {
+                            [key: string]: string;
+                        };
+                        payment_method: (never | null) | "trial" | "credits";
+                        price_credits: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.telegram_id must be integer",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/generations/quote",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "uptime_seconds": 1,
+                     *       "request_id": "text",
+                     *       "version": "text",
+                     *       "database": {
+                     *         "status": "up",
+                     *         "kind": "text",
+                     *         "latency_ms": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        database: {
+                            kind: string;
+                            latency_ms: number;
+                            status: "up" | "down";
+                        };
+                        request_id: string;
+                        status: "ok" | "unavailable";
+                        uptime_seconds: number;
+                        version: string;
+                    };
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "uptime_seconds": 1,
+                     *       "request_id": "text",
+                     *       "version": "text",
+                     *       "database": {
+                     *         "status": "up",
+                     *         "kind": "text",
+                     *         "latency_ms": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        database: {
+                            kind: string;
+                            latency_ms: number;
+                            status: "up" | "down";
+                        };
+                        request_id: string;
+                        status: "ok" | "unavailable";
+                        uptime_seconds: number;
+                        version: string;
+                    };
+                };
+            };
+        };
+    };
+    getInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "text",
+                     *       "version": "text",
+                     *       "api_version": "text",
+                     *       "database": "embedded",
+                     *       "rate_limit": {
+                     *         "enabled": false,
+                     *         "max": 1,
+                     *         "window_seconds": 1,
+                     *         "store": "text"
+                     *       },
+                     *       "trial_generations": 1
+                     *     }
+                     */
+                    "application/json": {
+                        api_version: string;
+                        database: "embedded" | "postgres";
+                        name: string;
+                        rate_limit: {
+                            enabled: boolean;
+                            max: number;
+                            store: string;
+                            window_seconds: number;
+                        };
+                        trial_generations: number;
+                        version: string;
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/info",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listModels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "models": [
+                     *         {
+                     *           "key": "text",
+                     *           "kind": "image",
+                     *           "name": "text",
+                     *           "description": "text",
+                     *           "parameters": [
+                     *             {
+                     *               "name": "text",
+                     *               "label": "text",
+                     *               "type": "enum",
+                     *               "values": [
+                     *                 "text"
+                     *               ],
+                     *               "default": "text"
+                     *             }
+                     *           ],
+                     *           "max_prompt_length": 1,
+                     *           "max_references": 1,
+                     *           "typical_seconds": 1,
+                     *           "price_credits": 1,
+                     *           "prices": [
+                     *             {
+                     *               "conditions": {},
+                     *               "credits": 1
+                     *             }
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        models: {
+                            description: string;
+                            /** @description The id to generate with */
+                            key: string;
+                            /** @description image: draws from a prompt (reference images optional, to edit); tool: works on exactly one image (references), the prompt may be empty */
+                            kind: "image" | "tool";
+                            max_prompt_length: number;
+                            /** @description Reference images accepted; 0 = text only */
+                            max_references: number;
+                            name: string;
+                            /** @description Allowed parameters (aspect ratio, size, resolution, quality…) and their values */
+                            parameters: {
+                                default: string;
+                                label: string;
+                                name: string;
+                                /** @enum {string} */
+                                type: "enum";
+                                values: string[];
+                            }[];
+                            /** @description Credits per image with default parameters */
+                            price_credits: number;
+                            /** @description Every current price; the most specific matching one applies */
+                            prices: {
+                                /** @description Parameter values this price applies to; {} = any */
+                                conditions: {
+                                    [key: string]: string;
+                                };
+                                credits: number;
+                            }[];
+                            typical_seconds: number | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/models",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    confirmStarsPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Stripe-style; replays the first response */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "telegram_id": 1,
+                 *       "telegram_payment_charge_id": "text",
+                 *       "provider_payment_charge_id": "text",
+                 *       "total_amount": 1,
+                 *       "currency": "tex",
+                 *       "invoice_payload": "text",
+                 *       "subscription_expiration_date": 1,
+                 *       "is_recurring": false,
+                 *       "is_first_recurring": false,
+                 *       "shipping_option_id": "text",
+                 *       "order_info": {}
+                 *     }
+                 */
+                "application/json": {
+                    currency: string;
+                    invoice_payload: string;
+                    is_first_recurring?: boolean;
+                    is_recurring?: boolean;
+                    /** @description Telegram's OrderInfo, if the invoice asked */
+                    order_info?: {
+                        [key: string]: unknown;
+                    };
+                    provider_payment_charge_id?: string | null;
+                    shipping_option_id?: string;
+                    subscription_expiration_date?: number;
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                    telegram_payment_charge_id: string;
+                    total_amount: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "payment_id": 1,
+                     *       "telegram_id": 1,
+                     *       "telegram_payment_charge_id": "text",
+                     *       "package_id": "text",
+                     *       "credits": 1,
+                     *       "stars": 1,
+                     *       "status": "paid",
+                     *       "balance_after": 1,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "referral": {
+                     *         "telegram_id": 1,
+                     *         "language": "uz",
+                     *         "language_code": "text",
+                     *         "credits": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The balance right after this credit */
+                        balance_after: number;
+                        /** Format: date-time */
+                        created_at: string;
+                        credits: number;
+                        package_id: string;
+                        payment_id: number;
+                        /** @description Who earned a referral bonus from this payment, so the bot can tell them in their language; null when nobody did */
+                        referral: {
+                            /** @description Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus REFERRAL_JOIN_BONUS if it was the payer's first top-up */
+                            credits: number;
+                            /** @description The referrer's chosen language; null: none chosen (then language_code) */
+                            language: "uz" | "ru" | "en" | (never | null);
+                            /** @description Telegram's language of the referrer's client */
+                            language_code: string | null;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        } | null;
+                        stars: number;
+                        status: "paid" | "refunded";
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        telegram_payment_charge_id: string;
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "payment_id": 1,
+                     *       "telegram_id": 1,
+                     *       "telegram_payment_charge_id": "text",
+                     *       "package_id": "text",
+                     *       "credits": 1,
+                     *       "stars": 1,
+                     *       "status": "paid",
+                     *       "balance_after": 1,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "referral": {
+                     *         "telegram_id": 1,
+                     *         "language": "uz",
+                     *         "language_code": "text",
+                     *         "credits": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The balance right after this credit */
+                        balance_after: number;
+                        /** Format: date-time */
+                        created_at: string;
+                        credits: number;
+                        package_id: string;
+                        payment_id: number;
+                        /** @description Who earned a referral bonus from this payment, so the bot can tell them in their language; null when nobody did */
+                        referral: {
+                            /** @description Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus REFERRAL_JOIN_BONUS if it was the payer's first top-up */
+                            credits: number;
+                            /** @description The referrer's chosen language; null: none chosen (then language_code) */
+                            language: "uz" | "ru" | "en" | (never | null);
+                            /** @description Telegram's language of the referrer's client */
+                            language_code: string | null;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        } | null;
+                        stars: number;
+                        status: "paid" | "refunded";
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        telegram_payment_charge_id: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.telegram_id must be integer",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/payments/stars/confirm",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listStarsPackages: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "packages": [
+                     *         {
+                     *           "id": "text",
+                     *           "title": "text",
+                     *           "credits": 1,
+                     *           "stars": 1,
+                     *           "currency": "XTR",
+                     *           "invoice_payload": "text"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        packages: {
+                            credits: number;
+                            /** @enum {string} */
+                            currency: "XTR";
+                            id: string;
+                            invoice_payload: string;
+                            stars: number;
+                            title: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/payments/stars/packages",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refundStarsPayment: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Stripe-style; replays the first response */
+                "idempotency-key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "telegram_id": 1,
+                 *       "telegram_payment_charge_id": "text",
+                 *       "provider_payment_charge_id": "text",
+                 *       "total_amount": 1,
+                 *       "currency": "tex",
+                 *       "invoice_payload": "text"
+                 *     }
+                 */
+                "application/json": {
+                    currency: string;
+                    invoice_payload?: string;
+                    provider_payment_charge_id?: string | null;
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                    telegram_payment_charge_id: string;
+                    total_amount: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "payment_id": 1,
+                     *       "telegram_payment_charge_id": "text",
+                     *       "status": "refunded",
+                     *       "credits": 1,
+                     *       "clawed_back": 1,
+                     *       "shortfall": 1,
+                     *       "balance": 1,
+                     *       "referral": {
+                     *         "telegram_id": 1,
+                     *         "language": "uz",
+                     *         "language_code": "text",
+                     *         "clawed_back": 1,
+                     *         "shortfall": 1
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        balance: number;
+                        /** @description Credits taken back from the balance */
+                        clawed_back: number;
+                        /** @description Credits the payment had bought */
+                        credits: number;
+                        payment_id: number;
+                        /** @description What the refund took back from the payer's referrer; null when the payment had earned nobody anything */
+                        referral: {
+                            /** @description Referral bonus credits taken back from the referrer's balance */
+                            clawed_back: number;
+                            /** @description The referrer's chosen language; null: none chosen (then language_code) */
+                            language: "uz" | "ru" | "en" | (never | null);
+                            /** @description Telegram's language of the referrer's client */
+                            language_code: string | null;
+                            /** @description Referral bonus credits the referrer had already spent: not taken back */
+                            shortfall: number;
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        } | null;
+                        /** @description Credits already spent, which could not be taken back */
+                        shortfall: number;
+                        /** @enum {string} */
+                        status: "refunded";
+                        telegram_payment_charge_id: string;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:idempotency_key_reused",
+                     *       "title": "Idempotency-Key already used",
+                     *       "status": 409,
+                     *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.telegram_id must be integer",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/payments/stars/refund",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    receiveProviderWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        /** @description The provider's report, exactly as it signed it */
+        requestBody: {
+            content: {
+                /** @example {} */
+                "application/json": unknown;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "outcome": "settled",
+                     *       "generation_id": "text"
+                     *     }
+                     */
+                    "application/json": {
+                        generation_id: string | null;
+                        outcome: "settled" | "duplicate" | "ignored";
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.provider must be string",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.provider",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "language": "uz",
+                 *       "preferences": {
+                 *         "model": "text",
+                 *         "parameters": {}
+                 *       }
+                 *     }
+                 */
+                "application/json": {
+                    language?: ("uz" | "ru" | "en") | (never | null);
+                    /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                    preferences?: {
+                        /** @description The model key last chosen */
+                        model?: string;
+                        /** @description Per model key, the parameter values last chosen */
+                        parameters?: {
+                            [key: string]: {
+                                [key: string]: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "language_code": "text",
+                     *       "is_premium": false,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z",
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "language": "uz",
+                     *       "preferences": {
+                     *         "model": "text",
+                     *         "parameters": {}
+                     *       },
+                     *       "referral_code": "text",
+                     *       "banned": {
+                     *         "reason": "text",
+                     *         "since": "2026-11-27T09:14:05.512Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Credits, derived from the ledger */
+                        balance: number;
+                        /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                        banned: {
+                            reason: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        first_name: string | null;
+                        is_premium: boolean;
+                        /** @description The language the user chose for the bot; null until it chooses one */
+                        language: ("uz" | "ru" | "en") | (never | null);
+                        /** @description Telegram's language of the user's client */
+                        language_code: string | null;
+                        last_name: string | null;
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                        referral_code: string;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                        /** Format: date-time */
+                        updated_at: string;
+                        username: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUserBalance: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "balance": 1
+                     *     }
+                     */
+                    "application/json": {
+                        balance: number;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUserGenerations: {
+        parameters: {
+            query: {
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                limit: number;
+            };
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "generations": [
+                     *         {
+                     *           "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *           "telegram_id": 1,
+                     *           "model": "text",
+                     *           "prompt": "text",
+                     *           "parameters": {},
+                     *           "references": [
+                     *             {
+                     *               "kind": "telegram_file",
+                     *               "value": "text"
+                     *             }
+                     *           ],
+                     *           "status": "queued",
+                     *           "payment": {
+                     *             "method": "credits",
+                     *             "credits": 1,
+                     *             "refunded": false
+                     *           },
+                     *           "error": {
+                     *             "code": "text",
+                     *             "message": "text"
+                     *           },
+                     *           "results": [
+                     *             {
+                     *               "position": 1,
+                     *               "url": "text",
+                     *               "mime_type": "text",
+                     *               "width": 1,
+                     *               "height": 1,
+                     *               "seed": 1
+                     *             }
+                     *           ],
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "started_at": "2026-11-27T09:14:05.512Z",
+                     *           "completed_at": "2026-11-27T09:14:05.512Z",
+                     *           "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "text"
+                     *     }
+                     */
+                    "application/json": {
+                        generations: {
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            deadline_at: string | null;
+                            error: {
+                                code: string;
+                                message: string | null;
+                            } | null;
+                            /** Format: uuid */
+                            id: string;
+                            model: string;
+                            parameters: {
+                                [key: string]: string;
+                            };
+                            payment: {
+                                /** @description Credits charged (0 for a free generation) */
+                                credits: number;
+                                method: "credits" | "trial";
+                                /** @description The credits or the free generation were given back */
+                                refunded: boolean;
+                            };
+                            prompt: string;
+                            references: {
+                                kind: "telegram_file" | "url";
+                                value: string;
+                            }[];
+                            results: {
+                                height: number | null;
+                                mime_type: string;
+                                position: number;
+                                seed: number | null;
+                                /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                url: string;
+                                width: number | null;
+                            }[];
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        }[];
+                        next_cursor: string | null;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listActiveGenerations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "generations": [
+                     *         {
+                     *           "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *           "telegram_id": 1,
+                     *           "model": "text",
+                     *           "prompt": "text",
+                     *           "parameters": {},
+                     *           "references": [
+                     *             {
+                     *               "kind": "telegram_file",
+                     *               "value": "text"
+                     *             }
+                     *           ],
+                     *           "status": "queued",
+                     *           "payment": {
+                     *             "method": "credits",
+                     *             "credits": 1,
+                     *             "refunded": false
+                     *           },
+                     *           "error": {
+                     *             "code": "text",
+                     *             "message": "text"
+                     *           },
+                     *           "results": [
+                     *             {
+                     *               "position": 1,
+                     *               "url": "text",
+                     *               "mime_type": "text",
+                     *               "width": 1,
+                     *               "height": 1,
+                     *               "seed": 1
+                     *             }
+                     *           ],
+                     *           "created_at": "2026-11-27T09:14:05.512Z",
+                     *           "started_at": "2026-11-27T09:14:05.512Z",
+                     *           "completed_at": "2026-11-27T09:14:05.512Z",
+                     *           "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        generations: {
+                            /** Format: date-time */
+                            completed_at: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** Format: date-time */
+                            deadline_at: string | null;
+                            error: {
+                                code: string;
+                                message: string | null;
+                            } | null;
+                            /** Format: uuid */
+                            id: string;
+                            model: string;
+                            parameters: {
+                                [key: string]: string;
+                            };
+                            payment: {
+                                /** @description Credits charged (0 for a free generation) */
+                                credits: number;
+                                method: "credits" | "trial";
+                                /** @description The credits or the free generation were given back */
+                                refunded: boolean;
+                            };
+                            prompt: string;
+                            references: {
+                                kind: "telegram_file" | "url";
+                                value: string;
+                            }[];
+                            results: {
+                                height: number | null;
+                                mime_type: string;
+                                position: number;
+                                seed: number | null;
+                                /** @description Stored images are served by this API under /generations/{id}/images/{position} */
+                                url: string;
+                                width: number | null;
+                            }[];
+                            /** Format: date-time */
+                            started_at: string | null;
+                            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+                            /** @description Telegram user id */
+                            telegram_id: number;
+                        }[];
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUserLedger: {
+        parameters: {
+            query: {
+                /** @description next_cursor of the previous page */
+                cursor?: string;
+                limit: number;
+            };
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "entries": [
+                     *         {
+                     *           "id": 1,
+                     *           "entry_no": 1,
+                     *           "amount": 1,
+                     *           "balance_after": 1,
+                     *           "kind": "topup",
+                     *           "reference_type": "text",
+                     *           "reference_id": "text",
+                     *           "reason": "text",
+                     *           "actor": "text",
+                     *           "created_at": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "text"
+                     *     }
+                     */
+                    "application/json": {
+                        entries: {
+                            actor: string;
+                            /** @description Signed credits */
+                            amount: number;
+                            balance_after: number;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description 1, 2, 3… in the user's ledger */
+                            entry_no: number;
+                            id: number;
+                            /** @enum {string} */
+                            kind: "topup" | "bonus" | "admin_adjustment" | "generation_charge" | "generation_refund" | "referral_bonus" | "payment_refund" | "referral_clawback";
+                            reason: string | null;
+                            reference_id: string | null;
+                            reference_type: string | null;
+                        }[];
+                        next_cursor: string | null;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUserReferrals: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "code": "text",
+                     *       "percent": 1,
+                     *       "join_bonus": 1,
+                     *       "joined": 1,
+                     *       "earned_credits": 1
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description The user's referral code */
+                        code: string;
+                        /** @description Referral bonuses earned, less what refunds took back */
+                        earned_credits: number;
+                        /** @description REFERRAL_JOIN_BONUS: credits earned on a referral's first top-up */
+                        join_bonus: number;
+                        /** @description Users created with the user's code */
+                        joined: number;
+                        /** @description REFERRAL_PERCENT: per cent of paid credits earned */
+                        percent: number;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUserTrial: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Telegram user id */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "available": false,
+                     *       "used": 1,
+                     *       "limit": 1,
+                     *       "remaining": 1
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                    } & {
+                        /** @description Whether a free generation can be used now */
+                        available: boolean;
+                        limit: number;
+                        remaining: number;
+                        used: number;
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    syncUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Telegram's User object as the bot received it (telegram_id is its id). Other fields are refused. */
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "telegram_id": 1,
+                 *       "username": "text",
+                 *       "first_name": "text",
+                 *       "last_name": "text",
+                 *       "language_code": "text",
+                 *       "is_premium": false,
+                 *       "is_bot": false,
+                 *       "added_to_attachment_menu": false,
+                 *       "can_join_groups": false,
+                 *       "can_read_all_group_messages": false,
+                 *       "supports_inline_queries": false,
+                 *       "can_connect_to_business": false,
+                 *       "has_main_web_app": false,
+                 *       "referral_code": "text"
+                 *     }
+                 */
+                "application/json": {
+                    added_to_attachment_menu?: boolean | null;
+                    can_connect_to_business?: boolean | null;
+                    can_join_groups?: boolean | null;
+                    can_read_all_group_messages?: boolean | null;
+                    first_name?: string | null;
+                    has_main_web_app?: boolean | null;
+                    is_bot?: boolean | null;
+                    is_premium?: boolean | null;
+                    language_code?: string | null;
+                    last_name?: string | null;
+                    /** @description Another user's referral code (e.g. the payload of the bot's /start link): the new user becomes its referral. Kept only when this call creates the user; an unknown code is ignored. */
+                    referral_code?: string | null;
+                    supports_inline_queries?: boolean | null;
+                    /** @description Telegram user id */
+                    telegram_id: number;
+                    username?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "language_code": "text",
+                     *       "is_premium": false,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z",
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "language": "uz",
+                     *       "preferences": {
+                     *         "model": "text",
+                     *         "parameters": {}
+                     *       },
+                     *       "referral_code": "text",
+                     *       "banned": {
+                     *         "reason": "text",
+                     *         "since": "2026-11-27T09:14:05.512Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Credits, derived from the ledger */
+                        balance: number;
+                        /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                        banned: {
+                            reason: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        first_name: string | null;
+                        is_premium: boolean;
+                        /** @description The language the user chose for the bot; null until it chooses one */
+                        language: ("uz" | "ru" | "en") | (never | null);
+                        /** @description Telegram's language of the user's client */
+                        language_code: string | null;
+                        last_name: string | null;
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                        referral_code: string;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                        /** Format: date-time */
+                        updated_at: string;
+                        username: string | null;
+                    };
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_id": 1,
+                     *       "username": "text",
+                     *       "first_name": "text",
+                     *       "last_name": "text",
+                     *       "language_code": "text",
+                     *       "is_premium": false,
+                     *       "created_at": "2026-11-27T09:14:05.512Z",
+                     *       "updated_at": "2026-11-27T09:14:05.512Z",
+                     *       "balance": 1,
+                     *       "trial": {
+                     *         "available": false,
+                     *         "used": 1,
+                     *         "limit": 1,
+                     *         "remaining": 1
+                     *       },
+                     *       "language": "uz",
+                     *       "preferences": {
+                     *         "model": "text",
+                     *         "parameters": {}
+                     *       },
+                     *       "referral_code": "text",
+                     *       "banned": {
+                     *         "reason": "text",
+                     *         "since": "2026-11-27T09:14:05.512Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description Credits, derived from the ledger */
+                        balance: number;
+                        /** @description null, or the ban in force: no quotes or generations until it is lifted */
+                        banned: {
+                            reason: string | null;
+                            /** Format: date-time */
+                            since: string;
+                        } | null;
+                        /** Format: date-time */
+                        created_at: string;
+                        first_name: string | null;
+                        is_premium: boolean;
+                        /** @description The language the user chose for the bot; null until it chooses one */
+                        language: ("uz" | "ru" | "en") | (never | null);
+                        /** @description Telegram's language of the user's client */
+                        language_code: string | null;
+                        last_name: string | null;
+                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        preferences: {
+                            /** @description The model key last chosen */
+                            model?: string;
+                            /** @description Per model key, the parameter values last chosen */
+                            parameters?: {
+                                [key: string]: {
+                                    [key: string]: string;
+                                };
+                            };
+                        };
+                        /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
+                        referral_code: string;
+                        /** @description Telegram user id */
+                        telegram_id: number;
+                        trial: {
+                            /** @description Whether a free generation can be used now */
+                            available: boolean;
+                            limit: number;
+                            remaining: number;
+                            used: number;
+                        };
+                        /** Format: date-time */
+                        updated_at: string;
+                        username: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/sync",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Prometheus text exposition format 0.0.4 */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/metrics",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/metrics",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/metrics",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+}

@@ -114,6 +114,7 @@ export function registerMetrics(app: FastifyInstance, db: Database): Registry {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'getMetrics',
         summary: 'Prometheus metrics (text exposition format)',
         description:
           "HTTP requests by route pattern and status and their latency; from the database at scrape time: the queue's jobs and oldest wait by kind, generations by status, failures by error code, the ledger's entries and credits by kind.",

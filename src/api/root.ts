@@ -8,6 +8,7 @@ export const rootRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/',
     {
       schema: {
+        operationId: 'getServiceIndex',
         summary: 'What this service is, and where to go next',
         tags: ['meta'],
         response: {

@@ -6,7 +6,8 @@ import { type ErrorCode, errorCodes } from './error-codes.ts';
 import { AppError } from './errors.ts';
 import { REQUEST_ID_HEADER } from './headers.ts';
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+export const PROBLEM_MEDIA_TYPE = 'application/problem+json';
+export const PROBLEM_CONTENT_TYPE = `${PROBLEM_MEDIA_TYPE}; charset=utf-8`;
 
 interface ProblemDocument {
   type: string;
@@ -93,6 +94,12 @@ function messageOf(issue: ValidationIssue): string {
   return issue.message ?? 'is invalid';
 }
 
+/** Every body this API reads is JSON: the 415 says so, rather than only what it refused. */
+function unsupportedMediaType(request: FastifyRequest): string {
+  const given = request.headers['content-type'];
+  return `The body must be JSON: send it with Content-Type: application/json${given ? ` (not ${given.split(';')[0]})` : ''}.`;
+}
+
 /** Maps any error to a problem document: the one place where errors become HTTP responses. */
 function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
   if (error instanceof AppError) {
@@ -122,7 +129,8 @@ function toProblem(error: unknown, request: FastifyRequest): ProblemDocument {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     // Fastify's own client errors (bad JSON, wrong content type, body too large) are safe to show.
     const { code, ...shown } = clientError(status);
-    return problem(request, code, fastifyError.message, {}, shown);
+    const detail = status === 415 ? unsupportedMediaType(request) : fastifyError.message;
+    return problem(request, code, detail, {}, shown);
   }
   return problem(
     request,

@@ -149,7 +149,7 @@ export async function createBroadcast(
     throw new AppError(
       'validation_failed',
       'A broadcast is either a `text` (with optional `entities`) or a `copy` of a message, not both.',
-      { errors: [{ field: 'text', message: 'give either text or copy' }] },
+      { errors: [{ field: 'body.text', message: 'give either text or copy' }] },
     );
   }
   return withTransaction(ctx.db, async (tx) => {

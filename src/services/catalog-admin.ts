@@ -5,7 +5,12 @@ import { isoTimeText, selectRows } from '../db/rows.ts';
 import type { ModelKind, ModelParameter } from '../db/schema/index.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { type Operator, recordAudit } from './audit.ts';
-import { defaultParameters, forgetCatalog, resolvePrice } from './catalog.ts';
+import {
+  DEFAULT_MAX_PROMPT_LENGTH,
+  defaultParameters,
+  forgetCatalog,
+  resolvePrice,
+} from './catalog.ts';
 import type { ServiceContext } from './context.ts';
 
 /**
@@ -250,7 +255,7 @@ export async function createModel(
               is_active, sort_order)
             VALUES (${input.key}, ${input.name}, ${input.description ?? ''}, ${input.kind},
               ${input.provider}, ${input.provider_model}, ${input.provider_edit_model ?? null},
-              ${JSON.stringify(parameters)}::jsonb, ${input.max_prompt_length ?? 2000},
+              ${JSON.stringify(parameters)}::jsonb, ${input.max_prompt_length ?? DEFAULT_MAX_PROMPT_LENGTH},
               ${maxReferences}, ${input.typical_seconds ?? null}, ${input.active ?? true},
               ${input.sort_order ?? 0})
             ON CONFLICT (key) DO NOTHING

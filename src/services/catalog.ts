@@ -2,6 +2,15 @@ import { queryText } from '../db/rows.ts';
 import type { ModelKind, ModelParameter } from '../db/schema/index.ts';
 import type { ServiceContext } from './context.ts';
 
+/**
+ * The most a model's max_prompt_length may be: the bound operators can set (PATCH /admin/models)
+ * and so the longest prompt a generation request may carry before its model's own limit is checked.
+ */
+export const PROMPT_LENGTH_CEILING = 10_000;
+
+/** A new model's max_prompt_length when its operator gives none (the column's default too). */
+export const DEFAULT_MAX_PROMPT_LENGTH = 2_000;
+
 export interface ModelPrice {
   conditions: Record<string, string>;
   credits: number;

@@ -60,12 +60,12 @@ export async function checkReferences(
     values.map(async (value, index): Promise<Reference> => {
       if (/^[a-z][a-z0-9+.-]*:/i.test(value)) {
         const problem = await referenceUrlProblem(value);
-        if (problem) problems.push({ field: `references.${index}`, message: problem });
+        if (problem) problems.push({ field: `body.references.${index}`, message: problem });
         return { kind: 'url', value };
       }
       if (!telegramFileId.test(value)) {
         problems.push({
-          field: `references.${index}`,
+          field: `body.references.${index}`,
           message: 'must be a Telegram file_id or an https URL',
         });
       }
@@ -93,7 +93,7 @@ export function checkAgainstModel(
     if (!parameter) {
       const allowed = [...known.keys()];
       problems.push({
-        field: `parameters.${name}`,
+        field: `body.parameters.${name}`,
         message:
           allowed.length === 0
             ? `is not a parameter of ${model.key} (it takes none)`
@@ -101,7 +101,7 @@ export function checkAgainstModel(
       });
     } else if (!parameter.values.includes(value)) {
       problems.push({
-        field: `parameters.${name}`,
+        field: `body.parameters.${name}`,
         message: `must be one of ${parameter.values.join(', ')}`,
       });
     }
@@ -113,22 +113,22 @@ export function checkAgainstModel(
   const prompt = input.prompt.trim();
   // A tool works on its image; what it is told is optional.
   if (prompt === '' && model.kind !== 'tool') {
-    problems.push({ field: 'prompt', message: 'must not be empty' });
+    problems.push({ field: 'body.prompt', message: 'must not be empty' });
   }
   if ([...prompt].length > model.max_prompt_length) {
     problems.push({
-      field: 'prompt',
+      field: 'body.prompt',
       message: `must be at most ${model.max_prompt_length} characters for ${model.key}`,
     });
   }
   if (model.kind === 'tool' && input.references.length !== 1) {
     problems.push({
-      field: 'references',
+      field: 'body.references',
       message: `${model.key} works on exactly one image: give one reference (a Telegram file_id or an https URL)`,
     });
   } else if (input.references.length > model.max_references) {
     problems.push({
-      field: 'references',
+      field: 'body.references',
       message:
         model.max_references === 0
           ? `${model.key} takes no reference images`
@@ -140,7 +140,7 @@ export function checkAgainstModel(
 
 /** What is wrong with a Telegram context (the schema has checked the types and ranges). */
 export function checkTelegram(telegram: TelegramContext | undefined): FieldProblem[] {
-  if (telegram?.chatId === 0) return [{ field: 'telegram.chat_id', message: 'must not be 0' }];
+  if (telegram?.chatId === 0) return [{ field: 'body.telegram.chat_id', message: 'must not be 0' }];
   return [];
 }
 

@@ -49,7 +49,7 @@ async function userFacts(
 }
 
 export const unknownModel = (key: string): FieldProblem => ({
-  field: 'model',
+  field: 'body.model',
   message: `"${key}" is not an active model (GET /api/v1/models lists them)`,
 });
 
@@ -67,7 +67,7 @@ export function priceFor(
   const price = resolvePrice(model.prices, parameters);
   if (!price && problems.length === 0) {
     problems.push({
-      field: 'parameters',
+      field: 'body.parameters',
       message: `${model.key} has no price for these parameters`,
     });
   }

@@ -30,6 +30,7 @@ export const adminAuditRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminListAudit',
         summary: 'What operators did: the audit log, newest first, filtered',
         description:
           'Administrators only. Every admin write is recorded in the transaction of the change; ' +

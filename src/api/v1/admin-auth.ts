@@ -63,6 +63,7 @@ export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/admin/auth/telegram',
     {
       schema: {
+        operationId: 'adminSignIn',
         summary: 'Sign an operator in with the Telegram Login Widget: opens a session (a cookie)',
         description:
           "Post the widget's fields as Telegram gave them. The hash must be Telegram's signature " +
@@ -128,6 +129,7 @@ export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminGetSession',
         summary: 'Who the caller is: the operator, its role as the settings say now, its session',
         tags: ['admin'],
         response: { 200: Me, ...problemResponses(401, 403, 429) },
@@ -152,6 +154,7 @@ export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminSignOut',
         summary: "End the operator's session: its cookie no longer opens anything",
         description:
           'Revokes the session on the server and clears the cookie. A token caller has no session: ' +

@@ -45,7 +45,11 @@ const Copy = Type.Object(
 const Button = Type.Object(
   {
     text: Type.String({ minLength: 1, maxLength: 64 }),
-    url: Type.String({ pattern: '^(https?|tg)://', maxLength: 2048 }),
+    url: Type.String({
+      pattern: '^(https?|tg)://',
+      maxLength: 2048,
+      examples: ['https://t.me/imagegen_bot?start=winter'],
+    }),
   },
   { additionalProperties: false, description: 'One inline URL button under the message' },
 );
@@ -116,6 +120,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminCreateBroadcast',
         summary: 'Create a broadcast (a draft)',
         description:
           'Either `text` (with optional Telegram `entities`; no parse_mode, so nothing in the ' +
@@ -147,6 +152,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListBroadcasts',
         summary: 'Broadcasts, newest first, with their progress',
         description: '`before`: the smallest id of the previous page, for the next one.',
         tags: ['admin'],
@@ -176,6 +182,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminGetBroadcast',
         summary: 'A broadcast and its progress (sent, failed, blocked, remaining)',
         description: 'The progress counts its recipients as the workers mark them.',
         tags: ['admin'],
@@ -191,6 +198,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminPreviewBroadcast',
         summary: 'How many users its audience selects now',
         description: 'What a start would snapshot as recipients, counted now.',
         tags: ['admin'],
@@ -209,6 +217,7 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminStartBroadcast',
         summary: 'Start a draft: snapshot its recipients and send',
         description:
           'The audience is snapshotted in one statement (one row per recipient), and the ' +
@@ -229,16 +238,27 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
       ),
   );
 
-  for (const [action, summary, from] of [
-    ['pause', 'Pause a running broadcast: the workers stop before their next batch', 'running'],
-    ['resume', 'Resume a paused broadcast where it stopped', 'paused'],
-    ['cancel', 'Cancel a broadcast: nothing more is sent', 'a draft, running or paused'],
+  for (const [action, operationId, summary, from] of [
+    [
+      'pause',
+      'adminPauseBroadcast',
+      'Pause a running broadcast: the workers stop before their next batch',
+      'running',
+    ],
+    ['resume', 'adminResumeBroadcast', 'Resume a paused broadcast where it stopped', 'paused'],
+    [
+      'cancel',
+      'adminCancelBroadcast',
+      'Cancel a broadcast: nothing more is sent',
+      'a draft, running or paused',
+    ],
   ] as const) {
     app.post(
       `/admin/broadcasts/:broadcast_id/${action}`,
       {
         config: { access: 'admin' },
         schema: {
+          operationId,
           summary,
           description: `409 unless ${from}. Audited (\`broadcast.${action}\`).`,
           tags: ['admin'],

@@ -56,6 +56,7 @@ export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListGenerations',
         summary: "Every user's generations, newest first (cursor pagination), filtered",
         description:
           'Filters combine: status, model (its key), user (telegram_id), from/to (created_at, ' +
@@ -96,6 +97,7 @@ export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminGetQueue',
         summary: 'The job queue now: waiting and running jobs, the oldest wait, recent failures',
         tags: ['admin'],
         response: {
@@ -131,6 +133,7 @@ export const adminGenerationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support', idempotent: true },
       schema: {
+        operationId: 'adminRefundGeneration',
         summary:
           'Give back what a succeeded generation cost (credits or the free generation), once',
         description:

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { operatorOf } from '../../deps/auth.ts';
 import { problemResponses } from '../../schemas/problem.ts';
+import { DEFAULT_MAX_PROMPT_LENGTH, PROMPT_LENGTH_CEILING } from '../../services/catalog.ts';
 import {
   createModel,
   listModelsForAdmin,
@@ -67,7 +68,11 @@ const editable = {
     description: "The provider's model for edits with reference images; null: none",
   }),
   parameters: Parameters,
-  max_prompt_length: Type.Integer({ minimum: 1, maximum: 100_000 }),
+  max_prompt_length: Type.Integer({
+    minimum: 1,
+    maximum: PROMPT_LENGTH_CEILING,
+    description: `The longest prompt the model takes, in characters (default ${DEFAULT_MAX_PROMPT_LENGTH})`,
+  }),
   max_references: Type.Integer({ minimum: 0, maximum: 20 }),
   typical_seconds: Type.Union([Type.Null(), Type.Integer({ minimum: 1, maximum: 86_400 })]),
   sort_order: Type.Integer({ minimum: -1_000_000, maximum: 1_000_000 }),
@@ -119,6 +124,7 @@ export const adminModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListModels',
         summary: 'Every model, inactive ones too, with its current prices and price history count',
         tags: ['admin'],
         response: {
@@ -135,6 +141,7 @@ export const adminModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminCreateModel',
         summary: 'Add a model with its first prices',
         description:
           'Parameters are enums whose default is among their values; prices name only parameters ' +
@@ -182,6 +189,7 @@ export const adminModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminUpdateModel',
         summary: "Change a model's name, description, activity, order, provider or parameters",
         description:
           'Only the fields given change. New parameters must fit the current prices (replace ' +
@@ -225,6 +233,7 @@ export const adminModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminReplaceModelPrices',
         summary: "Replace a model's prices from now on (the old ones are kept as history)",
         description:
           'In one transaction the open prices close (valid_to = now) and these open. A ' +

@@ -75,6 +75,7 @@ export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListPayments',
         summary: 'Stars payments, newest first (cursor pagination), with the totals of the filter',
         description:
           'Filters combine: status, user (telegram_id), from/to (created_at, from inclusive, to ' +
@@ -121,6 +122,7 @@ export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin', idempotent: true },
       schema: {
+        operationId: 'adminRefundPayment',
         summary:
           'Refund a Stars payment through Telegram, then take its credits and referral earnings back',
         description:
@@ -178,6 +180,7 @@ export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin', idempotent: true },
       schema: {
+        operationId: 'adminReconcilePayments',
         summary: "Reconcile Stars payments with Telegram's Star transactions now",
         description:
           'Pages through getStarTransactions back to where the last run got (the worker does it ' +
@@ -215,6 +218,7 @@ export const adminPaymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListReconciliation',
         summary: 'What reconciliation with Telegram corrected, newest first, and when it last ran',
         tags: ['admin'],
         querystring: Type.Object({

@@ -57,6 +57,7 @@ export const adminSettingsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminGetSettings',
         summary: 'Every runtime setting: value in force, default, source, bounds and meaning',
         description:
           "A setting's default is the environment's (.env.example); an operator's override wins " +
@@ -73,6 +74,7 @@ export const adminSettingsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin' },
       schema: {
+        operationId: 'adminUpdateSettings',
         summary: 'Change runtime settings; every process applies them within seconds',
         description:
           'Each value is checked against its setting (type and bounds; 422 naming ' +
@@ -86,6 +88,7 @@ export const adminSettingsRoutes: FastifyPluginAsyncTypebox = async (app) => {
               minProperties: 1,
               maxProperties: 32,
               description: 'Setting key → new value',
+              examples: [{ TRIAL_GENERATIONS: 2, REFERRAL_PERCENT: 10 }],
             }),
             reason: Type.String({ minLength: 1, maxLength: 500, description: 'Why; audited' }),
           },
@@ -101,7 +104,7 @@ export const adminSettingsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const problems = checkSettingValues(request.body.values);
       if (problems.length > 0) {
         const errors = problems.map((problem) => ({
-          field: `values.${problem.key}`,
+          field: `body.values.${problem.key}`,
           message: problem.message,
         }));
         throw new AppError(

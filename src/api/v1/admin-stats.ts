@@ -72,6 +72,7 @@ export const adminStatsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminGetStats',
         summary: 'Business statistics over a range of UTC days, with a daily series',
         description:
           `Users, generations, money and referrals between two UTC days (both inclusive); by default the last 30 days up to today. ` +

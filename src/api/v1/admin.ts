@@ -130,6 +130,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListUsers',
         summary: 'Find users: by telegram id, username or name, and by filters; newest first',
         description:
           'Support and admin operators. `counts.total` is how many users match the query and filters.',
@@ -161,6 +162,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminGetUser',
         summary:
           "A user's page: profile, balance, trial, ban, language, referrer and referrals, latest generations, payments and ledger",
         description: 'Support and admin operators.',
@@ -177,6 +179,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin', idempotent: true },
       schema: {
+        operationId: 'adminBanUser',
         summary: 'Ban a user: no quotes or generations until unbanned; payments still work',
         description:
           "Administrators only. A banned user's POST /generations/quote and POST /generations answer " +
@@ -212,6 +215,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'admin', idempotent: true },
       schema: {
+        operationId: 'adminUnbanUser',
         summary: "Lift a user's ban",
         description:
           'Administrators only. Nothing changes for a user not banned. Recorded in the audit log (user.unban).',
@@ -248,6 +252,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support', idempotent: true },
       schema: {
+        operationId: 'adminAdjustCredits',
         summary:
           "Adjust a user's credits (positive gives, negative takes), recorded with who did it",
         description:

@@ -7,6 +7,7 @@ import { AppError } from '../../core/errors.ts';
 import { callerMayActFor, principalLabel } from '../../deps/auth.ts';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
 import { problemResponses } from '../../schemas/problem.ts';
+import { PROMPT_LENGTH_CEILING } from '../../services/catalog.ts';
 import { acceptGeneration } from '../../services/generation-accept.ts';
 import { imageNotFound, storedImage } from '../../services/generation-images.ts';
 import { quoteGeneration } from '../../services/generation-quote.ts';
@@ -132,6 +133,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'quoteGeneration',
         summary: 'What a generation would cost: price, whether a free generation applies, balance',
         tags: ['generations'],
         body: Type.Object(
@@ -172,6 +174,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user', idempotent: true },
       schema: {
+        operationId: 'createGeneration',
         summary: 'Accept a generation: charge it (or use a free one) and queue it',
         description:
           'One transaction: the credits are charged or a free generation used, and the request, its references and its job are stored. ' +
@@ -191,9 +194,10 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             model: Type.String({ maxLength: 64 }),
             prompt: Type.Optional(
               Type.String({
-                maxLength: 10_000,
+                maxLength: PROMPT_LENGTH_CEILING,
                 description:
-                  "Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters",
+                  'Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. ' +
+                  `At most the model's max_prompt_length characters (GET /api/v1/models; no model takes more than ${PROMPT_LENGTH_CEILING})`,
               }),
             ),
             parameters: Type.Optional(Parameters),
@@ -263,6 +267,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // No telegram_id to compare before the generation is read: the handler checks its owner.
       config: { access: 'user', ownership: 'handler' },
       schema: {
+        operationId: 'getGeneration',
         summary: 'A generation: status, timestamps, results, error',
         tags: ['generations'],
         params: GenerationIdParams,
@@ -280,6 +285,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/generations/:id/images/:position',
     {
       schema: {
+        operationId: 'getGenerationImage',
         summary: 'A stored image of a generation (the local provider draws into DATA_DIR)',
         description:
           "Public, like a provider's result URL: the generation id is an unguessable UUID, so a Mini App can show it in an <img>.",
@@ -323,6 +329,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'listUserGenerations',
         summary: "The user's generations, newest first (cursor pagination)",
         tags: ['generations'],
         params: TelegramIdParams,
@@ -356,6 +363,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'listActiveGenerations',
         summary: "The user's queued and running generations, oldest first",
         tags: ['generations'],
         params: TelegramIdParams,
@@ -387,6 +395,7 @@ export const providerWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/providers/:provider/webhook',
     {
       schema: {
+        operationId: 'receiveProviderWebhook',
         summary: "A provider's webhook: a signed report that its job finished",
         tags: ['providers'],
         params: Type.Object({ provider: Type.String({ pattern: '^[a-z0-9_-]{1,64}$' }) }),

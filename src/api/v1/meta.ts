@@ -24,6 +24,7 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
       // Probes from a load balancer or orchestrator must never be throttled.
       config: { rateLimit: false },
       schema: {
+        operationId: 'getHealth',
         summary: 'Liveness and database check; 503 when the database does not answer',
         tags: ['meta'],
         response: { 200: HealthResponse, 503: HealthResponse },
@@ -49,6 +50,7 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/info',
     {
       schema: {
+        operationId: 'getInfo',
         summary: 'What this API is and how it is set up',
         tags: ['meta'],
         response: {

@@ -43,6 +43,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/models',
     {
       schema: {
+        operationId: 'listModels',
         summary: 'Active models with their current prices and allowed parameters',
         tags: ['catalog'],
         response: {

@@ -118,6 +118,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/payments/stars/packages',
     {
       schema: {
+        operationId: 'listStarsPackages',
         summary: 'Credit packages sold for Telegram Stars, with the invoice_payload to use',
         tags: ['payments'],
         response: {
@@ -147,6 +148,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'bot', idempotent: true },
       schema: {
+        operationId: 'confirmStarsPayment',
         summary:
           "Credit a successful Stars payment (Telegram's successful_payment), once per charge id",
         description:
@@ -185,6 +187,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'bot', idempotent: true },
       schema: {
+        operationId: 'refundStarsPayment',
         summary: "Take back a refunded Stars payment's credits (Telegram's refunded_payment), once",
         description:
           'The balance never goes below zero: credits already spent are reported as the shortfall.',

@@ -121,6 +121,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'syncUser',
         summary: 'Create the Telegram user (201) or refresh its profile (200)',
         description:
           'Idempotent and safe under concurrent calls. Fields left out keep their stored value; null clears one.',
@@ -140,6 +141,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'updateUser',
         summary: "Set the user's language and preferences",
         description:
           'Fields left out keep their value; language null clears the choice; preferences replaces ' +
@@ -165,6 +167,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'getUserReferrals',
         summary: "The user's referral code and what inviting others has earned it",
         description:
           'A user created with this code (POST /users/sync referral_code) is a referral: each of its ' +
@@ -199,6 +202,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'getUserBalance',
         summary: "The user's balance in credits, derived from the ledger",
         tags: ['users'],
         params: TelegramIdParams,
@@ -216,6 +220,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'getUserTrial',
         summary: "The user's free trial: whether one is available, used, limit, remaining",
         tags: ['users'],
         params: TelegramIdParams,
@@ -233,6 +238,7 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'user' },
       schema: {
+        operationId: 'listUserLedger',
         summary: "The user's ledger entries, newest first (cursor pagination)",
         tags: ['users'],
         params: TelegramIdParams,
