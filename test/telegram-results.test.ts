@@ -180,7 +180,9 @@ describe('tools: catalog models that work on one image', () => {
       references: ['AgACAgIAAxkBAAIBdGZfileone111', 'AgACAgIAAxkBAAIBdGZfiletwo222'],
     });
     expect(twoImages.statusCode).toBe(422);
-    expect(twoImages.json().errors.map((e: { field: string }) => e.field)).toEqual(['body.references']);
+    expect(twoImages.json().errors.map((e: { field: string }) => e.field)).toEqual([
+      'body.references',
+    ]);
     const noPrompt = await submit(app, { telegram_id: telegramId, model: imageModel.key });
     expect(noPrompt.statusCode).toBe(422);
     expect(noPrompt.json().errors).toEqual([

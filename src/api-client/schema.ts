@@ -433,84 +433,7 @@ export interface paths {
          * The providers' balances and whether they take new generations
          * @description Every provider this deployment has an account for, with its last balance check (the workers check about once a minute; Replicate has no balance API: unknown). Below MIN_PROVIDER_BALANCE a provider takes no new generations (503 provider_unavailable).
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            providers: {
-                                /** @description Whether new generations may go to it now */
-                                available: boolean;
-                                /** @description The last balance read, in currency */
-                                balance: number | null;
-                                /**
-                                 * Format: date-time
-                                 * @description When the balance was read
-                                 */
-                                balance_at: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description When it was last checked
-                                 */
-                                checked_at: string | null;
-                                /** @description USD for WaveSpeed */
-                                currency: string | null;
-                                /** @description Why the last check failed */
-                                error: string | null;
-                                /**
-                                 * Format: date-time
-                                 * @description Since when the balance has been below the minimum
-                                 */
-                                low_since: string | null;
-                                provider: string;
-                                /** @description ok; low (below MIN_PROVIDER_BALANCE); unknown (no balance API, or not checked yet); error (the last check failed: see error, balance is the last one read) */
-                                status: "ok" | "low" | "unknown" | "error";
-                                /** @description Why not (generations answer 503 provider_unavailable) */
-                                unavailable_reason: string | null;
-                            }[];
-                        };
-                    };
-                };
-                /** @description Unauthorized */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Forbidden */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminListProviders"];
         put?: never;
         post?: never;
         delete?: never;
@@ -6421,6 +6344,135 @@ export interface operations {
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
                      *       "instance": "/api/v1/admin/payments/reconciliation",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminListProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "providers": [
+                     *         {
+                     *           "provider": "text",
+                     *           "status": "ok",
+                     *           "balance": 1,
+                     *           "currency": "text",
+                     *           "balance_at": "2026-11-27T09:14:05.512Z",
+                     *           "checked_at": "2026-11-27T09:14:05.512Z",
+                     *           "error": "text",
+                     *           "low_since": "2026-11-27T09:14:05.512Z",
+                     *           "available": false,
+                     *           "unavailable_reason": "text"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        providers: {
+                            /** @description Whether new generations may go to it now */
+                            available: boolean;
+                            /** @description The last balance read, in currency */
+                            balance: number | null;
+                            /**
+                             * Format: date-time
+                             * @description When the balance was read
+                             */
+                            balance_at: string | null;
+                            /**
+                             * Format: date-time
+                             * @description When it was last checked
+                             */
+                            checked_at: string | null;
+                            /** @description USD for WaveSpeed */
+                            currency: string | null;
+                            /** @description Why the last check failed */
+                            error: string | null;
+                            /**
+                             * Format: date-time
+                             * @description Since when the balance has been below the minimum
+                             */
+                            low_since: string | null;
+                            provider: string;
+                            /** @description ok; low (below MIN_PROVIDER_BALANCE); unknown (no balance API, or not checked yet); error (the last check failed: see error, balance is the last one read) */
+                            status: "ok" | "low" | "unknown" | "error";
+                            /** @description Why not (generations answer 503 provider_unavailable) */
+                            unavailable_reason: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/providers",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/providers",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/providers",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }

@@ -40,6 +40,7 @@ export const adminProviderRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       config: { access: 'support' },
       schema: {
+        operationId: 'adminListProviders',
         summary: "The providers' balances and whether they take new generations",
         description:
           'Every provider this deployment has an account for, with its last balance check (the workers check about once a minute; ' +
