@@ -7,7 +7,7 @@ import { StarsApiError, type TelegramStars } from '../delivery/telegram-stars.ts
 import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { paymentCursor } from './cursor.ts';
-import { type RefundResult, refundStarsPayment, STARS_CURRENCY } from './payments.ts';
+import { findPayment, type RefundResult, refundStarsPayment, STARS_CURRENCY } from './payments.ts';
 
 /**
  * Payments as operators see them, and refunds they start: Telegram gives the Stars back first
@@ -139,15 +139,7 @@ export async function refundPaymentAsOperator(
   operator: Operator,
   reason: string,
 ): Promise<AdminRefund> {
-  const [payment] = await selectRows<{
-    telegram_id: string | number;
-    total_amount: number;
-    status: 'paid' | 'refunded';
-  }>(
-    ctx.db,
-    sql`SELECT u.telegram_id, p.total_amount, p.status FROM payments p JOIN users u ON u.id = p.user_id
-        WHERE p.provider = 'telegram_stars' AND p.telegram_payment_charge_id = ${chargeId}`,
-  );
+  const payment = await findPayment(ctx.db, chargeId);
   if (!payment) {
     throw new AppError('payment_not_found', `No Stars payment with charge id ${chargeId}.`);
   }

@@ -12,7 +12,12 @@ import {
 import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { paymentCursor } from './cursor.ts';
-import { confirmStarsPayment, refundStarsPayment, STARS_CURRENCY } from './payments.ts';
+import {
+  confirmStarsPayment,
+  findPayment,
+  refundStarsPayment,
+  STARS_CURRENCY,
+} from './payments.ts';
 
 /**
  * Makes our Stars payments match Telegram's Star transactions (getStarTransactions): a user's
@@ -116,12 +121,7 @@ async function reconcileTransaction(
 ): Promise<ReconciliationCorrection | null> {
   const source = transaction.source;
   if (source?.type === 'user' && source.user && typeof source.invoice_payload === 'string') {
-    const [known] = await selectRows<{ id: string | number }>(
-      ctx.db,
-      sql`SELECT id FROM payments
-          WHERE provider = 'telegram_stars' AND telegram_payment_charge_id = ${transaction.id}`,
-    );
-    if (known) return null;
+    if (await findPayment(ctx.db, transaction.id)) return null;
     const telegramId = source.user.id;
     const payment = {
       telegram_id: telegramId,
@@ -164,16 +164,8 @@ async function reconcileTransaction(
   }
   const receiver = transaction.receiver;
   if (receiver?.type === 'user' && receiver.user) {
-    const [paid] = await selectRows<{
-      total_amount: number;
-      telegram_id: string | number;
-    }>(
-      ctx.db,
-      sql`SELECT p.total_amount, u.telegram_id FROM payments p JOIN users u ON u.id = p.user_id
-          WHERE p.provider = 'telegram_stars' AND p.telegram_payment_charge_id = ${transaction.id}
-            AND p.status = 'paid'`,
-    );
-    if (!paid || Number(paid.telegram_id) !== receiver.user.id) return null;
+    const paid = await findPayment(ctx.db, transaction.id);
+    if (paid?.status !== 'paid' || Number(paid.telegram_id) !== receiver.user.id) return null;
     return withTransaction(ctx.db, async (tx) => {
       const { result, replayed } = await refundStarsPayment(
         inTransaction(ctx, tx),

@@ -96,7 +96,8 @@ interface PaymentRow {
   created_at: string;
 }
 
-async function findPayment(db: Queryable, chargeId: string): Promise<PaymentRow | null> {
+/** A Stars payment by its Telegram charge id, with its user's Telegram id; null when we have none. */
+export async function findPayment(db: Queryable, chargeId: string): Promise<PaymentRow | null> {
   const [row] = await selectRows<PaymentRow>(
     db,
     sql`SELECT p.id, p.user_id, u.telegram_id, p.telegram_payment_charge_id, p.package_id, p.credits,
