@@ -41,6 +41,7 @@ export async function runDeliverJob(
     if (done.has(channel) || signal.aborted) continue;
     /** The user's own private chat, when that is where this delivery goes. */
     let privateChat: number | null = null;
+    let delivered = false;
     try {
       if (channel === 'telegram' && delivery.telegram) {
         const destination = await destinationOf(env, generation.id);
@@ -55,6 +56,7 @@ export async function runDeliverJob(
       } else if (channel === 'webhook' && delivery.webhook) {
         await delivery.webhook.deliver(webhookEvent(generation));
       }
+      delivered = true;
     } catch (error) {
       const failure =
         error instanceof DeliveryError
@@ -82,9 +84,22 @@ export async function runDeliverJob(
     }
     done.add(channel);
     await recordStep(ctx.db, job, { step: [...done].join(',') });
+    if (delivered) {
+      const requestId = await httpRequestIdOf(env, generation.id);
+      env.logger.info({ generationId: generation.id, requestId, channel }, 'generation delivered');
+    }
   }
   if (refused.length > 0) await fail(ctx.db, job, refused.join('; ').slice(0, 1000));
   else await complete(ctx.db, job);
+}
+
+/** The HTTP request that accepted the generation, for the delivery's log line. */
+async function httpRequestIdOf(env: JobEnvironment, generationId: string): Promise<string | null> {
+  const [row] = await selectRows<{ http_request_id: string | null }>(
+    env.ctx.db,
+    sql`SELECT http_request_id FROM generation_requests WHERE id = ${generationId}`,
+  );
+  return row?.http_request_id ?? null;
 }
 
 /**

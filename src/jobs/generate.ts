@@ -35,6 +35,14 @@ export interface GenerationWork {
   references: Reference[] | null;
   /** Where the news goes (destination.ts): the bot's chat, else the user's own, and its language. */
   telegram: TelegramDestination;
+  /** The HTTP request that accepted it, named in the log lines of its work. */
+  http_request_id: string | null;
+}
+
+/** What every log line of a generation's story names: the generation and the request that asked. */
+interface StoryFields {
+  generationId: string;
+  requestId: string | null;
 }
 
 /**
@@ -60,7 +68,7 @@ export async function startGenerations(
           m.provider_edit_model,
           (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
            FROM generation_references r WHERE r.request_id = g.id) AS "references",
-          ${TELEGRAM_DESTINATION_SQL} AS telegram`,
+          ${TELEGRAM_DESTINATION_SQL} AS telegram, g.http_request_id`,
   );
   return new Map(rows.map(({ id, ...work }) => [id, work]));
 }
@@ -79,9 +87,10 @@ export async function runGenerateJob(
     await complete(ctx.db, job);
     return;
   }
+  const story: StoryFields = { generationId: requestId, requestId: work.http_request_id };
   const provider = job.provider ? ctx.providers.get(job.provider) : undefined;
   if (!provider) {
-    await settleFailure(env, requestId, {
+    await settleFailure(env, story, {
       code: 'provider_unavailable',
       message: `provider ${job.provider ?? '(none)'} is not configured`,
     });
@@ -93,7 +102,7 @@ export async function runGenerateJob(
   let announced: Promise<void> = Promise.resolve();
   try {
     if (Date.now() >= deadline) {
-      await finalCheck(env, job, provider, requestId, deadline);
+      await finalCheck(env, job, provider, story, deadline);
       return;
     }
     let providerJobId = job.providerJobId;
@@ -102,10 +111,7 @@ export async function runGenerateJob(
       const submitted = await provider.submit(
         {
           generationId: requestId,
-          model:
-            references.length > 0
-              ? (work.provider_edit_model ?? work.provider_model)
-              : work.provider_model,
+          model: submittedModel(work),
           kind: work.kind,
           prompt: work.prompt,
           parameters: work.parameters,
@@ -117,16 +123,27 @@ export async function runGenerateJob(
       providerJobId = submitted.providerJobId;
       const recorded = await recordSubmission(env, job, provider.name, providerJobId);
       if (!recorded) throw new JobAbandoned();
+      env.logger.info(
+        { ...story, provider: provider.name, model: submittedModel(work), providerJobId },
+        'generation submitted to its provider',
+      );
       announced = announceRunning(env, requestId, work.telegram);
     }
     const status = await provider.status(providerJobId, signal);
     await announced;
-    await act(env, job, requestId, status, deadline);
+    await act(env, job, story, status, deadline);
   } catch (error) {
     if (error instanceof JobAbandoned || signal.aborted) return;
     await announced;
-    await retryOrFail(env, job, requestId, error, deadline);
+    await retryOrFail(env, job, story, error, deadline);
   }
+}
+
+/** The provider's model: its edit model when the generation has references. */
+function submittedModel(work: GenerationWork): string {
+  return (work.references ?? []).length > 0
+    ? (work.provider_edit_model ?? work.provider_model)
+    : work.provider_model;
 }
 
 /** How long the "running" edit may hold up settling a generation the provider finished at once. */
@@ -162,7 +179,7 @@ async function announceRunning(
 async function act(
   env: JobEnvironment,
   job: Job,
-  requestId: string,
+  story: StoryFields,
   status: ProviderStatus,
   deadline: number,
 ): Promise<void> {
@@ -176,10 +193,10 @@ async function act(
       return;
     }
     case 'succeeded':
-      await settleSuccess(env, requestId, status);
+      await settleSuccess(env, story, status);
       return;
     case 'failed':
-      await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
+      await settleFailure(env, story, { code: 'provider_failed', message: status.error });
       return;
   }
 }
@@ -187,14 +204,14 @@ async function act(
 async function retryOrFail(
   env: JobEnvironment,
   job: Job,
-  requestId: string,
+  story: StoryFields,
   error: unknown,
   deadline: number,
 ): Promise<void> {
   const providerError = error instanceof ProviderError ? error : null;
   const message = error instanceof Error ? error.message : String(error);
   if (providerError && !providerError.retryable) {
-    await settleFailure(env, requestId, {
+    await settleFailure(env, story, {
       code: providerError.failureCode ?? 'provider_rejected',
       message,
     });
@@ -202,7 +219,7 @@ async function retryOrFail(
   }
   if (!providerError) env.logger.error({ err: error, jobId: job.id }, 'generation job error');
   if (job.attempts >= job.maxAttempts) {
-    await settleFailure(env, requestId, {
+    await settleFailure(env, story, {
       code: providerError ? 'provider_unavailable' : 'internal_error',
       message: `gave up after ${job.attempts} attempts: ${message}`,
     });
@@ -258,7 +275,7 @@ async function finalCheck(
   env: JobEnvironment,
   job: Job,
   provider: ImageProvider,
-  requestId: string,
+  story: StoryFields,
   deadline: number,
 ): Promise<void> {
   if (job.providerJobId !== null) {
@@ -279,15 +296,15 @@ async function finalCheck(
       status = { state: 'pending' };
     }
     if (status.state === 'succeeded') {
-      await settleSuccess(env, requestId, status);
+      await settleSuccess(env, story, status);
       return;
     }
     if (status.state === 'failed') {
-      await settleFailure(env, requestId, { code: 'provider_failed', message: status.error });
+      await settleFailure(env, story, { code: 'provider_failed', message: status.error });
       return;
     }
   }
-  await settleFailure(env, requestId, {
+  await settleFailure(env, story, {
     code: 'deadline_exceeded',
     // The deadline the generation was accepted with (GENERATION_TIMEOUT_SECONDS may have changed since).
     message: `no image by its deadline, ${new Date(deadline).toISOString()}`,
@@ -296,24 +313,25 @@ async function finalCheck(
 
 async function settleSuccess(
   env: JobEnvironment,
-  requestId: string,
+  story: StoryFields,
   outcome: { images: ProviderImage[]; metadata?: Record<string, unknown> },
 ): Promise<void> {
-  const results = await storeImages(env.store, requestId, outcome.images);
-  await env.successes.add({
-    requestId,
+  const results = await storeImages(env.store, story.generationId, outcome.images);
+  const settled = await env.successes.add({
+    requestId: story.generationId,
     results,
     ...(outcome.metadata ? { metadata: outcome.metadata } : {}),
   });
+  if (settled) env.logger.info({ ...story, images: results.length }, 'generation succeeded');
 }
 
 async function settleFailure(
   env: JobEnvironment,
-  requestId: string,
+  story: StoryFields,
   failure: GenerationFailure,
 ): Promise<void> {
-  const settled = await recordGenerationFailure(env.ctx, requestId, failure);
-  if (settled) env.logger.info({ generationId: requestId, ...failure }, 'generation failed');
+  const settled = await recordGenerationFailure(env.ctx, story.generationId, failure);
+  if (settled) env.logger.info({ ...story, ...failure }, 'generation failed');
 }
 
 /** Where the provider should post the result: only when it signs webhooks and we are reachable. */

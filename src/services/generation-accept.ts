@@ -47,7 +47,7 @@ interface AcceptOutcome {
 
 const ACCEPT_SQL = `SELECT outcome, payment_method, price_credits, balance, trials_used, active,
   job_id, ${isoTimeText('created_at')} AS created_at, queue_position
-FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13, $14::jsonb)`;
+FROM accept_generation($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11::timestamptz, $12, $13, $14::jsonb, $15)`;
 
 /**
  * Accepts a generation: the prompt, parameters and references are checked here (reference URLs
@@ -60,9 +60,14 @@ export async function acceptGeneration(
   ctx: PipelineContext,
   input: GenerationInput,
   actor: string,
-  /** Names the request across retries (an Idempotency-Key's effect id): the same one is accepted once. */
-  effectId?: string,
+  origin: {
+    /** Names the request across retries (an Idempotency-Key's effect id): the same one is accepted once. */
+    effectId?: string | undefined;
+    /** The HTTP request asking: stored with the generation, named in its jobs' log lines. */
+    requestId?: string | undefined;
+  } = {},
 ): Promise<AcceptedGeneration> {
+  const { effectId } = origin;
   const { references, problems: inputProblems } = await checkReferences(input.references);
   inputProblems.push(...checkTelegram(input.telegram));
   const id = effectId === undefined ? randomUUID() : uuidFrom(`generation:${effectId}`);
@@ -95,6 +100,7 @@ export async function acceptGeneration(
       providerName,
       actor,
       input.telegram ? JSON.stringify(telegramRow(input.telegram)) : null,
+      origin.requestId ?? null,
     ]).catch((error: unknown) => {
       throw bannedOr(error, input.telegramId);
     });

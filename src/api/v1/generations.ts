@@ -255,7 +255,12 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             : {}),
         },
         request.principal ? principalLabel(request.principal) : 'system',
-        request.idempotencyClaim?.effectId,
+        { effectId: request.idempotencyClaim?.effectId, requestId: request.id },
+      );
+      // The first line of the generation's story; the worker's lines carry the same requestId.
+      request.log.info(
+        { generationId: accepted.id, model: accepted.model, payment: accepted.payment.method },
+        'generation accepted',
       );
       return reply.code(202).send(accepted);
     },

@@ -83,6 +83,8 @@ export const generationRequests = pgTable(
     startedAt: timestamp('started_at', { withTimezone: true }),
     completedAt: timestamp('completed_at', { withTimezone: true }),
     deadlineAt: timestamp('deadline_at', { withTimezone: true }),
+    /** The id of the HTTP request that asked for it: the jobs' log lines carry it on. */
+    httpRequestId: text('http_request_id'),
   },
   (t) => [
     index('generation_requests_user_newest_idx').on(t.userId, t.createdAt.desc()),
