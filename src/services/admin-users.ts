@@ -5,10 +5,10 @@ import { withTransaction } from '../db/transaction.ts';
 import { type Operator, recordAudit } from './audit.ts';
 import type { ServiceContext } from './context.ts';
 import { usersCursor } from './cursor.ts';
-import { type GenerationView, listGenerations } from './generation-views.ts';
-import { type LedgerEntry, listEntries, postEntry } from './ledger.ts';
+import { type GenerationView, listGenerationsOfUser } from './generation-views.ts';
+import { type LedgerEntry, listEntriesOfUser, postEntry } from './ledger.ts';
 import { currentSettings } from './settings.ts';
-import { type AdminUserView, balanceSql, getAdminUserView, userNotFound } from './users.ts';
+import { type AdminUserView, balanceSql, type Referrer, readAdminUser } from './users.ts';
 
 /** Users as operators find, read and credit them (GET /admin/users, POST …/credits). */
 
@@ -191,12 +191,7 @@ export interface UserPaymentView {
 
 /** The user as the operator sees it, with who invited it and its latest activity. */
 export interface AdminUserDetail extends AdminUserView {
-  referrer: {
-    telegram_id: number;
-    username: string | null;
-    first_name: string | null;
-    last_name: string | null;
-  } | null;
+  referrer: Referrer | null;
   blocked_at: string | null;
   recent: {
     generations: GenerationView[];
@@ -209,38 +204,23 @@ export async function getAdminUserDetail(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<AdminUserDetail> {
-  const view = await getAdminUserView(ctx, telegramId);
-  const [extra] = await selectRows<{
-    id: string | number;
-    blocked_at: string | null;
-    referrer: AdminUserDetail['referrer'];
-  }>(
-    ctx.db,
-    sql`SELECT u.id, ${sql.raw(isoTimeText('u.blocked_at'))} AS blocked_at,
-               (SELECT json_build_object('telegram_id', r.telegram_id, 'username', r.username,
-                                         'first_name', r.first_name, 'last_name', r.last_name)
-                FROM users r WHERE r.id = u.referred_by) AS referrer
-        FROM users u WHERE u.telegram_id = ${telegramId}`,
-  );
-  if (!extra) throw userNotFound(telegramId);
+  const user = await readAdminUser(ctx, telegramId);
   const [generations, payments, ledger] = await Promise.all([
-    listGenerations(ctx, telegramId, { limit: 10 }),
+    listGenerationsOfUser(ctx, user.userId, { limit: 10 }),
     selectRows<UserPaymentView & { id: string | number }>(
       ctx.db,
       sql`SELECT id, telegram_payment_charge_id, package_id, total_amount AS stars, credits, status,
                  refund_shortfall, ${sql.raw(isoTimeText('created_at'))} AS created_at,
                  ${sql.raw(isoTimeText('refunded_at'))} AS refunded_at
-          FROM payments WHERE user_id = ${Number(extra.id)}
+          FROM payments WHERE user_id = ${user.userId}
           ORDER BY created_at DESC, id DESC LIMIT 10`,
     ),
-    listEntries(ctx.db, telegramId, { limit: 20 }),
+    listEntriesOfUser(ctx.db, user.userId, { limit: 20 }),
   ]);
   return {
-    ...view,
-    referrer: extra.referrer
-      ? { ...extra.referrer, telegram_id: Number(extra.referrer.telegram_id) }
-      : null,
-    blocked_at: extra.blocked_at,
+    ...user.view,
+    referrer: user.referrer,
+    blocked_at: user.blockedAt,
     recent: {
       generations: generations.generations,
       payments: payments.map((payment) => ({ ...payment, id: Number(payment.id) })),

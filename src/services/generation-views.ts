@@ -148,7 +148,15 @@ export async function listGenerations(
   telegramId: number,
   options: { limit: number; cursor?: string },
 ): Promise<GenerationPage> {
-  const userId = await userIdOf(ctx.db, telegramId);
+  return listGenerationsOfUser(ctx, await userIdOf(ctx.db, telegramId), options);
+}
+
+/** The same, for the user of this id (users.id). */
+export async function listGenerationsOfUser(
+  ctx: ServiceContext,
+  userId: number,
+  options: { limit: number; cursor?: string },
+): Promise<GenerationPage> {
   const after = options.cursor === undefined ? null : generationCursor.decode(options.cursor);
   const rows = await selectRows<GenerationRow>(
     ctx.db,

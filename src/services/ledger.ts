@@ -293,16 +293,25 @@ export async function listEntries(
   telegramId: number,
   options: { limit: number; cursor?: string },
 ): Promise<EntryPage> {
-  const before = options.cursor === undefined ? null : ledgerCursor.decode(options.cursor);
   const [user] = await selectRows<{ id: string | number }>(
     db,
     sql`SELECT id FROM users WHERE telegram_id = ${telegramId}`,
   );
   if (!user) throw userNotFound(telegramId);
+  return listEntriesOfUser(db, Number(user.id), options);
+}
+
+/** The same, for the user of this id (users.id). */
+export async function listEntriesOfUser(
+  db: Queryable,
+  userId: number,
+  options: { limit: number; cursor?: string },
+): Promise<EntryPage> {
+  const before = options.cursor === undefined ? null : ledgerCursor.decode(options.cursor);
   const rows = await selectRows<EntryRow>(
     db,
     sql`SELECT ${entryColumns} FROM ledger_entries
-        WHERE user_id = ${Number(user.id)} ${before === null ? sql`` : sql`AND user_entry_no < ${before}`}
+        WHERE user_id = ${userId} ${before === null ? sql`` : sql`AND user_entry_no < ${before}`}
         ORDER BY user_entry_no DESC LIMIT ${options.limit + 1}`,
   );
   const entries = rows.slice(0, options.limit).map(toEntry);

@@ -240,29 +240,62 @@ export interface AdminUserView extends UserProfile {
   last_seen_at: string | null;
 }
 
-const ADMIN_VIEW_SQL = `SELECT ${profileColumns('u')},
-       (SELECT r.telegram_id FROM users r WHERE r.id = u.referred_by) AS referred_by,
+const ADMIN_VIEW_SQL = `SELECT ${profileColumns('u')}, u.id AS user_id,
+       (SELECT json_build_object('telegram_id', r.telegram_id, 'username', r.username,
+                                 'first_name', r.first_name, 'last_name', r.last_name)
+        FROM users r WHERE r.id = u.referred_by) AS referrer,
        (SELECT count(*)::int FROM users j WHERE j.referred_by = u.id) AS referrals,
-       ${isoTimeText('u.last_seen_at')} AS last_seen_at
+       ${isoTimeText('u.last_seen_at')} AS last_seen_at, ${isoTimeText('u.blocked_at')} AS blocked_at
 FROM users u WHERE u.telegram_id = $1`;
+
+/** The user who referred another: whose referral code it was created with. */
+export interface Referrer {
+  telegram_id: number;
+  username: string | null;
+  first_name: string | null;
+  last_name: string | null;
+}
+
+/** What operators see of a user, and what reading more of it needs: in one statement. */
+export interface AdminUserRecord {
+  view: AdminUserView;
+  userId: number;
+  referrer: Referrer | null;
+  blockedAt: string | null;
+}
+
+export async function readAdminUser(
+  ctx: ServiceContext,
+  telegramId: number,
+): Promise<AdminUserRecord> {
+  const [row] = await queryText<
+    ProfileRow & {
+      user_id: string | number;
+      referrer: Referrer | null;
+      referrals: number;
+      last_seen_at: string | null;
+      blocked_at: string | null;
+    }
+  >(ctx.db, ADMIN_VIEW_SQL, [telegramId]);
+  if (!row) throw userNotFound(telegramId);
+  const { user_id, referrer, referrals, last_seen_at, blocked_at, ...profile } = row;
+  const referredBy = referrer === null ? null : Number(referrer.telegram_id);
+  return {
+    view: {
+      ...toProfile(profile, (await currentSettings(ctx)).TRIAL_GENERATIONS),
+      referred_by: referredBy,
+      referrals,
+      last_seen_at,
+    },
+    userId: Number(user_id),
+    referrer: referrer === null ? null : { ...referrer, telegram_id: Number(referrer.telegram_id) },
+    blockedAt: blocked_at,
+  };
+}
 
 export async function getAdminUserView(
   ctx: ServiceContext,
   telegramId: number,
 ): Promise<AdminUserView> {
-  const [row] = await queryText<
-    ProfileRow & {
-      referred_by: string | number | null;
-      referrals: number;
-      last_seen_at: string | null;
-    }
-  >(ctx.db, ADMIN_VIEW_SQL, [telegramId]);
-  if (!row) throw userNotFound(telegramId);
-  const { referred_by, referrals, last_seen_at, ...profile } = row;
-  return {
-    ...toProfile(profile, (await currentSettings(ctx)).TRIAL_GENERATIONS),
-    referred_by: referred_by === null ? null : Number(referred_by),
-    referrals,
-    last_seen_at,
-  };
+  return (await readAdminUser(ctx, telegramId)).view;
 }
