@@ -24,7 +24,7 @@ import { openDatabase } from '../src/db/client.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import type { ImageProvider, ProviderStatus } from '../src/providers/types.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import {
   adminUrl,
   type Child,
@@ -245,7 +245,7 @@ async function ours(): Promise<Throughput> {
       providers: new ProviderRegistry([new InstantProvider()], 'catalog'),
     },
     database,
-    store: new ResultStore(config.dataDir),
+    store: new LocalResultStore(config.dataDir),
     delivery: { telegram: null, webhook: null, telegramFiles: null },
     logger,
   });

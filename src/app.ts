@@ -59,7 +59,7 @@ import { registerSecurityHeaders } from './middlewares/security-headers.ts';
 import { type ProviderRegistry, providersFromConfig } from './providers/registry.ts';
 import { Problem } from './schemas/problem.ts';
 import { watchSettings } from './services/settings.ts';
-import { ResultStore } from './storage/results.ts';
+import { createResultStore } from './storage/create.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -151,7 +151,7 @@ export async function buildApp(
 
     const services = { db: database.db, config };
     const pipeline = { ...services, providers: overrides.providers ?? providersFromConfig(config) };
-    const store = new ResultStore(config.dataDir);
+    const store = createResultStore(config);
     const deps: AppDeps = {
       config,
       database,

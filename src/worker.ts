@@ -9,7 +9,7 @@ import { assertSchemaCurrent, SchemaNotReadyError } from './db/migrate.ts';
 import { startWorker } from './jobs/runtime.ts';
 import type { JobWorker } from './jobs/worker.ts';
 import { providersFromConfig } from './providers/registry.ts';
-import { ResultStore } from './storage/results.ts';
+import { createResultStore } from './storage/create.ts';
 
 let database: DatabaseHandle | null = null;
 let worker: JobWorker | null = null;
@@ -40,7 +40,7 @@ try {
   worker = await startWorker({
     ctx: { db: database.db, config, providers: providersFromConfig(config) },
     database,
-    store: new ResultStore(config.dataDir),
+    store: createResultStore(config),
     logger,
   });
 } catch (error) {

@@ -9,10 +9,11 @@ import {
   recordGenerationFailure,
   recordGenerationSuccess,
 } from '../src/services/generation-outcomes.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import { freshTelegramId, needsPostgres, sharedDatabase } from './helpers/database.ts';
+import { testPhoto } from './helpers/images.ts';
 import { operatorCookie, operatorSettings, SUPPORT_OPERATOR_ID } from './helpers/operators.ts';
 import {
   balanceOf,
@@ -33,7 +34,7 @@ let app: FastifyInstance;
 let model: TestModel;
 const provider = new ScriptedProvider();
 const registry = new ProviderRegistry([provider], 'catalog');
-const store = new ResultStore(tmpdir());
+const store = new LocalResultStore(tmpdir());
 /** Settles without deliveries (no bot token). */
 const settle = () => ({ db: database.db, config: testConfig({ TELEGRAM_BOT_TOKEN: '' }) });
 const failure = { code: 'provider_failed', message: 'the provider said no' };
@@ -75,7 +76,7 @@ async function accepted(
 async function succeeded(id: string): Promise<void> {
   expect(
     await recordGenerationSuccess(settle(), store, id, {
-      images: [{ url: 'https://images.example/one.png', mimeType: 'image/png' }],
+      images: [{ data: await testPhoto('png'), mimeType: 'image/png' }],
     }),
   ).toBe(true);
 }
@@ -153,7 +154,7 @@ describe('GET /admin/generations', () => {
     });
     expect(items[2]).toMatchObject({
       status: 'succeeded',
-      results: [{ position: 0, url: 'https://images.example/one.png' }],
+      results: [{ position: 0, url: `/api/v1/generations/${items[2].id}/images/0` }],
     });
     expect(items[2].duration_seconds).toBeGreaterThanOrEqual(0);
     expect(all.json().next_cursor).toBeNull();

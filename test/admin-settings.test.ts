@@ -132,6 +132,7 @@ describe('GET /api/v1/admin/settings', () => {
       'SUPPORT_CREDIT_LIMIT',
       'ADMIN_TELEGRAM_IDS',
       'SUPPORT_TELEGRAM_IDS',
+      'RESULT_RETENTION_DAYS',
     ]);
     const byKey = Object.fromEntries(settings.map((setting) => [setting.key, setting]));
     expect(byKey.MIN_PROVIDER_BALANCE).toEqual({

@@ -4,12 +4,13 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
+import { encodePng } from '../src/providers/png.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import {
   recordGenerationFailure,
   recordGenerationSuccess,
 } from '../src/services/generation-outcomes.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { adminAuth, botAuth, buildTestApp, miniAppAuth, testConfig } from './helpers/app.ts';
 import {
@@ -40,7 +41,7 @@ let model: TestModel;
 let privateUrl: string | null = null;
 const provider = new ScriptedProvider();
 const registry = new ProviderRegistry([provider], 'catalog');
-const store = new ResultStore(tmpdir());
+const store = new LocalResultStore(tmpdir());
 const settle = () => ({ db: database.db, config: testConfig({ TELEGRAM_BOT_TOKEN: '' }) });
 
 beforeAll(async () => {
@@ -111,7 +112,7 @@ async function accepted(telegramId: number, payment: 'credits' | 'trial'): Promi
 async function succeeded(id: string, seconds: number): Promise<void> {
   expect(
     await recordGenerationSuccess(settle(), store, id, {
-      images: [{ url: 'https://images.example/one.png', mimeType: 'image/png' }],
+      images: [{ data: encodePng(4, 4, new Uint8Array(48).fill(200)), mimeType: 'image/png' }],
     }),
   ).toBe(true);
   // How long it took is what the percentiles read: set it exactly.

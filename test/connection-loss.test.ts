@@ -8,7 +8,7 @@ import { selectRows } from '../src/db/rows.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
 import { LocalProvider } from '../src/providers/local.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { buildTestApp, testConfig } from './helpers/app.ts';
 import {
   freshTelegramId,
@@ -95,7 +95,7 @@ describe('connections cut from the server side', () => {
     const worker = new JobWorker({
       ctx: { db: database.db, config, providers },
       database,
-      store: new ResultStore(config.dataDir),
+      store: new LocalResultStore(config.dataDir),
       delivery: { telegram: null, telegramFiles: null, webhook: null },
       logger: silentLogger,
       // Far longer than the test: only a NOTIFY can bring the generation to this worker in time.

@@ -4,12 +4,13 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
+import { encodePng } from '../src/providers/png.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import {
   recordGenerationFailure,
   recordGenerationSuccess,
 } from '../src/services/generation-outcomes.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { buildTestApp, testConfig } from './helpers/app.ts';
 import { freshTelegramId, needsPostgres, sharedDatabase } from './helpers/database.ts';
@@ -308,7 +309,7 @@ describe('settling a generation many times at once', () => {
   });
 
   it('a success racing failures: one settles it, and only a failure that won refunds', async () => {
-    const store = new ResultStore(tmpdir());
+    const store = new LocalResultStore(tmpdir());
     for (let round = 0; round < 4; round++) {
       const telegramId = freshTelegramId();
       await userWithCredits(uncapped, telegramId, PRICE);
@@ -316,7 +317,7 @@ describe('settling a generation many times at once', () => {
       const outcomes = await Promise.all([
         recordGenerationFailure(ctx(), id, failure),
         recordGenerationSuccess(ctx(), store, id, {
-          images: [{ url: 'https://images.example/one.png', mimeType: 'image/png' }],
+          images: [{ data: encodePng(4, 4, new Uint8Array(48).fill(200)), mimeType: 'image/png' }],
         }),
         recordGenerationFailure(ctx(), id, failure),
       ]);

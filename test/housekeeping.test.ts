@@ -6,6 +6,7 @@ import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { runHousekeeping } from '../src/jobs/housekeeping.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { buildTestApp, testConfig } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase, silentLogger } from './helpers/database.ts';
@@ -26,7 +27,7 @@ const orphaned = new ScriptedProvider();
 function environment() {
   const config = testConfig({ TELEGRAM_BOT_TOKEN: '' });
   const ctx = { db: database.db, config, providers: new ProviderRegistry([], 'catalog') };
-  return { ctx, logger: silentLogger };
+  return { ctx, logger: silentLogger, store: new LocalResultStore(config.dataDir) };
 }
 
 beforeAll(async () => {

@@ -14,7 +14,7 @@ import type { JobEnvironment } from '../src/jobs/types.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { settleSuccesses } from '../src/services/generation-outcomes.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { buildTestApp, testConfig } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase, silentLogger } from './helpers/database.ts';
@@ -41,13 +41,16 @@ const config = testConfig({
   JOB_LEASE_SECONDS: '2',
 });
 
-class FullDisk extends ResultStore {
+class FullDisk extends LocalResultStore {
   override async save(): Promise<string> {
     throw new Error('ENOSPC: no space left on device');
   }
 }
 
-function environment(store: ResultStore, steps?: GroupCommit<StepRecord, boolean>): JobEnvironment {
+function environment(
+  store: LocalResultStore,
+  steps?: GroupCommit<StepRecord, boolean>,
+): JobEnvironment {
   const ctx = { db: database.db, config, providers: new ProviderRegistry([provider], 'catalog') };
   return {
     ctx,
@@ -59,7 +62,7 @@ function environment(store: ResultStore, steps?: GroupCommit<StepRecord, boolean
   };
 }
 
-const freshStore = () => new ResultStore(mkdtempSync(join(tmpdir(), 'job-recovery-')));
+const freshStore = () => new LocalResultStore(mkdtempSync(join(tmpdir(), 'job-recovery-')));
 
 async function claimOwn(id: string, workerId: string, leaseSeconds = 60): Promise<Job> {
   for (;;) {
@@ -155,7 +158,7 @@ describe('recovery from failures mid-job', () => {
 
   it("housekeeping leaves a submitted generation to its provider's final query", async () => {
     const { telegramId, id } = await doneAtProviderPastDeadline();
-    await runHousekeeping({ ctx: environment(freshStore()).ctx, logger: silentLogger });
+    await runHousekeeping(environment(freshStore()));
     expect((await generation(app, id)).status).toBe('queued');
     expect(await entriesFor(database.db, id)).toEqual([{ kind: 'generation_charge', amount: -10 }]);
     expect(await balanceOf(app, telegramId)).toBe(0);

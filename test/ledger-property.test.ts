@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
+import { encodePng } from '../src/providers/png.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { adjustCredits } from '../src/services/admin-users.ts';
 import type { PipelineContext } from '../src/services/context.ts';
@@ -20,7 +21,7 @@ import {
   refundStarsPayment,
 } from '../src/services/payments.ts';
 import { getBalance, getTrialStatus, syncUser } from '../src/services/users.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { testConfig } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
@@ -87,7 +88,7 @@ interface ModelGeneration {
 let database: DatabaseHandle;
 let model: TestModel;
 let ctx: PipelineContext;
-const store = new ResultStore(tmpdir());
+const store = new LocalResultStore(tmpdir());
 
 beforeAll(async () => {
   database = await sharedDatabase();
@@ -302,7 +303,12 @@ describe('credits and free generations: property', () => {
                     message: 'property',
                   })
                 : await recordGenerationSuccess(ctx, store, target.id, {
-                    images: [{ url: 'https://images.example/p.png', mimeType: 'image/png' }],
+                    images: [
+                      {
+                        data: encodePng(4, 4, new Uint8Array(48).fill(200)),
+                        mimeType: 'image/png',
+                      },
+                    ],
                   });
             expect(settled).toBe(target.state === 'active');
             if (settled) {

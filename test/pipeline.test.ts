@@ -11,7 +11,7 @@ import type { DeliveryChannels } from '../src/jobs/types.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
 import { loadTexts } from '../src/locales/index.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
 import { botAuth, buildTestApp, TELEGRAM_BOT_TOKEN, testConfig } from './helpers/app.ts';
@@ -384,7 +384,7 @@ describe('a worker that dies mid-job', () => {
     const hanging = new ScriptedProvider();
     const config = testConfig({ TRIAL_GENERATIONS: '0', JOB_LEASE_SECONDS: '2' });
     const ctx = { db: database.db, config, providers: new ProviderRegistry([hanging], 'catalog') };
-    const store = new ResultStore(config.dataDir);
+    const store = new LocalResultStore(config.dataDir);
     const crashing = new JobWorker({
       ctx,
       database,

@@ -444,10 +444,17 @@ describe.each(['wavespeed', 'replicate'])('%s webhooks', (label) => {
       status: 'succeeded',
       error: null,
       payment: { method: 'credits', credits: 10, refunded: false },
-      results: [{ position: 0, url: k.outputUrl(providerJobId), mime_type: 'image/png' }],
+      // Served from our copy: the provider's link expires.
+      results: [
+        {
+          position: 0,
+          url: `${proxy.url}/api/v1/generations/${id}/images/0`,
+          mime_type: 'image/png',
+        },
+      ],
     });
     expect(await resultRows(id)).toEqual([
-      { position: 0, url: k.outputUrl(providerJobId), storage_path: null },
+      { position: 0, url: k.outputUrl(providerJobId), storage_path: `results/${id}/0.png` },
     ]);
     expect(await entriesFor(database.db, id)).toEqual([{ kind: 'generation_charge', amount: -10 }]);
     expect(await balanceOf(hookApp, telegramId)).toBe(0);
@@ -569,7 +576,7 @@ describe.each(['wavespeed', 'replicate'])('%s webhooks', (label) => {
       expect(done).toMatchObject({
         status: 'succeeded',
         payment: { refunded: false },
-        results: [{ url: k.outputUrl(providerJobId) }],
+        results: [{ url: `/api/v1/generations/${id}/images/0` }],
       });
       // Two attempts lost to the errors, one that succeeded (waiting to poll is no attempt).
       expect(job).toMatchObject({ status: 'succeeded', attempts: 3 });

@@ -12,7 +12,7 @@ import { JobWorker } from '../src/jobs/worker.ts';
 import { loadTexts } from '../src/locales/index.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { WavespeedProvider } from '../src/providers/wavespeed.ts';
-import { ResultStore } from '../src/storage/results.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
 import { type FakeWavespeed, startFakeWavespeed } from './fakes/wavespeed-server.ts';
 import { buildTestApp, TELEGRAM_BOT_TOKEN, testConfig } from './helpers/app.ts';
@@ -175,7 +175,7 @@ describe('a worker process killed mid-job', () => {
       takeover = new JobWorker({
         ctx: { db: database.db, config, providers: registry() },
         database,
-        store: new ResultStore(dataDir),
+        store: new LocalResultStore(dataDir),
         delivery: {
           telegram: new TelegramDelivery({
             botToken: TELEGRAM_BOT_TOKEN,

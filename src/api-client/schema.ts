@@ -648,7 +648,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * A stored image of a generation (the local provider draws into DATA_DIR)
+         * A stored image of a generation (every result is copied into our storage)
          * @description Public, like a provider's result URL: the generation id is an unguessable UUID, so a Mini App can show it in an <img>.
          */
         get: operations["getGenerationImage"];
@@ -9331,6 +9331,17 @@ export interface operations {
                 };
                 content: {
                     "image/*": string;
+                };
+            };
+            /** @description With S3 storage and S3_PRESIGN_SECONDS above 0: a short-lived presigned URL of the image */
+            302: {
+                headers: {
+                    location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example {} */
+                    "application/json": unknown;
                 };
             };
             /** @description Not Found */

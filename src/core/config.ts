@@ -30,6 +30,20 @@ export interface ProviderAccount {
 
 export type Language = 'uz' | 'ru' | 'en';
 
+/** S3-compatible object storage for results and served references (storage/s3.ts). */
+export interface S3Config {
+  /** Unset: AWS S3 itself; else MinIO, R2, … (path-style addressing by default). */
+  readonly endpoint: string | null;
+  readonly bucket: string;
+  readonly region: string;
+  /** Unset: the SDK's own chain (instance role, AWS_* variables, …). */
+  readonly accessKeyId: string | null;
+  readonly secretAccessKey: string | null;
+  readonly forcePathStyle: boolean;
+  /** Clients are redirected to a presigned URL valid this long; 0 = the API streams the image. */
+  readonly presignSeconds: number;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -107,6 +121,16 @@ export interface Config {
   readonly broadcastRate: number;
   /** Where this API is reachable from outside: providers' webhooks and links to stored images. */
   readonly publicBaseUrl: string | null;
+  readonly storage: {
+    /** Set: results live in this bucket; null: in DATA_DIR/results. */
+    readonly s3: S3Config | null;
+    /** The largest provider result we copy; a bigger one fails the generation (refunded). */
+    readonly resultMaxBytes: number;
+    /** How long a reference served to a provider from our storage stays reachable. */
+    readonly referenceUrlMinutes: number;
+    /** Results older than this are deleted by housekeeping; 0 = kept forever (runtime setting). */
+    readonly resultRetentionDays: number;
+  };
   readonly worker: {
     /** Run the job worker inside the API process (always so on the embedded database). */
     readonly inApi: boolean;
@@ -340,6 +364,33 @@ function parseProviderAccount(
   return apiKey === null ? null : { apiKey, baseUrl, webhookSecret };
 }
 
+function parseS3(reader: EnvReader): S3Config | null {
+  const bucket = reader.optionalString('S3_BUCKET');
+  const endpoint = parseUrl(reader, 'S3_ENDPOINT', null);
+  const accessKeyId = reader.optionalString('S3_ACCESS_KEY_ID');
+  const secretAccessKey = reader.optionalString('S3_SECRET_ACCESS_KEY');
+  if (bucket === null) {
+    if (endpoint !== null || accessKeyId !== null) {
+      reader.problems.push('S3_BUCKET must be set with S3_ENDPOINT or S3_ACCESS_KEY_ID');
+    }
+    return null;
+  }
+  if ((accessKeyId === null) !== (secretAccessKey === null)) {
+    reader.problems.push(
+      'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are set together or not at all',
+    );
+  }
+  return {
+    endpoint,
+    bucket,
+    region: reader.string('S3_REGION', 'us-east-1'),
+    accessKeyId,
+    secretAccessKey,
+    forcePathStyle: reader.boolean('S3_FORCE_PATH_STYLE', endpoint !== null),
+    presignSeconds: reader.integer('S3_PRESIGN_SECONDS', 300, 0, 7 * 86_400),
+  };
+}
+
 /** `16` (every provider) or `wavespeed=8,replicate=4,*=16`. */
 function parseProviderConcurrency(reader: EnvReader): Record<string, number> {
   const raw = reader.string('PROVIDER_CONCURRENCY', '16');
@@ -477,6 +528,12 @@ export function loadConfig(env: Env): Config {
     },
     broadcastRate: reader.integer('BROADCAST_RATE', 25, 1, 1000),
     publicBaseUrl: parseUrl(reader, 'PUBLIC_BASE_URL', null),
+    storage: {
+      s3: parseS3(reader),
+      resultMaxBytes: reader.integer('RESULT_MAX_MB', 50, 1, 1024) * 1024 * 1024,
+      referenceUrlMinutes: reader.integer('REFERENCE_URL_MINUTES', 60, 1, 7 * 24 * 60),
+      resultRetentionDays: reader.integer('RESULT_RETENTION_DAYS', 0, 0, 36_500),
+    },
     worker: {
       inApi: embedded || reader.boolean('RUN_WORKER_IN_API', false),
       concurrency: reader.integer('WORKER_CONCURRENCY', 64, 1, 10_000),

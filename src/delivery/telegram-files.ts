@@ -1,5 +1,6 @@
 import { Api, GrammyError } from 'grammy';
 import { ProviderError, type ProviderFailureCode } from '../providers/types.ts';
+import { sniffImageType } from '../storage/image-type.ts';
 
 /** Telegram bots may download files of up to 20 MB through the Bot API. */
 const MAX_BYTES = 20 * 1024 * 1024;
@@ -156,17 +157,8 @@ export class TelegramFiles {
 
 /** The image type by the bytes themselves, else by the server's type, else by the extension. */
 function imageTypeOf(bytes: Buffer, contentType: string | null, path: string): string | null {
-  if (bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) {
-    return 'image/png';
-  }
-  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'image/jpeg';
-  if (
-    bytes.subarray(0, 4).toString('latin1') === 'RIFF' &&
-    bytes.subarray(8, 12).toString('latin1') === 'WEBP'
-  ) {
-    return 'image/webp';
-  }
-  if (bytes.subarray(0, 4).toString('latin1') === 'GIF8') return 'image/gif';
+  const sniffed = sniffImageType(bytes);
+  if (sniffed) return sniffed;
   // Parameters (`; charset=…`) have no place in a data URI's image type.
   const declared = contentType?.split(';')[0]?.trim().toLowerCase();
   if (declared && /^image\/[a-z0-9.+-]+$/.test(declared)) return declared;

@@ -18,7 +18,11 @@ import { encodeResultAction } from './result-actions.ts';
  * retries or gives up.
  */
 
-export type DeliveryImage = { url: string } | { path: string; mimeType: string };
+/** An image by URL, as a file on this host (the local store), or as bytes (the S3 store). */
+export type DeliveryImage =
+  | { url: string }
+  | { path: string; mimeType: string }
+  | { data: Buffer; mimeType: string };
 
 /**
  * Where a generation's news goes: the chat (a group, or the user's private chat), the prompt's
@@ -113,7 +117,7 @@ const DOCUMENT_UPLOAD_MAX_BYTES = 50 * 1024 * 1024;
 
 type Prepared =
   | { kind: 'url'; url: string }
-  | { kind: 'file'; path: string; filename: string; asDocument: boolean };
+  | { kind: 'file'; source: string | Buffer; filename: string; asDocument: boolean };
 
 export class TelegramDelivery {
   private readonly api: Api;
@@ -243,7 +247,7 @@ export class TelegramDelivery {
     const [single] = prepared;
     if (prepared.length === 1 && single) {
       if (single.kind === 'file' && single.asDocument) {
-        await this.api.sendDocument(chatId, new InputFile(single.path, single.filename), other);
+        await this.api.sendDocument(chatId, new InputFile(single.source, single.filename), other);
       } else {
         await this.api.sendPhoto(chatId, media(single), other);
       }
@@ -304,19 +308,23 @@ function resultKeyboard(t: (key: string) => string, generationId: string): Inlin
 
 /** A fresh InputFile per call: grammY marks file sources as consumed once sent. */
 function media(item: Prepared): string | InputFile {
-  return item.kind === 'url' ? item.url : new InputFile(item.path, item.filename);
+  return item.kind === 'url' ? item.url : new InputFile(item.source, item.filename);
 }
 
 async function prepare(image: DeliveryImage, index: number): Promise<Prepared> {
   if ('url' in image) return { kind: 'url', url: image.url };
   let size: number;
-  try {
-    size = (await stat(image.path)).size;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new DeliveryError(`stored image ${index + 1} cannot be read (${code})`, {
-      retryable: code !== 'ENOENT',
-    });
+  if ('data' in image) {
+    size = image.data.length;
+  } else {
+    try {
+      size = (await stat(image.path)).size;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
+      throw new DeliveryError(`stored image ${index + 1} cannot be read (${code})`, {
+        retryable: code !== 'ENOENT',
+      });
+    }
   }
   if (size > DOCUMENT_UPLOAD_MAX_BYTES) {
     throw new DeliveryError(`stored image ${index + 1} is over Telegram's 50 MB upload limit`, {
@@ -325,8 +333,8 @@ async function prepare(image: DeliveryImage, index: number): Promise<Prepared> {
   }
   return {
     kind: 'file',
-    path: image.path,
-    filename: filenameFor(image.path, image.mimeType, index),
+    source: 'data' in image ? image.data : image.path,
+    filename: filenameFor('data' in image ? '' : image.path, image.mimeType, index),
     asDocument: size > PHOTO_UPLOAD_MAX_BYTES,
   };
 }

@@ -166,7 +166,10 @@ async function chatOutcome(
   };
 }
 
-/** The results to send: our stored files, else the provider's URLs. */
+/**
+ * The results to send: our stored copies (a file on this host, or the bytes from S3), else the
+ * provider's URL (results stored before every result was copied).
+ */
 async function deliveryImages(
   env: JobEnvironment,
   generation: GenerationView,
@@ -175,13 +178,22 @@ async function deliveryImages(
     env.ctx.db,
     sql`SELECT position, storage_path FROM generation_results WHERE request_id = ${generation.id}`,
   );
-  const paths = new Map(stored.map((row) => [row.position, row.storage_path]));
-  return generation.results.map((result) => {
-    const path = paths.get(result.position);
-    return path
-      ? { path: env.store.absolute(path), mimeType: result.mime_type }
-      : { url: result.url };
-  });
+  const keys = new Map(stored.map((row) => [row.position, row.storage_path]));
+  return Promise.all(
+    generation.results.map(async (result): Promise<DeliveryImage> => {
+      const key = keys.get(result.position);
+      if (!key) return { url: result.url };
+      const path = env.store.localFile(key);
+      if (path) return { path, mimeType: result.mime_type };
+      const data = await env.store.read(key);
+      if (!data) {
+        throw new DeliveryError(`stored image ${result.position + 1} is missing`, {
+          retryable: false,
+        });
+      }
+      return { data, mimeType: result.mime_type };
+    }),
+  );
 }
 
 function refundOf(generation: GenerationView): { credits: number } | { trial: true } | null {

@@ -316,7 +316,12 @@ async function settleSuccess(
   story: StoryFields,
   outcome: { images: ProviderImage[]; metadata?: Record<string, unknown> },
 ): Promise<void> {
-  const results = await storeImages(env.store, story.generationId, outcome.images);
+  const results = await storeImages(
+    env.store,
+    story.generationId,
+    outcome.images,
+    env.ctx.config.storage.resultMaxBytes,
+  );
   const settled = await env.successes.add({
     requestId: story.generationId,
     results,

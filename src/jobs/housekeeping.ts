@@ -8,6 +8,7 @@ import { deleteExpiredIdempotencyKeys } from '../services/idempotency.ts';
 import { deleteEndedSessions } from '../services/operator-sessions.ts';
 import { reconcileIfDue } from '../services/payment-reconciliation.ts';
 import { checkProviderBalances } from '../services/provider-balances.ts';
+import { sweepStoredObjects } from '../services/storage-retention.ts';
 import type { JobEnvironment } from './types.ts';
 
 /**
@@ -27,9 +28,13 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
  * - about once a minute one worker reads each provider's balance (the guard's input), telling the
  *   operators when one drops below MIN_PROVIDER_BALANCE and when it recovers;
  * - from DAILY_REPORT_HOUR (UTC) the day before's report goes to the operators' chat, once;
- * - a broadcast that ended without its summary (cancelled; a lost one) gets it there, once.
+ * - a broadcast that ended without its summary (cancelled; a lost one) gets it there, once;
+ * - stored results past RESULT_RETENTION_DAYS and served references past their URLs' lifetime
+ *   are deleted (storage-retention.ts; at most every 10 minutes per process).
  */
-export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'>): Promise<void> {
+export async function runHousekeeping(
+  env: Pick<JobEnvironment, 'ctx' | 'logger' | 'store'>,
+): Promise<void> {
   const { ctx, logger } = env;
   const deleted = await deleteExpiredIdempotencyKeys(ctx.db, ctx.config.idempotencyKeyTtlHours);
   if (deleted > 0) logger.info({ deleted }, 'deleted expired idempotency keys');
@@ -71,6 +76,15 @@ export async function runHousekeeping(env: Pick<JobEnvironment, 'ctx' | 'logger'
     await sendBroadcastSummaries(ctx);
   } catch (error) {
     logger.warn({ reason: (error as Error).message }, 'broadcast summaries failed');
+  }
+  try {
+    const swept = await sweepStoredObjects(ctx, env.store);
+    if (swept && swept.results + swept.references > 0) {
+      logger.info(swept, 'deleted stored images past their retention');
+    }
+  } catch (error) {
+    // The storage away: the next sweep tries again.
+    logger.warn({ err: error }, 'sweeping the result store failed');
   }
   const token = ctx.config.telegramBotToken;
   if (token && ctx.config.reconcileMinutes > 0) {

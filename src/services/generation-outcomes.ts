@@ -4,7 +4,8 @@ import type { Transaction } from '../db/client.ts';
 import { enqueue, wakeWorkers } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import { withTransaction } from '../db/transaction.ts';
-import type { ProviderImage } from '../providers/types.ts';
+import { ProviderError, type ProviderImage } from '../providers/types.ts';
+import { checkImage, downloadImage } from '../storage/download.ts';
 import type { ResultStore } from '../storage/results.ts';
 import type { ServiceContext } from './context.ts';
 import { refundCharge } from './ledger.ts';
@@ -57,27 +58,37 @@ export interface Success {
 }
 
 /**
- * Writes the images that came as bytes into the store (outside any transaction: a file write is
- * no reason to hold row locks) and answers the rows to record. A settle that loses the race
- * leaves the same files, at the same paths, as the winner.
+ * Copies every result into our store before anything is recorded or delivered (provider URLs
+ * expire: Replicate's within an hour): bytes as given, URLs downloaded; each checked to be an
+ * image by its magic bytes and at most RESULT_MAX_MB. Outside any transaction (a download is no
+ * reason to hold row locks). A settle that loses the race leaves the same objects, under the same
+ * keys, as the winner. The provider's URL is kept beside the copy, for the record only.
  */
 export async function storeImages(
   store: ResultStore,
   requestId: string,
   images: readonly ProviderImage[],
+  maxBytes: number,
+  signal?: AbortSignal,
 ): Promise<StoredResult[]> {
   return Promise.all(
-    images.map(async (image, position) => ({
-      position,
-      url: image.data ? null : (image.url ?? null),
-      storage_path: image.data
-        ? await store.save(requestId, position, image.data, image.mimeType)
-        : null,
-      mime_type: image.mimeType,
-      width: image.width ?? null,
-      height: image.height ?? null,
-      seed: image.seed ?? null,
-    })),
+    images.map(async (image, position) => {
+      const checked = image.data
+        ? checkImage(image.data, maxBytes)
+        : image.url
+          ? await downloadImage(image.url, maxBytes, signal)
+          : null;
+      if (!checked) throw new ProviderError('the provider gave a result with no image', false);
+      return {
+        position,
+        url: image.url ?? null,
+        storage_path: await store.save(requestId, position, checked.data, checked.mimeType),
+        mime_type: checked.mimeType,
+        width: image.width ?? null,
+        height: image.height ?? null,
+        seed: image.seed ?? null,
+      };
+    }),
   );
 }
 
@@ -143,7 +154,12 @@ export async function recordGenerationSuccess(
   requestId: string,
   outcome: { images: ProviderImage[]; metadata?: Record<string, unknown> },
 ): Promise<boolean> {
-  const results = await storeImages(store, requestId, outcome.images);
+  const results = await storeImages(
+    store,
+    requestId,
+    outcome.images,
+    ctx.config.storage.resultMaxBytes,
+  );
   const [settled] = await settleSuccesses(ctx, [
     { requestId, results, ...(outcome.metadata ? { metadata: outcome.metadata } : {}) },
   ]);

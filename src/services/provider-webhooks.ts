@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
 import { selectRows } from '../db/rows.ts';
-import { type ProviderWebhook, WebhookSignatureError } from '../providers/types.ts';
+import { ProviderError, type ProviderWebhook, WebhookSignatureError } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
 import type { PipelineContext } from './context.ts';
 import { recordGenerationFailure, recordGenerationSuccess } from './generation-outcomes.ts';
@@ -52,12 +52,21 @@ export async function handleProviderWebhook(
   if (!job) return { outcome: 'ignored', generation_id: null };
   const { status } = event;
   if (status.state === 'pending') return { outcome: 'ignored', generation_id: job.request_id };
-  const settled =
-    status.state === 'succeeded'
-      ? await recordGenerationSuccess(ctx, store, job.request_id, status)
-      : await recordGenerationFailure(ctx, job.request_id, {
-          code: 'provider_failed',
-          message: status.error,
-        });
+  let settled: boolean;
+  try {
+    settled =
+      status.state === 'succeeded'
+        ? await recordGenerationSuccess(ctx, store, job.request_id, status)
+        : await recordGenerationFailure(ctx, job.request_id, {
+            code: 'provider_failed',
+            message: status.error,
+          });
+  } catch (error) {
+    // A result we cannot copy (not an image, too big, its URL refusing us) is left to the job's
+    // own poll, which retries or fails (and refunds) it by the same rules as any other.
+    if (error instanceof ProviderError)
+      return { outcome: 'ignored', generation_id: job.request_id };
+    throw error;
+  }
   return { outcome: settled ? 'settled' : 'duplicate', generation_id: job.request_id };
 }

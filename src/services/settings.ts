@@ -32,6 +32,7 @@ export interface RuntimeSettings {
   SUPPORT_CREDIT_LIMIT: number;
   ADMIN_TELEGRAM_IDS: readonly number[];
   SUPPORT_TELEGRAM_IDS: readonly number[];
+  RESULT_RETENTION_DAYS: number;
 }
 
 export type SettingKey = keyof RuntimeSettings;
@@ -237,6 +238,15 @@ const registry: { [Key in SettingKey]: SettingEntry<Key> } = {
       'Telegram ids of operators with the role support (an id also among the admins is an admin)',
     fromConfig: (config) => config.operators.supportTelegramIds,
     check: checkTelegramIds,
+  },
+  RESULT_RETENTION_DAYS: {
+    key: 'RESULT_RETENTION_DAYS',
+    type: 'integer',
+    bounds: { minimum: 0, maximum: 36_500 },
+    meaning:
+      'Days a stored result image is kept (both storage backends; deleted by housekeeping); 0 = forever',
+    fromConfig: (config) => config.storage.resultRetentionDays,
+    check: integer(0, 36_500),
   },
 };
 

@@ -1,47 +1,74 @@
-import { randomUUID } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
-
-const extensions: Record<string, string> = {
-  'image/png': 'png',
-  'image/jpeg': 'jpg',
-  'image/webp': 'webp',
-};
+import type { Readable } from 'node:stream';
+import { extensionOf } from './image-type.ts';
 
 /**
- * Images we keep ourselves (the local provider's; providers that hand back bytes) live under
- * DATA_DIR/results/<generation id>/<position>.<ext>. A path is relative to DATA_DIR in the
- * database, so the folder can move with its data.
+ * Where images we keep live: every provider result (copied when it completes, before delivery)
+ * and the references we serve to providers. Two backends behind this one interface: a folder
+ * under DATA_DIR (local.ts, embedded) and S3-compatible object storage (s3.ts, several hosts).
+ *
+ * Objects are named by keys: `results/<generation id>/<position>.<ext>` and
+ * `references/<token>.<ext>`. The key, not a path or URL, is what the database records, so the
+ * store can move.
  */
-export class ResultStore {
-  private readonly root: string;
 
-  constructor(dataDir: string) {
-    this.root = resolve(dataDir);
+export interface StoredObject {
+  body: Readable;
+  size: number;
+  contentType: string;
+  modifiedAt: Date;
+}
+
+export type StorageBackend = 'local' | 's3';
+
+export const RESULTS_PREFIX = 'results/';
+export const REFERENCES_PREFIX = 'references/';
+
+/** Keys are made by us; anything else (a `..`, a leading slash) is refused before it is used. */
+const KEY_PATTERN = /^(results|references)\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)?\.[a-z0-9]+$/;
+
+export function assertKey(key: string): string {
+  if (!KEY_PATTERN.test(key)) throw new Error(`not a key of the result store: ${key}`);
+  return key;
+}
+
+export abstract class ResultStore {
+  abstract readonly backend: StorageBackend;
+
+  /** Writes the object whole (a retry or a reader never sees half of it). */
+  abstract put(key: string, data: Buffer, contentType: string): Promise<void>;
+
+  /** The object as a stream, or null when there is none. */
+  abstract get(key: string): Promise<StoredObject | null>;
+
+  /** A short-lived URL a client may fetch the object from directly, or null: the API streams it. */
+  abstract directUrl(key: string): Promise<string | null>;
+
+  /** Deletes the objects under `prefix` last written before `cutoff`; answers how many. */
+  abstract deleteOlderThan(prefix: string, cutoff: Date): Promise<number>;
+
+  /** The object's file on this host, when the backend is a folder (Telegram uploads stream it). */
+  localFile(_key: string): string | null {
+    return null;
   }
 
-  /** Writes the image (atomically: a retry never leaves half a file) and answers its stored path. */
+  /** Stores a generation's image and answers its key. */
   async save(
     generationId: string,
     position: number,
     data: Buffer,
     mimeType: string,
   ): Promise<string> {
-    const relative = join('results', generationId, `${position}.${extensions[mimeType] ?? 'bin'}`);
-    const target = this.absolute(relative);
-    await mkdir(dirname(target), { recursive: true });
-    const temporary = `${target}.${randomUUID()}.tmp`;
-    await writeFile(temporary, data);
-    await rename(temporary, target);
-    return relative;
+    const key = assertKey(`${RESULTS_PREFIX}${generationId}/${position}.${extensionOf(mimeType)}`);
+    await this.put(key, data, mimeType);
+    return key;
   }
 
-  /** The file of a stored path; refuses paths that would leave the store. */
-  absolute(storagePath: string): string {
-    const target = resolve(this.root, storagePath);
-    if (!target.startsWith(`${this.root}${sep}`)) {
-      throw new Error(`stored path outside the result store: ${storagePath}`);
-    }
-    return target;
+  /** The whole object in memory (images are bounded by RESULT_MAX_MB), or null. */
+  async read(key: string): Promise<Buffer | null> {
+    const object = await this.get(key);
+    if (!object) return null;
+    const chunks: Buffer[] = [];
+    for await (const chunk of object.body) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
   }
 }

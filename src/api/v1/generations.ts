@@ -1,5 +1,3 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
@@ -9,7 +7,7 @@ import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.
 import { problemResponses } from '../../schemas/problem.ts';
 import { PROMPT_LENGTH_CEILING } from '../../services/catalog.ts';
 import { acceptGeneration } from '../../services/generation-accept.ts';
-import { imageNotFound, storedImage } from '../../services/generation-images.ts';
+import { storedImage } from '../../services/generation-images.ts';
 import { quoteGeneration } from '../../services/generation-quote.ts';
 import {
   type GenerationView,
@@ -291,7 +289,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         operationId: 'getGenerationImage',
-        summary: 'A stored image of a generation (the local provider draws into DATA_DIR)',
+        summary: 'A stored image of a generation (every result is copied into our storage)',
         description:
           "Public, like a provider's result URL: the generation id is an unguessable UUID, so a Mini App can show it in an <img>.",
         tags: ['generations'],
@@ -307,25 +305,31 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
               'image/*': { schema: Type.Unsafe<unknown>({ type: 'string', format: 'binary' }) },
             },
           },
+          302: {
+            description:
+              'With S3 storage and S3_PRESIGN_SECONDS above 0: a short-lived presigned URL of the image',
+            headers: { location: { type: 'string' } },
+          },
           ...problemResponses(404, 422, 429),
         },
       },
     },
     async (request, reply) => {
-      const { path, mimeType } = await storedImage(
+      const image = await storedImage(
         app.deps.services,
         app.deps.store,
         request.params.id,
         request.params.position,
       );
-      const size = await stat(path).catch(() => null);
-      // The row without its file (a DATA_DIR not shared with the worker that stored it).
-      if (!size) throw imageNotFound();
+      // A presigned URL expires: the redirect itself must not be cached for longer.
+      if ('redirect' in image) {
+        return reply.header('cache-control', 'private, max-age=60').redirect(image.redirect, 302);
+      }
       return reply
-        .type(mimeType)
-        .header('content-length', size.size)
+        .type(image.mimeType)
+        .header('content-length', image.object.size)
         .header('cache-control', 'public, max-age=31536000, immutable')
-        .send(createReadStream(path));
+        .send(image.object.body);
     },
   );
 
