@@ -411,9 +411,7 @@ describe('operator sessions on the admin routes', () => {
       paths: Record<string, Record<string, unknown>>;
     };
     const routes = Object.entries(document.paths)
-      .filter(
-        ([path]) => path.startsWith('/api/v1/admin/') && path !== '/api/v1/admin/auth/telegram',
-      )
+      .filter(([path]) => path.startsWith('/api/v1/admin/') && !SIGN_IN_ROUTES.includes(path))
       .flatMap(([path, methods]) => Object.keys(methods).map((method) => [method, path] as const));
     expect(routes.length).toBeGreaterThanOrEqual(8);
     for (const headers of [miniAppAuth(userId), botAuth]) {
@@ -434,6 +432,36 @@ describe('operator sessions on the admin routes', () => {
   });
 });
 
+describe('GET /api/v1/admin/auth/options', () => {
+  it('names the bot of the Telegram Login Widget only when the widget can be checked too', async () => {
+    const named = await buildTestApp({ TELEGRAM_BOT_USERNAME: '@panel_test_bot' });
+    const unnamed = await buildTestApp({});
+    const unchecked = await buildTestApp({
+      TELEGRAM_BOT_USERNAME: 'panel_test_bot',
+      TELEGRAM_BOT_TOKEN: '',
+    });
+    try {
+      const options = async (of: FastifyInstance) => {
+        const response = await of.inject({ url: '/api/v1/admin/auth/options' });
+        expect(response.statusCode).toBe(200);
+        return response.json();
+      };
+      expect(await options(named)).toEqual({ telegram_login: { bot_username: 'panel_test_bot' } });
+      expect(await options(unnamed)).toEqual({ telegram_login: null });
+      expect(await options(unchecked)).toEqual({ telegram_login: null });
+    } finally {
+      await Promise.all([named.close(), unnamed.close(), unchecked.close()]);
+    }
+  });
+
+  it("refuses a TELEGRAM_BOT_USERNAME that is not a bot's username", () => {
+    expect(() => loadConfig({ TELEGRAM_BOT_USERNAME: 'https://t.me/x' })).toThrow(
+      /TELEGRAM_BOT_USERNAME must be the bot's username/,
+    );
+    expect(() => loadConfig({ TELEGRAM_BOT_USERNAME: 'someone' })).toThrow(ConfigError);
+  });
+});
+
 describe('the operators settings', () => {
   it('default to no operators, a day for the login, 12 hours of session and 1000 credits for support', () => {
     expect(loadConfig({}).operators).toEqual({
@@ -442,6 +470,9 @@ describe('the operators settings', () => {
       loginMaxAgeSeconds: 86_400,
       sessionSeconds: 43_200,
       supportCreditLimit: 1000,
+      adminChatId: null,
+      dailyReportHour: 6,
+      loginBotUsername: null,
     });
     expect(
       loadConfig({
@@ -457,6 +488,9 @@ describe('the operators settings', () => {
       loginMaxAgeSeconds: 600,
       sessionSeconds: 3600,
       supportCreditLimit: 0,
+      adminChatId: null,
+      dailyReportHour: 6,
+      loginBotUsername: null,
     });
   });
 
@@ -472,6 +506,9 @@ describe('the operators settings', () => {
     );
   });
 });
+
+/** The admin routes anyone may call: signing in, and how to. */
+const SIGN_IN_ROUTES = ['/api/v1/admin/auth/telegram', '/api/v1/admin/auth/options'];
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');

@@ -84,6 +84,8 @@ export interface Config {
     readonly adminChatId: number | null;
     /** The UTC hour from which the day before's report is sent to adminChatId (once a day). */
     readonly dailyReportHour: number;
+    /** The bot's username (no @) the operator panel's Telegram Login Widget names; null = no widget. */
+    readonly loginBotUsername: string | null;
   };
   readonly trialGenerations: number;
   readonly starsPackages: readonly StarsPackage[];
@@ -434,7 +436,16 @@ function parseOperators(reader: EnvReader): Config['operators'] {
     supportCreditLimit: reader.integer('SUPPORT_CREDIT_LIMIT', 1000, 0, 1_000_000_000),
     adminChatId: parseChatId(reader, 'ADMIN_CHAT_ID'),
     dailyReportHour: reader.integer('DAILY_REPORT_HOUR', 6, 0, 23),
+    loginBotUsername: parseBotUsername(reader, 'TELEGRAM_BOT_USERNAME'),
   };
+}
+
+/** A bot's username as BotFather gives it (5–32 letters, digits, _; ending in "bot"), without @. */
+function parseBotUsername(reader: EnvReader, name: string): string | null {
+  const value = reader.optionalString(name)?.replace(/^@/, '') ?? null;
+  if (value === null || /^[A-Za-z][A-Za-z0-9_]{1,29}bot$/i.test(value)) return value;
+  reader.problems.push(`${name} must be the bot's username, e.g. my_image_bot (got "${value}")`);
+  return null;
 }
 
 /** A Telegram chat id: a user's (positive) or a group's or channel's (negative, -100… for supergroups). */

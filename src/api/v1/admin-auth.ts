@@ -59,6 +59,38 @@ function loginSecret(config: Config): Buffer {
 export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const config = app.deps.config;
 
+  app.get(
+    '/admin/auth/options',
+    {
+      schema: {
+        summary: 'How operators may sign in: the bot the Telegram Login Widget names, if any',
+        description:
+          'Public: what the operator panel needs to show its sign-in. telegram_login is null unless ' +
+          'both TELEGRAM_BOT_TOKEN (which checks the widget) and TELEGRAM_BOT_USERNAME (which the ' +
+          'widget names) are set.',
+        tags: ['admin'],
+        response: {
+          200: Type.Object({
+            telegram_login: Type.Union([
+              Type.Null(),
+              Type.Object({
+                bot_username: Type.String({ description: 'The bot, without @' }),
+              }),
+            ]),
+          }),
+          ...problemResponses(429),
+        },
+      },
+    },
+    async () => {
+      const botUsername = config.operators.loginBotUsername;
+      return {
+        telegram_login:
+          config.telegramBotToken && botUsername ? { bot_username: botUsername } : null,
+      };
+    },
+  );
+
   app.post(
     '/admin/auth/telegram',
     {

@@ -1,6 +1,6 @@
 import { Alert, Button, Code, Group, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { useInfiniteQuery } from '@tanstack/react-query';
+import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf } from '../../../shared/api.ts';
@@ -33,6 +33,8 @@ export function AuditPage() {
       return dataOf(await api.GET('/api/v1/admin/audit', { params: { query } }));
     },
     getNextPageParam: (page) => page.next_cursor,
+    // The table keeps what it shows while a changed search loads, instead of blanking.
+    placeholderData: keepPreviousData,
   });
 
   const rows = audit.data?.pages.flatMap((page) => page.items) ?? [];

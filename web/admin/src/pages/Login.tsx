@@ -1,6 +1,21 @@
-import { Alert, Button, Card, Center, PasswordInput, Stack, Text, Title } from '@mantine/core';
+import {
+  Alert,
+  Button,
+  Card,
+  Center,
+  Divider,
+  PasswordInput,
+  Stack,
+  Text,
+  Title,
+} from '@mantine/core';
+import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useEffect, useRef, useState } from 'react';
-import { useAuth } from '../auth.tsx';
+import { dataOf } from '../../../shared/api.ts';
+import { useApi, useAuth } from '../auth.tsx';
+
+/** Telegram's Login Widget script (the panel's CSP admits it and its frame, nothing else of theirs). */
+const TELEGRAM_WIDGET = 'https://telegram.org/js/telegram-widget.js?22';
 
 /** Fields the Telegram Login Widget puts on its redirect to this page. */
 const TELEGRAM_LOGIN_FIELDS = [
@@ -24,7 +39,36 @@ function telegramLoginRedirect(): Record<string, string> | null {
   return fields;
 }
 
+/**
+ * Telegram's Login Widget for the bot. It sends the operator back to /admin/login with the signed
+ * fields in the address (data-auth-url), which this page then exchanges for the session cookie: no
+ * global callback (data-onauth, a string of code) for the widget to run.
+ */
+function TelegramLoginButton({ botUsername }: { botUsername: string }) {
+  const slot = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const target = slot.current;
+    if (!target) return;
+    const script = document.createElement('script');
+    script.async = true;
+    script.src = TELEGRAM_WIDGET;
+    script.dataset.telegramLogin = botUsername;
+    script.dataset.size = 'large';
+    script.dataset.authUrl = `${window.location.origin}/admin/login`;
+    target.append(script);
+    return () => target.replaceChildren();
+  }, [botUsername]);
+  return <div ref={slot} data-testid="telegram-login" />;
+}
+
 export function LoginPage() {
+  const api = useApi();
+  const options = useQuery({
+    queryKey: ['sign-in options'],
+    queryFn: async () => dataOf(await api.GET('/api/v1/admin/auth/options')),
+    staleTime: Number.POSITIVE_INFINITY,
+  });
+  const telegramLogin = options.data?.telegram_login ?? null;
   const { signInWithToken, signInWithTelegram } = useAuth();
   const [token, setToken] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -66,6 +110,15 @@ export function LoginPage() {
           <Title order={1} size="h3">
             Operator panel
           </Title>
+          {telegramLogin && (
+            <>
+              <Text size="sm" c="dimmed">
+                Sign in with your Telegram account:
+              </Text>
+              <TelegramLoginButton botUsername={telegramLogin.bot_username} />
+              <Divider label="or" labelPosition="center" />
+            </>
+          )}
           <Text size="sm" c="dimmed">
             Sign in with an admin token.
           </Text>

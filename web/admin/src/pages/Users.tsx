@@ -12,7 +12,7 @@ import {
   Title,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { useInfiniteQuery } from '@tanstack/react-query';
+import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { Link } from 'react-router';
 import { dataOf } from '../../../shared/api.ts';
@@ -55,6 +55,8 @@ export function UsersPage() {
         }),
       ),
     getNextPageParam: (page) => page.next_cursor,
+    // The table keeps what it shows while a changed search loads, instead of blanking.
+    placeholderData: keepPreviousData,
   });
 
   const rows = users.data?.pages.flatMap((page) => page.items) ?? [];
