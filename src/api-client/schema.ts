@@ -91,40 +91,7 @@ export interface paths {
          * How operators may sign in: the bot the Telegram Login Widget names, if any
          * @description Public: what the operator panel needs to show its sign-in. telegram_login is null unless both TELEGRAM_BOT_TOKEN (which checks the widget) and TELEGRAM_BOT_USERNAME (which the widget names) are set.
          */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            telegram_login: {
-                                /** @description The bot, without @ */
-                                bot_username: string;
-                            } | null;
-                        };
-                    };
-                };
-                /** @description Too Many Requests */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
+        get: operations["adminGetSignInOptions"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1566,6 +1533,58 @@ export interface operations {
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
                      *       "instance": "/api/v1/admin/auth/me",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    adminGetSignInOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "telegram_login": {
+                     *         "bot_username": "text"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        telegram_login: {
+                            /** @description The bot, without @ */
+                            bot_username: string;
+                        } | null;
+                    };
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/auth/options",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }

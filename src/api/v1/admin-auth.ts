@@ -63,6 +63,7 @@ export const adminAuthRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/admin/auth/options',
     {
       schema: {
+        operationId: 'adminGetSignInOptions',
         summary: 'How operators may sign in: the bot the Telegram Login Widget names, if any',
         description:
           'Public: what the operator panel needs to show its sign-in. telegram_login is null unless ' +
