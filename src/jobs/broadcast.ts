@@ -1,10 +1,10 @@
 import { sql } from 'drizzle-orm';
-import { Api, GrammyError } from 'grammy';
+import { Api } from 'grammy';
 import type { InlineKeyboardMarkup, MessageEntity } from 'grammy/types';
 import { sleep } from '../core/sleep.ts';
 import { complete, type Job, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
-import { redactToken } from '../delivery/telegram.ts';
+import { toDeliveryError } from '../delivery/telegram.ts';
 import { sendBroadcastSummaries } from '../services/broadcasts.ts';
 import { currentSettings } from '../services/settings.ts';
 import type { JobEnvironment } from './types.ts';
@@ -265,23 +265,24 @@ async function send(
     }
     return { kind: 'sent' };
   } catch (err) {
-    if (err instanceof GrammyError) {
-      const error = redactToken(`${err.error_code}: ${err.description}`, token).slice(0, 500);
-      if (err.error_code === 403) return { kind: 'blocked', error };
-      if (err.error_code === 429) {
-        const retryAfter = err.parameters.retry_after;
-        return {
-          kind: 'again',
-          error,
-          retryAfterSeconds: typeof retryAfter === 'number' && retryAfter > 0 ? retryAfter : 1,
-        };
-      }
-      if (err.error_code >= 500) return { kind: 'again', error };
-      return { kind: 'failed', error };
+    // The delivery's classification: an answer from Telegram has its status; none, no status.
+    const failure = toDeliveryError(err, token);
+    const error = failure.message.slice(0, 500);
+    if (failure.status === undefined) {
+      // No answer: the message may have arrived. Never sent again (at most once).
+      return { kind: 'failed', error: `unknown: ${error}` };
     }
-    // No answer: the message may have arrived. Never sent again (at most once).
-    const text = err instanceof Error ? err.message : String(err);
-    return { kind: 'failed', error: redactToken(`unknown: ${text}`, token).slice(0, 500) };
+    if (failure.status === 403) return { kind: 'blocked', error };
+    if (failure.status === 429) {
+      const retryAfter = failure.retryAfterSeconds;
+      return {
+        kind: 'again',
+        error,
+        retryAfterSeconds: retryAfter !== undefined && retryAfter > 0 ? retryAfter : 1,
+      };
+    }
+    if (failure.retryable) return { kind: 'again', error };
+    return { kind: 'failed', error };
   }
 }
 
