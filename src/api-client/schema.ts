@@ -1461,7 +1461,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "actor": "text",
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "role": "admin",
                      *       "expires_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -1605,7 +1605,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "id": 1,
+                 *       "id": 6174829305,
                  *       "first_name": "text",
                  *       "last_name": "text",
                  *       "username": "text",
@@ -1620,7 +1620,10 @@ export interface operations {
                     first_name?: string;
                     /** @description Telegram's signature (hex) */
                     hash: string;
-                    /** @description Telegram user id */
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
                     id: number;
                     last_name?: string;
                     photo_url?: string;
@@ -1638,7 +1641,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "actor": "text",
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "role": "admin",
                      *       "expires_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -3837,7 +3840,10 @@ export interface operations {
                 model?: string;
                 status?: "queued" | "running" | "succeeded" | "failed" | "cancelled";
                 to?: string;
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 user?: number;
             };
             header?: never;
@@ -3857,40 +3863,34 @@ export interface operations {
                      *       "generations": [
                      *         {
                      *           "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *           "telegram_id": 1,
-                     *           "model": "text",
-                     *           "prompt": "text",
-                     *           "parameters": {},
-                     *           "references": [
-                     *             {
-                     *               "kind": "telegram_file",
-                     *               "value": "text"
-                     *             }
-                     *           ],
-                     *           "status": "queued",
+                     *           "telegram_id": 6174829305,
+                     *           "model": "nano-banana",
+                     *           "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *           "parameters": {
+                     *             "aspect_ratio": "16:9"
+                     *           },
+                     *           "references": [],
+                     *           "status": "succeeded",
                      *           "payment": {
                      *             "method": "credits",
-                     *             "credits": 1,
+                     *             "credits": 38,
                      *             "refunded": false
                      *           },
-                     *           "error": {
-                     *             "code": "text",
-                     *             "message": "text"
-                     *           },
+                     *           "error": null,
                      *           "results": [
                      *             {
-                     *               "position": 1,
-                     *               "url": "text",
-                     *               "mime_type": "text",
-                     *               "width": 1,
-                     *               "height": 1,
-                     *               "seed": 1
+                     *               "position": 0,
+                     *               "url": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/0",
+                     *               "mime_type": "image/png",
+                     *               "width": 1344,
+                     *               "height": 768,
+                     *               "seed": 482913
                      *             }
                      *           ],
                      *           "created_at": "2026-11-27T09:14:05.512Z",
-                     *           "started_at": "2026-11-27T09:14:05.512Z",
-                     *           "completed_at": "2026-11-27T09:14:05.512Z",
-                     *           "deadline_at": "2026-11-27T09:14:05.512Z",
+                     *           "started_at": "2026-11-27T09:14:06.020Z",
+                     *           "completed_at": "2026-11-27T09:14:19.877Z",
+                     *           "deadline_at": "2026-11-27T09:24:05.512Z",
                      *           "job": {
                      *             "provider": "text",
                      *             "provider_job_id": "text",
@@ -3944,7 +3944,10 @@ export interface operations {
                             /** Format: date-time */
                             started_at: string | null;
                             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         } & {
                             /** @description From accepted to finished; null while not finished */
@@ -4103,40 +4106,34 @@ export interface operations {
                      * @example {
                      *       "generation": {
                      *         "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *         "telegram_id": 1,
-                     *         "model": "text",
-                     *         "prompt": "text",
-                     *         "parameters": {},
-                     *         "references": [
-                     *           {
-                     *             "kind": "telegram_file",
-                     *             "value": "text"
-                     *           }
-                     *         ],
-                     *         "status": "queued",
+                     *         "telegram_id": 6174829305,
+                     *         "model": "nano-banana",
+                     *         "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *         "parameters": {
+                     *           "aspect_ratio": "16:9"
+                     *         },
+                     *         "references": [],
+                     *         "status": "succeeded",
                      *         "payment": {
                      *           "method": "credits",
-                     *           "credits": 1,
+                     *           "credits": 38,
                      *           "refunded": false
                      *         },
-                     *         "error": {
-                     *           "code": "text",
-                     *           "message": "text"
-                     *         },
+                     *         "error": null,
                      *         "results": [
                      *           {
-                     *             "position": 1,
-                     *             "url": "text",
-                     *             "mime_type": "text",
-                     *             "width": 1,
-                     *             "height": 1,
-                     *             "seed": 1
+                     *             "position": 0,
+                     *             "url": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/0",
+                     *             "mime_type": "image/png",
+                     *             "width": 1344,
+                     *             "height": 768,
+                     *             "seed": 482913
                      *           }
                      *         ],
                      *         "created_at": "2026-11-27T09:14:05.512Z",
-                     *         "started_at": "2026-11-27T09:14:05.512Z",
-                     *         "completed_at": "2026-11-27T09:14:05.512Z",
-                     *         "deadline_at": "2026-11-27T09:14:05.512Z",
+                     *         "started_at": "2026-11-27T09:14:06.020Z",
+                     *         "completed_at": "2026-11-27T09:14:19.877Z",
+                     *         "deadline_at": "2026-11-27T09:24:05.512Z",
                      *         "job": {
                      *           "provider": "text",
                      *           "provider_job_id": "text",
@@ -4193,7 +4190,10 @@ export interface operations {
                             /** Format: date-time */
                             started_at: string | null;
                             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         } & {
                             /** @description From accepted to finished; null while not finished */
@@ -5519,7 +5519,10 @@ export interface operations {
                 limit: number;
                 status?: "paid" | "refunded";
                 to?: string;
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 user?: number;
             };
             header?: never;
@@ -5539,7 +5542,7 @@ export interface operations {
                      *       "payments": [
                      *         {
                      *           "payment_id": 1,
-                     *           "telegram_id": 1,
+                     *           "telegram_id": 6174829305,
                      *           "telegram_payment_charge_id": "text",
                      *           "package_id": "text",
                      *           "stars": 1,
@@ -5576,7 +5579,10 @@ export interface operations {
                             /** @description Stars paid (XTR) */
                             stars: number;
                             status: "paid" | "refunded";
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                             telegram_payment_charge_id: string;
                         }[];
@@ -5743,7 +5749,7 @@ export interface operations {
                      *         "shortfall": 1,
                      *         "balance": 1,
                      *         "referral": {
-                     *           "telegram_id": 1,
+                     *           "telegram_id": 6174829305,
                      *           "language": "text",
                      *           "language_code": "text",
                      *           "clawed_back": 1,
@@ -5766,7 +5772,10 @@ export interface operations {
                                 language: string | null;
                                 language_code: string | null;
                                 shortfall: number;
-                                /** @description Telegram user id */
+                                /**
+                                 * @description Telegram user id
+                                 * @example 6174829305
+                                 */
                                 telegram_id: number;
                             } | null;
                             /** @description Credits already spent, not taken back */
@@ -6020,7 +6029,7 @@ export interface operations {
                      *           "id": 1,
                      *           "kind": "payment_credited",
                      *           "telegram_payment_charge_id": "text",
-                     *           "telegram_id": 1,
+                     *           "telegram_id": 6174829305,
                      *           "stars": 1,
                      *           "transaction_at": "2026-11-27T09:14:05.512Z",
                      *           "details": {},
@@ -6047,7 +6056,10 @@ export interface operations {
                             /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
                             kind: "payment_credited" | "refund_applied" | "payment_unmatched";
                             stars: number;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number | null;
                             telegram_payment_charge_id: string;
                             /**
@@ -6271,7 +6283,7 @@ export interface operations {
                      *           "id": 1,
                      *           "kind": "payment_credited",
                      *           "telegram_payment_charge_id": "text",
-                     *           "telegram_id": 1,
+                     *           "telegram_id": 6174829305,
                      *           "stars": 1,
                      *           "transaction_at": "2026-11-27T09:14:05.512Z",
                      *           "details": {},
@@ -6297,7 +6309,10 @@ export interface operations {
                             /** @description payment_credited: Telegram's payment we did not have, credited; refund_applied: Telegram's refund of a payment we had as paid, applied; payment_unmatched: a payment whose payload or amount fits no package, left to an operator */
                             kind: "payment_credited" | "refund_applied" | "payment_unmatched";
                             stars: number;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number | null;
                             telegram_payment_charge_id: string;
                             /**
@@ -7344,7 +7359,7 @@ export interface operations {
                      * @example {
                      *       "items": [
                      *         {
-                     *           "telegram_id": 1,
+                     *           "telegram_id": 6174829305,
                      *           "username": "text",
                      *           "first_name": "text",
                      *           "last_name": "text",
@@ -7382,7 +7397,10 @@ export interface operations {
                             last_name: string | null;
                             /** Format: date-time */
                             last_seen_at: string | null;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                             username: string | null;
                         }[];
@@ -7503,7 +7521,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -7518,36 +7539,37 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "language_code": "text",
+                     *       "telegram_id": 6174829305,
+                     *       "username": "dilnoza_k",
+                     *       "first_name": "Dilnoza",
+                     *       "last_name": "Karimova",
+                     *       "language_code": "uz",
                      *       "is_premium": false,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "updated_at": "2026-11-27T09:14:05.512Z",
-                     *       "balance": 1,
+                     *       "created_at": "2026-11-20T17:42:11.035Z",
+                     *       "updated_at": "2026-11-27T09:13:58.204Z",
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
                      *       "language": "uz",
                      *       "preferences": {
-                     *         "model": "text",
-                     *         "parameters": {}
+                     *         "model": "nano-banana",
+                     *         "parameters": {
+                     *           "nano-banana": {
+                     *             "aspect_ratio": "16:9"
+                     *           }
+                     *         }
                      *       },
-                     *       "referral_code": "text",
-                     *       "banned": {
-                     *         "reason": "text",
-                     *         "since": "2026-11-27T09:14:05.512Z"
-                     *       },
-                     *       "referred_by": 1,
+                     *       "referral_code": "K7QM3XPA",
+                     *       "banned": null,
+                     *       "referred_by": 6174829305,
                      *       "referrals": 1,
                      *       "last_seen_at": "2026-11-27T09:14:05.512Z",
                      *       "referrer": {
-                     *         "telegram_id": 1,
+                     *         "telegram_id": 6174829305,
                      *         "username": "text",
                      *         "first_name": "text",
                      *         "last_name": "text"
@@ -7557,40 +7579,34 @@ export interface operations {
                      *         "generations": [
                      *           {
                      *             "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *             "telegram_id": 1,
-                     *             "model": "text",
-                     *             "prompt": "text",
-                     *             "parameters": {},
-                     *             "references": [
-                     *               {
-                     *                 "kind": "telegram_file",
-                     *                 "value": "text"
-                     *               }
-                     *             ],
-                     *             "status": "queued",
+                     *             "telegram_id": 6174829305,
+                     *             "model": "nano-banana",
+                     *             "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *             "parameters": {
+                     *               "aspect_ratio": "16:9"
+                     *             },
+                     *             "references": [],
+                     *             "status": "succeeded",
                      *             "payment": {
                      *               "method": "credits",
-                     *               "credits": 1,
+                     *               "credits": 38,
                      *               "refunded": false
                      *             },
-                     *             "error": {
-                     *               "code": "text",
-                     *               "message": "text"
-                     *             },
+                     *             "error": null,
                      *             "results": [
                      *               {
-                     *                 "position": 1,
-                     *                 "url": "text",
-                     *                 "mime_type": "text",
-                     *                 "width": 1,
-                     *                 "height": 1,
-                     *                 "seed": 1
+                     *                 "position": 0,
+                     *                 "url": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/0",
+                     *                 "mime_type": "image/png",
+                     *                 "width": 1344,
+                     *                 "height": 768,
+                     *                 "seed": 482913
                      *               }
                      *             ],
                      *             "created_at": "2026-11-27T09:14:05.512Z",
-                     *             "started_at": "2026-11-27T09:14:05.512Z",
-                     *             "completed_at": "2026-11-27T09:14:05.512Z",
-                     *             "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *             "started_at": "2026-11-27T09:14:06.020Z",
+                     *             "completed_at": "2026-11-27T09:14:19.877Z",
+                     *             "deadline_at": "2026-11-27T09:24:05.512Z"
                      *           }
                      *         ],
                      *         "payments": [
@@ -7641,7 +7657,17 @@ export interface operations {
                         /** @description Telegram's language of the user's client */
                         language_code: string | null;
                         last_name: string | null;
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        /**
+                         * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                         * @example {
+                         *       "model": "nano-banana",
+                         *       "parameters": {
+                         *         "nano-banana": {
+                         *           "aspect_ratio": "16:9"
+                         *         }
+                         *       }
+                         *     }
+                         */
                         preferences: {
                             /** @description The model key last chosen */
                             model?: string;
@@ -7654,8 +7680,19 @@ export interface operations {
                         };
                         /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
                         referral_code: string;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -7725,7 +7762,10 @@ export interface operations {
                                 /** Format: date-time */
                                 started_at: string | null;
                                 status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                                /** @description Telegram user id */
+                                /**
+                                 * @description Telegram user id
+                                 * @example 6174829305
+                                 */
                                 telegram_id: number;
                             }[];
                             /** @description The 20 newest ledger entries */
@@ -7764,7 +7804,10 @@ export interface operations {
                         referrer: {
                             first_name: string | null;
                             last_name: string | null;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                             username: string | null;
                         } | null;
@@ -7887,7 +7930,10 @@ export interface operations {
                 "idempotency-key"?: string;
             };
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -7914,32 +7960,33 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "language_code": "text",
+                     *       "telegram_id": 6174829305,
+                     *       "username": "dilnoza_k",
+                     *       "first_name": "Dilnoza",
+                     *       "last_name": "Karimova",
+                     *       "language_code": "uz",
                      *       "is_premium": false,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "updated_at": "2026-11-27T09:14:05.512Z",
-                     *       "balance": 1,
+                     *       "created_at": "2026-11-20T17:42:11.035Z",
+                     *       "updated_at": "2026-11-27T09:13:58.204Z",
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
                      *       "language": "uz",
                      *       "preferences": {
-                     *         "model": "text",
-                     *         "parameters": {}
+                     *         "model": "nano-banana",
+                     *         "parameters": {
+                     *           "nano-banana": {
+                     *             "aspect_ratio": "16:9"
+                     *           }
+                     *         }
                      *       },
-                     *       "referral_code": "text",
-                     *       "banned": {
-                     *         "reason": "text",
-                     *         "since": "2026-11-27T09:14:05.512Z"
-                     *       },
-                     *       "referred_by": 1,
+                     *       "referral_code": "K7QM3XPA",
+                     *       "banned": null,
+                     *       "referred_by": 6174829305,
                      *       "referrals": 1,
                      *       "last_seen_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -7962,7 +8009,17 @@ export interface operations {
                         /** @description Telegram's language of the user's client */
                         language_code: string | null;
                         last_name: string | null;
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        /**
+                         * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                         * @example {
+                         *       "model": "nano-banana",
+                         *       "parameters": {
+                         *         "nano-banana": {
+                         *           "aspect_ratio": "16:9"
+                         *         }
+                         *       }
+                         *     }
+                         */
                         preferences: {
                             /** @description The model key last chosen */
                             model?: string;
@@ -7975,8 +8032,19 @@ export interface operations {
                         };
                         /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
                         referral_code: string;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -8195,7 +8263,10 @@ export interface operations {
                 "idempotency-key"?: string;
             };
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -8223,7 +8294,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "entry": {
                      *         "id": 1,
                      *         "entry_no": 1,
@@ -8255,7 +8326,10 @@ export interface operations {
                             reference_id: string | null;
                             reference_type: string | null;
                         };
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -8476,7 +8550,10 @@ export interface operations {
                 "idempotency-key"?: string;
             };
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -8504,32 +8581,33 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "language_code": "text",
+                     *       "telegram_id": 6174829305,
+                     *       "username": "dilnoza_k",
+                     *       "first_name": "Dilnoza",
+                     *       "last_name": "Karimova",
+                     *       "language_code": "uz",
                      *       "is_premium": false,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "updated_at": "2026-11-27T09:14:05.512Z",
-                     *       "balance": 1,
+                     *       "created_at": "2026-11-20T17:42:11.035Z",
+                     *       "updated_at": "2026-11-27T09:13:58.204Z",
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
                      *       "language": "uz",
                      *       "preferences": {
-                     *         "model": "text",
-                     *         "parameters": {}
+                     *         "model": "nano-banana",
+                     *         "parameters": {
+                     *           "nano-banana": {
+                     *             "aspect_ratio": "16:9"
+                     *           }
+                     *         }
                      *       },
-                     *       "referral_code": "text",
-                     *       "banned": {
-                     *         "reason": "text",
-                     *         "since": "2026-11-27T09:14:05.512Z"
-                     *       },
-                     *       "referred_by": 1,
+                     *       "referral_code": "K7QM3XPA",
+                     *       "banned": null,
+                     *       "referred_by": 6174829305,
                      *       "referrals": 1,
                      *       "last_seen_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -8552,7 +8630,17 @@ export interface operations {
                         /** @description Telegram's language of the user's client */
                         language_code: string | null;
                         last_name: string | null;
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        /**
+                         * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                         * @example {
+                         *       "model": "nano-banana",
+                         *       "parameters": {
+                         *         "nano-banana": {
+                         *           "aspect_ratio": "16:9"
+                         *         }
+                         *       }
+                         *     }
+                         */
                         preferences: {
                             /** @description The model key last chosen */
                             model?: string;
@@ -8565,8 +8653,19 @@ export interface operations {
                         };
                         /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
                         referral_code: string;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -8792,20 +8891,13 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "telegram_id": 1,
-                 *       "model": "text",
-                 *       "prompt": "text",
-                 *       "parameters": {},
-                 *       "references": [
-                 *         "text"
-                 *       ],
-                 *       "payment": "auto",
-                 *       "telegram": {
-                 *         "chat_id": 1,
-                 *         "reply_to_message_id": 1,
-                 *         "status_message_id": 1,
-                 *         "language": "uz"
-                 *       }
+                 *       "telegram_id": 6174829305,
+                 *       "model": "nano-banana",
+                 *       "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                 *       "parameters": {
+                 *         "aspect_ratio": "16:9"
+                 *       },
+                 *       "payment": "auto"
                  *     }
                  */
                 "application/json": {
@@ -8830,7 +8922,10 @@ export interface operations {
                         /** @description The bot's message saying the generation is queued: the worker edits it to running, done or the failure */
                         status_message_id?: number;
                     };
-                    /** @description Telegram user id */
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
                     telegram_id: number;
                 };
             };
@@ -8845,47 +8940,32 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *       "telegram_id": 1,
-                     *       "model": "text",
-                     *       "prompt": "text",
-                     *       "parameters": {},
-                     *       "references": [
-                     *         {
-                     *           "kind": "telegram_file",
-                     *           "value": "text"
-                     *         }
-                     *       ],
+                     *       "telegram_id": 6174829305,
+                     *       "model": "nano-banana",
+                     *       "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *       "parameters": {
+                     *         "aspect_ratio": "16:9"
+                     *       },
+                     *       "references": [],
                      *       "status": "queued",
                      *       "payment": {
                      *         "method": "credits",
-                     *         "credits": 1,
+                     *         "credits": 38,
                      *         "refunded": false
                      *       },
-                     *       "error": {
-                     *         "code": "text",
-                     *         "message": "text"
-                     *       },
-                     *       "results": [
-                     *         {
-                     *           "position": 1,
-                     *           "url": "text",
-                     *           "mime_type": "text",
-                     *           "width": 1,
-                     *           "height": 1,
-                     *           "seed": 1
-                     *         }
-                     *       ],
+                     *       "error": null,
+                     *       "results": [],
                      *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "started_at": "2026-11-27T09:14:05.512Z",
-                     *       "completed_at": "2026-11-27T09:14:05.512Z",
-                     *       "deadline_at": "2026-11-27T09:14:05.512Z",
-                     *       "queue_position": 1,
-                     *       "balance": 1,
+                     *       "started_at": null,
+                     *       "completed_at": null,
+                     *       "deadline_at": "2026-11-27T09:24:05.512Z",
+                     *       "queue_position": 3,
+                     *       "balance": 74,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       }
                      *     }
                      */
@@ -8930,12 +9010,23 @@ export interface operations {
                         /** Format: date-time */
                         started_at: string | null;
                         status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     } & {
                         /** @description The balance after the charge */
                         balance: number;
                         queue_position: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -9194,40 +9285,34 @@ export interface operations {
                     /**
                      * @example {
                      *       "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *       "telegram_id": 1,
-                     *       "model": "text",
-                     *       "prompt": "text",
-                     *       "parameters": {},
-                     *       "references": [
-                     *         {
-                     *           "kind": "telegram_file",
-                     *           "value": "text"
-                     *         }
-                     *       ],
-                     *       "status": "queued",
+                     *       "telegram_id": 6174829305,
+                     *       "model": "nano-banana",
+                     *       "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *       "parameters": {
+                     *         "aspect_ratio": "16:9"
+                     *       },
+                     *       "references": [],
+                     *       "status": "succeeded",
                      *       "payment": {
                      *         "method": "credits",
-                     *         "credits": 1,
+                     *         "credits": 38,
                      *         "refunded": false
                      *       },
-                     *       "error": {
-                     *         "code": "text",
-                     *         "message": "text"
-                     *       },
+                     *       "error": null,
                      *       "results": [
                      *         {
-                     *           "position": 1,
-                     *           "url": "text",
-                     *           "mime_type": "text",
-                     *           "width": 1,
-                     *           "height": 1,
-                     *           "seed": 1
+                     *           "position": 0,
+                     *           "url": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/0",
+                     *           "mime_type": "image/png",
+                     *           "width": 1344,
+                     *           "height": 768,
+                     *           "seed": 482913
                      *         }
                      *       ],
                      *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "started_at": "2026-11-27T09:14:05.512Z",
-                     *       "completed_at": "2026-11-27T09:14:05.512Z",
-                     *       "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *       "started_at": "2026-11-27T09:14:06.020Z",
+                     *       "completed_at": "2026-11-27T09:14:19.877Z",
+                     *       "deadline_at": "2026-11-27T09:24:05.512Z"
                      *     }
                      */
                     "application/json": {
@@ -9271,7 +9356,10 @@ export interface operations {
                         /** Format: date-time */
                         started_at: string | null;
                         status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -9495,9 +9583,11 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "telegram_id": 1,
-                 *       "model": "text",
-                 *       "parameters": {}
+                 *       "telegram_id": 6174829305,
+                 *       "model": "nano-banana",
+                 *       "parameters": {
+                 *         "aspect_ratio": "16:9"
+                 *       }
                  *     }
                  */
                 "application/json": {
@@ -9506,7 +9596,10 @@ export interface operations {
                     parameters?: {
                         [key: string]: string;
                     };
-                    /** @description Telegram user id */
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
                     telegram_id: number;
                 };
             };
@@ -9520,17 +9613,19 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "model": "text",
-                     *       "parameters": {},
-                     *       "price_credits": 1,
-                     *       "balance": 1,
+                     *       "model": "nano-banana",
+                     *       "parameters": {
+                     *         "aspect_ratio": "16:9"
+                     *       },
+                     *       "price_credits": 38,
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
-                     *       "payment_method": "trial"
+                     *       "payment_method": "credits"
                      *     }
                      */
                     "application/json": {
@@ -9541,6 +9636,14 @@ export interface operations {
                         };
                         payment_method: (never | null) | "trial" | "credits";
                         price_credits: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -9880,29 +9983,38 @@ export interface operations {
                      * @example {
                      *       "models": [
                      *         {
-                     *           "key": "text",
+                     *           "key": "nano-banana",
                      *           "kind": "image",
-                     *           "name": "text",
-                     *           "description": "text",
+                     *           "name": "Nano Banana",
+                     *           "description": "Google Gemini 2.5 Flash Image: fast, follows prompts closely, strong at edits.",
                      *           "parameters": [
                      *             {
-                     *               "name": "text",
-                     *               "label": "text",
+                     *               "name": "aspect_ratio",
+                     *               "label": "Aspect ratio",
                      *               "type": "enum",
                      *               "values": [
-                     *                 "text"
+                     *                 "1:1",
+                     *                 "3:2",
+                     *                 "2:3",
+                     *                 "3:4",
+                     *                 "4:3",
+                     *                 "4:5",
+                     *                 "5:4",
+                     *                 "9:16",
+                     *                 "16:9",
+                     *                 "21:9"
                      *               ],
-                     *               "default": "text"
+                     *               "default": "1:1"
                      *             }
                      *           ],
-                     *           "max_prompt_length": 1,
-                     *           "max_references": 1,
-                     *           "typical_seconds": 1,
-                     *           "price_credits": 1,
+                     *           "max_prompt_length": 2000,
+                     *           "max_references": 10,
+                     *           "typical_seconds": 15,
+                     *           "price_credits": 38,
                      *           "prices": [
                      *             {
                      *               "conditions": {},
-                     *               "credits": 1
+                     *               "credits": 38
                      *             }
                      *           ]
                      *         }
@@ -9980,7 +10092,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "telegram_id": 1,
+                 *       "telegram_id": 6174829305,
                  *       "telegram_payment_charge_id": "text",
                  *       "provider_payment_charge_id": "text",
                  *       "total_amount": 1,
@@ -10005,7 +10117,10 @@ export interface operations {
                     provider_payment_charge_id?: string | null;
                     shipping_option_id?: string;
                     subscription_expiration_date?: number;
-                    /** @description Telegram user id */
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
                     telegram_id: number;
                     telegram_payment_charge_id: string;
                     total_amount: number;
@@ -10022,7 +10137,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "payment_id": 1,
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "telegram_payment_charge_id": "text",
                      *       "package_id": "text",
                      *       "credits": 1,
@@ -10031,7 +10146,7 @@ export interface operations {
                      *       "balance_after": 1,
                      *       "created_at": "2026-11-27T09:14:05.512Z",
                      *       "referral": {
-                     *         "telegram_id": 1,
+                     *         "telegram_id": 6174829305,
                      *         "language": "uz",
                      *         "language_code": "text",
                      *         "credits": 1
@@ -10054,12 +10169,18 @@ export interface operations {
                             language: "uz" | "ru" | "en" | (never | null);
                             /** @description Telegram's language of the referrer's client */
                             language_code: string | null;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         } | null;
                         stars: number;
                         status: "paid" | "refunded";
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                         telegram_payment_charge_id: string;
                     };
@@ -10074,7 +10195,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "payment_id": 1,
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "telegram_payment_charge_id": "text",
                      *       "package_id": "text",
                      *       "credits": 1,
@@ -10083,7 +10204,7 @@ export interface operations {
                      *       "balance_after": 1,
                      *       "created_at": "2026-11-27T09:14:05.512Z",
                      *       "referral": {
-                     *         "telegram_id": 1,
+                     *         "telegram_id": 6174829305,
                      *         "language": "uz",
                      *         "language_code": "text",
                      *         "credits": 1
@@ -10106,12 +10227,18 @@ export interface operations {
                             language: "uz" | "ru" | "en" | (never | null);
                             /** @description Telegram's language of the referrer's client */
                             language_code: string | null;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         } | null;
                         stars: number;
                         status: "paid" | "refunded";
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                         telegram_payment_charge_id: string;
                     };
@@ -10363,7 +10490,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "telegram_id": 1,
+                 *       "telegram_id": 6174829305,
                  *       "telegram_payment_charge_id": "text",
                  *       "provider_payment_charge_id": "text",
                  *       "total_amount": 1,
@@ -10375,7 +10502,10 @@ export interface operations {
                     currency: string;
                     invoice_payload?: string;
                     provider_payment_charge_id?: string | null;
-                    /** @description Telegram user id */
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
                     telegram_id: number;
                     telegram_payment_charge_id: string;
                     total_amount: number;
@@ -10399,7 +10529,7 @@ export interface operations {
                      *       "shortfall": 1,
                      *       "balance": 1,
                      *       "referral": {
-                     *         "telegram_id": 1,
+                     *         "telegram_id": 6174829305,
                      *         "language": "uz",
                      *         "language_code": "text",
                      *         "clawed_back": 1,
@@ -10424,7 +10554,10 @@ export interface operations {
                             language_code: string | null;
                             /** @description Referral bonus credits the referrer had already spent: not taken back */
                             shortfall: number;
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         } | null;
                         /** @description Credits already spent, which could not be taken back */
@@ -10811,7 +10944,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -10822,14 +10958,28 @@ export interface operations {
                  * @example {
                  *       "language": "uz",
                  *       "preferences": {
-                 *         "model": "text",
-                 *         "parameters": {}
+                 *         "model": "nano-banana",
+                 *         "parameters": {
+                 *           "nano-banana": {
+                 *             "aspect_ratio": "16:9"
+                 *           }
+                 *         }
                  *       }
                  *     }
                  */
                 "application/json": {
                     language?: ("uz" | "ru" | "en") | (never | null);
-                    /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                    /**
+                     * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                     * @example {
+                     *       "model": "nano-banana",
+                     *       "parameters": {
+                     *         "nano-banana": {
+                     *           "aspect_ratio": "16:9"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     preferences?: {
                         /** @description The model key last chosen */
                         model?: string;
@@ -10852,31 +11002,32 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "language_code": "text",
+                     *       "telegram_id": 6174829305,
+                     *       "username": "dilnoza_k",
+                     *       "first_name": "Dilnoza",
+                     *       "last_name": "Karimova",
+                     *       "language_code": "uz",
                      *       "is_premium": false,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "updated_at": "2026-11-27T09:14:05.512Z",
-                     *       "balance": 1,
+                     *       "created_at": "2026-11-20T17:42:11.035Z",
+                     *       "updated_at": "2026-11-27T09:13:58.204Z",
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
                      *       "language": "uz",
                      *       "preferences": {
-                     *         "model": "text",
-                     *         "parameters": {}
+                     *         "model": "nano-banana",
+                     *         "parameters": {
+                     *           "nano-banana": {
+                     *             "aspect_ratio": "16:9"
+                     *           }
+                     *         }
                      *       },
-                     *       "referral_code": "text",
-                     *       "banned": {
-                     *         "reason": "text",
-                     *         "since": "2026-11-27T09:14:05.512Z"
-                     *       }
+                     *       "referral_code": "K7QM3XPA",
+                     *       "banned": null
                      *     }
                      */
                     "application/json": {
@@ -10897,7 +11048,17 @@ export interface operations {
                         /** @description Telegram's language of the user's client */
                         language_code: string | null;
                         last_name: string | null;
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        /**
+                         * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                         * @example {
+                         *       "model": "nano-banana",
+                         *       "parameters": {
+                         *         "nano-banana": {
+                         *           "aspect_ratio": "16:9"
+                         *         }
+                         *       }
+                         *     }
+                         */
                         preferences: {
                             /** @description The model key last chosen */
                             model?: string;
@@ -10910,8 +11071,19 @@ export interface operations {
                         };
                         /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
                         referral_code: string;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -11098,7 +11270,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -11113,13 +11288,16 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "balance": 1
                      *     }
                      */
                     "application/json": {
                         balance: number;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -11241,7 +11419,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -11256,44 +11437,38 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "generations": [
                      *         {
                      *           "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *           "telegram_id": 1,
-                     *           "model": "text",
-                     *           "prompt": "text",
-                     *           "parameters": {},
-                     *           "references": [
-                     *             {
-                     *               "kind": "telegram_file",
-                     *               "value": "text"
-                     *             }
-                     *           ],
-                     *           "status": "queued",
+                     *           "telegram_id": 6174829305,
+                     *           "model": "nano-banana",
+                     *           "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *           "parameters": {
+                     *             "aspect_ratio": "16:9"
+                     *           },
+                     *           "references": [],
+                     *           "status": "succeeded",
                      *           "payment": {
                      *             "method": "credits",
-                     *             "credits": 1,
+                     *             "credits": 38,
                      *             "refunded": false
                      *           },
-                     *           "error": {
-                     *             "code": "text",
-                     *             "message": "text"
-                     *           },
+                     *           "error": null,
                      *           "results": [
                      *             {
-                     *               "position": 1,
-                     *               "url": "text",
-                     *               "mime_type": "text",
-                     *               "width": 1,
-                     *               "height": 1,
-                     *               "seed": 1
+                     *               "position": 0,
+                     *               "url": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/0",
+                     *               "mime_type": "image/png",
+                     *               "width": 1344,
+                     *               "height": 768,
+                     *               "seed": 482913
                      *             }
                      *           ],
                      *           "created_at": "2026-11-27T09:14:05.512Z",
-                     *           "started_at": "2026-11-27T09:14:05.512Z",
-                     *           "completed_at": "2026-11-27T09:14:05.512Z",
-                     *           "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *           "started_at": "2026-11-27T09:14:06.020Z",
+                     *           "completed_at": "2026-11-27T09:14:19.877Z",
+                     *           "deadline_at": "2026-11-27T09:24:05.512Z"
                      *         }
                      *       ],
                      *       "next_cursor": "text"
@@ -11341,11 +11516,17 @@ export interface operations {
                             /** Format: date-time */
                             started_at: string | null;
                             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         }[];
                         next_cursor: string | null;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -11463,7 +11644,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -11478,44 +11662,38 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "generations": [
                      *         {
                      *           "id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
-                     *           "telegram_id": 1,
-                     *           "model": "text",
-                     *           "prompt": "text",
-                     *           "parameters": {},
-                     *           "references": [
-                     *             {
-                     *               "kind": "telegram_file",
-                     *               "value": "text"
-                     *             }
-                     *           ],
-                     *           "status": "queued",
+                     *           "telegram_id": 6174829305,
+                     *           "model": "nano-banana",
+                     *           "prompt": "A snow leopard on a Tian Shan ridge at dawn, watercolour",
+                     *           "parameters": {
+                     *             "aspect_ratio": "16:9"
+                     *           },
+                     *           "references": [],
+                     *           "status": "succeeded",
                      *           "payment": {
                      *             "method": "credits",
-                     *             "credits": 1,
+                     *             "credits": 38,
                      *             "refunded": false
                      *           },
-                     *           "error": {
-                     *             "code": "text",
-                     *             "message": "text"
-                     *           },
+                     *           "error": null,
                      *           "results": [
                      *             {
-                     *               "position": 1,
-                     *               "url": "text",
-                     *               "mime_type": "text",
-                     *               "width": 1,
-                     *               "height": 1,
-                     *               "seed": 1
+                     *               "position": 0,
+                     *               "url": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/0",
+                     *               "mime_type": "image/png",
+                     *               "width": 1344,
+                     *               "height": 768,
+                     *               "seed": 482913
                      *             }
                      *           ],
                      *           "created_at": "2026-11-27T09:14:05.512Z",
-                     *           "started_at": "2026-11-27T09:14:05.512Z",
-                     *           "completed_at": "2026-11-27T09:14:05.512Z",
-                     *           "deadline_at": "2026-11-27T09:14:05.512Z"
+                     *           "started_at": "2026-11-27T09:14:06.020Z",
+                     *           "completed_at": "2026-11-27T09:14:19.877Z",
+                     *           "deadline_at": "2026-11-27T09:24:05.512Z"
                      *         }
                      *       ]
                      *     }
@@ -11562,10 +11740,16 @@ export interface operations {
                             /** Format: date-time */
                             started_at: string | null;
                             status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-                            /** @description Telegram user id */
+                            /**
+                             * @description Telegram user id
+                             * @example 6174829305
+                             */
                             telegram_id: number;
                         }[];
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -11687,7 +11871,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -11702,7 +11889,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "entries": [
                      *         {
                      *           "id": 1,
@@ -11738,7 +11925,10 @@ export interface operations {
                             reference_type: string | null;
                         }[];
                         next_cursor: string | null;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -11856,7 +12046,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -11871,7 +12064,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "code": "text",
                      *       "percent": 1,
                      *       "join_bonus": 1,
@@ -11890,7 +12083,10 @@ export interface operations {
                         joined: number;
                         /** @description REFERRAL_PERCENT: per cent of paid credits earned */
                         percent: number;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     };
                 };
@@ -12008,7 +12204,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Telegram user id */
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
                 telegram_id: number;
             };
             cookie?: never;
@@ -12023,15 +12222,18 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
+                     *       "telegram_id": 6174829305,
                      *       "available": false,
                      *       "used": 1,
                      *       "limit": 1,
-                     *       "remaining": 1
+                     *       "remaining": 0
                      *     }
                      */
                     "application/json": {
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
                     } & {
                         /** @description Whether a free generation can be used now */
@@ -12162,20 +12364,13 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "telegram_id": 1,
-                 *       "username": "text",
-                 *       "first_name": "text",
-                 *       "last_name": "text",
-                 *       "language_code": "text",
+                 *       "telegram_id": 6174829305,
+                 *       "username": "dilnoza_k",
+                 *       "first_name": "Dilnoza",
+                 *       "last_name": "Karimova",
+                 *       "language_code": "uz",
                  *       "is_premium": false,
-                 *       "is_bot": false,
-                 *       "added_to_attachment_menu": false,
-                 *       "can_join_groups": false,
-                 *       "can_read_all_group_messages": false,
-                 *       "supports_inline_queries": false,
-                 *       "can_connect_to_business": false,
-                 *       "has_main_web_app": false,
-                 *       "referral_code": "text"
+                 *       "is_bot": false
                  *     }
                  */
                 "application/json": {
@@ -12192,7 +12387,10 @@ export interface operations {
                     /** @description Another user's referral code (e.g. the payload of the bot's /start link): the new user becomes its referral. Kept only when this call creates the user; an unknown code is ignored. */
                     referral_code?: string | null;
                     supports_inline_queries?: boolean | null;
-                    /** @description Telegram user id */
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
                     telegram_id: number;
                     username?: string | null;
                 };
@@ -12207,31 +12405,32 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "language_code": "text",
+                     *       "telegram_id": 6174829305,
+                     *       "username": "dilnoza_k",
+                     *       "first_name": "Dilnoza",
+                     *       "last_name": "Karimova",
+                     *       "language_code": "uz",
                      *       "is_premium": false,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "updated_at": "2026-11-27T09:14:05.512Z",
-                     *       "balance": 1,
+                     *       "created_at": "2026-11-20T17:42:11.035Z",
+                     *       "updated_at": "2026-11-27T09:13:58.204Z",
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
                      *       "language": "uz",
                      *       "preferences": {
-                     *         "model": "text",
-                     *         "parameters": {}
+                     *         "model": "nano-banana",
+                     *         "parameters": {
+                     *           "nano-banana": {
+                     *             "aspect_ratio": "16:9"
+                     *           }
+                     *         }
                      *       },
-                     *       "referral_code": "text",
-                     *       "banned": {
-                     *         "reason": "text",
-                     *         "since": "2026-11-27T09:14:05.512Z"
-                     *       }
+                     *       "referral_code": "K7QM3XPA",
+                     *       "banned": null
                      *     }
                      */
                     "application/json": {
@@ -12252,7 +12451,17 @@ export interface operations {
                         /** @description Telegram's language of the user's client */
                         language_code: string | null;
                         last_name: string | null;
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        /**
+                         * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                         * @example {
+                         *       "model": "nano-banana",
+                         *       "parameters": {
+                         *         "nano-banana": {
+                         *           "aspect_ratio": "16:9"
+                         *         }
+                         *       }
+                         *     }
+                         */
                         preferences: {
                             /** @description The model key last chosen */
                             model?: string;
@@ -12265,8 +12474,19 @@ export interface operations {
                         };
                         /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
                         referral_code: string;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;
@@ -12288,31 +12508,32 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "telegram_id": 1,
-                     *       "username": "text",
-                     *       "first_name": "text",
-                     *       "last_name": "text",
-                     *       "language_code": "text",
+                     *       "telegram_id": 6174829305,
+                     *       "username": "dilnoza_k",
+                     *       "first_name": "Dilnoza",
+                     *       "last_name": "Karimova",
+                     *       "language_code": "uz",
                      *       "is_premium": false,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "updated_at": "2026-11-27T09:14:05.512Z",
-                     *       "balance": 1,
+                     *       "created_at": "2026-11-20T17:42:11.035Z",
+                     *       "updated_at": "2026-11-27T09:13:58.204Z",
+                     *       "balance": 112,
                      *       "trial": {
                      *         "available": false,
                      *         "used": 1,
                      *         "limit": 1,
-                     *         "remaining": 1
+                     *         "remaining": 0
                      *       },
                      *       "language": "uz",
                      *       "preferences": {
-                     *         "model": "text",
-                     *         "parameters": {}
+                     *         "model": "nano-banana",
+                     *         "parameters": {
+                     *           "nano-banana": {
+                     *             "aspect_ratio": "16:9"
+                     *           }
+                     *         }
                      *       },
-                     *       "referral_code": "text",
-                     *       "banned": {
-                     *         "reason": "text",
-                     *         "since": "2026-11-27T09:14:05.512Z"
-                     *       }
+                     *       "referral_code": "K7QM3XPA",
+                     *       "banned": null
                      *     }
                      */
                     "application/json": {
@@ -12333,7 +12554,17 @@ export interface operations {
                         /** @description Telegram's language of the user's client */
                         language_code: string | null;
                         last_name: string | null;
-                        /** @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON. */
+                        /**
+                         * @description What the user chose to keep: the model and, per model, parameter values. Keys and values are strings of at most 64 characters; at most 4096 bytes as JSON.
+                         * @example {
+                         *       "model": "nano-banana",
+                         *       "parameters": {
+                         *         "nano-banana": {
+                         *           "aspect_ratio": "16:9"
+                         *         }
+                         *       }
+                         *     }
+                         */
                         preferences: {
                             /** @description The model key last chosen */
                             model?: string;
@@ -12346,8 +12577,19 @@ export interface operations {
                         };
                         /** @description The user's own code to invite others with (8 characters, A-Z and 2-9) */
                         referral_code: string;
-                        /** @description Telegram user id */
+                        /**
+                         * @description Telegram user id
+                         * @example 6174829305
+                         */
                         telegram_id: number;
+                        /**
+                         * @example {
+                         *       "available": false,
+                         *       "used": 1,
+                         *       "limit": 1,
+                         *       "remaining": 0
+                         *     }
+                         */
                         trial: {
                             /** @description Whether a free generation can be used now */
                             available: boolean;

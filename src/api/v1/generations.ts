@@ -4,6 +4,12 @@ import { Type } from 'typebox';
 import { AppError } from '../../core/errors.ts';
 import { callerMayActFor, principalLabel } from '../../deps/auth.ts';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
+import {
+  exampleGeneration,
+  exampleGenerationRequest,
+  exampleQueuedGeneration,
+  exampleTrial,
+} from '../../schemas/examples.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { PROMPT_LENGTH_CEILING } from '../../services/catalog.ts';
 import { acceptGeneration } from '../../services/generation-accept.ts';
@@ -59,52 +65,55 @@ const TelegramContext = Type.Object(
   },
 );
 
-export const Generation = Type.Object({
-  id: Type.String({ format: 'uuid' }),
-  telegram_id: TelegramId,
-  model: Type.String(),
-  prompt: Type.String(),
-  parameters: Type.Record(Type.String(), Type.String()),
-  references: Type.Array(
-    Type.Object({
-      kind: Type.Union([Type.Literal('telegram_file'), Type.Literal('url')]),
-      value: Type.String(),
-    }),
-  ),
-  status: Type.Union([
-    Type.Literal('queued'),
-    Type.Literal('running'),
-    Type.Literal('succeeded'),
-    Type.Literal('failed'),
-    Type.Literal('cancelled'),
-  ]),
-  payment: Type.Object({
-    method: Type.Union([Type.Literal('credits'), Type.Literal('trial')]),
-    credits: Type.Integer({ description: 'Credits charged (0 for a free generation)' }),
-    refunded: Type.Boolean({ description: 'The credits or the free generation were given back' }),
-  }),
-  error: Type.Union([
-    Type.Null(),
-    Type.Object({ code: Type.String(), message: Type.Union([Type.Null(), Type.String()]) }),
-  ]),
-  results: Type.Array(
-    Type.Object({
-      position: Type.Integer(),
-      url: Type.String({
-        description:
-          'Stored images are served by this API under /generations/{id}/images/{position}',
+export const Generation = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    telegram_id: TelegramId,
+    model: Type.String(),
+    prompt: Type.String(),
+    parameters: Type.Record(Type.String(), Type.String()),
+    references: Type.Array(
+      Type.Object({
+        kind: Type.Union([Type.Literal('telegram_file'), Type.Literal('url')]),
+        value: Type.String(),
       }),
-      mime_type: Type.String(),
-      width: Type.Union([Type.Null(), Type.Integer()]),
-      height: Type.Union([Type.Null(), Type.Integer()]),
-      seed: Type.Union([Type.Null(), Type.Integer()]),
+    ),
+    status: Type.Union([
+      Type.Literal('queued'),
+      Type.Literal('running'),
+      Type.Literal('succeeded'),
+      Type.Literal('failed'),
+      Type.Literal('cancelled'),
+    ]),
+    payment: Type.Object({
+      method: Type.Union([Type.Literal('credits'), Type.Literal('trial')]),
+      credits: Type.Integer({ description: 'Credits charged (0 for a free generation)' }),
+      refunded: Type.Boolean({ description: 'The credits or the free generation were given back' }),
     }),
-  ),
-  created_at: Type.String({ format: 'date-time' }),
-  started_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
-  completed_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
-  deadline_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
-});
+    error: Type.Union([
+      Type.Null(),
+      Type.Object({ code: Type.String(), message: Type.Union([Type.Null(), Type.String()]) }),
+    ]),
+    results: Type.Array(
+      Type.Object({
+        position: Type.Integer(),
+        url: Type.String({
+          description:
+            'Stored images are served by this API under /generations/{id}/images/{position}',
+        }),
+        mime_type: Type.String(),
+        width: Type.Union([Type.Null(), Type.Integer()]),
+        height: Type.Union([Type.Null(), Type.Integer()]),
+        seed: Type.Union([Type.Null(), Type.Integer()]),
+      }),
+    ),
+    created_at: Type.String({ format: 'date-time' }),
+    started_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+    completed_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+    deadline_at: Type.Union([Type.Null(), Type.String({ format: 'date-time' })]),
+  },
+  { examples: [exampleGeneration] },
+);
 
 const GenerationIdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 
@@ -140,21 +149,44 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             model: Type.String({ maxLength: 64 }),
             parameters: Type.Optional(Parameters),
           },
-          { additionalProperties: false },
+          {
+            additionalProperties: false,
+            examples: [
+              {
+                telegram_id: exampleGenerationRequest.telegram_id,
+                model: exampleGenerationRequest.model,
+                parameters: exampleGenerationRequest.parameters,
+              },
+            ],
+          },
         ),
         response: {
-          200: Type.Object({
-            model: Type.String(),
-            parameters: Type.Record(Type.String(), Type.String()),
-            price_credits: Type.Integer(),
-            balance: Type.Integer(),
-            trial: TrialStatus,
-            payment_method: Type.Union([
-              Type.Null(),
-              Type.Literal('trial'),
-              Type.Literal('credits'),
-            ]),
-          }),
+          200: Type.Object(
+            {
+              model: Type.String(),
+              parameters: Type.Record(Type.String(), Type.String()),
+              price_credits: Type.Integer(),
+              balance: Type.Integer(),
+              trial: TrialStatus,
+              payment_method: Type.Union([
+                Type.Null(),
+                Type.Literal('trial'),
+                Type.Literal('credits'),
+              ]),
+            },
+            {
+              examples: [
+                {
+                  model: exampleGenerationRequest.model,
+                  parameters: exampleGenerationRequest.parameters,
+                  price_credits: 38,
+                  balance: 112,
+                  trial: exampleTrial,
+                  payment_method: 'credits',
+                },
+              ],
+            },
+          ),
           ...problemResponses(401, 403, 404, 422, 429),
         },
       },
@@ -209,17 +241,24 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ),
             telegram: Type.Optional(TelegramContext),
           },
-          { additionalProperties: false },
+          { additionalProperties: false, examples: [exampleGenerationRequest] },
         ),
         response: {
-          202: Type.Intersect([
-            Generation,
-            Type.Object({
-              queue_position: Type.Integer({ minimum: 1 }),
-              balance: Type.Integer({ description: 'The balance after the charge' }),
-              trial: TrialStatus,
-            }),
-          ]),
+          202: Type.Intersect(
+            [
+              Generation,
+              Type.Object({
+                queue_position: Type.Integer({ minimum: 1 }),
+                balance: Type.Integer({ description: 'The balance after the charge' }),
+                trial: TrialStatus,
+              }),
+            ],
+            {
+              examples: [
+                { ...exampleQueuedGeneration, queue_position: 3, balance: 74, trial: exampleTrial },
+              ],
+            },
+          ),
           ...problemResponses(401, 402, 403, 404, 409, 422, 429, 503),
         },
       },

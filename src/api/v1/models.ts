@@ -1,42 +1,47 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { exampleModel } from '../../schemas/examples.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { listActiveModels } from '../../services/catalog.ts';
 
-const CatalogModel = Type.Object({
-  key: Type.String({ description: 'The id to generate with' }),
-  kind: Type.Union([Type.Literal('image'), Type.Literal('tool')], {
-    description:
-      'image: draws from a prompt (reference images optional, to edit); tool: works on exactly one image (references), the prompt may be empty',
-  }),
-  name: Type.String(),
-  description: Type.String(),
-  parameters: Type.Array(
-    Type.Object({
-      name: Type.String(),
-      label: Type.String(),
-      type: Type.Literal('enum'),
-      values: Type.Array(Type.String()),
-      default: Type.String(),
+const CatalogModel = Type.Object(
+  {
+    key: Type.String({ description: 'The id to generate with' }),
+    kind: Type.Union([Type.Literal('image'), Type.Literal('tool')], {
+      description:
+        'image: draws from a prompt (reference images optional, to edit); tool: works on exactly one image (references), the prompt may be empty',
     }),
-    {
-      description: 'Allowed parameters (aspect ratio, size, resolution, quality…) and their values',
-    },
-  ),
-  max_prompt_length: Type.Integer(),
-  max_references: Type.Integer({ description: 'Reference images accepted; 0 = text only' }),
-  typical_seconds: Type.Union([Type.Integer(), Type.Null()]),
-  price_credits: Type.Integer({ description: 'Credits per image with default parameters' }),
-  prices: Type.Array(
-    Type.Object({
-      conditions: Type.Record(Type.String(), Type.String(), {
-        description: 'Parameter values this price applies to; {} = any',
+    name: Type.String(),
+    description: Type.String(),
+    parameters: Type.Array(
+      Type.Object({
+        name: Type.String(),
+        label: Type.String(),
+        type: Type.Literal('enum'),
+        values: Type.Array(Type.String()),
+        default: Type.String(),
       }),
-      credits: Type.Integer(),
-    }),
-    { description: 'Every current price; the most specific matching one applies' },
-  ),
-});
+      {
+        description:
+          'Allowed parameters (aspect ratio, size, resolution, quality…) and their values',
+      },
+    ),
+    max_prompt_length: Type.Integer(),
+    max_references: Type.Integer({ description: 'Reference images accepted; 0 = text only' }),
+    typical_seconds: Type.Union([Type.Integer(), Type.Null()]),
+    price_credits: Type.Integer({ description: 'Credits per image with default parameters' }),
+    prices: Type.Array(
+      Type.Object({
+        conditions: Type.Record(Type.String(), Type.String(), {
+          description: 'Parameter values this price applies to; {} = any',
+        }),
+        credits: Type.Integer(),
+      }),
+      { description: 'Every current price; the most specific matching one applies' },
+    ),
+  },
+  { examples: [exampleModel] },
+);
 
 export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(

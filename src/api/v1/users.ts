@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
+import { exampleTelegramUser, exampleUserProfile } from '../../schemas/examples.ts';
 import { LedgerEntry } from '../../schemas/ledger.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import { listEntries } from '../../services/ledger.ts';
@@ -46,6 +47,7 @@ const SyncUserBody = Type.Object(
     description:
       "Telegram's User object as the bot received it (telegram_id is its id). Other fields are refused.",
     additionalProperties: false,
+    examples: [{ ...exampleTelegramUser, is_bot: false }],
   },
 );
 
@@ -80,40 +82,44 @@ const Preferences = Type.Object(
     description:
       `What the user chose to keep: the model and, per model, parameter values. Keys and values are ` +
       `strings of at most 64 characters; at most ${MAX_PREFERENCES_BYTES} bytes as JSON.`,
+    examples: [exampleUserProfile.preferences],
   },
 );
 
-export const UserProfile = Type.Object({
-  telegram_id: TelegramId,
-  username: Type.Union([Type.String(), Type.Null()]),
-  first_name: Type.Union([Type.String(), Type.Null()]),
-  last_name: Type.Union([Type.String(), Type.Null()]),
-  language_code: Type.Union([Type.String(), Type.Null()], {
-    description: "Telegram's language of the user's client",
-  }),
-  is_premium: Type.Boolean(),
-  created_at: Type.String({ format: 'date-time' }),
-  updated_at: Type.String({ format: 'date-time' }),
-  balance: Type.Integer({ description: 'Credits, derived from the ledger' }),
-  trial: TrialStatus,
-  language: Type.Union([Language, Type.Null()], {
-    description: 'The language the user chose for the bot; null until it chooses one',
-  }),
-  preferences: Preferences,
-  referral_code: Type.String({
-    description: "The user's own code to invite others with (8 characters, A-Z and 2-9)",
-  }),
-  banned: Type.Union(
-    [
-      Type.Null(),
-      Type.Object({
-        reason: Type.Union([Type.String(), Type.Null()]),
-        since: Type.String({ format: 'date-time' }),
-      }),
-    ],
-    { description: 'null, or the ban in force: no quotes or generations until it is lifted' },
-  ),
-});
+export const UserProfile = Type.Object(
+  {
+    telegram_id: TelegramId,
+    username: Type.Union([Type.String(), Type.Null()]),
+    first_name: Type.Union([Type.String(), Type.Null()]),
+    last_name: Type.Union([Type.String(), Type.Null()]),
+    language_code: Type.Union([Type.String(), Type.Null()], {
+      description: "Telegram's language of the user's client",
+    }),
+    is_premium: Type.Boolean(),
+    created_at: Type.String({ format: 'date-time' }),
+    updated_at: Type.String({ format: 'date-time' }),
+    balance: Type.Integer({ description: 'Credits, derived from the ledger' }),
+    trial: TrialStatus,
+    language: Type.Union([Language, Type.Null()], {
+      description: 'The language the user chose for the bot; null until it chooses one',
+    }),
+    preferences: Preferences,
+    referral_code: Type.String({
+      description: "The user's own code to invite others with (8 characters, A-Z and 2-9)",
+    }),
+    banned: Type.Union(
+      [
+        Type.Null(),
+        Type.Object({
+          reason: Type.Union([Type.String(), Type.Null()]),
+          since: Type.String({ format: 'date-time' }),
+        }),
+      ],
+      { description: 'null, or the ban in force: no quotes or generations until it is lifted' },
+    ),
+  },
+  { examples: [exampleUserProfile] },
+);
 
 export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(

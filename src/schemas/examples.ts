@@ -1,0 +1,97 @@
+/**
+ * The examples the OpenAPI document shows (see api/openapi-examples.ts): one Telegram user and
+ * what it does, so the examples of different operations tell one story. The OpenAPI test checks
+ * each against the schema it illustrates.
+ */
+
+/** A Telegram user as the Bot API describes it (the bot forwards its User object). */
+export const exampleTelegramUser = {
+  telegram_id: 6174829305,
+  username: 'dilnoza_k',
+  first_name: 'Dilnoza',
+  last_name: 'Karimova',
+  language_code: 'uz',
+  is_premium: false,
+};
+
+export const exampleTrial = { available: false, used: 1, limit: 1, remaining: 0 };
+
+export const exampleUserProfile = {
+  ...exampleTelegramUser,
+  created_at: '2026-11-20T17:42:11.035Z',
+  updated_at: '2026-11-27T09:13:58.204Z',
+  balance: 112,
+  trial: exampleTrial,
+  language: 'uz',
+  preferences: { model: 'nano-banana', parameters: { 'nano-banana': { aspect_ratio: '16:9' } } },
+  referral_code: 'K7QM3XPA',
+  banned: null,
+};
+
+const GENERATION_ID = '0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90';
+
+export const exampleGenerationRequest = {
+  telegram_id: exampleTelegramUser.telegram_id,
+  model: 'nano-banana',
+  prompt: 'A snow leopard on a Tian Shan ridge at dawn, watercolour',
+  parameters: { aspect_ratio: '16:9' },
+  payment: 'auto',
+};
+
+/** A generation as it is accepted: charged and queued. */
+export const exampleQueuedGeneration = {
+  id: GENERATION_ID,
+  telegram_id: exampleTelegramUser.telegram_id,
+  model: exampleGenerationRequest.model,
+  prompt: exampleGenerationRequest.prompt,
+  parameters: exampleGenerationRequest.parameters,
+  references: [],
+  status: 'queued',
+  payment: { method: 'credits', credits: 38, refunded: false },
+  error: null,
+  results: [],
+  created_at: '2026-11-27T09:14:05.512Z',
+  started_at: null,
+  completed_at: null,
+  deadline_at: '2026-11-27T09:24:05.512Z',
+};
+
+/** The same generation once its image is stored. */
+export const exampleGeneration = {
+  ...exampleQueuedGeneration,
+  status: 'succeeded',
+  results: [
+    {
+      position: 0,
+      url: `/api/v1/generations/${GENERATION_ID}/images/0`,
+      mime_type: 'image/png',
+      width: 1344,
+      height: 768,
+      seed: 482913,
+    },
+  ],
+  started_at: '2026-11-27T09:14:06.020Z',
+  completed_at: '2026-11-27T09:14:19.877Z',
+};
+
+/** A model of the starting catalog (drizzle/0002_starting_catalog.sql). */
+export const exampleModel = {
+  key: 'nano-banana',
+  kind: 'image',
+  name: 'Nano Banana',
+  description: 'Google Gemini 2.5 Flash Image: fast, follows prompts closely, strong at edits.',
+  parameters: [
+    {
+      name: 'aspect_ratio',
+      label: 'Aspect ratio',
+      type: 'enum',
+      values: ['1:1', '3:2', '2:3', '3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'],
+      default: '1:1',
+    },
+  ],
+  max_prompt_length: 2000,
+  max_references: 10,
+  typical_seconds: 15,
+  price_credits: 38,
+  prices: [{ conditions: {}, credits: 38 }],
+};
