@@ -32,6 +32,10 @@ RUN node --import tsx web/build.ts
 
 # ---- runtime ----
 FROM base AS runtime
+# The offline provider writes the prompt on its images (SVG text through sharp's librsvg), which
+# needs a font: the slim image has none.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production \
     DATA_DIR=/data \
     PORT=8000

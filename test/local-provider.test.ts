@@ -1,4 +1,3 @@
-import { inflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { LocalProvider } from '../src/providers/local.ts';
@@ -32,27 +31,52 @@ async function draw(prompt: string, parameters: Record<string, string>) {
 }
 
 describe('local provider', () => {
-  it('draws a valid PNG whose shape follows the parameters', async () => {
-    const wide = await draw('a lighthouse', { aspect_ratio: '16:9' });
-    expect(wide.state).toBe('succeeded');
-    if (wide.state !== 'succeeded') return;
-    const png = wide.images[0]!.data!;
-    expect(png.subarray(0, 8)).toEqual(
-      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    );
-    const { width, height } = pngSize(png);
-    expect(width).toBeGreaterThan(height);
-    expect({ width, height }).toEqual({
-      width: wide.images[0]!.width,
-      height: wide.images[0]!.height,
-    });
-    // The IDAT holds height rows of 1 + 3·width bytes.
-    const idatLength = png.readUInt32BE(33);
-    expect(inflateSync(png.subarray(41, 41 + idatLength)).length).toBe(height * (1 + 3 * width));
+  it('draws a PNG of the requested shape, scaled down to at most 512 px a side', async () => {
+    const cases: [Record<string, string>, { width: number; height: number }][] = [
+      [{ aspect_ratio: '16:9' }, { width: 512, height: 288 }],
+      [{ aspect_ratio: '9:16' }, { width: 288, height: 512 }],
+      [{ size: '1024*1536' }, { width: 341, height: 512 }],
+      [{ size: '400*300' }, { width: 400, height: 300 }],
+      [{}, { width: 512, height: 512 }],
+    ];
+    for (const [parameters, size] of cases) {
+      const drawn = await draw('a lighthouse', parameters);
+      if (drawn.state !== 'succeeded') throw new Error('expected an image');
+      const png = drawn.images[0]!.data!;
+      expect(png.subarray(0, 8)).toEqual(
+        Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      );
+      expect(pngSize(png)).toEqual(size);
+      expect(drawn.images[0]).toMatchObject(size);
+      expect(await sharp(png).metadata()).toMatchObject({ format: 'png', ...size });
+    }
+  });
 
-    const sized = await draw('a lighthouse', { size: '1024*1536' });
-    if (sized.state !== 'succeeded') throw new Error('expected an image');
-    expect(pngSize(sized.images[0]!.data!)).toEqual({ width: 102, height: 154 });
+  it('writes the prompt on the image: more words, more ink; another word, other ink', async () => {
+    /** Near-black pixels: the prompt (#1b1b1b); the footer (#555) and the background are lighter. */
+    async function ink(prompt: string): Promise<{ count: number; mask: boolean[] }> {
+      const drawn = await draw(prompt, { aspect_ratio: '1:1' });
+      if (drawn.state !== 'succeeded') throw new Error('expected an image');
+      const { data, info } = await sharp(drawn.images[0]!.data!)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const mask: boolean[] = [];
+      for (let i = 0; i < data.length; i += info.channels) {
+        mask.push(data[i]! < 60 && data[i + 1]! < 60 && data[i + 2]! < 60);
+      }
+      return { count: mask.filter(Boolean).length, mask };
+    }
+    const none = await ink(' ');
+    const short = await ink('fox');
+    const long = await ink('a red fox runs through deep snow at dawn under a violet sky');
+    expect(none.count).toBe(0);
+    expect(short.count).toBeGreaterThan(500);
+    expect(long.count).toBeGreaterThan(short.count);
+    // Same length, one letter apart: the ink differs where the letter is.
+    const cat = await ink('a cat');
+    const cot = await ink('a cot');
+    const differing = cat.mask.filter((dark, index) => dark !== cot.mask[index]).length;
+    expect(differing).toBeGreaterThan(50);
   });
 
   it('is deterministic: same request, same image; another prompt, another image', async () => {

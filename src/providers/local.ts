@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
+import { drawPrompt } from './local-drawing.ts';
 import {
   imageFromReference,
   localToolOperation,
   runLocalTool,
   type ToolOutput,
 } from './local-tools.ts';
-import { encodePng } from './png.ts';
 import type { ImageProvider, ProviderRequest, ProviderStatus } from './types.ts';
 
 /**
- * The offline provider: draws a deterministic PNG from the prompt and parameters, so the whole
- * pipeline runs on a fresh machine with no keys. The same request always gives the same image.
+ * The offline provider: draws a PNG of the requested shape with the prompt written on it
+ * (local-drawing.ts), so the whole pipeline runs on a fresh machine with no keys. The same
+ * request always gives the same image.
  * Nothing is kept in memory: the job id encodes the request, so a process that restarted draws
  * the image again from it. The id also names the generation, because a provider job id is unique
  * per submission: two generations of the same prompt (a "regenerate") are two jobs.
@@ -90,14 +91,15 @@ export class LocalProvider implements ImageProvider {
         retryable: false,
       };
     }
-    const { width, height } = sizeFor(decoded.a);
     // The image depends on the request only, not on which generation asked for it.
-    const seed = seedOf(JSON.stringify({ p: decoded.p, a: decoded.a, m: decoded.m }));
+    const { data, width, height, seed } = await drawPrompt({
+      prompt: decoded.p,
+      model: decoded.m,
+      parameters: decoded.a,
+    });
     return {
       state: 'succeeded',
-      images: [
-        { data: drawImage(width, height, seed), mimeType: 'image/png', width, height, seed },
-      ],
+      images: [{ data, mimeType: 'image/png', width, height, seed }],
       metadata: { provider: 'local', model: decoded.m },
     };
   }
@@ -114,44 +116,4 @@ function decodeJob(id: string): { p: string; a: Record<string, string>; m: strin
   } catch {
     return null;
   }
-}
-
-/** Small images (a tenth of the asked size, at most 256 px a side): it is a stand-in, not art. */
-function sizeFor(parameters: Record<string, string>): { width: number; height: number } {
-  const explicit = /^(\d+)\*(\d+)$/.exec(parameters.size ?? '');
-  let width = 1024;
-  let height = 1024;
-  if (explicit) {
-    width = Number(explicit[1]);
-    height = Number(explicit[2]);
-  } else {
-    const ratio = /^(\d+):(\d+)$/.exec(parameters.aspect_ratio ?? '');
-    if (ratio) height = Math.round((width * Number(ratio[2])) / Number(ratio[1]));
-  }
-  const scale = Math.min(0.1, 256 / Math.max(width, height));
-  return {
-    width: Math.max(8, Math.round(width * scale)),
-    height: Math.max(8, Math.round(height * scale)),
-  };
-}
-
-function seedOf(text: string): number {
-  return createHash('sha256').update(text).digest().readUInt32BE(0);
-}
-
-/** A gradient with bands, its colours taken from the seed. */
-function drawImage(width: number, height: number, seed: number): Buffer {
-  const pixels = new Uint8Array(width * height * 3);
-  const [r, g, b] = [seed & 0xff, (seed >>> 8) & 0xff, (seed >>> 16) & 0xff];
-  const bands = 2 + ((seed >>> 24) % 6);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 3;
-      const band = Math.floor(((x + y) / (width + height)) * bands) % 2;
-      pixels[i] = (r + (x * 255) / width) & 0xff;
-      pixels[i + 1] = (g + (y * 255) / height) & 0xff;
-      pixels[i + 2] = band ? b : 255 - b;
-    }
-  }
-  return encodePng(width, height, pixels);
 }
