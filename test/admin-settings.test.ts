@@ -314,7 +314,7 @@ describe('PATCH /api/v1/admin/settings: changes', () => {
     }
   }, 30_000);
 
-  it('Stars packages and referral settings are read from the registry', async () => {
+  it('Stars packages, referral settings and the support contact are read from the registry', async () => {
     const packages = [{ id: 'mega', credits: 5000, stars: 2500 }];
     const response = await patch(apiA, {
       STARS_PACKAGES: packages,
@@ -357,6 +357,9 @@ describe('PATCH /api/v1/admin/settings: changes', () => {
         .json()
         .settings.find((s: { key: string }) => s.key === 'SUPPORT_CONTACT');
       expect(contact).toMatchObject({ value: '@help_desk', source: 'override' });
+      // The bot reads it from GET /info (its /help), as the other process applies it.
+      const info = await apiB.inject({ url: '/api/v1/info' });
+      expect(info.json().support_contact).toBe('@help_desk');
     } finally {
       await patch(apiA, {
         STARS_PACKAGES: null,

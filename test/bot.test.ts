@@ -36,6 +36,7 @@ beforeAll(async () => {
         TRIAL_GENERATIONS: '1',
         STARS_PACKAGES: 'small:100:50,big:1000:400',
         PROVIDER_POLL_SECONDS: '1',
+        SUPPORT_CONTACT: '@support_test',
       },
       undefined,
       { worker: true },

@@ -9924,7 +9924,8 @@ export interface operations {
                      *         "window_seconds": 1,
                      *         "store": "text"
                      *       },
-                     *       "trial_generations": 1
+                     *       "trial_generations": 1,
+                     *       "support_contact": "text"
                      *     }
                      */
                     "application/json": {
@@ -9937,6 +9938,8 @@ export interface operations {
                             store: string;
                             window_seconds: number;
                         };
+                        /** @description Whom users contact for help (the runtime setting SUPPORT_CONTACT); null: none */
+                        support_contact: string | null;
                         trial_generations: number;
                         version: string;
                     };

@@ -116,6 +116,7 @@ export class BotApi {
   private readonly fetcher: typeof fetch;
   private readonly models: Cached<CatalogModel[]>;
   private readonly packages: Cached<StarsPackage[]>;
+  private readonly support: Cached<string | null>;
 
   constructor(private readonly options: BotApiOptions) {
     this.fetcher = options.fetch ?? fetch;
@@ -134,6 +135,15 @@ export class BotApi {
       const answer = await unwrap(() => this.client.GET('/api/v1/payments/stars/packages'));
       return answer.packages;
     });
+    this.support = new Cached(30_000, async () => {
+      const answer = await unwrap(() => this.client.GET('/api/v1/info'));
+      return answer.support_contact;
+    });
+  }
+
+  /** Whom users contact for help: the API's runtime setting SUPPORT_CONTACT (kept 30 s). */
+  supportContact(): Promise<string | null> {
+    return this.support.get();
   }
 
   syncUser(

@@ -18,7 +18,6 @@ export interface BotServices {
 
 export interface BotSettings {
   defaultLanguage: Language;
-  supportContact: string | null;
   throttlePerMinute: number;
 }
 

@@ -63,7 +63,6 @@ export async function startBot(options: {
   const api = new BotApi({ baseUrl: options.apiUrl, token: options.apiToken });
   const settings = {
     defaultLanguage: config.defaultLanguage,
-    supportContact: config.bot.supportContact,
     throttlePerMinute: config.bot.throttlePerMinute,
   };
   const bot = createBot({

@@ -53,7 +53,6 @@ export async function startBotHarness(
     logger: silentLogger,
     settings: {
       defaultLanguage: options.defaultLanguage ?? 'en',
-      supportContact: '@support_test',
       throttlePerMinute: options.throttlePerMinute ?? 1000,
     },
     client: { apiRoot: telegram.apiRoot },

@@ -66,6 +66,10 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
               store: Type.String(),
             }),
             trial_generations: Type.Integer(),
+            support_contact: Type.Union([Type.String(), Type.Null()], {
+              description:
+                'Whom users contact for help (the runtime setting SUPPORT_CONTACT); null: none',
+            }),
           }),
           ...problemResponses(429),
         },
@@ -73,6 +77,7 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async () => {
       const { config, database, rateLimitStore } = app.deps;
+      const settings = await currentSettings(app.deps.services);
       return {
         name: appName,
         version: appVersion,
@@ -84,7 +89,8 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
           window_seconds: config.rateLimit.windowSeconds,
           store: rateLimitStore,
         },
-        trial_generations: (await currentSettings(app.deps.services)).TRIAL_GENERATIONS,
+        trial_generations: settings.TRIAL_GENERATIONS,
+        support_contact: settings.SUPPORT_CONTACT,
       };
     },
   );

@@ -18,7 +18,7 @@ async function showHelp(ctx: BotContext): Promise<void> {
         }),
       );
     }
-    const contact = ctx.services.settings.supportContact;
+    const contact = await ctx.services.api.supportContact();
     if (contact) lines.push('', ctx.t('help-support', { contact: escapeHtml(contact) }));
     await ctx.reply(lines.join('\n'), { ...html, reply_markup: backToMenu(ctx) });
   } catch (error) {
