@@ -100,6 +100,21 @@ describe('operator panel, in Chromium', () => {
       await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
       await page.getByRole('button', { name: 'Sign in' }).click();
 
+      // The dashboard first: its figures are the API's.
+      await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+      const stats = await app.inject({ url: '/api/v1/admin/stats', headers: adminAuth });
+      const usersKpi = page.getByTestId('kpi-Users');
+      await expect
+        .poll(async () => (await usersKpi.textContent())?.replace(/\D/g, ''))
+        .toBe(String(stats.json().users.total));
+      await page
+        .getByRole('img', { name: 'Generations, per day' })
+        .locator('svg')
+        .first()
+        .waitFor();
+      await screenshotBothWidths(page, 'dashboard');
+
+      await page.getByRole('link', { name: 'Users' }).click();
       await page.getByRole('heading', { name: 'Users' }).waitFor();
       await page.getByRole('searchbox', { name: 'Search' }).fill(name);
       await page.getByTestId('users-total').getByText('1 user').waitFor();

@@ -5,6 +5,7 @@ import { NavLink as RouterLink, useLocation } from 'react-router';
 import { type Me, useAuth } from './auth.tsx';
 
 const pages = [
+  { to: '/dashboard', label: 'Dashboard', adminOnly: false },
   { to: '/users', label: 'Users', adminOnly: false },
   { to: '/audit', label: 'Audit log', adminOnly: true },
 ] as const;
