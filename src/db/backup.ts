@@ -62,7 +62,8 @@ export class CopyMismatchError extends Error {
 /**
  * Writes a backup of `db` (in one consistent snapshot, while others keep writing) and of the
  * images under `dataDir` into the new folder `out`. Images are copied after the snapshot, so every
- * image a copied row names is there (stored images are never changed, only added).
+ * image a copied row names is there (a stored image is never changed; only RESULT_RETENTION_DAYS
+ * deletes old ones).
  */
 export async function writeBackup(
   db: Database,
