@@ -78,5 +78,12 @@ export const users = pgTable(
       sql`${t.banReason} IS NULL OR ${t.bannedAt} IS NOT NULL`,
     ),
     index('users_referred_by_idx').on(t.referredBy),
+    // The operators' user list and stats (src/services/admin-users.ts, admin-stats.ts): the
+    // filter `new` and the users who signed up in a range are an index range, and the few banned
+    // or blocked users are found (and counted) without reading every user. None of these columns
+    // changes on a sync, so its updates stay HOT.
+    index('users_created_idx').on(t.createdAt),
+    index('users_banned_idx').on(t.id).where(sql`${t.bannedAt} IS NOT NULL`),
+    index('users_blocked_idx').on(t.id).where(sql`${t.blockedAt} IS NOT NULL`),
   ],
 );
