@@ -18,10 +18,11 @@ import type { JobEnvironment } from './types.ts';
  * - a batch of pending rows is claimed with FOR UPDATE SKIP LOCKED and marked `sending` in the
  *   same statement, before any call (two workers never claim the same row; the primary key
  *   (broadcast_id, user_id) makes one row per recipient a database fact);
- * - after the call the row is marked `sent`, `blocked` (403; users.blocked_at too) or `failed`;
- *   a 429 or a 5xx means Telegram did not send it, so the row goes back to `pending` (a 429 holds
- *   the whole broadcast for retry_after, and pushes the shared pacing back);
- * - a worker that dies between the call and the mark leaves its row `sending`: it is never sent
+ * - after the batch's calls its rows are marked, in one statement, `sent`, `blocked` (403;
+ *   users.blocked_at too) or `failed`; a 429 or a 5xx means Telegram did not send it, so the row
+ *   goes back to `pending` (a 429 holds the whole broadcast for retry_after, and pushes the shared
+ *   pacing back);
+ * - a worker that dies between a call and the mark leaves its row `sending`: it is never sent
  *   again, and is counted `failed` once it has been `sending` longer than the job lease. The same
  *   for a call without an answer (network error, timeout): it may have arrived.
  *
@@ -157,6 +158,7 @@ export async function runBroadcastJob(
     const waitMs = (slots.at(-1) ?? 0) - Date.now();
     const tooFar = waitMs > (lease * 1000) / 2;
     let stopAt = tooFar ? 0 : -1;
+    const outcomes: Sent[] = [];
     for (const [index, recipient] of recipients.entries()) {
       if (tooFar) break;
       if (signal.aborted) {
@@ -169,13 +171,14 @@ export async function runBroadcastJob(
         break;
       }
       const outcome = await send(api, token, broadcast, Number(recipient.telegram_id));
-      await record(env, id, recipient, outcome);
+      outcomes.push({ recipient, outcome });
       if (outcome.kind === 'again' && outcome.retryAfterSeconds !== undefined) {
         await holdBroadcast(env, id, outcome.retryAfterSeconds);
         stopAt = index + 1;
         break;
       }
     }
+    await record(env, id, outcomes);
     if (stopAt >= 0) {
       // Claimed but never called: they were not sent, so they go back as they were.
       const unsent = recipients.slice(stopAt).map((r) => Number(r.user_id));
@@ -286,48 +289,42 @@ async function send(
   }
 }
 
-async function record(
-  env: JobEnvironment,
-  id: number,
-  recipient: Recipient,
-  outcome: Outcome,
-): Promise<void> {
-  const userId = Number(recipient.user_id);
-  const { db } = env.ctx;
-  const where = sql`broadcast_id = ${id} AND user_id = ${userId} AND status = 'sending'`;
-  switch (outcome.kind) {
-    case 'sent':
-      await db.execute(
-        sql`UPDATE broadcast_recipients SET status = 'sent', sent_at = now(), error = NULL
-            WHERE ${where}`,
-      );
-      return;
-    case 'blocked':
-      await db.execute(
-        sql`WITH marked AS (
-              UPDATE broadcast_recipients SET status = 'blocked', error = ${outcome.error}
-              WHERE ${where} RETURNING user_id)
-            UPDATE users SET blocked_at = now()
-            WHERE id IN (SELECT user_id FROM marked) AND blocked_at IS NULL`,
-      );
-      return;
-    case 'failed':
-      await db.execute(
-        sql`UPDATE broadcast_recipients SET status = 'failed', error = ${outcome.error}
-            WHERE ${where}`,
-      );
-      return;
-    case 'again':
-      // Telegram answered that it did not send it: pending again (a 5xx only so many times).
-      await db.execute(
-        outcome.retryAfterSeconds === undefined && recipient.attempts >= SEND_ATTEMPTS
-          ? sql`UPDATE broadcast_recipients SET status = 'failed', error = ${outcome.error}
-                WHERE ${where}`
-          : sql`UPDATE broadcast_recipients SET status = 'pending', error = ${outcome.error},
-                       claimed_at = NULL,
-                       attempts = attempts - ${outcome.retryAfterSeconds === undefined ? 0 : 1}
-                WHERE ${where}`,
-      );
-      return;
-  }
+/** A recipient this batch called, and what Telegram answered. */
+interface Sent {
+  recipient: Recipient;
+  outcome: Outcome;
+}
+
+/**
+ * Marks the batch's calls in one statement (a statement per message cost the workers as much
+ * CPU as the call itself): `sent`; `blocked` (and the user's blocked_at); `failed`; or, when
+ * Telegram answered that it did not send it (429, 5xx), `pending` again — a 5xx only so many times.
+ * Until then the rows stay `sending`, so a worker that dies before this never sends them again.
+ */
+async function record(env: JobEnvironment, id: number, sent: readonly Sent[]): Promise<void> {
+  if (sent.length === 0) return;
+  const rows = sent.map(({ recipient, outcome }) => {
+    const gaveUp =
+      outcome.kind === 'again' &&
+      outcome.retryAfterSeconds === undefined &&
+      recipient.attempts >= SEND_ATTEMPTS;
+    const status = outcome.kind === 'again' ? (gaveUp ? 'failed' : 'pending') : outcome.kind;
+    const error = outcome.kind === 'sent' ? null : outcome.error;
+    // A 429 was not this recipient's attempt: it is given back.
+    const attemptBack = outcome.kind === 'again' && outcome.retryAfterSeconds !== undefined ? 1 : 0;
+    return sql`(${Number(recipient.user_id)}::bigint, ${status}::text, ${error}::text, ${attemptBack}::int)`;
+  });
+  await env.ctx.db.execute(
+    sql`WITH outcome (user_id, status, error, attempt_back) AS (VALUES ${sql.join(rows, sql`, `)}),
+        marked AS (
+          UPDATE broadcast_recipients r
+          SET status = o.status, error = o.error, attempts = r.attempts - o.attempt_back,
+              sent_at = CASE WHEN o.status = 'sent' THEN now() ELSE r.sent_at END,
+              claimed_at = CASE WHEN o.status = 'pending' THEN NULL ELSE r.claimed_at END
+          FROM outcome o
+          WHERE r.broadcast_id = ${id} AND r.user_id = o.user_id AND r.status = 'sending'
+          RETURNING r.user_id, r.status)
+        UPDATE users SET blocked_at = now()
+        WHERE id IN (SELECT user_id FROM marked WHERE status = 'blocked') AND blocked_at IS NULL`,
+  );
 }
