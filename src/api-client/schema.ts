@@ -814,7 +814,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** A provider's webhook: a signed report that its job finished */
+        /**
+         * A provider's webhook: a signed report that its job finished
+         * @description Each provider signs its report as Standard Webhooks do: HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}` under the account's `whsec_…` secret (REPLICATE_WEBHOOK_SECRET, WAVESPEED_WEBHOOK_SECRET); an unsigned, forged or stale report is 401. Deliveries may repeat: a second one is `duplicate`.
+         */
         post: operations["receiveProviderWebhook"];
         delete?: never;
         options?: never;
@@ -7624,16 +7627,16 @@ export interface operations {
                      *         ],
                      *         "ledger": [
                      *           {
-                     *             "id": 1,
-                     *             "entry_no": 1,
-                     *             "amount": 1,
-                     *             "balance_after": 1,
+                     *             "id": 90211,
+                     *             "entry_no": 7,
+                     *             "amount": 500,
+                     *             "balance_after": 612,
                      *             "kind": "topup",
-                     *             "reference_type": "text",
-                     *             "reference_id": "text",
-                     *             "reason": "text",
-                     *             "actor": "text",
-                     *             "created_at": "2026-11-27T09:14:05.512Z"
+                     *             "reference_type": "payment",
+                     *             "reference_id": "4127",
+                     *             "reason": null,
+                     *             "actor": "bot:3f1c9a0b7d2e",
+                     *             "created_at": "2026-11-27T09:20:41.730Z"
                      *           }
                      *         ]
                      *       }
@@ -8296,20 +8299,34 @@ export interface operations {
                      * @example {
                      *       "telegram_id": 6174829305,
                      *       "entry": {
-                     *         "id": 1,
-                     *         "entry_no": 1,
-                     *         "amount": 1,
-                     *         "balance_after": 1,
+                     *         "id": 90211,
+                     *         "entry_no": 7,
+                     *         "amount": 500,
+                     *         "balance_after": 612,
                      *         "kind": "topup",
-                     *         "reference_type": "text",
-                     *         "reference_id": "text",
-                     *         "reason": "text",
-                     *         "actor": "text",
-                     *         "created_at": "2026-11-27T09:14:05.512Z"
+                     *         "reference_type": "payment",
+                     *         "reference_id": "4127",
+                     *         "reason": null,
+                     *         "actor": "bot:3f1c9a0b7d2e",
+                     *         "created_at": "2026-11-27T09:20:41.730Z"
                      *       }
                      *     }
                      */
                     "application/json": {
+                        /**
+                         * @example {
+                         *       "id": 90211,
+                         *       "entry_no": 7,
+                         *       "amount": 500,
+                         *       "balance_after": 612,
+                         *       "kind": "topup",
+                         *       "reference_type": "payment",
+                         *       "reference_id": "4127",
+                         *       "reason": null,
+                         *       "actor": "bot:3f1c9a0b7d2e",
+                         *       "created_at": "2026-11-27T09:20:41.730Z"
+                         *     }
+                         */
                         entry: {
                             actor: string;
                             /** @description Signed credits */
@@ -10096,16 +10113,11 @@ export interface operations {
                 /**
                  * @example {
                  *       "telegram_id": 6174829305,
-                 *       "telegram_payment_charge_id": "text",
-                 *       "provider_payment_charge_id": "text",
-                 *       "total_amount": 1,
-                 *       "currency": "tex",
-                 *       "invoice_payload": "text",
-                 *       "subscription_expiration_date": 1,
-                 *       "is_recurring": false,
-                 *       "is_first_recurring": false,
-                 *       "shipping_option_id": "text",
-                 *       "order_info": {}
+                 *       "telegram_payment_charge_id": "stxVd3Wq8mK1rFh0pTzLq2nYc5uB7eJ4aXs9gR6oiN_Mw",
+                 *       "provider_payment_charge_id": null,
+                 *       "total_amount": 300,
+                 *       "currency": "XTR",
+                 *       "invoice_payload": "stars:popular:500:300"
                  *     }
                  */
                 "application/json": {
@@ -10139,21 +10151,16 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "payment_id": 1,
+                     *       "payment_id": 4127,
                      *       "telegram_id": 6174829305,
-                     *       "telegram_payment_charge_id": "text",
-                     *       "package_id": "text",
-                     *       "credits": 1,
-                     *       "stars": 1,
+                     *       "telegram_payment_charge_id": "stxVd3Wq8mK1rFh0pTzLq2nYc5uB7eJ4aXs9gR6oiN_Mw",
+                     *       "package_id": "popular",
+                     *       "credits": 500,
+                     *       "stars": 300,
                      *       "status": "paid",
-                     *       "balance_after": 1,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "referral": {
-                     *         "telegram_id": 6174829305,
-                     *         "language": "uz",
-                     *         "language_code": "text",
-                     *         "credits": 1
-                     *       }
+                     *       "balance_after": 612,
+                     *       "created_at": "2026-11-27T09:20:41.730Z",
+                     *       "referral": null
                      *     }
                      */
                     "application/json": {
@@ -10197,21 +10204,16 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "payment_id": 1,
+                     *       "payment_id": 4127,
                      *       "telegram_id": 6174829305,
-                     *       "telegram_payment_charge_id": "text",
-                     *       "package_id": "text",
-                     *       "credits": 1,
-                     *       "stars": 1,
+                     *       "telegram_payment_charge_id": "stxVd3Wq8mK1rFh0pTzLq2nYc5uB7eJ4aXs9gR6oiN_Mw",
+                     *       "package_id": "popular",
+                     *       "credits": 500,
+                     *       "stars": 300,
                      *       "status": "paid",
-                     *       "balance_after": 1,
-                     *       "created_at": "2026-11-27T09:14:05.512Z",
-                     *       "referral": {
-                     *         "telegram_id": 6174829305,
-                     *         "language": "uz",
-                     *         "language_code": "text",
-                     *         "credits": 1
-                     *       }
+                     *       "balance_after": 612,
+                     *       "created_at": "2026-11-27T09:20:41.730Z",
+                     *       "referral": null
                      *     }
                      */
                     "application/json": {
@@ -10434,17 +10436,29 @@ export interface operations {
                      * @example {
                      *       "packages": [
                      *         {
-                     *           "id": "text",
-                     *           "title": "text",
-                     *           "credits": 1,
-                     *           "stars": 1,
+                     *           "id": "popular",
+                     *           "title": "500 credits",
+                     *           "credits": 500,
+                     *           "stars": 300,
                      *           "currency": "XTR",
-                     *           "invoice_payload": "text"
+                     *           "invoice_payload": "stars:popular:500:300"
                      *         }
                      *       ]
                      *     }
                      */
                     "application/json": {
+                        /**
+                         * @example [
+                         *       {
+                         *         "id": "popular",
+                         *         "title": "500 credits",
+                         *         "credits": 500,
+                         *         "stars": 300,
+                         *         "currency": "XTR",
+                         *         "invoice_payload": "stars:popular:500:300"
+                         *       }
+                         *     ]
+                         */
                         packages: {
                             credits: number;
                             /** @enum {string} */
@@ -10762,21 +10776,31 @@ export interface operations {
     receiveProviderWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The delivery's id */
+                "webhook-id"?: string;
+                /** @description Space-separated signatures: `v1,<base64>` (Replicate), `v3,<hex>` (WaveSpeed) */
+                "webhook-signature"?: string;
+                /** @description When it was signed, in Unix seconds */
+                "webhook-timestamp"?: string;
+            };
             path: {
+                /**
+                 * @description replicate or wavespeed
+                 * @example wavespeed
+                 */
                 provider: string;
             };
             cookie?: never;
         };
-        /** @description The provider's report, exactly as it signed it */
+        /** @description The provider's report, exactly as it signed it: the prediction object of WaveSpeedAI (https://wavespeed.ai/docs/docs-api/webhooks; example 1) or of Replicate (https://replicate.com/docs/topics/webhooks; example 2) */
         requestBody: {
             content: {
-                /** @example {} */
                 "application/json": unknown;
             };
         };
         responses: {
-            /** @description OK */
+            /** @description settled: the generation took the result; duplicate: it had already; ignored: no generation of ours */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -10785,10 +10809,11 @@ export interface operations {
                     /**
                      * @example {
                      *       "outcome": "settled",
-                     *       "generation_id": "text"
+                     *       "generation_id": "0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90"
                      *     }
                      */
                     "application/json": {
+                        /** Format: uuid */
                         generation_id: string | null;
                         outcome: "settled" | "duplicate" | "ignored";
                     };
@@ -11895,16 +11920,16 @@ export interface operations {
                      *       "telegram_id": 6174829305,
                      *       "entries": [
                      *         {
-                     *           "id": 1,
-                     *           "entry_no": 1,
-                     *           "amount": 1,
-                     *           "balance_after": 1,
+                     *           "id": 90211,
+                     *           "entry_no": 7,
+                     *           "amount": 500,
+                     *           "balance_after": 612,
                      *           "kind": "topup",
-                     *           "reference_type": "text",
-                     *           "reference_id": "text",
-                     *           "reason": "text",
-                     *           "actor": "text",
-                     *           "created_at": "2026-11-27T09:14:05.512Z"
+                     *           "reference_type": "payment",
+                     *           "reference_id": "4127",
+                     *           "reason": null,
+                     *           "actor": "bot:3f1c9a0b7d2e",
+                     *           "created_at": "2026-11-27T09:20:41.730Z"
                      *         }
                      *       ],
                      *       "next_cursor": "text"

@@ -159,9 +159,12 @@ export const documentRoute: SwaggerTransform = ({ schema, url, route }) => {
           : successResponse(Number(status), entry),
       ]),
   );
-  const body = isSchema(schema.body)
-    ? { body: { ...schema.body, examples: [exampleOf(schema.body, resolveRef)] } }
-    : {};
+  // A body with examples of several senders (the providers' reports) keeps them all.
+  const body =
+    isSchema(schema.body) &&
+    !(Array.isArray(schema.body.examples) && schema.body.examples.length > 1)
+      ? { body: { ...schema.body, examples: [exampleOf(schema.body, resolveRef)] } }
+      : {};
   return {
     schema: {
       ...schema,

@@ -74,6 +74,51 @@ export const exampleGeneration = {
   completed_at: '2026-11-27T09:14:19.877Z',
 };
 
+/** A package of the default STARS_PACKAGES, and the successful_payment of its invoice. */
+export const exampleStarsPackage = {
+  id: 'popular',
+  title: '500 credits',
+  credits: 500,
+  stars: 300,
+  currency: 'XTR',
+  invoice_payload: 'stars:popular:500:300',
+};
+
+export const exampleSuccessfulPayment = {
+  telegram_id: exampleTelegramUser.telegram_id,
+  telegram_payment_charge_id: 'stxVd3Wq8mK1rFh0pTzLq2nYc5uB7eJ4aXs9gR6oiN_Mw',
+  provider_payment_charge_id: null,
+  total_amount: 300,
+  currency: 'XTR',
+  invoice_payload: exampleStarsPackage.invoice_payload,
+};
+
+export const examplePayment = {
+  payment_id: 4127,
+  telegram_id: exampleTelegramUser.telegram_id,
+  telegram_payment_charge_id: exampleSuccessfulPayment.telegram_payment_charge_id,
+  package_id: exampleStarsPackage.id,
+  credits: 500,
+  stars: 300,
+  status: 'paid',
+  balance_after: 612,
+  created_at: '2026-11-27T09:20:41.730Z',
+  referral: null,
+};
+
+export const exampleLedgerEntry = {
+  id: 90211,
+  entry_no: 7,
+  amount: 500,
+  balance_after: 612,
+  kind: 'topup',
+  reference_type: 'payment',
+  reference_id: '4127',
+  reason: null,
+  actor: 'bot:3f1c9a0b7d2e',
+  created_at: examplePayment.created_at,
+};
+
 /** A model of the starting catalog (drizzle/0002_starting_catalog.sql). */
 export const exampleModel = {
   key: 'nano-banana',

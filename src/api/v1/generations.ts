@@ -431,6 +431,40 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
   );
 };
 
+/** What each provider posts when a prediction finishes, as its documentation shows it. */
+const providerReports = {
+  // WaveSpeedAI posts the bare prediction object, not its usual {code, message, data} envelope.
+  wavespeed: {
+    id: '6c2b2d0f9a1e4b0c8d7f3e21a9b5c4d0',
+    model: 'google/nano-banana/text-to-image',
+    input: { prompt: exampleGeneration.prompt, aspect_ratio: '16:9' },
+    outputs: ['https://d1q70pf5vjeyhc.cloudfront.net/predictions/6c2b2d0f/1.png'],
+    urls: {
+      get: 'https://api.wavespeed.ai/api/v3/predictions/6c2b2d0f9a1e4b0c8d7f3e21a9b5c4d0/result',
+    },
+    has_nsfw_contents: [false],
+    status: 'completed',
+    created_at: '2026-11-27T09:14:06.204Z',
+    error: '',
+  },
+  replicate: {
+    id: 'gm3qorzdhgbfurvjtvhg6dckhu',
+    model: 'black-forest-labs/flux-schnell',
+    version: 'dp-4d0bcc010b3049749a251855f12800be',
+    input: { prompt: exampleGeneration.prompt, aspect_ratio: '16:9' },
+    output: ['https://replicate.delivery/xezq/gm3qorzdhgbfurvjtvhg6dckhu/out-0.webp'],
+    error: null,
+    status: 'succeeded',
+    metrics: { predict_time: 1.43 },
+    created_at: '2026-11-27T09:14:06.204Z',
+    completed_at: '2026-11-27T09:14:07.851Z',
+    urls: {
+      get: 'https://api.replicate.com/v1/predictions/gm3qorzdhgbfurvjtvhg6dckhu',
+      cancel: 'https://api.replicate.com/v1/predictions/gm3qorzdhgbfurvjtvhg6dckhu/cancel',
+    },
+  },
+};
+
 /**
  * Providers' webhooks. Public (providers hold no token of ours) but only signed calls are read:
  * the signature covers the exact bytes, so this scope keeps JSON bodies raw.
@@ -446,18 +480,54 @@ export const providerWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'receiveProviderWebhook',
         summary: "A provider's webhook: a signed report that its job finished",
         tags: ['providers'],
-        params: Type.Object({ provider: Type.String({ pattern: '^[a-z0-9_-]{1,64}$' }) }),
-        // Read raw (the signature covers the bytes): any body passes here, the provider checks it.
-        body: Type.Unknown({ description: "The provider's report, exactly as it signed it" }),
-        response: {
-          200: Type.Object({
-            outcome: Type.Union([
-              Type.Literal('settled'),
-              Type.Literal('duplicate'),
-              Type.Literal('ignored'),
-            ]),
-            generation_id: Type.Union([Type.Null(), Type.String()]),
+        description:
+          'Each provider signs its report as Standard Webhooks do: HMAC-SHA256 of ' +
+          "`{webhook-id}.{webhook-timestamp}.{body}` under the account's `whsec_…` secret " +
+          '(REPLICATE_WEBHOOK_SECRET, WAVESPEED_WEBHOOK_SECRET); an unsigned, forged or stale ' +
+          'report is 401. Deliveries may repeat: a second one is `duplicate`.',
+        params: Type.Object({
+          provider: Type.String({
+            pattern: '^[a-z0-9_-]{1,64}$',
+            description: 'replicate or wavespeed',
+            examples: ['wavespeed'],
           }),
+        }),
+        headers: Type.Object({
+          'webhook-id': Type.Optional(Type.String({ description: "The delivery's id" })),
+          'webhook-timestamp': Type.Optional(
+            Type.String({ description: 'When it was signed, in Unix seconds' }),
+          ),
+          'webhook-signature': Type.Optional(
+            Type.String({
+              description:
+                'Space-separated signatures: `v1,<base64>` (Replicate), `v3,<hex>` (WaveSpeed)',
+            }),
+          ),
+        }),
+        // Read raw (the signature covers the bytes): any body passes here, the provider checks it.
+        body: Type.Unknown({
+          description:
+            "The provider's report, exactly as it signed it: the prediction object of WaveSpeedAI " +
+            '(https://wavespeed.ai/docs/docs-api/webhooks; example 1) or of Replicate ' +
+            '(https://replicate.com/docs/topics/webhooks; example 2)',
+          examples: [providerReports.wavespeed, providerReports.replicate],
+        }),
+        response: {
+          200: Type.Object(
+            {
+              outcome: Type.Union([
+                Type.Literal('settled'),
+                Type.Literal('duplicate'),
+                Type.Literal('ignored'),
+              ]),
+              generation_id: Type.Union([Type.Null(), Type.String({ format: 'uuid' })]),
+            },
+            {
+              description:
+                'settled: the generation took the result; duplicate: it had already; ignored: no generation of ours',
+              examples: [{ outcome: 'settled', generation_id: exampleGeneration.id }],
+            },
+          ),
           ...problemResponses(401, 404, 422, 429),
         },
       },

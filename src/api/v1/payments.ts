@@ -2,6 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { principalLabel } from '../../deps/auth.ts';
 import { TelegramId } from '../../schemas/common.ts';
+import {
+  examplePayment,
+  exampleStarsPackage,
+  exampleSuccessfulPayment,
+} from '../../schemas/examples.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import {
   confirmStarsPayment,
@@ -49,35 +54,38 @@ const referrerFields = {
   }),
 };
 
-const PaymentResult = Type.Object({
-  payment_id: Type.Integer(),
-  telegram_id: TelegramId,
-  telegram_payment_charge_id: Type.String(),
-  package_id: Type.String(),
-  credits: Type.Integer(),
-  stars: Type.Integer(),
-  status: Type.Union([Type.Literal('paid'), Type.Literal('refunded')]),
-  balance_after: Type.Integer({ description: 'The balance right after this credit' }),
-  created_at: Type.String({ format: 'date-time' }),
-  referral: Type.Union(
-    [
-      Type.Null(),
-      Type.Object({
-        ...referrerFields,
-        credits: Type.Integer({
-          description:
-            'Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus ' +
-            "REFERRAL_JOIN_BONUS if it was the payer's first top-up",
+const PaymentResult = Type.Object(
+  {
+    payment_id: Type.Integer(),
+    telegram_id: TelegramId,
+    telegram_payment_charge_id: Type.String(),
+    package_id: Type.String(),
+    credits: Type.Integer(),
+    stars: Type.Integer(),
+    status: Type.Union([Type.Literal('paid'), Type.Literal('refunded')]),
+    balance_after: Type.Integer({ description: 'The balance right after this credit' }),
+    created_at: Type.String({ format: 'date-time' }),
+    referral: Type.Union(
+      [
+        Type.Null(),
+        Type.Object({
+          ...referrerFields,
+          credits: Type.Integer({
+            description:
+              'Credits this payment earned the referrer: REFERRAL_PERCENT of its credits, plus ' +
+              "REFERRAL_JOIN_BONUS if it was the payer's first top-up",
+          }),
         }),
-      }),
-    ],
-    {
-      description:
-        'Who earned a referral bonus from this payment, so the bot can tell them in their language; ' +
-        'null when nobody did',
-    },
-  ),
-});
+      ],
+      {
+        description:
+          'Who earned a referral bonus from this payment, so the bot can tell them in their language; ' +
+          'null when nobody did',
+      },
+    ),
+  },
+  { examples: [examplePayment] },
+);
 
 const RefundResult = Type.Object({
   payment_id: Type.Integer(),
@@ -132,6 +140,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
                 currency: Type.Literal('XTR'),
                 invoice_payload: Type.String(),
               }),
+              { examples: [[exampleStarsPackage]] },
             ),
           }),
           ...problemResponses(429),
@@ -162,7 +171,7 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
             invoice_payload: Type.String({ maxLength: 128 }),
             ...successfulPaymentExtras,
           },
-          { additionalProperties: false },
+          { additionalProperties: false, examples: [exampleSuccessfulPayment] },
         ),
         response: {
           200: PaymentResult,
