@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CopyMismatchError,
@@ -16,13 +17,14 @@ import {
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
 import { lockDataDir } from '../src/db/data-dir-lock.ts';
 import { selectRows } from '../src/db/rows.ts';
-import { summarizeDatabase, summaryDifferences } from '../src/db/snapshot.ts';
+import { isEmptyDatabase, summarizeDatabase, summaryDifferences } from '../src/db/snapshot.ts';
 import { adminAuth, botAuth, buildTestApp } from './helpers/app.ts';
 import {
   createPrivateDatabase,
   dropPrivateDatabase,
   onPostgres,
   silentLogger,
+  testDatabaseUrl,
 } from './helpers/database.ts';
 import { generation, submit, waitFor } from './helpers/pipeline.ts';
 import { startServer, stopProcess } from './helpers/process.ts';
@@ -114,6 +116,12 @@ async function populate(database: DatabaseHandle, dataDir: string): Promise<Popu
         (g) => g.status !== 'queued' && g.status !== 'running',
       );
     }
+    // More users than one page of the copy holds (2,000 rows), so it reads a table in pages.
+    await database.db.execute(
+      sql`INSERT INTO users (telegram_id, first_name, language)
+          SELECT 911000000 + n, 'Bulk ' || n, (ARRAY['uz', 'ru', 'en'])[1 + n % 3]
+          FROM generate_series(1, 4100) AS n`,
+    );
     const statuses = await Promise.all(generations.map((id) => generation(app, id)));
     expect(statuses.map((g) => g.status)).toEqual(['succeeded', 'succeeded', 'failed']);
     return { users, balances: await balances(app, users), generations };
@@ -217,6 +225,7 @@ describe('backup and restore', () => {
       const manifest = await writeBackup(source.database.db, source.dataDir, out);
       expect(manifest.database.tables.ledger_entries?.rows).toBeGreaterThanOrEqual(4);
       expect(manifest.database.tables.payments?.rows).toBe(1);
+      expect(manifest.database.tables.users?.rows).toBe(4_103);
       expect(manifest.results.files).toBe(2);
 
       const restoredDir = join(work, 'restored-1');
@@ -279,6 +288,46 @@ async function copyCli(
   return { code: code as number | null, output };
 }
 
+/** Runs one statement as the test server's superuser. */
+async function asSuperuser(statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: testDatabaseUrl ?? '' });
+  await client.connect();
+  try {
+    await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * A role that owns its target but may not set session_replication_role: the move stops before it
+ * writes anything (no migrations either), so the target can be used again once the role may.
+ */
+async function expectRefusedWithoutReplicationRole(dataDir: string): Promise<void> {
+  const target = await createPrivateDatabase('move_denied');
+  const role = `${new URL(target).pathname.slice(1)}_role`;
+  await asSuperuser(`DROP ROLE IF EXISTS ${role}`);
+  await asSuperuser(`CREATE ROLE ${role} LOGIN NOSUPERUSER`);
+  try {
+    await asSuperuser(`ALTER DATABASE ${new URL(target).pathname.slice(1)} OWNER TO ${role}`);
+    const asRole = new URL(target);
+    asRole.username = role;
+    asRole.password = '';
+    const denied = await copyCli(['move', '--to', asRole.toString()], { DATA_DIR: dataDir });
+    expect(denied.code, denied.output).toBe(77);
+    expect(denied.output).toContain('GRANT SET ON PARAMETER session_replication_role');
+    const untouched = await postgres(target);
+    try {
+      expect(await isEmptyDatabase(untouched.db)).toBe(true);
+    } finally {
+      await untouched.close();
+    }
+  } finally {
+    await dropPrivateDatabase(target);
+    await asSuperuser(`DROP ROLE IF EXISTS ${role}`);
+  }
+}
+
 describe('db:move', () => {
   it('copies an embedded database into an empty PostgreSQL database, byte for byte, and refuses a non-empty one', async (context) => {
     if (!onPostgres) context.skip('db:move needs a PostgreSQL server (set TEST_DATABASE_URL)');
@@ -304,6 +353,8 @@ describe('db:move', () => {
       const again = await copyCli(['move', '--to', url], { DATA_DIR: dataDir });
       expect(again.code, again.output).toBe(73);
       expect(again.output).toContain('not empty');
+
+      await expectRefusedWithoutReplicationRole(dataDir);
 
       const before = await embedded(dataDir);
       const after = await postgres(url);

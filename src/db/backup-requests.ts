@@ -114,6 +114,9 @@ export async function requestBackup(
   const answer = join(dataDir, `${RESPONSE_PREFIX}${id}.json`);
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(answer)) {
+    if (lockHolderPid(dataDir) !== pid) {
+      throw new Error(`the server (pid ${pid}) stopped before it answered`);
+    }
     if (Date.now() > deadline) {
       throw new Error(`the server (pid ${pid}) did not answer within ${timeoutMs / 1000} s`);
     }

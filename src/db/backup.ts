@@ -9,6 +9,7 @@ import { appVersion } from '../core/version.ts';
 import type { Database, DatabaseHandle } from './client.ts';
 import { migrateDatabase } from './migrate.ts';
 import {
+  assertCanLoadRowsAsTheyAre,
   type DatabaseSummary,
   dumpDatabase,
   isEmptyDatabase,
@@ -152,6 +153,7 @@ async function loadIntoEmpty(
   expected: () => DatabaseSummary,
 ): Promise<DatabaseSummary> {
   if (!(await isEmptyDatabase(target.db))) throw new TargetNotEmptyError();
+  await assertCanLoadRowsAsTheyAre(target.db);
   await migrateDatabase(target);
   await target.db.transaction(async (tx) => {
     const loader = await SnapshotLoader.start(tx);

@@ -18,7 +18,7 @@ import { NoBackupListenerError, requestBackup } from './backup-requests.ts';
 import { type DatabaseHandle, openDatabase } from './client.ts';
 import { DataDirLockedError } from './data-dir-lock.ts';
 import { migrateDatabase } from './migrate.ts';
-import { type DatabaseSummary, SnapshotMismatchError } from './snapshot.ts';
+import { CopyNotPermittedError, type DatabaseSummary, SnapshotMismatchError } from './snapshot.ts';
 
 /** sysexits(3): 64 a wrong command line, 65 a copy that does not match, 75 try again later. */
 class UsageError extends Error {}
@@ -150,6 +150,10 @@ function fail(error: unknown): never {
   if (error instanceof NoBackupListenerError) {
     log.fatal(error.message);
     process.exit(75);
+  }
+  if (error instanceof CopyNotPermittedError) {
+    log.fatal(error.message);
+    process.exit(77);
   }
   if (error instanceof TargetNotEmptyError) {
     log.fatal(error.message);

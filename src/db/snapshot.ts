@@ -132,16 +132,25 @@ export async function dumpDatabase(
         );
         const rows = Number(count?.rows ?? 0);
         await sink({ kind: 'table', name: table, columns, rows });
-        // ctid pages through a table nobody can change under this snapshot, without an index.
-        for (let offset = 0; offset < rows; offset += ROWS_PER_CHUNK) {
-          const chunk = await selectRows<{ row: string }>(
+        // Pages by ctid, each page starting after the last row of the one before (a TID range
+        // scan): no index needed, and the rows cannot move under this snapshot.
+        let after = '(0,0)';
+        let read = 0;
+        while (read < rows) {
+          const chunk = await selectRows<{ tid: string; row: string }>(
             tx,
-            sql.raw(
-              `SELECT row_to_json(t)::text AS row FROM public.${quoted(table)} t
-               ORDER BY ctid LIMIT ${ROWS_PER_CHUNK} OFFSET ${offset}`,
-            ),
+            sql`SELECT ctid::text AS tid, row_to_json(t)::text AS row
+                FROM ${sql.raw(`public.${quoted(table)}`)} t
+                WHERE ctid > ${after}::tid ORDER BY ctid LIMIT ${ROWS_PER_CHUNK}`,
           );
+          const last = chunk.at(-1);
+          if (!last) break;
+          after = last.tid;
+          read += chunk.length;
           await sink({ kind: 'rows', table, rows: chunk.map((r) => r.row) });
+        }
+        if (read !== rows) {
+          throw new SnapshotMismatchError(`${table}: counted ${rows} rows, read ${read}`);
         }
       }
       for (const [name, state] of Object.entries(await sequenceStates(tx))) {
@@ -196,6 +205,32 @@ export async function isEmptyDatabase(db: Queryable): Promise<boolean> {
           AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'`,
   );
   return Number(row?.relations ?? 0) === 0;
+}
+
+export class CopyNotPermittedError extends Error {
+  constructor() {
+    super(
+      'The target refuses `SET session_replication_role = replica`, which copying the rows as ' +
+        "they are needs (the ledger's triggers would otherwise compute them again): connect as a " +
+        'superuser, or on PostgreSQL 15+ run `GRANT SET ON PARAMETER session_replication_role TO <role>`.',
+    );
+    this.name = 'CopyNotPermittedError';
+  }
+}
+
+/** Before anything is written: may this session load rows as they are? */
+export async function assertCanLoadRowsAsTheyAre(db: Database): Promise<void> {
+  try {
+    await db.transaction(async (tx) => {
+      await tx.execute(sql`SET LOCAL session_replication_role = replica`);
+    });
+  } catch (error) {
+    const code = (error as { code?: string; cause?: { code?: string } }).cause?.code;
+    if (code === '42501' || (error as { code?: string }).code === '42501') {
+      throw new CopyNotPermittedError();
+    }
+    throw error;
+  }
 }
 
 /**
@@ -351,7 +386,8 @@ function rowChecksum(row: string): bigint {
  */
 export class SnapshotTally {
   private header: SnapshotHeader | null = null;
-  private readonly tables: Record<string, { rows: number; checksum: bigint }> = {};
+  private readonly tables: Record<string, { declared: number; rows: number; checksum: bigint }> =
+    {};
   private readonly sequences: Record<string, string> = {};
 
   add(record: SnapshotRecord): void {
@@ -360,7 +396,7 @@ export class SnapshotTally {
         this.header = record;
         return;
       case 'table':
-        this.tables[record.name] = { rows: 0, checksum: 0n };
+        this.tables[record.name] = { declared: record.rows, rows: 0, checksum: 0n };
         return;
       case 'rows': {
         const table = this.tables[record.table];
@@ -378,6 +414,13 @@ export class SnapshotTally {
 
   summary(): DatabaseSummary {
     if (!this.header) throw new SnapshotMismatchError('the copy has no header');
+    for (const [name, table] of Object.entries(this.tables)) {
+      if (table.rows !== table.declared) {
+        throw new SnapshotMismatchError(
+          `${name}: ${table.declared} rows announced, ${table.rows} read`,
+        );
+      }
+    }
     return {
       migrations: this.header.migrations,
       lastMigration: this.header.lastMigration,
