@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 #
 # One image for every process of the backend; the command picks which one runs:
-#   API (default)  node --import tsx src/server.ts
-#   worker         node --import tsx src/worker.ts      (PostgreSQL only)
-#   migrations     node --import tsx src/db/migrate-cli.ts
-# TypeScript runs through tsx (a runtime dependency), so there is no compile step.
+#   API (default)  node dist/server.js
+#   worker         node dist/worker.js      (PostgreSQL only)
+#   migrations     node dist/db/migrate-cli.js
+# The build stage compiles src/ to dist/ (scripts/build.mjs, as `npm install` does on a checkout).
 # Every setting is an environment variable: see src/core/config.ts.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
@@ -16,8 +16,9 @@ WORKDIR /app
 FROM base AS deps
 COPY package.json package-lock.json ./
 # --ignore-scripts: the install scripts in the tree are esbuild's optional binary check and
-# sharp's (which builds libvips from source only when no prebuilt one fits); tsx finds esbuild's
-# platform package and sharp loads its prebuilt @img/sharp-linux-* package without them.
+# sharp's (which builds libvips from source only when no prebuilt one fits); package.json's
+# allowScripts denies both (esbuild finds its platform package, sharp loads its prebuilt
+# @img/sharp-linux-*), and --ignore-scripts also skips our own `prepare`: the build stage builds.
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
@@ -30,6 +31,13 @@ COPY web ./web
 COPY src/api-client/schema.ts ./src/api-client/schema.ts
 RUN node --import tsx web/build.ts
 
+# ---- build: dist/ from src/ (esbuild is a production dependency) ----
+FROM deps AS build
+COPY scripts ./scripts
+COPY tsconfig.json ./
+COPY src ./src
+RUN node scripts/build.mjs server
+
 # ---- runtime ----
 FROM base AS runtime
 # The offline provider writes the prompt on its images (SVG text through sharp's librsvg), which
@@ -41,11 +49,11 @@ ENV NODE_ENV=production \
     PORT=8000
 
 # Code and dependencies stay owned by root, so the app cannot modify them; it writes only to
-# DATA_DIR (embedded database, stored files) and the OS temp dir (tsx's transform cache).
+# DATA_DIR (embedded database, stored files).
 COPY --from=deps /app/node_modules ./node_modules
-COPY package.json tsconfig.json ./
+COPY package.json ./
 COPY drizzle ./drizzle
-COPY src ./src
+COPY --from=build /app/dist ./dist
 COPY --from=web /app/dist/web ./dist/web
 
 # The chown must come before VOLUME: a new named volume copies this ownership from the image.
@@ -68,4 +76,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/api/v1/health',{signal:AbortSignal.timeout(4000)}).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
-CMD ["node", "--import", "tsx", "src/server.ts"]
+CMD ["node", "dist/server.js"]

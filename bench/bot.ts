@@ -34,6 +34,7 @@ import os from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Message, Update, User } from 'grammy/types';
+import { nodeArgsFor } from '../test/helpers/entry-points.ts';
 import {
   adminUrl,
   type Child,
@@ -461,7 +462,7 @@ function startWithFlags(
   env: Record<string, string>,
   nodeFlags: readonly string[],
 ): Child {
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeFlags, ...nodeArgsFor(script)], {
     cwd: fileURLToPath(new URL('..', import.meta.url)),
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

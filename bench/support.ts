@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { nodeArgsFor } from '../test/helpers/entry-points.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -38,9 +39,9 @@ export interface Child {
   output(): string;
 }
 
-/** A TypeScript entry point of this repository as its own process, as it runs in production. */
+/** An entry point of this repository as its own process, as it runs in production (compiled). */
 export function startChild(name: string, script: string, env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, nodeArgsFor(script), {
     cwd: repoRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

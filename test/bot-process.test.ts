@@ -9,6 +9,7 @@ import {
 import { TELEGRAM_BOT_TOKEN } from './helpers/app.ts';
 import { callbackUpdate, telegramUser, textUpdate } from './helpers/bot.ts';
 import { freshTelegramId } from './helpers/database.ts';
+import { nodeArgsFor } from './helpers/entry-points.ts';
 import { waitFor } from './helpers/pipeline.ts';
 import { type ServerProcess, startServer, stopProcess } from './helpers/process.ts';
 
@@ -136,7 +137,7 @@ describe('npm run start:bot beside an API process', () => {
 });
 
 function startBotProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/bot.ts'], {
+  const child = spawn(process.execPath, nodeArgsFor('src/bot.ts'), {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

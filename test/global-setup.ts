@@ -6,6 +6,7 @@ import type { TestProject } from 'vitest/node';
 import { createLogger } from '../src/core/logger.ts';
 import { embeddedHandle, openDatabase } from '../src/db/client.ts';
 import { migrateDatabase } from '../src/db/migrate.ts';
+import { buildIfStale } from './helpers/entry-points.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -38,6 +39,8 @@ function removeStaleTemplates(dir: string): void {
  * deletes the template (tens of MB) when the run ends.
  */
 export default async function setup(project: TestProject): Promise<() => void> {
+  // The process tests run the build, as `npm start` does; a few ms when dist/ is current.
+  buildIfStale();
   const url = process.env.TEST_DATABASE_URL;
   if (url) {
     const client = new pg.Client({ connectionString: url });

@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeArgsFor } from './helpers/entry-points.ts';
 import { startServer, startWorkerProcess } from './helpers/process.ts';
 
 /**
@@ -113,7 +114,7 @@ describe('the worker process cannot start', () => {
 });
 
 function migrate(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/db/migrate-cli.ts'], {
+  const child = spawn(process.execPath, nodeArgsFor('src/db/migrate-cli.ts'), {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -23,6 +23,7 @@ import {
   silentLogger,
   testDatabaseUrl,
 } from './helpers/database.ts';
+import { nodeArgsFor } from './helpers/entry-points.ts';
 import {
   createTestModel,
   entriesFor,
@@ -51,7 +52,7 @@ interface WorkerProcess {
 }
 
 function startWorkerProcess(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+  const child = spawn(process.execPath, nodeArgsFor('src/worker.ts'), {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

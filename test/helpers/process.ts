@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { nodeArgsFor } from './entry-points.ts';
 
 export interface ServerProcess {
   child: ChildProcess;
@@ -9,9 +10,9 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/server.ts` as its own process, the way operators run it. */
+/** Starts the API (`src/server.ts`, compiled) as its own process, the way operators run it. */
 export function startServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, nodeArgsFor('src/server.ts'), {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -41,9 +42,9 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/worker.ts` as its own process, the way operators run it. */
+/** Starts the worker (`src/worker.ts`, compiled) as its own process, the way operators run it. */
 export function startWorkerProcess(env: Record<string, string>): WorkerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker.ts'], {
+  const child = spawn(process.execPath, nodeArgsFor('src/worker.ts'), {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
