@@ -17,7 +17,7 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       port: 8000,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       dataDir: resolve('./data'),
       database: { kind: 'embedded', dataDir: resolve('./data') },
       redisUrl: null,
@@ -32,6 +32,13 @@ describe('loadConfig', () => {
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.rateLimit)).toBe(true);
+  });
+
+  it('listens on this machine only on the embedded database, on every interface on PostgreSQL', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ DATABASE_URL: 'postgres://app@db:5432/imagegen' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '::1', DATABASE_URL: 'postgres://app@db/x' }).host).toBe('::1');
   });
 
   it('reads every setting', () => {

@@ -472,7 +472,9 @@ export function loadConfig(env: Env): Config {
   const embedded = database.kind === 'embedded';
   const config: Config = {
     nodeEnv,
-    host: reader.string('HOST', '0.0.0.0'),
+    // The embedded default is one process on one machine, often a laptop: reachable from that
+    // machine only until HOST says otherwise. PostgreSQL mode runs as a server (compose, a VPS).
+    host: reader.string('HOST', embedded ? '127.0.0.1' : '0.0.0.0'),
     port: reader.integer('PORT', 8000, 0, 65535),
     logLevel: reader.oneOf<LogLevel>('LOG_LEVEL', 'info', [
       'fatal',
