@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { DatabaseConfig } from '../core/config.ts';
 import type { Logger } from '../core/logger.ts';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
+import { pgliteOptions } from './pglite-options.ts';
 import * as schema from './schema/index.ts';
 
 export type Schema = typeof schema;
@@ -93,7 +94,7 @@ async function openPostgres(
 async function openEmbedded(dataDir: string | null, logger: Logger): Promise<DatabaseHandle> {
   const lock: DataDirLock | null = dataDir === null ? null : lockDataDir(dataDir);
   try {
-    const pglite = new PGlite(dataDir === null ? undefined : `${dataDir}/pglite`);
+    const pglite = new PGlite(dataDir === null ? undefined : `${dataDir}/pglite`, pgliteOptions());
     await pglite.waitReady;
     logger.debug({ dataDir: dataDir ?? 'memory' }, 'embedded database ready');
     return embeddedHandle(pglite, lock);
