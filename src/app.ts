@@ -3,7 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Update } from 'grammy/types';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { registerMetrics } from './api/metrics.ts';
 import { documentRoute } from './api/openapi.ts';
 import { rootRoutes } from './api/root.ts';
@@ -28,6 +28,7 @@ import { paymentRoutes } from './api/v1/payments.ts';
 import { userRoutes } from './api/v1/users.ts';
 import { registerWebApps } from './api/web.ts';
 import type { Config } from './core/config.ts';
+import { LazyCompilations } from './core/lazy-compilation.ts';
 import { createLogger, type Logger, OneLinePerRequest } from './core/logger.ts';
 import {
   answerClientError,
@@ -70,6 +71,11 @@ declare module 'fastify' {
      * by the server once its bot has started (until then the route answers 503).
      */
     telegramUpdates: { handle: ((update: Update) => Promise<void>) | null };
+    /**
+     * Validators and serializers are compiled on first use (core/lazy-compilation.ts): compiles
+     * the rest now and answers how many; a test checks that every one compiles.
+     */
+    compileAllSchemas(): number;
   }
 }
 
@@ -112,6 +118,8 @@ export async function buildApp(
     }
 
     if (config.redisUrl && (config.rateLimit.enabled || config.authFailureLimit > 0)) {
+      // Loaded only when configured: the embedded default never holds the client's ~20 MB.
+      const { Redis } = await import('ioredis');
       redis = new Redis(config.redisUrl, {
         lazyConnect: true,
         enableOfflineQueue: false,
@@ -133,6 +141,7 @@ export async function buildApp(
       redis.on('error', (error) => logger.warn({ err: error }, 'Redis connection error'));
     }
 
+    const compilations = new LazyCompilations();
     const app = Fastify({
       loggerInstance: logger as FastifyBaseLogger,
       genReqId: requestIdFor,
@@ -142,7 +151,13 @@ export async function buildApp(
       bodyLimit: 1024 * 1024,
       routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
       // Path and query coerced, JSON bodies taken as typed and strict, text PostgreSQL can store.
-      schemaController: { compilersFactory: { buildValidator: requestValidators() } },
+      // …compiled on first use: a start no longer compiles every route's schemas.
+      schemaController: {
+        compilersFactory: {
+          buildValidator: requestValidators(compilations),
+          buildSerializer: compilations.serializers(),
+        },
+      },
       frameworkErrors: answerFrameworkError,
       clientErrorHandler: answerClientError,
     }).withTypeProvider<TypeBoxTypeProvider>();
@@ -162,6 +177,7 @@ export async function buildApp(
       rateLimitStore: !config.rateLimit.enabled ? 'off' : redis ? 'redis' : 'memory',
     };
     app.decorate('deps', deps);
+    app.decorate('compileAllSchemas', () => compilations.compileAll());
     app.addSchema(Problem);
 
     // Operators' changes to the runtime settings reach this process within seconds.

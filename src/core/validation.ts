@@ -1,4 +1,5 @@
 import AjvCompiler, { type ValidatorFactory } from '@fastify/ajv-compiler';
+import type { LazyCompilations } from './lazy-compilation.ts';
 
 /**
  * How requests are validated: Fastify's Ajv compiler, configured per part of the request.
@@ -105,9 +106,10 @@ function withInputChecks(ajvValidate: AjvValidate, httpPart: string | undefined)
 
 /**
  * An app's schemaController.compilersFactory.buildValidator (see the top of this file). Like
- * Fastify's own, it keeps its Ajv instances in pools of its own, one per app.
+ * Fastify's own, it keeps its Ajv instances in pools of its own, one per app. Each validator is
+ * compiled when a request first needs it (`compilations`).
  */
-export function requestValidators(): ValidatorFactory {
+export function requestValidators(compilations: LazyCompilations): ValidatorFactory {
   const bodyPool = AjvCompiler();
   const textPool = AjvCompiler();
   return (externalSchemas, options) => {
@@ -116,7 +118,19 @@ export function requestValidators(): ValidatorFactory {
     const forText = textPool(externalSchemas, { plugins, customOptions: textOptions });
     return (route) => {
       const compile = route.httpPart === 'body' ? forBody : forText;
-      return withInputChecks(compile(route), route.httpPart);
+      const compiled = compilations.once(
+        () => withInputChecks(compile(route), route.httpPart) as unknown as ValidateFunction,
+      );
+      const validate: ValidateFunction = (data, context) => {
+        const check = compiled();
+        const valid = check(data, context);
+        validate.errors = check.errors;
+        return valid;
+      };
+      // Fastify passes the parent object (for Ajv's coercion of a root value) to a function with a
+      // schemaEnv, as every Ajv function has; the real one is known only once compiled.
+      validate.schemaEnv = true;
+      return validate as unknown as AjvValidate;
     };
   };
 }
