@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.ts';
-import { type RunningBot, startBot } from './bot/run.ts';
+import type { RunningBot } from './bot/run.ts';
 import { type Config, loadConfigOrExit } from './core/config.ts';
 import { exitOnUnhandledErrors } from './core/fatal-errors.ts';
 import { createLogger } from './core/logger.ts';
@@ -94,6 +94,8 @@ async function startBotWhenPossible(): Promise<void> {
   const { port } = app.server.address() as AddressInfo;
   for (let delayMs = 1_000; !stopping; delayMs = Math.min(delayMs * 2, 60_000)) {
     try {
+      // The bot's modules (grammY's runner, the flows) are loaded only by a process that runs it.
+      const { startBot } = await import('./bot/run.ts');
       bot = await startBot({
         config,
         logger,

@@ -1,4 +1,4 @@
-import sharp from 'sharp';
+import type Sharp from 'sharp';
 import { ProviderError } from './types.ts';
 
 /**
@@ -74,13 +74,28 @@ export function imageFromReference(reference: string | undefined): Buffer {
   return match[2] ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload));
 }
 
+/**
+ * libvips, loaded by the first tool run: a process that never runs one (an API on PostgreSQL, a
+ * server whose users only draw) does not hold its ~20 MB. Its operation cache is off: every run
+ * reads a new image, so cached results would only hold memory.
+ */
+let sharpLoaded: Promise<typeof Sharp> | null = null;
+function loadSharp(): Promise<typeof Sharp> {
+  sharpLoaded ??= import('sharp').then(({ default: sharp }) => {
+    sharp.cache(false);
+    return sharp;
+  });
+  return sharpLoaded;
+}
+
 export async function runLocalTool(
   operation: LocalToolOperation,
   input: Buffer,
   parameters: Readonly<Record<string, string>>,
 ): Promise<ToolOutput> {
+  const sharp = await loadSharp();
   const source = sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' });
-  let metadata: sharp.Metadata;
+  let metadata: Sharp.Metadata;
   try {
     metadata = await source.metadata();
   } catch (error) {
