@@ -41,6 +41,7 @@ import {
   envInteger,
   fmt,
   freePort,
+  GoalReport,
   hasExited,
   lockRun,
   log,
@@ -561,6 +562,9 @@ async function report(ours: Round[], ceiling: Round[]): Promise<string> {
     `| ${label} | ${shown(o)} | ${shown(c)} | ${ratio(o, c)} | ${goal} |`;
   const oursCpu = cpuMicros(ours, 'bot');
   const ceilingCpu = cpuMicros(ceiling, 'bot');
+  const goals = new GoalReport();
+  const oursRate = totalRate(ours);
+  const oursP99 = medianOf(ours, 'goal', 0.99);
   const lines = [
     `Date: ${new Date().toISOString()}`,
     `Machine: ${cpus.length} CPU (${cpus[0]?.model.trim() ?? 'unknown'}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM, ${os.type()} ${os.release()} ${os.arch()}; load average before the run ${loadBefore}`,
@@ -574,14 +578,14 @@ async function report(ours: Round[], ceiling: Round[]): Promise<string> {
       totalRate(ours),
       totalRate(ceiling),
       (v) => fmt(v),
-      '≥ 1,000',
+      `≥ 1,000: ${goals.check('updates/s', oursRate >= 1_000)}`,
     ),
     row(
       `p99 ms, push → first Bot API call, ${fmt(rate)} updates/s offered`,
       medianOf(ours, 'goal', 0.99),
       medianOf(ceiling, 'goal', 0.99),
       ms,
-      '≤ 50 ms',
+      `≤ 50 ms: ${goals.check('p99 at the offered rate', oursP99 <= 50)}`,
     ),
     row('p50 ms, same', medianOf(ours, 'goal', 0.5), medianOf(ceiling, 'goal', 0.5), ms),
     row(
@@ -592,11 +596,13 @@ async function report(ours: Round[], ceiling: Round[]): Promise<string> {
     ),
     row('p50 ms, same', medianOf(ours, 'light', 0.5), medianOf(ceiling, 'light', 0.5), ms),
     `| bot process CPU µs per update | ${oursCpu === null ? 'n/a' : fmt(oursCpu)} | ${ceilingCpu === null ? 'n/a' : fmt(ceilingCpu)} | ${ratio(oursCpu, ceilingCpu)} | |`,
-    `| bot process on a core of its own, updates/s (10⁶ / CPU µs) | ${oursCpu === null ? 'n/a' : fmt(1e6 / oursCpu)} | ${ceilingCpu === null ? 'n/a' : fmt(1e6 / ceilingCpu)} | ${ratio(ceilingCpu, oursCpu)} | ≥ 1,000 |`,
+    `| bot process on a core of its own, updates/s (10⁶ / CPU µs) | ${oursCpu === null ? 'n/a' : fmt(1e6 / oursCpu)} | ${ceilingCpu === null ? 'n/a' : fmt(1e6 / ceilingCpu)} | ${ratio(ceilingCpu, oursCpu)} | ≥ 1,000: ${goals.check('updates/s on a core of its own', oursCpu !== null && 1e6 / oursCpu >= 1_000)} |`,
     '',
     'updates/s: all throughput phases together; p99 and p50: the median over the rounds; CPU: user + system',
     'from /proc over the throughput phases. The last row is an upper bound derived from the CPU time, not',
     'a measurement: the bot process alone, its API and Bot API answering instantly.',
+    '',
+    goals.summary(),
     '',
     `| round | bot | updates/s (no pause) | p50 / p99 ms (no pause) | achieved /s at ${fmt(rate)} | p50 / p99 / max ms at ${fmt(rate)}/s | p50 / p99 / max ms at ${fmt(lightRate)}/s |`,
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',

@@ -27,6 +27,7 @@ import {
   envInteger,
   fmt,
   freePort,
+  GoalReport,
   hasExited,
   lockRun,
   log,
@@ -371,16 +372,19 @@ async function report(databaseUrl: string, measured: readonly EndpointRuns[]): P
     `Node ${process.version}, PostgreSQL ${await postgresVersion(databaseUrl)} on ${host}, pool of ${poolSize} in each server`,
     `Load: autocannon, ${connections} connections, ${warmupSeconds} s warm-up, then ${rounds} x ${seconds} s per server (alternating), users picked at random among ${userCount}`,
     '',
-    '| endpoint | ours req/s | ours p99 ms | ceiling req/s | ceiling p99 ms | ratio |',
-    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    '| endpoint | ours req/s | ours p99 ms | ceiling req/s | ceiling p99 ms | ratio | goal ≥ 0.8 |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
+  const goals = new GoalReport();
   for (const { endpoint, ours, ceiling } of measured) {
     const o = summarize(ours);
     const c = summarize(ceiling);
+    const ratio = o.reqPerSecond / c.reqPerSecond;
     lines.push(
-      `| ${endpoint.label} | ${fmt(o.reqPerSecond)} | ${fmt(o.p99)} | ${fmt(c.reqPerSecond)} | ${fmt(c.p99)} | ${fmt(o.reqPerSecond / c.reqPerSecond, 2)} |`,
+      `| ${endpoint.label} | ${fmt(o.reqPerSecond)} | ${fmt(o.p99)} | ${fmt(c.reqPerSecond)} | ${fmt(c.p99)} | ${fmt(ratio, 2)} | ${goals.check(`${endpoint.label} ratio ${fmt(ratio, 2)} < 0.8`, ratio >= 0.8)} |`,
     );
   }
+  lines.push('', goals.summary());
   lines.push(
     '',
     'req/s: all rounds together; p99: median of the rounds; ratio: ours req/s / ceiling req/s.',

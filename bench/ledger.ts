@@ -18,7 +18,7 @@ import { migrateDatabase } from '../src/db/migrate.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { postEntry } from '../src/services/ledger.ts';
 import { getBalance } from '../src/services/users.ts';
-import { envInteger, fmt, log, recreateDatabase } from './support.ts';
+import { envInteger, fmt, GoalReport, log, recreateDatabase } from './support.ts';
 
 const benchDatabase = 'imagegen_bench_ledger';
 const benchUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
@@ -165,20 +165,25 @@ async function main(): Promise<void> {
     console.log(
       `${seconds} s per measurement, ${concurrency} in flight, pool ${poolSize}, best of ${rounds} rounds\n`,
     );
+    const goals = new GoalReport();
+    const spreadRate = best(results.spreadOurs!);
+    const hotRate = best(results.hotOurs!);
+    const growth = bigP50 / smallP50;
     console.log(
       '| measurement | ours (group commit) | one INSERT per charge, raw driver | ratio | goal |',
     );
     console.log('|---|---|---|---|---|');
     console.log(
-      `| charges/s over 1,000 users | ${fmt(best(results.spreadOurs!))} | ${fmt(best(results.spreadRaw!))} | ${(best(results.spreadOurs!) / best(results.spreadRaw!)).toFixed(2)} | ≥ 5,000/s |`,
+      `| charges/s over 1,000 users | ${fmt(best(results.spreadOurs!))} | ${fmt(best(results.spreadRaw!))} | ${(best(results.spreadOurs!) / best(results.spreadRaw!)).toFixed(2)} | ≥ 5,000/s: ${goals.check('charges/s over 1,000 users', spreadRate >= 5_000)} |`,
     );
     console.log(
-      `| charges/s on one hot user | ${fmt(best(results.hotOurs!))} | ${fmt(best(results.hotRaw!))} | ${(best(results.hotOurs!) / best(results.hotRaw!)).toFixed(2)} | ≥ 1,000/s |`,
+      `| charges/s on one hot user | ${fmt(best(results.hotOurs!))} | ${fmt(best(results.hotRaw!))} | ${(best(results.hotOurs!) / best(results.hotRaw!)).toFixed(2)} | ≥ 1,000/s: ${goals.check('charges/s on one hot user', hotRate >= 1_000)} |`,
     );
     console.log(`| balance read p50, 10 entries | ${smallP50.toFixed(3)} ms | | | |`);
     console.log(
-      `| balance read p50, 1,000,000 entries | ${bigP50.toFixed(3)} ms | | ${(bigP50 / smallP50).toFixed(2)} × the 10-entry p50 | ≤ 1.2× |`,
+      `| balance read p50, 1,000,000 entries | ${bigP50.toFixed(3)} ms | | ${growth.toFixed(2)} × the 10-entry p50 | ≤ 1.2×: ${goals.check('balance read with 1,000,000 entries', growth <= 1.2)} |`,
     );
+    console.log(`\n${goals.summary()}`);
     console.log(
       `\nall rounds (charges/s): ${JSON.stringify(Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.map((n) => fmt(n))])))}`,
     );

@@ -31,6 +31,7 @@ import {
   envInteger,
   fmt,
   freePort,
+  GoalReport,
   lockRun,
   log,
   recreateDatabase,
@@ -322,6 +323,8 @@ function apiEnv(port: number, worker: boolean): Record<string, string> {
   };
 }
 
+const goals = new GoalReport();
+
 /** Submit latency with no worker running: into an empty queue, then with 10,000 waiting. */
 async function latency(): Promise<{
   empty: autocannon.Result;
@@ -335,7 +338,9 @@ async function latency(): Promise<{
     await waitUntilListening(api, `${baseUrl}/api/v1/health`);
     const empty = await submitLoad(baseUrl, latencyConnections, {});
     const waiting = await countActive();
-    if (waiting < queuedTarget) await submitLoad(baseUrl, 32, { amount: queuedTarget - waiting });
+    // autocannon refuses more connections than requests: a few missing get as many connections.
+    const missing = queuedTarget - waiting;
+    if (missing > 0) await submitLoad(baseUrl, Math.min(32, missing), { amount: missing });
     const queued = await countActive();
     const full = await submitLoad(baseUrl, latencyConnections, {});
     return { empty, full, queued };
@@ -390,16 +395,18 @@ async function main(): Promise<void> {
       '',
       '| submit → done | ours (generations/s) | ceiling (jobs/s) | ratio | goal |',
       '|---|---:|---:|---:|---|',
-      `| instant provider | ${fmt(best(ourRuns))} | ${fmt(best(ceilingRuns))} | ${fmt(best(ourRuns) / best(ceilingRuns), 2)} | ≥ 1,000/s |`,
+      `| instant provider | ${fmt(best(ourRuns))} | ${fmt(best(ceilingRuns))} | ${fmt(best(ourRuns) / best(ceilingRuns), 2)} | ≥ 1,000/s: ${goals.check('throughput', best(ourRuns) >= 1_000)} |`,
       '',
       `Rounds: ours ${ourRuns.map((r) => fmt(r.perSecond)).join(', ')}; ceiling ${ceilingRuns.map((r) => fmt(r.perSecond)).join(', ')}`,
       '',
       `| submit latency (${latencyConnections} connections, no worker) | req/s | p50 ms | p99 ms | goal |`,
       '|---|---:|---:|---:|---|',
       `| empty queue | ${fmt(empty.requests.average)} | ${fmt(empty.latency.p50, 1)} | ${fmt(empty.latency.p99, 1)} | |`,
-      `| ${fmt(queued)} queued | ${fmt(full.requests.average)} | ${fmt(full.latency.p50, 1)} | ${fmt(full.latency.p99, 1)} | p99 ≤ 20 ms |`,
+      `| ${fmt(queued)} queued | ${fmt(full.requests.average)} | ${fmt(full.latency.p50, 1)} | ${fmt(full.latency.p99, 1)} | p99 ≤ 20 ms: ${goals.check('submit p99 with the queue full', full.latency.p99 <= 20)} |`,
       '',
       `p99 ratio (queued / empty): ${fmt(full.latency.p99 / Math.max(empty.latency.p99, 0.001), 2)}`,
+      '',
+      goals.summary(),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

@@ -123,3 +123,27 @@ export async function lockRun(url: string, bench: string): Promise<pg.Client> {
   }
   return client;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Goals
+
+/**
+ * The goals a benchmark checks. A missed goal is reported — in its table cell and in the summary
+ * line — and never makes the run fail: the exit code is for errors.
+ */
+export class GoalReport {
+  private readonly missed: string[] = [];
+
+  /** `met`, or `**MISSED**` (named again in the summary). */
+  check(name: string, met: boolean): string {
+    if (met) return 'met';
+    this.missed.push(name);
+    return '**MISSED**';
+  }
+
+  summary(): string {
+    return this.missed.length === 0
+      ? 'Every goal met.'
+      : `Goals MISSED (${this.missed.length}): ${this.missed.join('; ')}.`;
+  }
+}
