@@ -36,7 +36,7 @@ FROM deps AS build
 COPY scripts ./scripts
 COPY tsconfig.json ./
 COPY src ./src
-RUN node scripts/build.mjs server
+RUN node scripts/build.mjs server pglite-template
 
 # ---- runtime ----
 FROM base AS runtime

@@ -25,7 +25,7 @@ if (databaseUrl !== '') {
   close = () => pool.end();
 } else if (dataDir !== '') {
   mkdirSync(dataDir, { recursive: true });
-  const pglite = new PGlite(`${dataDir}/pglite`, pgliteOptions());
+  const pglite = new PGlite(`${dataDir}/pglite`, pgliteOptions(`${dataDir}/pglite`));
   await pglite.waitReady;
   selectOne = () => pglite.query('SELECT 1');
   close = () => pglite.close();

@@ -94,7 +94,8 @@ async function openPostgres(
 async function openEmbedded(dataDir: string | null, logger: Logger): Promise<DatabaseHandle> {
   const lock: DataDirLock | null = dataDir === null ? null : lockDataDir(dataDir);
   try {
-    const pglite = new PGlite(dataDir === null ? undefined : `${dataDir}/pglite`, pgliteOptions());
+    const pgDataDir = dataDir === null ? undefined : `${dataDir}/pglite`;
+    const pglite = new PGlite(pgDataDir, pgliteOptions(pgDataDir));
     await pglite.waitReady;
     logger.debug({ dataDir: dataDir ?? 'memory' }, 'embedded database ready');
     return embeddedHandle(pglite, lock);

@@ -1,3 +1,6 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 
 /**
@@ -8,7 +11,25 @@ import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
  */
 const sharedBuffers = '16MB';
 
-/** How the app opens PGlite; bench/start-ceiling.ts opens it the same way. */
-export function pgliteOptions(): PGliteOptions {
-  return { startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`] };
+/**
+ * An empty database cluster as initdb makes it, written by the build (scripts/build.mjs) for the
+ * installed PGlite. A new data folder starts as a copy of it instead of running initdb, which
+ * took seconds and peaked at ~800 MB RSS (bench/start.ts). The same path from src/db/ and from
+ * dist/db/, which sit at the same depth.
+ */
+const template = fileURLToPath(
+  new URL('../../dist/pglite-template/pgdata.tar.gz', import.meta.url),
+);
+
+/**
+ * How the app opens PGlite on `pgDataDir` (undefined: in memory); bench/start-ceiling.ts opens it
+ * the same way. Without the template (sources run through tsx before a build) initdb runs.
+ */
+export function pgliteOptions(pgDataDir: string | undefined): PGliteOptions {
+  const options: PGliteOptions = {
+    startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`],
+  };
+  const fresh = pgDataDir === undefined || !existsSync(join(pgDataDir, 'PG_VERSION'));
+  if (fresh && existsSync(template)) options.loadDataDir = new Blob([readFileSync(template)]);
+  return options;
 }
