@@ -12,8 +12,10 @@
 // modification times, so an edit, an added or a deleted file makes the step stale. To add a step
 // (another app to compile), append it to `steps` with an output folder of its own (e.g. dist/web):
 // a step empties its output before it runs, except the folders of the other steps inside it.
+import { spawnSync } from 'node:child_process';
 import {
   cpSync,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,

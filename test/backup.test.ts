@@ -26,6 +26,7 @@ import {
   silentLogger,
   testDatabaseUrl,
 } from './helpers/database.ts';
+import { nodeArgsFor } from './helpers/entry-points.ts';
 import { generation, submit, waitFor } from './helpers/pipeline.ts';
 import { startServer, stopProcess } from './helpers/process.ts';
 
@@ -273,7 +274,7 @@ async function copyCli(
   args: string[],
   env: Record<string, string>,
 ): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/db/copy-cli.ts', ...args], {
+  const child = spawn(process.execPath, [...nodeArgsFor('src/db/copy-cli.ts'), ...args], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
