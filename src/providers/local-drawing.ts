@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import sharp from 'sharp';
+import { loadSharp } from './load-sharp.ts';
 
 /**
  * What the offline provider draws for a text→image request: a picture of the requested shape
@@ -59,6 +59,7 @@ export async function drawPrompt(request: {
     .digest()
     .readUInt32BE(0);
   const svg = pictureSvg(request.prompt, request.model, width, height, seed);
+  const sharp = await loadSharp();
   const data = await sharp(Buffer.from(svg)).removeAlpha().png({ compressionLevel: 6 }).toBuffer();
   return { data, width, height, seed };
 }

@@ -1,4 +1,5 @@
 import type Sharp from 'sharp';
+import { loadSharp } from './load-sharp.ts';
 import { ProviderError } from './types.ts';
 
 /**
@@ -72,20 +73,6 @@ export function imageFromReference(reference: string | undefined): Buffer {
   const payload = match[3] ?? '';
   if (payload.length > (MAX_INPUT_BYTES * 4) / 3 + 4) throw badInput('the image is too big');
   return match[2] ? Buffer.from(payload, 'base64') : Buffer.from(decodeURIComponent(payload));
-}
-
-/**
- * libvips, loaded by the first tool run: a process that never runs one (an API on PostgreSQL, a
- * server whose users only draw) does not hold its ~20 MB. Its operation cache is off: every run
- * reads a new image, so cached results would only hold memory.
- */
-let sharpLoaded: Promise<typeof Sharp> | null = null;
-function loadSharp(): Promise<typeof Sharp> {
-  sharpLoaded ??= import('sharp').then(({ default: sharp }) => {
-    sharp.cache(false);
-    return sharp;
-  });
-  return sharpLoaded;
 }
 
 export async function runLocalTool(
