@@ -25,6 +25,7 @@ import { generationRoutes, providerWebhookRoutes } from './api/v1/generations.ts
 import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
 import { paymentRoutes } from './api/v1/payments.ts';
+import { referenceRoutes } from './api/v1/references.ts';
 import { userRoutes } from './api/v1/users.ts';
 import { registerWebApps } from './api/web.ts';
 import type { Config } from './core/config.ts';
@@ -276,6 +277,7 @@ export async function buildApp(
         await v1.register(adminProviderRoutes);
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
+        await v1.register(referenceRoutes);
       },
       { prefix: '/api/v1' },
     );

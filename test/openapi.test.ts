@@ -89,6 +89,7 @@ function concreteUrl(path: string, values: Record<string, string> = {}): string 
     key: 'no-such-model',
     charge_id: 'no-such-charge',
     broadcast_id: '999999999',
+    name: `${'A'.repeat(43)}.png`,
   };
   return path.replaceAll(/:(\w+)/g, (_, name: string) => {
     const value = values[name] ?? defaults[name];
@@ -103,6 +104,7 @@ const malformed: Record<string, string> = {
   id: 'not-a-uuid',
   position: '-1',
   provider: 'NOT A NAME!',
+  name: 'not-a-reference.txt',
 };
 
 const WEBHOOK_SECRET = 'openapi-test-webhook-secret';

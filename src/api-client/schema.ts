@@ -825,6 +825,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/references/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A reference image served to a provider, for REFERENCE_URL_MINUTES
+         * @description Public: its name is 256 random bits, made for one generation, and it answers 404 once its time is up.
+         */
+        get: operations["getProviderReference"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/{telegram_id}": {
         parameters: {
             query?: never;
@@ -10958,6 +10978,94 @@ export interface operations {
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
                      *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getProviderReference: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image, with its type */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/references/:name",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.name must be string",
+                     *       "instance": "/api/v1/references/:name",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.name",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/references/:name",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }

@@ -41,6 +41,15 @@ export class TelegramFiles {
 
   /** The file as `data:<image type>;base64,…`; `signal` stops the download (a job cancelled). */
   async dataUri(fileId: string, signal?: AbortSignal): Promise<string> {
+    const { data, mimeType } = await this.download(fileId, signal);
+    return `data:${mimeType};base64,${data.toString('base64')}`;
+  }
+
+  /** The file's bytes and image type; `signal` stops the download (a job cancelled). */
+  async download(
+    fileId: string,
+    signal?: AbortSignal,
+  ): Promise<{ data: Buffer; mimeType: string }> {
     let file: Awaited<ReturnType<Api['getFile']>>;
     try {
       // grammY types its signal after the abort-controller shim; a native one works the same.
@@ -88,7 +97,7 @@ export class TelegramFiles {
         'invalid_input',
       );
     }
-    return `data:${type};base64,${bytes.toString('base64')}`;
+    return { data: bytes, mimeType: type };
   }
 
   /** The body, refused as soon as it grows past maxBytes (file_size is optional in getFile). */

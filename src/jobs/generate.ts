@@ -16,6 +16,7 @@ import {
   recordGenerationFailure,
   storeImages,
 } from '../services/generation-outcomes.ts';
+import { referenceUrlFor } from '../services/provider-references.ts';
 import { chatTarget, TELEGRAM_DESTINATION_SQL, type TelegramDestination } from './destination.ts';
 import type { JobEnvironment } from './types.ts';
 
@@ -347,10 +348,12 @@ function webhookFor(env: JobEnvironment, provider: ImageProvider): { webhookUrl?
 }
 
 /**
- * URLs go to the provider as they are. A Telegram file is downloaded and handed over as a data
- * URI: its download link embeds the bot token, which must never leave this process. The offline
- * provider draws without its references, but a tool works on its image: it gets it downloaded
- * too when the bot token is set (else the file_id, which it refuses as bad input).
+ * URLs go to the provider as they are. A Telegram file is downloaded (its download link embeds
+ * the bot token, which must never leave this process) and handed over as
+ * services/provider-references.ts decides: our own short-lived URL, the provider's upload, or a
+ * small data URI. The offline provider draws without its references, but a tool works on its
+ * image: it gets it as a data URI when the bot token is set (else the file_id, which it refuses
+ * as bad input).
  */
 async function referenceUrls(
   env: JobEnvironment,
@@ -371,7 +374,9 @@ async function referenceUrls(
           false,
         );
       }
-      return files.dataUri(reference.value, signal);
+      if (offline) return files.dataUri(reference.value, signal);
+      const image = await files.download(reference.value, signal);
+      return referenceUrlFor(env.ctx.config, env.store, provider, image, signal);
     }),
   );
 }

@@ -9,6 +9,7 @@ import {
   type ProviderImage,
   type ProviderStatus,
   type ProviderWebhook,
+  type ReferenceImage,
   WebhookSignatureError,
 } from './types.ts';
 
@@ -24,6 +25,12 @@ export interface ProviderClient {
   timeoutMs: number;
   /** Applied to every message that may quote the server or the network stack. */
   redact: (message: string) => string;
+}
+
+/** The name a reference image is uploaded under: providers read its type from the extension. */
+export function referenceFilename(image: ReferenceImage): string {
+  const extension = image.mimeType.split('/')[1]?.replace('jpeg', 'jpg') ?? 'bin';
+  return `reference.${extension}`;
 }
 
 /** Both providers take their key as a bearer token, and may echo it back in an error. */
@@ -48,7 +55,7 @@ export interface ProviderCall extends Omit<ProviderClient, 'baseUrl'> {
   what: string;
   url: string;
   method: 'GET' | 'POST';
-  /** Sent as JSON; `undefined` sends no body. */
+  /** Sent as JSON, or as multipart/form-data when a FormData; `undefined` sends no body. */
   body?: unknown;
   /** The caller's own abort (shutdown), told apart from our timeout. */
   signal?: AbortSignal | undefined;
@@ -80,9 +87,12 @@ export async function providerRequest(call: ProviderCall): Promise<ProviderAnswe
       headers: {
         ...call.headers,
         Accept: 'application/json',
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        // fetch writes a FormData's own Content-Type (with its boundary).
+        ...(body === undefined || body instanceof FormData
+          ? {}
+          : { 'Content-Type': 'application/json' }),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
       signal: combined,
     });
     status = response.status;

@@ -28,6 +28,7 @@ import {
   type ProviderClient,
   providerClient,
   providerRequest,
+  referenceFilename,
   retryAfterFromHeader,
   truncate,
   verifySignedWebhook,
@@ -41,6 +42,7 @@ import {
   type ProviderStatus,
   type ProviderWebhook,
   type ProviderWebhookEvent,
+  type ReferenceImage,
   WebhookSignatureError,
 } from './types.ts';
 
@@ -143,6 +145,37 @@ export class ReplicateProvider implements ImageProvider {
   }
 
   /** One API call; every failure becomes a ProviderError whose message never holds the token. */
+  /**
+   * `POST /v1/files`, multipart with the image as `content` (its type and filename on the part):
+   * `urls.get` is the URL a model input takes (Replicate keeps the file about a day).
+   */
+  async uploadReference(image: ReferenceImage, signal?: AbortSignal): Promise<string> {
+    const form = new FormData();
+    form.append(
+      'content',
+      new Blob([image.data], { type: image.mimeType }),
+      referenceFilename(image),
+    );
+    const call = {
+      ...this.client,
+      what: 'POST /v1/files',
+      url: `${this.client.baseUrl}/v1/files`,
+      method: 'POST' as const,
+      body: form,
+      signal,
+    };
+    const { status, headers, text, json } = await providerRequest(call);
+    if (status < 200 || status >= 300) {
+      throw classifyHttpError(call, status, errorDetail(json, text), retryAfterOf(json, headers));
+    }
+    const urls = json && typeof json === 'object' ? (json as { urls?: unknown }).urls : null;
+    const url = urls && typeof urls === 'object' ? (urls as { get?: unknown }).get : null;
+    if (typeof url !== 'string' || !/^https?:\/\//.test(url)) {
+      throw new ProviderError(`replicate: ${call.what} answered ${status} without urls.get`, true);
+    }
+    return url;
+  }
+
   private async call(
     method: 'GET' | 'POST',
     path: string,

@@ -67,6 +67,17 @@ export interface ImageProvider {
   readWebhook?(webhook: ProviderWebhook): ProviderWebhookEvent;
   /** The account's balance. Absent when the provider has no balance API (its status is unknown). */
   balance?(signal?: AbortSignal): Promise<ProviderBalance>;
+  /**
+   * Uploads a reference image to the provider's own file storage and answers the URL its models
+   * take; used when we have no public URL to serve it from. Absent: the provider has no such API.
+   */
+  uploadReference?(image: ReferenceImage, signal?: AbortSignal): Promise<string>;
+}
+
+/** A reference image's bytes (checked to be an image) and type. */
+export interface ReferenceImage {
+  data: Buffer;
+  mimeType: string;
 }
 
 /** A webhook whose signature is missing, wrong or stale: answered 401, never acted on. */

@@ -48,6 +48,7 @@ import {
   type ProviderClient,
   providerClient,
   providerRequest,
+  referenceFilename,
   retryAfterFromHeader,
   truncate,
   verifySignedWebhook,
@@ -62,6 +63,7 @@ import {
   type ProviderStatus,
   type ProviderWebhook,
   type ProviderWebhookEvent,
+  type ReferenceImage,
   WebhookSignatureError,
 } from './types.ts';
 
@@ -160,6 +162,23 @@ export class WavespeedProvider implements ImageProvider {
       );
     }
     return { amount: balance, currency: 'USD' };
+  }
+
+  /**
+   * `POST /api/v3/media/upload/binary`, multipart with one `file` (images up to 20 MB, kept 7
+   * days): `data.download_url` is what the models take.
+   */
+  async uploadReference(image: ReferenceImage, signal?: AbortSignal): Promise<string> {
+    const form = new FormData();
+    form.append('file', new Blob([image.data], { type: image.mimeType }), referenceFilename(image));
+    const path = '/api/v3/media/upload/binary';
+    const data = await this.call('POST', path, '', form, signal);
+    const url =
+      data && typeof data === 'object' ? (data as { download_url?: unknown }).download_url : null;
+    if (typeof url !== 'string' || !/^https?:\/\//.test(url)) {
+      throw new ProviderError(`wavespeed: POST ${path} answered without data.download_url`, true);
+    }
+    return url;
   }
 
   readWebhook(webhook: ProviderWebhook): ProviderWebhookEvent {

@@ -5,7 +5,7 @@ import { enqueue, wakeWorkers } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import { withTransaction } from '../db/transaction.ts';
 import { ProviderError, type ProviderImage } from '../providers/types.ts';
-import { checkImage, downloadImage } from '../storage/download.ts';
+import { type CheckedImage, checkImage, downloadImage, ImageRefused } from '../storage/download.ts';
 import type { ResultStore } from '../storage/results.ts';
 import type { ServiceContext } from './context.ts';
 import { refundCharge } from './ledger.ts';
@@ -73,12 +73,16 @@ export async function storeImages(
 ): Promise<StoredResult[]> {
   return Promise.all(
     images.map(async (image, position) => {
-      const checked = image.data
-        ? checkImage(image.data, maxBytes)
-        : image.url
-          ? await downloadImage(image.url, maxBytes, signal)
-          : null;
-      if (!checked) throw new ProviderError('the provider gave a result with no image', false);
+      let checked: CheckedImage;
+      try {
+        if (image.data) checked = checkImage(image.data, maxBytes);
+        else if (image.url) checked = await downloadImage(image.url, maxBytes, signal);
+        else throw new ImageRefused('the provider gave a result with no image', false);
+      } catch (error) {
+        // Told like a provider's failure: retried, or final (the generation fails, refunded).
+        if (error instanceof ImageRefused) throw new ProviderError(error.message, error.retryable);
+        throw error;
+      }
       return {
         position,
         url: image.url ?? null,

@@ -1,5 +1,15 @@
-import { ProviderError } from '../providers/types.ts';
 import { type StoredImageType, sniffImageType } from './image-type.ts';
+
+/** An image we will not keep: final (not an image, too big, refused) or worth retrying. */
+export class ImageRefused extends Error {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = 'ImageRefused';
+  }
+}
 
 export interface CheckedImage {
   data: Buffer;
@@ -16,7 +26,7 @@ export function checkImage(data: Buffer, maxBytes: number): CheckedImage {
   if (data.length > maxBytes) throw tooBig(maxBytes);
   const mimeType = sniffImageType(data);
   if (!mimeType)
-    throw new ProviderError('the provider result is not a PNG, JPEG, WebP or GIF', false);
+    throw new ImageRefused('the provider result is not a PNG, JPEG, WebP or GIF', false);
   return { data, mimeType };
 }
 
@@ -35,12 +45,12 @@ export async function downloadImage(
   try {
     response = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   } catch (error) {
-    throw new ProviderError(`result download failed: ${(error as Error).message}`, true);
+    throw new ImageRefused(`result download failed: ${(error as Error).message}`, true);
   }
   if (!response.ok) {
     await response.body?.cancel().catch(() => undefined);
     const status = response.status;
-    throw new ProviderError(
+    throw new ImageRefused(
       `result download answered HTTP ${status}`,
       status >= 500 || status === 429 || status === 408,
     );
@@ -54,8 +64,8 @@ export async function downloadImage(
   try {
     data = await readCapped(response, maxBytes);
   } catch (error) {
-    if (error instanceof ProviderError) throw error;
-    throw new ProviderError(`result download failed: ${(error as Error).message}`, true);
+    if (error instanceof ImageRefused) throw error;
+    throw new ImageRefused(`result download failed: ${(error as Error).message}`, true);
   }
   return checkImage(data, maxBytes);
 }
@@ -78,8 +88,8 @@ async function readCapped(response: Response, maxBytes: number): Promise<Buffer>
   return Buffer.concat(chunks, total);
 }
 
-function tooBig(maxBytes: number): ProviderError {
-  return new ProviderError(
+function tooBig(maxBytes: number): ImageRefused {
+  return new ImageRefused(
     `the provider result is over RESULT_MAX_MB (${Math.round(maxBytes / 1024 / 1024)} MB)`,
     false,
   );
