@@ -220,7 +220,8 @@ export async function buildApp(
               in: 'cookie',
               name: OPERATOR_SESSION_COOKIE,
               description:
-                'An operator signed in with Telegram (POST /api/v1/admin/auth/telegram); its role, admin or support, decides which admin routes it reaches',
+                'An operator signed in with Telegram (POST /api/v1/admin/auth/telegram); its role, admin or support, decides which admin routes it reaches. ' +
+                'On the docs page, sign in with that operation: the browser then sends the cookie itself (a page cannot set it).',
             },
             telegramWebhook: {
               type: 'apiKey',

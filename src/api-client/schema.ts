@@ -1060,15 +1060,15 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "name": "text",
-                     *       "version": "text",
-                     *       "api_version": "text",
+                     *       "name": "imagegen-backend",
+                     *       "version": "0.1.0",
+                     *       "api_version": "v1",
                      *       "links": {
-                     *         "health": "text",
-                     *         "info": "text",
-                     *         "models": "text",
-                     *         "docs": "text",
-                     *         "openapi": "text"
+                     *         "health": "/api/v1/health",
+                     *         "info": "/api/v1/info",
+                     *         "models": "/api/v1/models",
+                     *         "docs": "/docs",
+                     *         "openapi": "/docs/json"
                      *       }
                      *     }
                      */
@@ -9879,7 +9879,7 @@ export interface operations {
                      *       "status": "ok",
                      *       "uptime_seconds": 1,
                      *       "request_id": "text",
-                     *       "version": "text",
+                     *       "version": "0.1.0",
                      *       "database": {
                      *         "status": "up",
                      *         "kind": "text",
@@ -9896,6 +9896,7 @@ export interface operations {
                         request_id: string;
                         status: "ok" | "unavailable";
                         uptime_seconds: number;
+                        /** @example 0.1.0 */
                         version: string;
                     };
                 };
@@ -9911,7 +9912,7 @@ export interface operations {
                      *       "status": "ok",
                      *       "uptime_seconds": 1,
                      *       "request_id": "text",
-                     *       "version": "text",
+                     *       "version": "0.1.0",
                      *       "database": {
                      *         "status": "up",
                      *         "kind": "text",
@@ -9928,6 +9929,7 @@ export interface operations {
                         request_id: string;
                         status: "ok" | "unavailable";
                         uptime_seconds: number;
+                        /** @example 0.1.0 */
                         version: string;
                     };
                 };
@@ -9951,9 +9953,9 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "name": "text",
-                     *       "version": "text",
-                     *       "api_version": "text",
+                     *       "name": "imagegen-backend",
+                     *       "version": "0.1.0",
+                     *       "api_version": "v1",
                      *       "database": "embedded",
                      *       "rate_limit": {
                      *         "enabled": false,
@@ -9966,8 +9968,10 @@ export interface operations {
                      *     }
                      */
                     "application/json": {
+                        /** @example v1 */
                         api_version: string;
                         database: "embedded" | "postgres";
+                        /** @example imagegen-backend */
                         name: string;
                         rate_limit: {
                             enabled: boolean;
@@ -9978,6 +9982,7 @@ export interface operations {
                         /** @description Whom users contact for help (the runtime setting SUPPORT_CONTACT); null: none */
                         support_contact: string | null;
                         trial_generations: number;
+                        /** @example 0.1.0 */
                         version: string;
                     };
                 };

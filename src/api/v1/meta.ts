@@ -9,7 +9,7 @@ const HealthResponse = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
   uptime_seconds: Type.Number(),
   request_id: Type.String(),
-  version: Type.String(),
+  version: Type.String({ examples: [appVersion] }),
   database: Type.Object({
     status: Type.Union([Type.Literal('up'), Type.Literal('down')]),
     kind: Type.String(),
@@ -55,9 +55,9 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
         tags: ['meta'],
         response: {
           200: Type.Object({
-            name: Type.String(),
-            version: Type.String(),
-            api_version: Type.String(),
+            name: Type.String({ examples: [appName] }),
+            version: Type.String({ examples: [appVersion] }),
+            api_version: Type.String({ examples: [apiVersion] }),
             database: Type.Union([Type.Literal('embedded'), Type.Literal('postgres')]),
             rate_limit: Type.Object({
               enabled: Type.Boolean(),
