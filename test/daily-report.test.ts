@@ -1,7 +1,17 @@
+import { tmpdir } from 'node:os';
+import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DatabaseHandle, openDatabase } from '../src/db/client.ts';
+import { encodePng } from '../src/providers/png.ts';
+import { ProviderRegistry } from '../src/providers/registry.ts';
 import { sendDailyReportIfDue } from '../src/services/daily-report.ts';
+import {
+  recordGenerationFailure,
+  recordGenerationSuccess,
+} from '../src/services/generation-outcomes.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
+import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
 import { buildTestApp, TELEGRAM_BOT_TOKEN, testConfig } from './helpers/app.ts';
 import {
@@ -13,7 +23,7 @@ import {
   silentLogger,
   testDatabaseUrl,
 } from './helpers/database.ts';
-import { userWithCredits } from './helpers/pipeline.ts';
+import { createTestModel, submit, userWithCredits } from './helpers/pipeline.ts';
 
 // The daily report: from DAILY_REPORT_HOUR (UTC) the day before's numbers go to ADMIN_CHAT_ID,
 // once a day however many workers ask. The numbers are exact, so the file has a database of its
@@ -30,7 +40,12 @@ const settings = () => ({
   TELEGRAM_API_ROOT: telegram.apiRoot,
   DAILY_REPORT_HOUR: '6',
   DEFAULT_LANGUAGE: 'en',
+  // Generations are paid with credits, not free ones.
+  TRIAL_GENERATIONS: '0',
 });
+const provider = new ScriptedProvider();
+const registry = new ProviderRegistry([provider], 'catalog');
+const store = new LocalResultStore(tmpdir());
 /** A worker process's view: its own Config. */
 const worker = () => ({ db: database.db, config: testConfig(settings()) });
 
@@ -42,7 +57,7 @@ beforeAll(async () => {
     database = await openTestDatabase.embedded();
   }
   telegram = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
-  app = await buildTestApp(settings(), database);
+  app = await buildTestApp(settings(), database, { providers: registry });
 }, 120_000);
 
 afterAll(async () => {
@@ -56,8 +71,40 @@ const reports = () => telegram.calls.filter((call) => call.method === 'sendMessa
 
 describe('the daily report', () => {
   it("sends the day before's numbers once, from the configured hour on", async () => {
-    // Today: three users, one given 50 credits. "Tomorrow" reports today.
-    for (const credits of [50, 0, 0]) await userWithCredits(app, freshTelegramId(), credits);
+    // Today: three users, one given 50 credits, who makes three generations of 10 credits: one
+    // done in 4 s, one in 8 s, one failed (given back). "Tomorrow" reports today.
+    const payer = freshTelegramId();
+    for (const [telegramId, credits] of [
+      [payer, 50],
+      [freshTelegramId(), 0],
+      [freshTelegramId(), 0],
+    ] as const) {
+      await userWithCredits(app, telegramId, credits);
+    }
+    const model = await createTestModel(database.db, {
+      provider: provider.name,
+      prices: [{ conditions: {}, credits: 10 }],
+    });
+    const generate = async () => {
+      const response = await submit(app, { telegram_id: payer, model: model.key, prompt: 'a fox' });
+      expect(response.statusCode, response.body).toBe(202);
+      return response.json().id as string;
+    };
+    const ctx = worker();
+    for (const seconds of [4, 8]) {
+      const id = await generate();
+      await recordGenerationSuccess(ctx, store, id, {
+        images: [{ data: encodePng(4, 4, new Uint8Array(48).fill(90)), mimeType: 'image/png' }],
+      });
+      await database.db.execute(
+        sql`UPDATE generation_requests SET created_at = completed_at - make_interval(secs => ${seconds})
+            WHERE id = ${id}`,
+      );
+    }
+    await recordGenerationFailure(ctx, await generate(), {
+      code: 'provider_failed',
+      message: 'no',
+    });
     const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
     const day = new Date(today).toISOString().slice(0, 10);
     const tomorrowAt = (hour: number, minute = 0) =>
@@ -78,10 +125,10 @@ describe('the daily report', () => {
       [
         `📊 Report for ${day} (UTC)`,
         'Users: 3 new, 3 active, 3 in all',
-        'Generations: 0 (0 done, 0 failed; success rate —)',
-        'Time to a result: median —, 95% within —',
+        'Generations: 3 (2 done, 1 failed; success rate 66.7%)',
+        'Time to a result: median 6 s, 95% within 7.8 s',
         'Stars: 0 from 0 payments',
-        'Credits: 0 sold, 0 spent, 0 refunded, 50 given free',
+        'Credits: 0 sold, 20 spent, 0 refunded, 50 given free',
         'Free generations used: 0',
         'Referrals: 0 new users, 0 bonus credits',
       ].join('\n'),
