@@ -11,20 +11,39 @@
 // ceiling (bench/pipeline-ceiling.ts) is the least any durable submit → done pipeline does: one
 // INSERT per submit, a SKIP LOCKED drainer, one UPDATE per job.
 //
+// Then (issue 12) generations through a provider that returns its image by URL: each copied into
+// our storage (a folder, then S3 through a local s3rver) before a signed webhook delivers it; the
+// report gives the storage step's share of the time from submit to delivery
+// (BENCH_STORAGE_GENERATIONS, 300; BENCH_STORAGE_CONNECTIONS, 8).
+//
 // Goals (issue "Generations from prompt to delivered image"): >= 1,000 generations/s; submit p99
 // <= 20 ms with 10,000 queued. Settings (env): BENCH_SECONDS (10) per measurement,
 // BENCH_CONNECTIONS (64) for throughput, BENCH_LATENCY_CONNECTIONS (8) for the submit latency,
 // BENCH_ROUNDS (2). Exits non-zero on errors only, never because a goal is missed.
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/core/config.ts';
 import { createLogger } from '../src/core/logger.ts';
 import { openDatabase } from '../src/db/client.ts';
+import { WebhookDelivery } from '../src/delivery/webhook.ts';
 import { JobWorker } from '../src/jobs/worker.ts';
+import { encodePng } from '../src/providers/png.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import type { ImageProvider, ProviderStatus } from '../src/providers/types.ts';
+import { createResultStore } from '../src/storage/create.ts';
 import { LocalResultStore } from '../src/storage/local.ts';
+import { startFakeS3 } from '../test/fakes/s3-server.ts';
+import {
+  percentile,
+  providerLikeImage,
+  startCdn,
+  startDeliveryReceiver,
+  TimedStore,
+  UrlResultProvider,
+} from './pipeline-storage.ts';
 import {
   adminUrl,
   type Child,
@@ -40,27 +59,26 @@ import {
   withClient,
 } from './support.ts';
 
-/** Answers at once: the image is ready on the first status query. */
+/**
+ * Answers at once: the image (a tiny PNG, in memory) is ready on the first status query. Bytes,
+ * not a URL: every result is copied into our storage, and a URL would be downloaded (the storage
+ * run below measures that).
+ */
 class InstantProvider implements ImageProvider {
   readonly name = 'wavespeed';
   readonly acceptsWebhooks = false;
   async submit(): Promise<{ providerJobId: string }> {
     return { providerJobId: `instant-${randomUUID()}` };
   }
-  async status(providerJobId: string): Promise<ProviderStatus> {
+  async status(): Promise<ProviderStatus> {
     return {
       state: 'succeeded',
-      images: [
-        {
-          url: `https://cdn.example.com/bench/${providerJobId}.png`,
-          mimeType: 'image/png',
-          width: 1024,
-          height: 1024,
-        },
-      ],
+      images: [{ data: INSTANT_IMAGE, mimeType: 'image/png', width: 4, height: 4 }],
     };
   }
 }
+
+const INSTANT_IMAGE = encodePng(4, 4, new Uint8Array(48).fill(200));
 
 const benchDatabase = 'imagegen_bench_pipeline';
 const databaseUrl = `postgres://postgres@127.0.0.1:5432/${benchDatabase}`;
@@ -323,6 +341,118 @@ function apiEnv(port: number, worker: boolean): Record<string, string> {
   };
 }
 
+interface StorageRun {
+  backend: string;
+  delivered: number;
+  failed: number;
+  imageBytes: number;
+  storage: { p50: number; p95: number; mean: number };
+  delivery: { p50: number; p95: number; mean: number };
+  share: number;
+}
+
+const storageGenerations = envInteger('BENCH_STORAGE_GENERATIONS', 300);
+const storageConnections = envInteger('BENCH_STORAGE_CONNECTIONS', 8);
+
+/**
+ * Generations through a provider that returns its image by URL, copied into our storage (a
+ * folder, or S3 through a local s3rver) before a signed webhook delivers each: the storage
+ * step's share of the time from submit to delivery, at BENCH_STORAGE_CONNECTIONS submitters.
+ */
+async function storageRun(backend: 'local' | 's3'): Promise<StorageRun> {
+  await quiesce();
+  const image = await providerLikeImage();
+  const cdn = await startCdn(image);
+  const receiver = await startDeliveryReceiver();
+  const s3 = backend === 's3' ? await startFakeS3() : null;
+  const port = await freePort(host);
+  const api = startChild('api', 'src/server.ts', apiEnv(port, false));
+  const config = loadConfig({
+    ...apiEnv(port, false),
+    ...(s3?.env ?? {}),
+    DATA_DIR: mkdtempSync(join(os.tmpdir(), 'bench-storage-')),
+    DATABASE_POOL_SIZE: '10',
+    DELIVERY_WEBHOOK_URL: receiver.url,
+    DELIVERY_WEBHOOK_SECRET: 'bench-delivery-secret-0123456789',
+  });
+  const logger = createLogger({ logLevel: 'warn', logPretty: false });
+  const database = await openDatabase(config.database, logger);
+  const provider = new UrlResultProvider(cdn.base);
+  const store = new TimedStore(createResultStore(config));
+  const worker = new JobWorker({
+    ctx: { db: database.db, config, providers: new ProviderRegistry([provider], 'catalog') },
+    database,
+    store,
+    delivery: {
+      telegram: null,
+      webhook: new WebhookDelivery({
+        url: receiver.url,
+        secret: 'bench-delivery-secret-0123456789',
+      }),
+      telegramFiles: null,
+    },
+    logger,
+  });
+  await worker.start();
+  try {
+    await waitUntilListening(api, `http://${host}:${port}/api/v1/health`);
+    const since = new Date();
+    await submitLoad(`http://${host}:${port}`, storageConnections, {
+      amount: storageGenerations,
+    });
+    await waitForDrain(countActive);
+    const rows = await withClient(
+      databaseUrl,
+      async (client) =>
+        (
+          await client.query<{ id: string; created: number; status: string }>(
+            `SELECT id, extract(epoch FROM created_at)::float8 * 1000 AS created, status
+           FROM generation_requests WHERE created_at >= $1`,
+            [since],
+          )
+        ).rows,
+    );
+    const done = rows.filter((row) => row.status === 'succeeded');
+    const deadline = Date.now() + 60_000;
+    while (done.some((row) => !receiver.deliveredAt.has(row.id)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const jobOf = new Map([...provider.generationOf].map(([job, generation]) => [generation, job]));
+    const storage: number[] = [];
+    const delivery: number[] = [];
+    for (const row of done) {
+      const started = cdn.downloadStarted.get(jobOf.get(row.id) ?? '');
+      const saved = store.savedAt.get(row.id);
+      const delivered = receiver.deliveredAt.get(row.id);
+      if (started === undefined || saved === undefined || delivered === undefined) continue;
+      storage.push(saved - started);
+      delivery.push(delivered - row.created);
+    }
+    const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+    const summary = (values: number[]) => ({
+      p50: percentile(values, 0.5),
+      p95: percentile(values, 0.95),
+      mean: sum(values) / Math.max(values.length, 1),
+    });
+    return {
+      backend: backend === 's3' ? 'S3 (s3rver)' : 'folder under DATA_DIR',
+      delivered: delivery.length,
+      failed: rows.length - done.length,
+      imageBytes: image.length,
+      storage: summary(storage),
+      delivery: summary(delivery),
+      share: sum(storage) / Math.max(sum(delivery), 1),
+    };
+  } finally {
+    await worker.stop(5_000);
+    await database.close();
+    await stopChild(api, 15_000);
+    await cdn.close();
+    await receiver.close();
+    await s3?.close();
+  }
+}
+
 const goals = new GoalReport();
 
 /** Submit latency with no worker running: into an empty queue, then with 10,000 waiting. */
@@ -379,6 +509,18 @@ async function main(): Promise<void> {
     const failed = ourRuns.reduce((sum, run) => sum + run.failed, 0);
     if (failed > 0) problems += failed;
 
+    const storageRuns: StorageRun[] = [];
+    for (const backend of ['local', 's3'] as const) {
+      const run = await storageRun(backend);
+      log(
+        `  storage (${run.backend}): ${run.delivered} delivered, ${run.failed} failed; storage step p50 ${fmt(run.storage.p50, 1)} ms of ${fmt(run.delivery.p50, 1)} ms to delivery (share ${fmt(run.share * 100, 1)} %)`,
+      );
+      if (run.failed > 0 || run.delivered < storageGenerations) {
+        problems += Math.max(run.failed, storageGenerations - run.delivered);
+      }
+      storageRuns.push(run);
+    }
+
     await quiesce();
     const { empty, full, queued } = await latency();
     const version = await withClient(
@@ -405,6 +547,15 @@ async function main(): Promise<void> {
       `| ${fmt(queued)} queued | ${fmt(full.requests.average)} | ${fmt(full.latency.p50, 1)} | ${fmt(full.latency.p99, 1)} | p99 ≤ 20 ms: ${goals.check('submit p99 with the queue full', full.latency.p99 <= 20)} |`,
       '',
       `p99 ratio (queued / empty): ${fmt(full.latency.p99 / Math.max(empty.latency.p99, 0.001), 2)}`,
+      '',
+      `Results by URL (a ${fmt((storageRuns[0]?.imageBytes ?? 0) / 1024)} KB JPEG from a local HTTP server), copied into storage, then delivered by a signed webhook; ${storageGenerations} generations, ${storageConnections} submitting connections. Storage step: the download, the magic-byte check and the write; time to delivery: submit accepted → webhook received.`,
+      '',
+      '| storage | delivered | storage step p50 / p95 ms | time to delivery p50 / p95 ms | storage share of time to delivery |',
+      '|---|---:|---:|---:|---:|',
+      ...storageRuns.map(
+        (run) =>
+          `| ${run.backend} | ${run.delivered} | ${fmt(run.storage.p50, 1)} / ${fmt(run.storage.p95, 1)} | ${fmt(run.delivery.p50, 1)} / ${fmt(run.delivery.p95, 1)} | ${fmt(run.share * 100, 1)} % |`,
+      ),
       '',
       goals.summary(),
     ];
