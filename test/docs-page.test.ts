@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, BOT_TOKEN, botAuth, buildTestApp, miniAppAuth } from './helpers/app.ts';
 import { browserMissing, contextOptions, launchChromium } from './helpers/browser.ts';
 import { freshTelegramId } from './helpers/database.ts';
+import { ADMIN_OPERATOR_ID, operatorSettings, widgetLogin } from './helpers/operators.ts';
 
 /**
  * The docs page (/docs, Swagger UI) in a real browser: Authorize with a scheme of the document,
@@ -17,7 +18,7 @@ let browser: Browser | null = null;
 let origin: string;
 
 beforeAll(async () => {
-  app = await buildTestApp();
+  app = await buildTestApp(operatorSettings);
   await app.listen({ host: 'localhost', port: 0 });
   origin = `http://localhost:${(app.server.address() as AddressInfo).port}`;
   if (!browserMissing()) browser = await launchChromium();
@@ -45,12 +46,16 @@ async function execute(
   tag: string,
   operationId: string,
   parameters: Record<string, string>,
+  body?: object,
 ): Promise<{ status: string; curl: string }> {
   const operation = page.locator(`#operations-${tag}-${operationId}`);
   await operation.locator('.opblock-summary').first().click();
   await operation.locator('button.try-out__btn').click();
   for (const [name, value] of Object.entries(parameters)) {
     await operation.locator(`tr[data-param-name="${name}"] input`).fill(value);
+  }
+  if (body !== undefined) {
+    await operation.locator('textarea.body-param__text').fill(JSON.stringify(body));
   }
   await operation.locator('button.execute').click();
   const status = operation
@@ -120,6 +125,33 @@ describe('the docs page, in Chromium', () => {
       });
       expect(user.curl).toContain(`Authorization: Bearer ${ADMIN_TOKEN}`);
       expect(user.status).toBe('200');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('signs an operator in on the page, and the browser carries its session cookie to the admin routes', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const session = await browser.newContext(contextOptions);
+    const page = await session.newPage();
+    try {
+      await page.goto(`${origin}/docs/`);
+      const signedIn = await execute(
+        page,
+        'admin',
+        'adminSignIn',
+        {},
+        widgetLogin(ADMIN_OPERATOR_ID),
+      );
+      expect(signedIn.status).toBe('200');
+      const me = await execute(page, 'admin', 'adminGetSession', {});
+      expect(me.curl).not.toContain('Authorization');
+      expect(me.status).toBe('200');
+      const body = await page
+        .locator('#operations-admin-adminGetSession .live-responses-table .microlight')
+        .first()
+        .textContent();
+      expect(body).toContain(`"telegram_id": ${ADMIN_OPERATOR_ID}`);
     } finally {
       await session.close();
     }

@@ -364,6 +364,33 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it("bounds a generation's prompt and references as the models do", async () => {
+    type Bounded = { maxLength?: number; maxItems?: number; maximum?: number };
+    const bodyOf = (path: string, method: string) =>
+      document.paths[path]?.[method]?.requestBody?.content?.['application/json']?.schema as {
+        properties: Record<string, Bounded>;
+      };
+    const request = bodyOf('/api/v1/generations', 'post').properties;
+    const model = bodyOf('/api/v1/admin/models', 'post').properties;
+    // What a request may carry is what an operator may let a model take, no less, no more.
+    expect(request.prompt?.maxLength).toBeDefined();
+    expect(request.prompt?.maxLength).toBe(model.max_prompt_length?.maximum);
+    expect(request.references?.maxItems).toBeDefined();
+    expect(request.references?.maxItems).toBe(model.max_references?.maximum);
+    const catalog = await app.inject({ url: '/api/v1/models' });
+    const models: { key: string; max_prompt_length: number; max_references: number }[] =
+      catalog.json().models;
+    expect(models.length).toBeGreaterThan(0);
+    for (const entry of models) {
+      expect(entry.max_prompt_length, entry.key).toBeLessThanOrEqual(
+        request.prompt?.maxLength ?? 0,
+      );
+      expect(entry.max_references, entry.key).toBeLessThanOrEqual(
+        request.references?.maxItems ?? 0,
+      );
+    }
+  });
+
   it('serves a docs page at /docs', async () => {
     const response = await app.inject({ url: '/docs/' });
     expect(response.statusCode).toBe(200);

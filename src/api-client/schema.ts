@@ -8947,6 +8947,7 @@ export interface operations {
                     payment?: "auto" | "credits" | "trial";
                     /** @description Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters (GET /api/v1/models; no model takes more than 10000) */
                     prompt?: string;
+                    /** @description Telegram file_ids or https URLs; at most the model's max_references */
                     references?: string[];
                     /** @description Where the worker delivers the result (texts in parse_mode HTML, with regenerate/edit/original buttons whose callback_data is res:<r|e|o>:<id>); without it, to the user's own chat. A Mini App user may only name its own chat. */
                     telegram?: {

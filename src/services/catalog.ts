@@ -8,6 +8,9 @@ import type { ServiceContext } from './context.ts';
  */
 export const PROMPT_LENGTH_CEILING = 10_000;
 
+/** The most reference images a model may take (max_references), and so a request may carry. */
+export const REFERENCES_CEILING = 16;
+
 /** A new model's max_prompt_length when its operator gives none (the column's default too). */
 export const DEFAULT_MAX_PROMPT_LENGTH = 2_000;
 

@@ -2,7 +2,11 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { operatorOf } from '../../deps/auth.ts';
 import { problemResponses } from '../../schemas/problem.ts';
-import { DEFAULT_MAX_PROMPT_LENGTH, PROMPT_LENGTH_CEILING } from '../../services/catalog.ts';
+import {
+  DEFAULT_MAX_PROMPT_LENGTH,
+  PROMPT_LENGTH_CEILING,
+  REFERENCES_CEILING,
+} from '../../services/catalog.ts';
 import {
   createModel,
   listModelsForAdmin,
@@ -73,7 +77,7 @@ const editable = {
     maximum: PROMPT_LENGTH_CEILING,
     description: `The longest prompt the model takes, in characters (default ${DEFAULT_MAX_PROMPT_LENGTH})`,
   }),
-  max_references: Type.Integer({ minimum: 0, maximum: 20 }),
+  max_references: Type.Integer({ minimum: 0, maximum: REFERENCES_CEILING }),
   typical_seconds: Type.Union([Type.Null(), Type.Integer({ minimum: 1, maximum: 86_400 })]),
   sort_order: Type.Integer({ minimum: -1_000_000, maximum: 1_000_000 }),
   active: Type.Boolean({ description: 'Offered to users (GET /models); inactive: hidden' }),

@@ -11,7 +11,7 @@ import {
   exampleTrial,
 } from '../../schemas/examples.ts';
 import { problemResponses } from '../../schemas/problem.ts';
-import { PROMPT_LENGTH_CEILING } from '../../services/catalog.ts';
+import { PROMPT_LENGTH_CEILING, REFERENCES_CEILING } from '../../services/catalog.ts';
 import { acceptGeneration } from '../../services/generation-accept.ts';
 import { storedImage } from '../../services/generation-images.ts';
 import { quoteGeneration } from '../../services/generation-quote.ts';
@@ -232,7 +232,10 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             ),
             parameters: Type.Optional(Parameters),
             references: Type.Optional(
-              Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), { maxItems: 16 }),
+              Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {
+                maxItems: REFERENCES_CEILING,
+                description: "Telegram file_ids or https URLs; at most the model's max_references",
+              }),
             ),
             payment: Type.Optional(
               Type.Union([Type.Literal('auto'), Type.Literal('credits'), Type.Literal('trial')], {
