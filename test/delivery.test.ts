@@ -311,6 +311,21 @@ describe('TelegramDelivery', () => {
     ]);
   });
 
+  it('uploads images held as bytes (read from the S3 store) under names that tell their type', async () => {
+    await delivery.deliverToChat(
+      privateChat,
+      succeeded([
+        { data: randomBytes(1_500), mimeType: 'image/jpeg' },
+        { data: randomBytes(2_500), mimeType: 'image/png' },
+      ]),
+    );
+    const group = fake.calls.filter((c) => c.method === 'sendMediaGroup').at(-1);
+    expect(group?.files.map((f) => [f.filename, f.size])).toEqual([
+      ['image-1.jpg', 1_500],
+      ['image-2.png', 2_500],
+    ]);
+  });
+
   it('a slow API with a short timeout is retryable', async () => {
     fake.delayMs(1_000);
     const quick = new TelegramDelivery({
