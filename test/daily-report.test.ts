@@ -1,4 +1,6 @@
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,7 +47,7 @@ const settings = () => ({
 });
 const provider = new ScriptedProvider();
 const registry = new ProviderRegistry([provider], 'catalog');
-const store = new LocalResultStore(tmpdir());
+const store = new LocalResultStore(mkdtempSync(join(tmpdir(), 'imagegen-ops-')));
 /** A worker process's view: its own Config. */
 const worker = () => ({ db: database.db, config: testConfig(settings()) });
 

@@ -1,13 +1,18 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
+import { runHousekeeping } from '../src/jobs/housekeeping.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import { ReplicateProvider } from '../src/providers/replicate.ts';
 import { WavespeedProvider } from '../src/providers/wavespeed.ts';
 import type { PipelineContext } from '../src/services/context.ts';
 import { checkProviderBalances } from '../src/services/provider-balances.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
 import { type FakeWavespeed, startFakeWavespeed } from './fakes/wavespeed-server.ts';
 import {
@@ -17,7 +22,7 @@ import {
   TELEGRAM_BOT_TOKEN,
   testConfig,
 } from './helpers/app.ts';
-import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import { freshTelegramId, sharedDatabase, silentLogger } from './helpers/database.ts';
 import { operatorCookie, operatorSettings, SUPPORT_OPERATOR_ID } from './helpers/operators.ts';
 import { balanceOf, createTestModel, submit, userWithCredits } from './helpers/pipeline.ts';
 
@@ -224,6 +229,24 @@ describe('provider balances', () => {
     // Within the minute nobody checks again.
     await checkProviderBalances(other);
     expect(wavespeed.balanceChecks).toBe(before + 1);
+  });
+
+  it("are checked by the workers' housekeeping", async () => {
+    await database.db.execute(
+      sql`UPDATE provider_balances SET checked_at = now() - interval '1 hour'
+          WHERE provider = ${wavespeedName}`,
+    );
+    wavespeed.setBehaviour({ balance: 77 });
+    const before = wavespeed.balanceChecks;
+    // No bot token: housekeeping reconciles no payments and sends no notices here.
+    const config = testConfig({ TELEGRAM_BOT_TOKEN: '', MIN_PROVIDER_BALANCE: String(MINIMUM) });
+    await runHousekeeping({
+      ctx: { ...ctx, config },
+      logger: silentLogger,
+      store: new LocalResultStore(mkdtempSync(join(tmpdir(), 'imagegen-ops-'))),
+    });
+    expect(wavespeed.balanceChecks).toBe(before + 1);
+    expect((await providers()).get(wavespeedName)).toMatchObject({ status: 'ok', balance: 77 });
   });
 
   it('are for operators only (support may read)', async () => {
