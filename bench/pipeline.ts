@@ -397,7 +397,8 @@ async function storageRun(backend: 'local' | 's3'): Promise<StorageRun> {
   try {
     await waitUntilListening(api, `http://${host}:${port}/api/v1/health`);
     const since = new Date();
-    await submitLoad(`http://${host}:${port}`, storageConnections, {
+    // autocannon refuses more connections than requests (BENCH_STORAGE_GENERATIONS may be small).
+    await submitLoad(`http://${host}:${port}`, Math.min(storageConnections, storageGenerations), {
       amount: storageGenerations,
     });
     await waitForDrain(countActive);
