@@ -283,6 +283,12 @@ async function seedActivity(
       FROM (${generations}) s WHERE s.k >= 2
     ) e
     ORDER BY created_at`);
+  // The ledger's trigger keeps users.balance (migration 0023); triggers are off while seeding.
+  await client.query(`
+    UPDATE users u SET balance = last.balance_after
+    FROM (SELECT DISTINCT ON (user_id) user_id, balance_after
+            FROM ledger_entries ORDER BY user_id, user_entry_no DESC) last
+    WHERE last.user_id = u.id`);
   log('  payments…');
   await client.query(`
     INSERT INTO payments (user_id, telegram_payment_charge_id, currency, total_amount,

@@ -382,7 +382,7 @@ describe('db:move', () => {
               WHERE tgrelid = 'ledger_entries'::regclass AND NOT tgisinternal`,
         );
         expect(triggers?.enabled).toBe(
-          'ledger_entries_no_truncate:O,ledger_entries_no_update_or_delete:O,ledger_entries_running_balance:O',
+          'ledger_entries_keep_user_balance:O,ledger_entries_no_truncate:O,ledger_entries_no_update_or_delete:O,ledger_entries_running_balance:O',
         );
       } finally {
         await before.close();

@@ -228,4 +228,50 @@ describe('concurrency (many connections on PostgreSQL; one session serialises th
       Array.from({ length: 11 }, (_, i) => 270 - 27 * i),
     );
   });
+
+  it('users.balance (kept by the ledger trigger) equals the sum of the ledger after concurrent credits, debits, refusals and replays', async () => {
+    const users = await Promise.all(Array.from({ length: 4 }, () => newUser()));
+    await Promise.all(
+      users.map(({ userId }) => credit(database.db, { userId }, { kind: 'topup', amount: 50 })),
+    );
+    // Per user: credits, debits that the balance may or may not cover (some refused), and one
+    // idempotency key posted three times (appended once; ON CONFLICT skips the replays).
+    const writes = users.flatMap(({ userId }) => [
+      ...Array.from({ length: 12 }, (_, i) => debit({ userId }, 7 + i)),
+      ...Array.from({ length: 5 }, () =>
+        credit(database.db, { userId }, { kind: 'bonus', amount: 9 }),
+      ),
+      ...Array.from({ length: 3 }, () =>
+        credit(
+          database.db,
+          { userId },
+          { kind: 'bonus', amount: 11, idempotencyKey: `balance-copy:${userId}` },
+        ),
+      ),
+    ]);
+    const outcomes = await Promise.allSettled(writes);
+    const refused = outcomes.filter(
+      (o) => o.status === 'rejected' && o.reason instanceof InsufficientCreditsError,
+    );
+    expect(outcomes.filter((o) => o.status === 'rejected')).toEqual(refused);
+    expect(refused.length).toBeGreaterThan(0);
+    const rows = await selectRows<{ user_balance: number; ledger_sum: number; replays: number }>(
+      database.db,
+      sql`SELECT u.balance::int AS user_balance,
+                 (SELECT coalesce(sum(l.amount), 0) FROM ledger_entries l WHERE l.user_id = u.id)::int AS ledger_sum,
+                 (SELECT count(*) FROM ledger_entries l
+                   WHERE l.user_id = u.id AND l.idempotency_key LIKE 'balance-copy:%')::int AS replays
+          FROM users u WHERE u.id IN (${sql.join(
+            users.map(({ userId }) => sql`${userId}`),
+            sql`, `,
+          )})`,
+    );
+    expect(rows).toHaveLength(users.length);
+    for (const row of rows) {
+      expect(row.user_balance).toBe(row.ledger_sum);
+      expect(row.replays).toBe(1);
+    }
+    // Not a trivially equal pair of zeros: the users hold credits.
+    expect(rows.some((row) => row.user_balance > 0)).toBe(true);
+  });
 });

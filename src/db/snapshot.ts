@@ -54,7 +54,10 @@ export interface DatabaseSummary {
   sequences: Record<string, string>;
   /** The triggers (the ledger's and audit log's rules among them) and whether each is enabled. */
   triggers: string[];
-  /** Users whose last ledger entry's balance is not the sum of their entries: must be none. */
+  /**
+   * Users whose last ledger entry's balance, or whose `users.balance`, is not the sum of their
+   * entries: must be none. The column is copied as data (the copy runs with triggers off).
+   */
   unbalancedUsers: number;
 }
 
@@ -333,7 +336,8 @@ export class SnapshotLoader {
 /**
  * What a copy must keep: per table its rows (count and an order-free checksum of their
  * `row_to_json` texts, so the same rows give the same sum on any server), the sequences, the
- * triggers, and every user's balance equal to the sum of their ledger.
+ * triggers, and every user's balance (the last entry's and `users.balance`) equal to the sum of
+ * their ledger.
  */
 export async function summarizeDatabase(db: Database): Promise<DatabaseSummary> {
   return db.transaction(
@@ -357,10 +361,14 @@ export async function summarizeDatabase(db: Database): Promise<DatabaseSummary> 
       }
       const [balances] = await selectRows<{ unbalanced: string | number }>(
         tx,
-        sql`SELECT count(*) AS unbalanced FROM (
-              SELECT user_id FROM ledger_entries GROUP BY user_id
-              HAVING sum(amount) <> (array_agg(balance_after ORDER BY user_entry_no DESC))[1]
-            ) AS off`,
+        sql`SELECT count(*) AS unbalanced FROM users u
+              LEFT JOIN (
+                SELECT user_id, sum(amount) AS total,
+                       (array_agg(balance_after ORDER BY user_entry_no DESC))[1] AS last_balance
+                  FROM ledger_entries GROUP BY user_id
+              ) AS l ON l.user_id = u.id
+            WHERE COALESCE(l.total, 0) <> COALESCE(l.last_balance, 0)
+               OR u.balance <> COALESCE(l.total, 0)`,
       );
       return {
         migrations: level.count,

@@ -8,7 +8,7 @@ import { usersCursor } from './cursor.ts';
 import { type GenerationView, listGenerationsOfUser } from './generation-views.ts';
 import { type LedgerEntry, listEntriesOfUser, postEntry } from './ledger.ts';
 import { currentSettings } from './settings.ts';
-import { type AdminUserView, balanceSql, type Referrer, readAdminUser } from './users.ts';
+import { type AdminUserView, type Referrer, readAdminUser } from './users.ts';
 
 /** Users as operators find, read and credit them (GET /admin/users, POST …/credits). */
 
@@ -93,7 +93,8 @@ export interface UserListPage {
   counts: { total: number };
 }
 
-const BALANCE = sql.raw(balanceSql('u.id'));
+/** The copy the ledger's trigger keeps (migration 0023): no ledger read per listed user. */
+const BALANCE = sql`u.balance`;
 
 const FILTER_CONDITIONS: Record<UserFilter, SQL> = {
   active_7d: sql`u.last_seen_at >= now() - interval '7 days'`,

@@ -57,6 +57,12 @@ export const users = pgTable(
     lastSeenAt: timestamp('last_seen_at', { withTimezone: true }),
     /** When a delivery to the user's private chat was refused with 403: it blocked the bot. */
     blockedAt: timestamp('blocked_at', { withTimezone: true }),
+    /**
+     * The balance after the user's last ledger entry, kept by the ledger's own insert trigger in
+     * the same statement (migration 0023); no code writes it. The ledger stays the truth; this
+     * copy lets the operators' list filter and show balances without reading the ledger per user.
+     */
+    balance: bigint('balance', { mode: 'number' }).notNull().default(0),
   },
   (t) => [
     check('users_telegram_id_positive', sql`${t.telegramId} > 0`),
@@ -85,5 +91,8 @@ export const users = pgTable(
     index('users_created_idx').on(t.createdAt),
     index('users_banned_idx').on(t.id).where(sql`${t.bannedAt} IS NOT NULL`),
     index('users_blocked_idx').on(t.id).where(sql`${t.blockedAt} IS NOT NULL`),
+    // The filter `with_balance`: the users who hold credits, without reading every user.
+    index('users_with_balance_idx').on(t.id).where(sql`${t.balance} > 0`),
+    check('users_balance_not_negative', sql`${t.balance} >= 0`),
   ],
 );
