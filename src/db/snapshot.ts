@@ -135,23 +135,24 @@ export async function dumpDatabase(
         );
         const rows = Number(count?.rows ?? 0);
         await sink({ kind: 'table', name: table, columns, rows });
-        // Pages by ctid, each page starting after the last row of the one before (a TID range
-        // scan): no index needed, and the rows cannot move under this snapshot.
-        let after = '(0,0)';
+        // A cursor of this transaction hands the rows over a page at a time, in one scan.
+        await tx.execute(
+          sql.raw(
+            `DECLARE snapshot_rows NO SCROLL CURSOR FOR
+             SELECT row_to_json(t)::text AS row FROM public.${quoted(table)} t`,
+          ),
+        );
         let read = 0;
-        while (read < rows) {
-          const chunk = await selectRows<{ tid: string; row: string }>(
+        for (;;) {
+          const chunk = await selectRows<{ row: string }>(
             tx,
-            sql`SELECT ctid::text AS tid, row_to_json(t)::text AS row
-                FROM ${sql.raw(`public.${quoted(table)}`)} t
-                WHERE ctid > ${after}::tid ORDER BY ctid LIMIT ${ROWS_PER_CHUNK}`,
+            sql.raw(`FETCH ${ROWS_PER_CHUNK} FROM snapshot_rows`),
           );
-          const last = chunk.at(-1);
-          if (!last) break;
-          after = last.tid;
+          if (chunk.length === 0) break;
           read += chunk.length;
           await sink({ kind: 'rows', table, rows: chunk.map((r) => r.row) });
         }
+        await tx.execute(sql`CLOSE snapshot_rows`);
         if (read !== rows) {
           throw new SnapshotMismatchError(`${table}: counted ${rows} rows, read ${read}`);
         }
