@@ -47,6 +47,12 @@ function instructions(): Instruction[] {
     });
 }
 
+/** The source of a script the image runs: dist/ is src/ compiled file by file (scripts/build.mjs). */
+function sourceOf(script: string): string {
+  const compiled = /^dist\/(.+)\.js$/.exec(script);
+  return compiled ? `src/${compiled[1]}.ts` : script;
+}
+
 /** The exec form (a JSON array) at the end of an instruction's arguments. */
 function execForm(args: string): string[] {
   const start = args.indexOf('[');
@@ -95,7 +101,7 @@ describe('the Dockerfile', () => {
       expect(existsSync(join(root, script)), `${script} is named in the Dockerfile`).toBe(true);
     }
     const cmd = instructions().findLast((i) => i.keyword === 'CMD');
-    expect(execForm(cmd?.args ?? '[]').join(' ')).toContain('src/server.ts');
+    expect(execForm(cmd?.args ?? '[]').map(sourceOf)).toContain('src/server.ts');
   });
 
   it('the image has every package its processes load (it installs production dependencies only)', () => {
@@ -110,6 +116,7 @@ describe('the Dockerfile', () => {
       ...Object.values(composeFile({}).services).map((service) => service.command ?? []),
     ]
       .flat()
+      .map(sourceOf)
       .filter((part) => /^src\/.+\.ts$/.test(part));
     expect(entries).toContain('src/server.ts');
     const loaded = [...packagesLoadedFrom(entries.map((entry) => join(root, entry)))];
