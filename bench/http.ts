@@ -19,6 +19,7 @@ import { createLogger } from '../src/core/logger.ts';
 import { openDatabase } from '../src/db/client.ts';
 import { listActiveModels } from '../src/services/catalog.ts';
 import type { ServiceContext } from '../src/services/context.ts';
+import { currentSettings } from '../src/services/settings.ts';
 import { getBalance, getTrialStatus, syncUser, syncUserParameters } from '../src/services/users.ts';
 import type { CeilingQueries } from './ceiling-server.ts';
 import {
@@ -183,6 +184,9 @@ async function captureServiceSql(databaseUrl: string): Promise<CeilingQueries> {
   const id = firstTelegramId;
   const body = syncBody(id);
   try {
+    // The runtime settings are read once and then kept (services/settings.ts): read them before
+    // capturing, as a server under load has them already.
+    await currentSettings(ctx);
     return {
       balance: await sqlOf('balance', () => getBalance(ctx, id), [id]),
       trial: await sqlOf('trial', () => getTrialStatus(ctx, id), [id]),
