@@ -6,6 +6,7 @@ import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { tokenId } from '../src/deps/auth.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
+import { listUsers, USER_COUNT_CAP } from '../src/services/admin-users.ts';
 import { listAudit } from '../src/services/audit.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { ADMIN_TOKEN, adminAuth, botAuth, buildTestApp } from './helpers/app.ts';
@@ -403,7 +404,7 @@ describe('GET /api/v1/admin/users', () => {
     const first = await list(`query=${tag}&limit=4`);
     expect(first.statusCode, first.body).toBe(200);
     const page = first.json();
-    expect(page.counts).toEqual({ total: 6 });
+    expect(page.counts).toEqual({ total: 6, capped: false });
     expect(page.items).toHaveLength(4);
     expect(page.items[0]).toEqual({
       telegram_id: ids.unseen,
@@ -419,7 +420,7 @@ describe('GET /api/v1/admin/users', () => {
       blocked: false,
     });
     const second = (await list(`query=${tag}&limit=4&cursor=${page.next_cursor}`)).json();
-    expect(second.counts).toEqual({ total: 6 });
+    expect(second.counts).toEqual({ total: 6, capped: false });
     expect(second.next_cursor).toBeNull();
     const all = [...page.items, ...second.items].map((item) => item.telegram_id);
     expect(all).toEqual([ids.unseen, ids.old, ids.credited, ids.paying, ids.blocked, ids.banned]);
@@ -470,6 +471,23 @@ describe('GET /api/v1/admin/users', () => {
       ids: sorted(...names),
       total: names.length,
     });
+  });
+
+  it('counts matches up to a cap and then says there are more', async () => {
+    const matching = { query: tag, filters: [] as const, limit: 2 };
+    // The route's cap is USER_COUNT_CAP (10,000); the same statement with a cap under the six.
+    expect((await listUsers(app.deps.services, { ...matching, countCap: 4 })).counts).toEqual({
+      total: 4,
+      capped: true,
+    });
+    expect((await listUsers(app.deps.services, { ...matching, countCap: 6 })).counts).toEqual({
+      total: 6,
+      capped: false,
+    });
+    const page = await listUsers(app.deps.services, { ...matching, countCap: 5 });
+    expect(page.counts).toEqual({ total: 5, capped: true });
+    expect(page.items).toHaveLength(2);
+    expect(USER_COUNT_CAP).toBe(10_000);
   });
 
   it('refuses an unknown filter (422) and a foreign cursor (400)', async () => {

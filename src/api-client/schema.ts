@@ -532,7 +532,7 @@ export interface paths {
         };
         /**
          * Find users: by telegram id, username or name, and by filters; newest first
-         * @description Support and admin operators. `counts.total` is how many users match the query and filters.
+         * @description Support and admin operators. `counts.total` is how many users match the query and filters, counted up to 10000: `counts.capped` true means more than `total` match.
          */
         get: operations["adminListUsers"];
         put?: never;
@@ -7397,12 +7397,16 @@ export interface operations {
                      *       ],
                      *       "next_cursor": "text",
                      *       "counts": {
-                     *         "total": 1
+                     *         "total": 1,
+                     *         "capped": false
                      *       }
                      *     }
                      */
                     "application/json": {
                         counts: {
+                            /** @description More than `total` match: the count stopped at its cap */
+                            capped: boolean;
+                            /** @description Users matching, counted up to 10000 */
                             total: number;
                         };
                         items: {

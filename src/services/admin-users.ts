@@ -89,9 +89,19 @@ export interface UserListItem {
 export interface UserListPage {
   items: UserListItem[];
   next_cursor: string | null;
-  /** How many users match the query and filters, on every page. */
-  counts: { total: number };
+  /**
+   * How many users match the query and filters, on every page, counted up to a cap: `capped` says
+   * more than `total` match (the panel shows "10,000+").
+   */
+  counts: { total: number; capped: boolean };
 }
+
+/**
+ * The most matches GET /admin/users counts exactly. Counting tens of thousands of matches costs
+ * ~300 ms at 1M users (docs/benchmarks.md, bench:admin) and an operator needs no exact number
+ * beyond this to narrow a search.
+ */
+export const USER_COUNT_CAP = 10_000;
 
 /** The copy the ledger's trigger keeps (migration 0023): no ledger read per listed user. */
 const BALANCE = sql`u.balance`;
@@ -144,8 +154,15 @@ interface UserListRow extends Omit<UserListItem, 'telegram_id' | 'balance'> {
 /** Users matching a query and filters (all of them), newest first, with how many match. */
 export async function listUsers(
   ctx: ServiceContext,
-  options: { query?: string; filters: readonly UserFilter[]; cursor?: string; limit: number },
+  options: {
+    query?: string;
+    filters: readonly UserFilter[];
+    cursor?: string;
+    limit: number;
+    countCap?: number;
+  },
 ): Promise<UserListPage> {
+  const countCap = options.countCap ?? USER_COUNT_CAP;
   const matching = usersMatching(options);
   const before = options.cursor === undefined ? null : usersCursor.decode(options.cursor);
   const page = before === null ? matching : sql`${matching} AND u.id < ${before}`;
@@ -161,7 +178,9 @@ export async function listUsers(
     ),
     selectRows<{ total: number }>(
       ctx.db,
-      sql`SELECT count(*)::int AS total FROM users u WHERE ${matching}`,
+      // One row past the cap says "more": the count stops reading there.
+      sql`SELECT count(*)::int AS total
+          FROM (SELECT 1 FROM users u WHERE ${matching} LIMIT ${countCap + 1}) AS matches`,
     ),
   ]);
   const items = rows.slice(0, options.limit);
@@ -173,7 +192,10 @@ export async function listUsers(
       balance: Number(balance),
     })),
     next_cursor: rows.length > options.limit && last ? usersCursor.encode(Number(last.id)) : null,
-    counts: { total: count?.total ?? 0 },
+    counts: {
+      total: Math.min(count?.total ?? 0, countCap),
+      capped: (count?.total ?? 0) > countCap,
+    },
   };
 }
 

@@ -8,6 +8,7 @@ import {
   adjustCredits,
   getAdminUserDetail,
   listUsers,
+  USER_COUNT_CAP,
   type UserFilter,
   userFilters,
 } from '../../services/admin-users.ts';
@@ -132,15 +133,21 @@ export const adminRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         operationId: 'adminListUsers',
         summary: 'Find users: by telegram id, username or name, and by filters; newest first',
-        description:
-          'Support and admin operators. `counts.total` is how many users match the query and filters.',
+        description: `Support and admin operators. \`counts.total\` is how many users match the query and filters, counted up to ${USER_COUNT_CAP}: \`counts.capped\` true means more than \`total\` match.`,
         tags: ['admin'],
         querystring: UserListQuery,
         response: {
           200: Type.Object({
             items: Type.Array(UserListItem),
             next_cursor: Type.Union([Type.Null(), Type.String()]),
-            counts: Type.Object({ total: Type.Integer() }),
+            counts: Type.Object({
+              total: Type.Integer({
+                description: `Users matching, counted up to ${USER_COUNT_CAP}`,
+              }),
+              capped: Type.Boolean({
+                description: 'More than `total` match: the count stopped at its cap',
+              }),
+            }),
           }),
           ...problemResponses(400, 401, 403, 422, 429),
         },

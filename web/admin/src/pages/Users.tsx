@@ -60,7 +60,7 @@ export function UsersPage() {
   });
 
   const rows = users.data?.pages.flatMap((page) => page.items) ?? [];
-  const total = users.data?.pages[0]?.counts.total;
+  const counts = users.data?.pages[0]?.counts;
 
   return (
     <Stack>
@@ -86,9 +86,13 @@ export function UsersPage() {
           {users.error.message}
         </Alert>
       )}
-      {total !== undefined && (
+      {counts !== undefined && (
         <Text size="sm" c="dimmed" data-testid="users-total">
-          {total === 1 ? '1 user' : `${formatCredits(total)} users`}
+          {counts.capped
+            ? `${formatCredits(counts.total)}+ users`
+            : counts.total === 1
+              ? '1 user'
+              : `${formatCredits(counts.total)} users`}
         </Text>
       )}
       <Table.ScrollContainer minWidth={560}>
