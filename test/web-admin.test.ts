@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { brotliDecompressSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -81,7 +82,7 @@ function unexpected(errors: string[]): string[] {
 }
 
 describe('operator panel, in Chromium', () => {
-  it('signs in with an admin token, finds a user, adjusts credits with a reason, and shows the audit entry', async (context) => {
+  it('signs in with an admin token, finds a user, adjusts credits and bans with a reason, and shows the audit entries', async (context) => {
     if (!browser) return context.skip('no Chromium');
     const name = `Ada${freshTelegramId()}`;
     const telegramId = await syncUser(name);
@@ -134,12 +135,24 @@ describe('operator panel, in Chromium', () => {
       await expect.poll(() => page.getByTestId('balance').textContent()).toBe('250');
       await screenshotBothWidths(page, 'user');
 
+      // A ban states its reason (the bot shows it to the user) and is confirmed.
+      await page.getByRole('button', { name: 'Ban user' }).click();
+      const banDialog = page.getByRole('dialog', { name: 'Ban this user' });
+      await banDialog.getByLabel('Reason (the bot shows it to the user)').fill('Spam in prompts');
+      await banDialog.getByRole('button', { name: 'Ban', exact: true }).click();
+      await page.getByRole('button', { name: 'Lift the ban' }).waitFor();
+      await page.getByText('banned', { exact: true }).waitFor();
+
       await page.goto(`${origin}/admin/audit`);
       await page.getByLabel('Subject id').fill(String(telegramId));
       const entry = page.getByTestId('audit-entry').filter({ hasText: 'user.credits' });
-      await entry.getByText('Goodwill after a failed delivery').waitFor();
-      // Only that user's entry once the filter applies.
-      await expect.poll(() => page.getByTestId('audit-entry').count()).toBe(1);
+      await entry
+        .getByRole('cell', { name: 'Goodwill after a failed delivery', exact: true })
+        .waitFor();
+      const ban = page.getByTestId('audit-entry').filter({ hasText: 'user.ban' });
+      await ban.getByRole('cell', { name: 'Spam in prompts', exact: true }).waitFor();
+      // Only that user's entries once the filter applies.
+      await expect.poll(() => page.getByTestId('audit-entry').count()).toBe(2);
       await screenshotBothWidths(page, 'audit');
       expect(unexpected(errors)).toEqual([]);
     } finally {
@@ -151,7 +164,7 @@ describe('operator panel, in Chromium', () => {
       url: `/api/v1/admin/users/${telegramId}`,
       headers: adminAuth,
     });
-    expect(user.json()).toMatchObject({ balance: 250 });
+    expect(user.json()).toMatchObject({ balance: 250, banned: { reason: 'Spam in prompts' } });
     const audit = await app.inject({
       url: `/api/v1/admin/audit?subject_id=${telegramId}&action=user.credits`,
       headers: adminAuth,
@@ -216,6 +229,16 @@ describe('serving the built apps', () => {
     const asset = await app.inject({ url: script });
     expect(asset.statusCode).toBe(200);
     expect(asset.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    // Compressed at build time: a browser that accepts brotli gets the brotli copy.
+    const compressed = await app.inject({
+      url: script,
+      headers: { 'accept-encoding': 'br, gzip' },
+    });
+    expect(compressed.headers['content-encoding']).toBe('br');
+    expect(compressed.headers['content-type']).toContain('javascript');
+    expect(compressed.headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect(compressed.rawPayload.length).toBeLessThan(asset.rawPayload.length / 2);
+    expect(brotliDecompressSync(compressed.rawPayload).equals(asset.rawPayload)).toBe(true);
 
     const missing = await app.inject({ url: '/admin/assets/gone-1234.js' });
     expect(missing.statusCode).toBe(404);

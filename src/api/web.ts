@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
@@ -70,12 +70,23 @@ function pageHeaders(reply: FastifyReply, app: WebApp): void {
   reply.header('cross-origin-opener-policy', 'same-origin-allow-popups');
 }
 
+/** The app's page, or null when it is not built (or a build is swapping it in just now). */
+function builtIndex(root: string): Buffer | null {
+  try {
+    return readFileSync(join(root, 'index.html'));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
 /** Serves each built app that is there; answers their names. */
 export async function registerWebApps(app: FastifyInstance, dist = WEB_DIST): Promise<string[]> {
   const served: string[] = [];
   for (const web of apps) {
     const root = join(dist, web.name);
-    if (!existsSync(join(root, 'index.html'))) continue;
+    const index = builtIndex(root);
+    if (index === null) continue;
     served.push(web.name);
     await app.register(async (scope) => {
       await scope.register(fastifyStatic, {
@@ -85,11 +96,12 @@ export async function registerWebApps(app: FastifyInstance, dist = WEB_DIST): Pr
         wildcard: false,
         index: false,
         cacheControl: false,
+        // web/build.ts leaves .br and .gz copies beside the text assets.
+        preCompressed: true,
         setHeaders: (reply, path) => {
           reply.header('cache-control', path.endsWith('.html') ? REVALIDATE : IMMUTABLE);
         },
       });
-      const index = readFileSync(join(root, 'index.html'));
       const page = async (request: FastifyRequest, reply: FastifyReply) => {
         const path = request.url.split('?')[0] ?? '';
         // A missing asset is a 404, not the page (a stale build's chunk must not parse as HTML).

@@ -19,7 +19,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useParams } from 'react-router';
 import { dataOf, type Ok } from '../../../shared/api.ts';
-import { useApi } from '../auth.tsx';
+import { useApi, useAuth } from '../auth.tsx';
 import { displayName, formatCredits, formatDateTime, formatSigned } from '../format.ts';
 
 type AdminUser = Ok<'/api/v1/admin/users/{telegram_id}', 'get'>;
@@ -99,6 +99,7 @@ export function UserPage() {
         <Fact label="Ban">{data.banned ? (data.banned.reason ?? 'no reason given') : '—'}</Fact>
       </SimpleGrid>
       <CreditAdjustment user={data} />
+      <BanControl user={data} />
       <Ledger entries={data.recent.ledger} />
     </Stack>
   );
@@ -209,6 +210,119 @@ function CreditAdjustment({ user }: { user: AdminUser }) {
             </Button>
             <Button color="red" loading={adjust.isPending} onClick={() => adjust.mutate()}>
               Confirm
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+    </Card>
+  );
+}
+
+/**
+ * Bans a user (the reason is what the bot tells them) or lifts the ban, after the operator
+ * confirms it. Administrators only: support operators do not see it.
+ */
+function BanControl({ user }: { user: AdminUser }) {
+  const api = useApi();
+  const { me } = useAuth();
+  const queries = useQueryClient();
+  const [confirming, setConfirming] = useState(false);
+  const [reason, setReason] = useState('');
+  const [idempotencyKey, setIdempotencyKey] = useState(() => crypto.randomUUID());
+  const banned = user.banned !== null;
+
+  const change = useMutation({
+    mutationFn: async () => {
+      const params = {
+        path: { telegram_id: user.telegram_id },
+        header: { 'idempotency-key': idempotencyKey },
+      };
+      const why = reason.trim();
+      if (banned) {
+        return dataOf(
+          await api.POST('/api/v1/admin/users/{telegram_id}/unban', {
+            params,
+            body: why ? { reason: why } : {},
+          }),
+        );
+      }
+      return dataOf(
+        await api.POST('/api/v1/admin/users/{telegram_id}/ban', { params, body: { reason: why } }),
+      );
+    },
+    onSuccess: async () => {
+      setConfirming(false);
+      setReason('');
+      setIdempotencyKey(crypto.randomUUID());
+      await queries.invalidateQueries({ queryKey: ['user', user.telegram_id] });
+      await queries.invalidateQueries({ queryKey: ['users'] });
+      await queries.invalidateQueries({ queryKey: ['audit'] });
+    },
+  });
+
+  const role = me ? me.role : null;
+  if (role !== 'admin') return null;
+  const reasonNeeded = !banned;
+  return (
+    <Card withBorder>
+      <Group justify="space-between">
+        <div>
+          <Title order={3} size="h4">
+            {banned ? 'Banned' : 'Ban'}
+          </Title>
+          <Text size="sm" c="dimmed">
+            {banned
+              ? `Since ${formatDateTime(user.banned?.since ?? null)}: no quotes or generations.`
+              : 'A banned user can no longer quote or generate; payments still work.'}
+          </Text>
+        </div>
+        <Button
+          color={banned ? 'blue' : 'red'}
+          variant="light"
+          onClick={() => {
+            change.reset();
+            setConfirming(true);
+          }}
+        >
+          {banned ? 'Lift the ban' : 'Ban user'}
+        </Button>
+      </Group>
+      <Modal
+        opened={confirming}
+        onClose={() => setConfirming(false)}
+        title={banned ? 'Lift the ban' : 'Ban this user'}
+        centered
+      >
+        <Stack>
+          <Text>
+            {banned ? 'Lift the ban on ' : 'Ban '}
+            <strong>{displayName(user)}</strong>?
+          </Text>
+          <Textarea
+            label={reasonNeeded ? 'Reason (the bot shows it to the user)' : 'Reason (optional)'}
+            value={reason}
+            onChange={(event) => setReason(event.currentTarget.value)}
+            autosize
+            minRows={2}
+            maxLength={500}
+            required={reasonNeeded}
+          />
+          {change.error && (
+            <Alert color="red" role="alert">
+              {change.error.message}
+            </Alert>
+          )}
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setConfirming(false)}>
+              Cancel
+            </Button>
+            <Button
+              color={banned ? 'blue' : 'red'}
+              loading={change.isPending}
+              disabled={reasonNeeded && reason.trim().length === 0}
+              onClick={() => change.mutate()}
+            >
+              {banned ? 'Lift the ban' : 'Ban'}
             </Button>
           </Group>
         </Stack>
