@@ -96,6 +96,11 @@ export async function buildWeb(options: { force?: boolean } = {}): Promise<boole
     await build({
       configFile: join(root, 'web', app, 'vite.config.ts'),
       logLevel: 'warn',
+      mode: 'production',
+      // Libraries such as React pick their production build by process.env.NODE_ENV, which Vite
+      // would take from the environment: a build made inside the tests (NODE_ENV=test) too is the
+      // one `npm start` serves.
+      define: { 'process.env.NODE_ENV': JSON.stringify('production') },
       build: { outDir: fresh, emptyOutDir: true },
     });
     compressAssets(join(fresh, 'assets'));
