@@ -89,6 +89,21 @@ export async function buildWeb(options: { force?: boolean } = {}): Promise<boole
   if (built && !options.force) return false;
   const { build } = await importVite();
   mkdirSync(webDist, { recursive: true });
+  // Vite, its React plugin (which JSX runtime) and React itself (which build) go by NODE_ENV: a
+  // build made inside the tests (NODE_ENV=test) must be the production one `npm start` serves.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await buildApps(build);
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
+  writeFileSync(stampFile, hash);
+  return true;
+}
+
+async function buildApps(build: typeof import('vite').build): Promise<void> {
   for (const app of webApps) {
     // Built beside the served folder and swapped in whole: an API starting meanwhile (a test,
     // another process) finds the old build or none, never half of one.
@@ -97,10 +112,6 @@ export async function buildWeb(options: { force?: boolean } = {}): Promise<boole
       configFile: join(root, 'web', app, 'vite.config.ts'),
       logLevel: 'warn',
       mode: 'production',
-      // Libraries such as React pick their production build by process.env.NODE_ENV, which Vite
-      // would take from the environment: a build made inside the tests (NODE_ENV=test) too is the
-      // one `npm start` serves.
-      define: { 'process.env.NODE_ENV': JSON.stringify('production') },
       build: { outDir: fresh, emptyOutDir: true },
     });
     compressAssets(join(fresh, 'assets'));
@@ -110,8 +121,6 @@ export async function buildWeb(options: { force?: boolean } = {}): Promise<boole
     renameSync(fresh, served);
     rmSync(old, { recursive: true, force: true });
   }
-  writeFileSync(stampFile, hash);
-  return true;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
