@@ -2432,7 +2432,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "instance": "/api/v1/admin/broadcasts/1",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2452,7 +2452,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "instance": "/api/v1/admin/broadcasts/1",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2468,12 +2468,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:broadcast_not_found",
+                     *       "title": "Broadcast not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
-                     *       "code": "not_found",
+                     *       "detail": "Broadcast not found",
+                     *       "instance": "/api/v1/admin/broadcasts/1",
+                     *       "code": "broadcast_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -2492,7 +2492,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.broadcast_id must be integer",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "instance": "/api/v1/admin/broadcasts/1",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -2518,7 +2518,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id",
+                     *       "instance": "/api/v1/admin/broadcasts/1",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2649,7 +2649,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2669,7 +2669,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2689,7 +2689,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2705,12 +2705,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:broadcast_not_found",
+                     *       "title": "Broadcast not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
-                     *       "code": "not_found",
+                     *       "detail": "Broadcast not found",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
+                     *       "code": "broadcast_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -2729,7 +2729,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2749,7 +2749,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2769,7 +2769,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2789,7 +2789,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.broadcast_id must be integer",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -2815,7 +2815,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/cancel",
+                     *       "instance": "/api/v1/admin/broadcasts/1/cancel",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2946,7 +2946,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2966,7 +2966,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -2986,7 +2986,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3002,12 +3002,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:broadcast_not_found",
+                     *       "title": "Broadcast not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
-                     *       "code": "not_found",
+                     *       "detail": "Broadcast not found",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
+                     *       "code": "broadcast_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -3026,7 +3026,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3046,7 +3046,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3066,7 +3066,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3086,7 +3086,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.broadcast_id must be integer",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -3112,7 +3112,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/pause",
+                     *       "instance": "/api/v1/admin/broadcasts/1/pause",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3163,7 +3163,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "instance": "/api/v1/admin/broadcasts/1/preview",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3183,7 +3183,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "instance": "/api/v1/admin/broadcasts/1/preview",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3199,12 +3199,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:broadcast_not_found",
+                     *       "title": "Broadcast not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
-                     *       "code": "not_found",
+                     *       "detail": "Broadcast not found",
+                     *       "instance": "/api/v1/admin/broadcasts/1/preview",
+                     *       "code": "broadcast_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -3223,7 +3223,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.broadcast_id must be integer",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "instance": "/api/v1/admin/broadcasts/1/preview",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -3249,7 +3249,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/preview",
+                     *       "instance": "/api/v1/admin/broadcasts/1/preview",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3380,7 +3380,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3400,7 +3400,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3420,7 +3420,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3436,12 +3436,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:broadcast_not_found",
+                     *       "title": "Broadcast not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
-                     *       "code": "not_found",
+                     *       "detail": "Broadcast not found",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
+                     *       "code": "broadcast_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -3460,7 +3460,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3480,7 +3480,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3500,7 +3500,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3520,7 +3520,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.broadcast_id must be integer",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -3546,7 +3546,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/resume",
+                     *       "instance": "/api/v1/admin/broadcasts/1/resume",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3677,7 +3677,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3697,7 +3697,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3717,7 +3717,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3733,12 +3733,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:broadcast_not_found",
+                     *       "title": "Broadcast not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
-                     *       "code": "not_found",
+                     *       "detail": "Broadcast not found",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
+                     *       "code": "broadcast_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -3757,7 +3757,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3777,7 +3777,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3797,7 +3797,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -3817,7 +3817,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.broadcast_id must be integer",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -3843,7 +3843,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/broadcasts/:broadcast_id/start",
+                     *       "instance": "/api/v1/admin/broadcasts/1/start",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4250,7 +4250,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4270,7 +4270,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4290,7 +4290,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4306,12 +4306,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:generation_not_found",
+                     *       "title": "Generation not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
-                     *       "code": "not_found",
+                     *       "detail": "No generation 0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90.",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
+                     *       "code": "generation_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -4330,7 +4330,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4350,7 +4350,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4370,7 +4370,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4390,7 +4390,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.id must be string",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -4416,7 +4416,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/generations/:id/refund",
+                     *       "instance": "/api/v1/admin/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/refund",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -4598,7 +4598,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "key": "text",
+                 *       "key": "nano-banana-pro",
                  *       "kind": "image",
                  *       "name": "text",
                  *       "description": "text",
@@ -4634,7 +4634,10 @@ export interface operations {
                     /** @description Offered to users (GET /models); inactive: hidden */
                     active?: boolean;
                     description?: string;
-                    /** @description Our stable name for the model, e.g. nano-banana-pro */
+                    /**
+                     * @description Our stable name for the model, e.g. nano-banana-pro
+                     * @example nano-banana-pro
+                     */
                     key: string;
                     kind: "image" | "tool";
                     /** @description The longest prompt the model takes, in characters (default 2000) */
@@ -4928,7 +4931,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Our stable name for the model, e.g. nano-banana-pro */
+                /**
+                 * @description Our stable name for the model, e.g. nano-banana-pro
+                 * @example nano-banana-pro
+                 */
                 key: string;
             };
             cookie?: never;
@@ -5088,7 +5094,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5108,7 +5114,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5128,7 +5134,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5144,12 +5150,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:model_not_found",
+                     *       "title": "Model not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/models/:key",
-                     *       "code": "not_found",
+                     *       "detail": "Model not found",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
+                     *       "code": "model_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -5168,7 +5174,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5188,7 +5194,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5208,7 +5214,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.key must be string",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -5234,7 +5240,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/models/:key",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5249,7 +5255,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description Our stable name for the model, e.g. nano-banana-pro */
+                /**
+                 * @description Our stable name for the model, e.g. nano-banana-pro
+                 * @example nano-banana-pro
+                 */
                 key: string;
             };
             cookie?: never;
@@ -5377,7 +5386,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5397,7 +5406,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5417,7 +5426,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5433,12 +5442,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:model_not_found",
+                     *       "title": "Model not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
-                     *       "code": "not_found",
+                     *       "detail": "Model not found",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
+                     *       "code": "model_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -5457,7 +5466,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5477,7 +5486,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5497,7 +5506,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.key must be string",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -5523,7 +5532,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/models/:key/prices",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5824,7 +5833,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5844,7 +5853,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5864,7 +5873,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5880,12 +5889,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:payment_not_found",
+                     *       "title": "Payment not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
-                     *       "code": "not_found",
+                     *       "detail": "Payment not found",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
+                     *       "code": "payment_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -5904,7 +5913,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5924,7 +5933,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5944,7 +5953,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -5964,7 +5973,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.charge_id must be string",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -5990,7 +5999,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -6010,7 +6019,7 @@ export interface operations {
                      *       "title": "Service unavailable",
                      *       "status": 503,
                      *       "detail": "The database cannot be reached right now; retry in a few seconds.",
-                     *       "instance": "/api/v1/admin/payments/:charge_id/refund",
+                     *       "instance": "/api/v1/admin/payments/text/refund",
                      *       "code": "database_unavailable",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -7853,7 +7862,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "instance": "/api/v1/admin/users/6174829305",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -7873,7 +7882,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "instance": "/api/v1/admin/users/6174829305",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -7889,12 +7898,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/users/:telegram_id",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/admin/users/6174829305",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -7913,7 +7922,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "instance": "/api/v1/admin/users/6174829305",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -7939,7 +7948,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id",
+                     *       "instance": "/api/v1/admin/users/6174829305",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8107,7 +8116,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8127,7 +8136,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8147,7 +8156,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8163,12 +8172,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -8187,7 +8196,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8207,7 +8216,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8227,7 +8236,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8247,7 +8256,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -8273,7 +8282,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/ban",
+                     *       "instance": "/api/v1/admin/users/6174829305/ban",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8387,7 +8396,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8407,7 +8416,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8427,7 +8436,7 @@ export interface operations {
                      *       "title": "Insufficient credits",
                      *       "status": 402,
                      *       "detail": "This needs 5 credits; the balance is 3.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "insufficient_credits",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8447,7 +8456,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8463,12 +8472,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -8487,7 +8496,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8507,7 +8516,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8527,7 +8536,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8547,7 +8556,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -8573,7 +8582,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/credits",
+                     *       "instance": "/api/v1/admin/users/6174829305/credits",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8742,7 +8751,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8762,7 +8771,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8782,7 +8791,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8798,12 +8807,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -8822,7 +8831,7 @@ export interface operations {
                      *       "title": "Idempotency-Key already used",
                      *       "status": 409,
                      *       "detail": "This Idempotency-Key was used for a different request; use a new key for a new request.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "idempotency_key_reused",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8842,7 +8851,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8862,7 +8871,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -8882,7 +8891,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -8908,7 +8917,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/admin/users/:telegram_id/unban",
+                     *       "instance": "/api/v1/admin/users/6174829305/unban",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -9167,12 +9176,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
                      *       "instance": "/api/v1/generations",
-                     *       "code": "not_found",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -9418,7 +9427,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/generations/:id",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -9438,7 +9447,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/generations/:id",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -9454,12 +9463,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:generation_not_found",
+                     *       "title": "Generation not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/generations/:id",
-                     *       "code": "not_found",
+                     *       "detail": "No generation 0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90.",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
+                     *       "code": "generation_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -9478,7 +9487,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.id must be string",
-                     *       "instance": "/api/v1/generations/:id",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -9504,7 +9513,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/generations/:id",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -9554,12 +9563,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:image_not_found",
+                     *       "title": "Image not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/generations/:id/images/:position",
-                     *       "code": "not_found",
+                     *       "detail": "Image not found",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/1",
+                     *       "code": "image_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -9578,7 +9587,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.id must be string",
-                     *       "instance": "/api/v1/generations/:id/images/:position",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/1",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -9604,7 +9613,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/generations/:id/images/:position",
+                     *       "instance": "/api/v1/generations/0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90/images/1",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -9764,12 +9773,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
                      *       "instance": "/api/v1/generations/quote",
-                     *       "code": "not_found",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -9882,13 +9891,13 @@ export interface operations {
                     /**
                      * @example {
                      *       "status": "ok",
-                     *       "uptime_seconds": 1,
-                     *       "request_id": "text",
+                     *       "uptime_seconds": 86412.3,
+                     *       "request_id": "5b1e7c90-2f4d-4a8e-9c3b-7d6a0e1f2b84",
                      *       "version": "0.1.0",
                      *       "database": {
                      *         "status": "up",
-                     *         "kind": "text",
-                     *         "latency_ms": 1
+                     *         "kind": "postgres",
+                     *         "latency_ms": 0.8
                      *       }
                      *     }
                      */
@@ -9906,7 +9915,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Service Unavailable */
+            /** @description The database does not answer */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -9914,14 +9923,14 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "status": "ok",
-                     *       "uptime_seconds": 1,
-                     *       "request_id": "text",
+                     *       "status": "unavailable",
+                     *       "uptime_seconds": 86412.3,
+                     *       "request_id": "5b1e7c90-2f4d-4a8e-9c3b-7d6a0e1f2b84",
                      *       "version": "0.1.0",
                      *       "database": {
-                     *         "status": "up",
-                     *         "kind": "text",
-                     *         "latency_ms": 1
+                     *         "status": "down",
+                     *         "kind": "postgres",
+                     *         "latency_ms": 2000.4
                      *       }
                      *     }
                      */
@@ -10683,12 +10692,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
                      *       "instance": "/api/v1/payments/stars/refund",
-                     *       "code": "not_found",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -10861,7 +10870,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -10881,7 +10890,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -10897,12 +10906,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:provider_not_found",
+                     *       "title": "Provider not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
-                     *       "code": "not_found",
+                     *       "detail": "Provider not found",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
+                     *       "code": "provider_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -10921,7 +10930,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -10941,7 +10950,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -10961,7 +10970,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.provider must be string",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -10987,7 +10996,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/providers/:provider/webhook",
+                     *       "instance": "/api/v1/providers/wavespeed/webhook",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11029,7 +11038,7 @@ export interface operations {
                      *       "title": "Not found",
                      *       "status": 404,
                      *       "detail": "Not found",
-                     *       "instance": "/api/v1/references/:name",
+                     *       "instance": "/api/v1/references/text",
                      *       "code": "not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11049,7 +11058,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.name must be string",
-                     *       "instance": "/api/v1/references/:name",
+                     *       "instance": "/api/v1/references/text",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -11075,7 +11084,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/references/:name",
+                     *       "instance": "/api/v1/references/text",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11255,7 +11264,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11275,7 +11284,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11295,7 +11304,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11311,12 +11320,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -11335,7 +11344,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11355,7 +11364,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11375,7 +11384,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -11401,7 +11410,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id",
+                     *       "instance": "/api/v1/users/6174829305",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11460,7 +11469,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "instance": "/api/v1/users/6174829305/balance",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11480,7 +11489,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "instance": "/api/v1/users/6174829305/balance",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11496,12 +11505,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/balance",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/balance",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -11520,7 +11529,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "instance": "/api/v1/users/6174829305/balance",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -11546,7 +11555,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/balance",
+                     *       "instance": "/api/v1/users/6174829305/balance",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11689,7 +11698,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "instance": "/api/v1/users/6174829305/generations",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11709,7 +11718,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "instance": "/api/v1/users/6174829305/generations",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11725,12 +11734,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/generations",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/generations",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -11749,7 +11758,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "instance": "/api/v1/users/6174829305/generations",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -11775,7 +11784,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/generations",
+                     *       "instance": "/api/v1/users/6174829305/generations",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11912,7 +11921,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "instance": "/api/v1/users/6174829305/generations/active",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11932,7 +11941,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "instance": "/api/v1/users/6174829305/generations/active",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -11948,12 +11957,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/generations/active",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -11972,7 +11981,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "instance": "/api/v1/users/6174829305/generations/active",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -11998,7 +12007,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/generations/active",
+                     *       "instance": "/api/v1/users/6174829305/generations/active",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12091,7 +12100,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "instance": "/api/v1/users/6174829305/ledger",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12111,7 +12120,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "instance": "/api/v1/users/6174829305/ledger",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12127,12 +12136,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/ledger",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/ledger",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -12151,7 +12160,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "instance": "/api/v1/users/6174829305/ledger",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -12177,7 +12186,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/ledger",
+                     *       "instance": "/api/v1/users/6174829305/ledger",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12249,7 +12258,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "instance": "/api/v1/users/6174829305/referrals",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12269,7 +12278,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "instance": "/api/v1/users/6174829305/referrals",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12285,12 +12294,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/referrals",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/referrals",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -12309,7 +12318,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "instance": "/api/v1/users/6174829305/referrals",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -12335,7 +12344,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/referrals",
+                     *       "instance": "/api/v1/users/6174829305/referrals",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12402,7 +12411,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "instance": "/api/v1/users/6174829305/trial",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12422,7 +12431,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "instance": "/api/v1/users/6174829305/trial",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12438,12 +12447,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/trial",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/trial",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -12462,7 +12471,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "instance": "/api/v1/users/6174829305/trial",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -12488,7 +12497,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/trial",
+                     *       "instance": "/api/v1/users/6174829305/trial",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }

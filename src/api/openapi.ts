@@ -3,7 +3,9 @@ import type { SwaggerTransform } from '@fastify/swagger';
 import { type ErrorCode, errorCodes } from '../core/error-codes.ts';
 import { PROBLEM_MEDIA_TYPE } from '../core/problem.ts';
 import type { Access } from '../deps/auth.ts';
+import { exampleTelegramUser } from '../schemas/examples.ts';
 import { Problem } from '../schemas/problem.ts';
+import { userNotFound } from '../services/users.ts';
 import { exampleOf, type RefResolver } from './openapi-examples.ts';
 
 /**
@@ -72,6 +74,8 @@ const exampleDetails: Partial<Record<ErrorCode, string>> = {
   forbidden: 'A Mini App user can only act for its own telegram_id.',
   idempotency_key_reused:
     'This Idempotency-Key was used for a different request; use a new key for a new request.',
+  user_not_found: userNotFound(exampleTelegramUser.telegram_id).message,
+  generation_not_found: 'No generation 0b7c6f2e-5d1a-4c3e-9f8a-2d6b1e4c7a90.',
   rate_limited: 'Rate limit of 120 requests per 60 s exceeded; retry in 17 s.',
   database_unavailable: 'The database cannot be reached right now; retry in a few seconds.',
 };
@@ -92,9 +96,39 @@ function firstField(schema: Schema): { field: string; message: string } | null {
 /** What every route that reads a JSON body may answer before (or as) it reads it. */
 const BODY_PROBLEMS = [400, 413, 415, 422] as const;
 
+/** A 404's example: what the route's path names is not found (its last parameter's thing). */
+const notFoundByParameter: Partial<Record<string, ErrorCode>> = {
+  telegram_id: 'user_not_found',
+  id: 'generation_not_found',
+  position: 'image_not_found',
+  key: 'model_not_found',
+  charge_id: 'payment_not_found',
+  broadcast_id: 'broadcast_not_found',
+  provider: 'provider_not_found',
+};
+
+function notFoundCode(url: string, schema: Schema): ErrorCode | undefined {
+  const name = [...url.matchAll(/:(\w+)/g)].at(-1)?.[1];
+  if (name !== undefined) return notFoundByParameter[name];
+  // A route that names its user in the body (a quote, a generation, a payment).
+  const body = isSchema(schema.body) ? schema.body.properties : undefined;
+  return isSchema(body) && 'telegram_id' in body ? 'user_not_found' : undefined;
+}
+
+/** The route's path as a request to it has it: each parameter replaced by its example. */
+function examplePath(url: string, schema: Schema): string {
+  const params = isSchema(schema.params) ? schema.params.properties : undefined;
+  return url.replaceAll(/:(\w+)/g, (_, name: string) => {
+    const property = isSchema(params) ? params[name] : undefined;
+    return encodeURIComponent(String(exampleOf(property, resolveRef) ?? name));
+  });
+}
+
 function problemExample(status: number, url: string, schema: Schema): Record<string, unknown> {
   const code =
-    (status === 400 && schema.body !== undefined ? 'bad_request' : exampleCodes[status]) ??
+    (status === 400 && schema.body !== undefined ? 'bad_request' : undefined) ??
+    (status === 404 ? notFoundCode(url, schema) : undefined) ??
+    exampleCodes[status] ??
     (Object.entries(errorCodes).find(([, entry]) => entry.status === status)?.[0] as
       | ErrorCode
       | undefined) ??
@@ -109,7 +143,7 @@ function problemExample(status: number, url: string, schema: Schema): Record<str
     title: errorCodes[code].title,
     status,
     detail,
-    instance: url,
+    instance: examplePath(url, schema),
     code,
     requestId: '7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08',
     ...(code === 'validation_failed' ? { errors } : {}),

@@ -17,6 +17,7 @@ import {
 const ModelKey = Type.String({
   pattern: '^[a-z0-9][a-z0-9._-]{0,63}$',
   description: 'Our stable name for the model, e.g. nano-banana-pro',
+  examples: ['nano-banana-pro'],
 });
 
 const ModelKeyParams = Type.Object({ key: ModelKey });

@@ -17,6 +17,14 @@ const HealthResponse = Type.Object({
   }),
 });
 
+const healthy = {
+  status: 'ok',
+  uptime_seconds: 86412.3,
+  request_id: '5b1e7c90-2f4d-4a8e-9c3b-7d6a0e1f2b84',
+  version: appVersion,
+  database: { status: 'up', kind: 'postgres', latency_ms: 0.8 },
+};
+
 export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get(
     '/health',
@@ -27,7 +35,20 @@ export const metaRoutes: FastifyPluginAsyncTypebox = async (app) => {
         operationId: 'getHealth',
         summary: 'Liveness and database check; 503 when the database does not answer',
         tags: ['meta'],
-        response: { 200: HealthResponse, 503: HealthResponse },
+        response: {
+          200: { ...HealthResponse, examples: [healthy] },
+          503: {
+            ...HealthResponse,
+            description: 'The database does not answer',
+            examples: [
+              {
+                ...healthy,
+                status: 'unavailable',
+                database: { status: 'down', kind: 'postgres', latency_ms: 2000.4 },
+              },
+            ],
+          },
+        },
       },
     },
     async (request, reply) => {
