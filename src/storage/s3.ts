@@ -24,13 +24,20 @@ export class S3ResultStore extends ResultStore {
   private readonly bucket: string;
   private readonly presignSeconds: number;
 
-  constructor(config: S3Config) {
+  /** `maxSockets`: uploads and downloads at once (a worker's WORKER_CONCURRENCY). */
+  constructor(config: S3Config, maxSockets = 50) {
     super();
     this.bucket = config.bucket;
     this.presignSeconds = config.presignSeconds;
     this.client = new S3Client({
       region: config.region,
       forcePathStyle: config.forcePathStyle,
+      // The SDK's default pool is 50 sockets; a worker copies up to WORKER_CONCURRENCY results at
+      // once (bench:pipeline saw uploads queue for a socket).
+      requestHandler: {
+        httpAgent: { maxSockets: maxSockets },
+        httpsAgent: { maxSockets: maxSockets },
+      },
       ...(config.endpoint ? { endpoint: config.endpoint } : {}),
       ...(config.accessKeyId && config.secretAccessKey
         ? {
