@@ -2,15 +2,22 @@ import { Center, Loader } from '@mantine/core';
 import { lazy, Suspense } from 'react';
 import { Navigate, Route, Routes } from 'react-router';
 import { useAuth } from './auth.tsx';
-import { AuditPage } from './pages/Audit.tsx';
 import { LoginPage } from './pages/Login.tsx';
-import { UserPage } from './pages/User.tsx';
-import { UsersPage } from './pages/Users.tsx';
 import { Shell } from './Shell.tsx';
 
-// The charts are most of the panel's weight: loaded when the dashboard is opened, not before.
+// Each page behind the sign-in is loaded when it is opened: the sign-in page carries none of them
+// (the dashboard's charts are most of the panel's weight).
 const DashboardPage = lazy(() =>
   import('./pages/Dashboard.tsx').then((module) => ({ default: module.DashboardPage })),
+);
+const UsersPage = lazy(() =>
+  import('./pages/Users.tsx').then((module) => ({ default: module.UsersPage })),
+);
+const UserPage = lazy(() =>
+  import('./pages/User.tsx').then((module) => ({ default: module.UserPage })),
+);
+const AuditPage = lazy(() =>
+  import('./pages/Audit.tsx').then((module) => ({ default: module.AuditPage })),
 );
 
 function Loading() {
@@ -27,22 +34,17 @@ export function App() {
   if (me === false) return <LoginPage />;
   return (
     <Shell me={me}>
-      <Routes>
-        <Route path="/" element={<Navigate to="/dashboard" replace />} />
-        <Route path="/login" element={<Navigate to="/dashboard" replace />} />
-        <Route
-          path="/dashboard"
-          element={
-            <Suspense fallback={<Loading />}>
-              <DashboardPage />
-            </Suspense>
-          }
-        />
-        <Route path="/users" element={<UsersPage />} />
-        <Route path="/users/:telegramId" element={<UserPage />} />
-        <Route path="/audit" element={<AuditPage />} />
-        <Route path="*" element={<Navigate to="/dashboard" replace />} />
-      </Routes>
+      <Suspense fallback={<Loading />}>
+        <Routes>
+          <Route path="/" element={<Navigate to="/dashboard" replace />} />
+          <Route path="/login" element={<Navigate to="/dashboard" replace />} />
+          <Route path="/dashboard" element={<DashboardPage />} />
+          <Route path="/users" element={<UsersPage />} />
+          <Route path="/users/:telegramId" element={<UserPage />} />
+          <Route path="/audit" element={<AuditPage />} />
+          <Route path="*" element={<Navigate to="/dashboard" replace />} />
+        </Routes>
+      </Suspense>
     </Shell>
   );
 }
