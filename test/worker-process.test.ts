@@ -199,7 +199,10 @@ describe('a worker process killed mid-job', () => {
         status: 'succeeded',
         error: null,
         payment: { method: 'credits', credits: 10, refunded: false },
-        results: [{ position: 0, url: outputUrl, mime_type: 'image/png' }],
+        // Served from our copy, never from the provider's expiring link.
+        results: [
+          { position: 0, url: `/api/v1/generations/${id}/images/0`, mime_type: 'image/png' },
+        ],
       });
       // One submission in all: the takeover polled the recorded job instead of submitting again.
       expect(fake.submissions.filter((s) => s.body.prompt === prompt)).toHaveLength(1);
@@ -207,11 +210,13 @@ describe('a worker process killed mid-job', () => {
       expect(await entriesFor(database.db, id)).toEqual([
         { kind: 'generation_charge', amount: -10 },
       ]);
-      const [result] = await selectRows<{ url: string | null }>(
+      const [result] = await selectRows<{ url: string | null; storage_path: string | null }>(
         database.db,
-        sql`SELECT url FROM generation_results WHERE request_id = ${id}`,
+        sql`SELECT url, storage_path FROM generation_results WHERE request_id = ${id}`,
       );
+      // The provider's link is kept for the record; the image is our stored copy.
       expect(result?.url).toBe(outputUrl);
+      expect(result?.storage_path).toEqual(expect.any(String));
       // Claimed twice: by the child, then once more after its lease ran out.
       expect(await jobOf(id)).toMatchObject({ status: 'succeeded', step: 'done', attempts: 2 });
 
@@ -231,9 +236,12 @@ describe('a worker process killed mid-job', () => {
           model: model.key,
           cost: texts.t(language, 'delivery-cost-credits', { credits: 10 }),
         });
-        expect(photos).toMatchObject([
-          { method: 'sendPhoto', fields: { photo: outputUrl, caption } },
-        ]);
+        // Our stored copy is uploaded (the provider's link may have expired by now).
+        expect(photos).toMatchObject([{ method: 'sendPhoto', fields: { caption } }]);
+        const [photo] = photos;
+        expect(photo?.fields.photo).toBe(`attach://${photo?.files[0]?.field}`);
+        expect(photo?.files).toEqual([expect.objectContaining({ size: expect.any(Number) })]);
+        expect(photo?.files[0]?.size).toBeGreaterThan(0);
       } else {
         // Deliver jobs are not tied to a provider: a worker of a test file running alongside
         // (with its own fake Telegram) may take it first. The delivery still happened once.
