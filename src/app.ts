@@ -26,6 +26,7 @@ import { metaRoutes } from './api/v1/meta.ts';
 import { modelRoutes } from './api/v1/models.ts';
 import { paymentRoutes } from './api/v1/payments.ts';
 import { referenceRoutes } from './api/v1/references.ts';
+import { uploadRoutes } from './api/v1/uploads.ts';
 import { userRoutes } from './api/v1/users.ts';
 import { registerWebApps } from './api/web.ts';
 import type { Config } from './core/config.ts';
@@ -279,6 +280,7 @@ export async function buildApp(
         await v1.register(generationRoutes);
         await v1.register(providerWebhookRoutes);
         await v1.register(referenceRoutes);
+        await v1.register(uploadRoutes);
       },
       { prefix: '/api/v1' },
     );

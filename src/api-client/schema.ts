@@ -634,7 +634,7 @@ export interface paths {
         put?: never;
         /**
          * Accept a generation: charge it (or use a free one) and queue it
-         * @description One transaction: the credits are charged or a free generation used, and the request, its references and its job are stored. Send an Idempotency-Key: a retry with it returns the first answer and charges nothing. References are Telegram file_ids or https URLs (private and loopback addresses are refused). 402 when the balance does not cover the price, 409 when payment=trial and none is left, 429 too_many_active_generations at MAX_PARALLEL_GENERATIONS_PER_USER.
+         * @description One transaction: the credits are charged or a free generation used, and the request, its references and its job are stored. Send an Idempotency-Key: a retry with it returns the first answer and charges nothing. References are Telegram file_ids, https URLs (private and loopback addresses are refused) or `upload:` references from POST /users/{telegram_id}/uploads (the same user's). 402 when the balance does not cover the price, 409 when payment=trial and none is left, 429 too_many_active_generations at MAX_PARALLEL_GENERATIONS_PER_USER.
          */
         post: operations["createGeneration"];
         delete?: never;
@@ -964,6 +964,26 @@ export interface paths {
         get: operations["getUserTrial"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{telegram_id}/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upload a reference image; answers the reference POST /generations takes
+         * @description The body is the image's bytes (Content-Type image/png, image/jpeg, image/webp, image/gif or application/octet-stream). Only PNG, JPEG, WebP and GIF images are kept, judged by their bytes (else 415), of at most UPLOAD_MAX_MB (else 413). The answer's `reference` goes into POST /generations `references`, for this user's generations only. Uploads are kept as long as results (RESULT_RETENTION_DAYS).
+         */
+        post: operations["uploadReference"];
         delete?: never;
         options?: never;
         head?: never;
@@ -3952,7 +3972,7 @@ export interface operations {
                             };
                             prompt: string;
                             references: {
-                                kind: "telegram_file" | "url";
+                                kind: "telegram_file" | "url" | "upload";
                                 value: string;
                             }[];
                             results: {
@@ -4198,7 +4218,7 @@ export interface operations {
                             };
                             prompt: string;
                             references: {
-                                kind: "telegram_file" | "url";
+                                kind: "telegram_file" | "url" | "upload";
                                 value: string;
                             }[];
                             results: {
@@ -7783,7 +7803,7 @@ export interface operations {
                                 };
                                 prompt: string;
                                 references: {
-                                    kind: "telegram_file" | "url";
+                                    kind: "telegram_file" | "url" | "upload";
                                     value: string;
                                 }[];
                                 results: {
@@ -8960,7 +8980,7 @@ export interface operations {
                     payment?: "auto" | "credits" | "trial";
                     /** @description Required (not blank) for image models; optional for tools (kind tool), which work on their one reference image. At most the model's max_prompt_length characters (GET /api/v1/models; no model takes more than 10000) */
                     prompt?: string;
-                    /** @description Telegram file_ids or https URLs; at most the model's max_references */
+                    /** @description Telegram file_ids, https URLs or upload: references (POST /users/{telegram_id}/uploads); at most the model's max_references */
                     references?: string[];
                     /** @description Where the worker delivers the result (texts in parse_mode HTML, with regenerate/edit/original buttons whose callback_data is res:<r|e|o>:<id>); without it, to the user's own chat. A Mini App user may only name its own chat. */
                     telegram?: {
@@ -9046,7 +9066,7 @@ export interface operations {
                         };
                         prompt: string;
                         references: {
-                            kind: "telegram_file" | "url";
+                            kind: "telegram_file" | "url" | "upload";
                             value: string;
                         }[];
                         results: {
@@ -9392,7 +9412,7 @@ export interface operations {
                         };
                         prompt: string;
                         references: {
-                            kind: "telegram_file" | "url";
+                            kind: "telegram_file" | "url" | "upload";
                             value: string;
                         }[];
                         results: {
@@ -11656,7 +11676,7 @@ export interface operations {
                             };
                             prompt: string;
                             references: {
-                                kind: "telegram_file" | "url";
+                                kind: "telegram_file" | "url" | "upload";
                                 value: string;
                             }[];
                             results: {
@@ -11880,7 +11900,7 @@ export interface operations {
                             };
                             prompt: string;
                             references: {
-                                kind: "telegram_file" | "url";
+                                kind: "telegram_file" | "url" | "upload";
                                 value: string;
                             }[];
                             results: {
@@ -12498,6 +12518,223 @@ export interface operations {
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
                      *       "instance": "/api/v1/users/6174829305/trial",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    uploadReference: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Telegram user id
+                 * @example 6174829305
+                 */
+                telegram_id: number;
+            };
+            cookie?: never;
+        };
+        /** @description The image's bytes (binary) */
+        requestBody: {
+            content: {
+                /** @example {} */
+                "application/octet-stream": unknown;
+                /** @example {} */
+                "image/gif": unknown;
+                /** @example {} */
+                "image/jpeg": unknown;
+                /** @example {} */
+                "image/png": unknown;
+                /** @example {} */
+                "image/webp": unknown;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "reference": "upload:q0lS2YfU1rY7cE3m8bT6xW9pZ4nK5vH2jD1gA0sL3eQ.jpg",
+                     *       "content_type": "image/jpeg",
+                     *       "size": 482133
+                     *     }
+                     */
+                    "application/json": {
+                        content_type: string;
+                        reference: string;
+                        size: number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:not_found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Not found",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.telegram_id must be integer",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/users/:telegram_id/uploads",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }

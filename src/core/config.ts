@@ -128,6 +128,8 @@ export interface Config {
     readonly s3: S3Config | null;
     /** The largest provider result we copy; a bigger one fails the generation (refunded). */
     readonly resultMaxBytes: number;
+    /** The largest reference image a user may upload (POST /users/{telegram_id}/uploads). */
+    readonly uploadMaxBytes: number;
     /** How long a reference served to a provider from our storage stays reachable. */
     readonly referenceUrlMinutes: number;
     /** Results older than this are deleted by housekeeping; 0 = kept forever (runtime setting). */
@@ -544,6 +546,7 @@ export function loadConfig(env: Env): Config {
     storage: {
       s3: parseS3(reader),
       resultMaxBytes: reader.integer('RESULT_MAX_MB', 50, 1, 1024) * 1024 * 1024,
+      uploadMaxBytes: reader.integer('UPLOAD_MAX_MB', 10, 1, 100) * 1024 * 1024,
       referenceUrlMinutes: reader.integer('REFERENCE_URL_MINUTES', 60, 1, 7 * 24 * 60),
       resultRetentionDays: reader.integer('RESULT_RETENTION_DAYS', 0, 0, 36_500),
     },

@@ -94,9 +94,15 @@ function messageOf(issue: ValidationIssue): string {
   return issue.message ?? 'is invalid';
 }
 
-/** Every body this API reads is JSON: the 415 says so, rather than only what it refused. */
+/**
+ * Every body this API reads is JSON but an upload's (api/v1/uploads.ts): the 415 says which,
+ * rather than only what it refused.
+ */
 function unsupportedMediaType(request: FastifyRequest): string {
   const given = request.headers['content-type'];
+  if (request.routeOptions.url?.endsWith('/uploads')) {
+    return `The body must be the image's bytes: send it with Content-Type image/png, image/jpeg, image/webp, image/gif or application/octet-stream${given ? ` (not ${given.split(';')[0]})` : ''}.`;
+  }
   return `The body must be JSON: send it with Content-Type: application/json${given ? ` (not ${given.split(';')[0]})` : ''}.`;
 }
 

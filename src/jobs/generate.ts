@@ -17,6 +17,8 @@ import {
   storeImages,
 } from '../services/generation-outcomes.ts';
 import { referenceUrlFor } from '../services/provider-references.ts';
+import { readUpload } from '../services/uploads.ts';
+import { sniffImageType } from '../storage/image-type.ts';
 import { chatTarget, TELEGRAM_DESTINATION_SQL, type TelegramDestination } from './destination.ts';
 import type { JobEnvironment } from './types.ts';
 
@@ -34,6 +36,8 @@ export interface GenerationWork {
   provider_model: string;
   provider_edit_model: string | null;
   references: Reference[] | null;
+  /** The user's: uploaded references live in their folder. */
+  telegram_id: string | number;
   /** Where the news goes (destination.ts): the bot's chat, else the user's own, and its language. */
   telegram: TelegramDestination;
   /** The HTTP request that accepted it, named in the log lines of its work. */
@@ -69,6 +73,7 @@ export async function startGenerations(
           m.provider_edit_model,
           (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
            FROM generation_references r WHERE r.request_id = g.id) AS "references",
+          (SELECT u.telegram_id FROM users u WHERE u.id = g.user_id) AS telegram_id,
           ${TELEGRAM_DESTINATION_SQL} AS telegram, g.http_request_id`,
   );
   return new Map(rows.map(({ id, ...work }) => [id, work]));
@@ -116,7 +121,7 @@ export async function runGenerateJob(
           kind: work.kind,
           prompt: work.prompt,
           parameters: work.parameters,
-          referenceUrls: await referenceUrls(env, provider, work.kind, references, signal),
+          referenceUrls: await referenceUrls(env, provider, work, references, signal),
           ...webhookFor(env, provider),
         },
         signal,
@@ -348,7 +353,8 @@ function webhookFor(env: JobEnvironment, provider: ImageProvider): { webhookUrl?
 }
 
 /**
- * URLs go to the provider as they are. A Telegram file is downloaded (its download link embeds
+ * URLs go to the provider as they are. An uploaded image is read from the store and, like a
+ * Telegram file, handed over as services/provider-references.ts decides. A Telegram file is downloaded (its download link embeds
  * the bot token, which must never leave this process) and handed over as
  * services/provider-references.ts decides: our own short-lived URL, the provider's upload, or a
  * small data URI. The offline provider draws without its references, but a tool works on its
@@ -358,15 +364,23 @@ function webhookFor(env: JobEnvironment, provider: ImageProvider): { webhookUrl?
 async function referenceUrls(
   env: JobEnvironment,
   provider: ImageProvider,
-  kind: ModelKind,
+  work: Pick<GenerationWork, 'kind' | 'telegram_id'>,
   references: readonly Reference[],
   signal: AbortSignal,
 ): Promise<string[]> {
+  const { kind } = work;
   const files = env.delivery.telegramFiles;
   const offline = provider instanceof LocalProvider;
   return Promise.all(
     references.map(async (reference) => {
       if (reference.kind === 'url') return reference.value;
+      if (reference.kind === 'upload') {
+        const data = await readUpload(env.store, Number(work.telegram_id), reference.value);
+        // Checked to be an image when it was uploaded.
+        const mimeType = sniffImageType(data) ?? 'application/octet-stream';
+        if (offline) return `data:${mimeType};base64,${data.toString('base64')}`;
+        return referenceUrlFor(env.ctx.config, env.store, provider, { data, mimeType }, signal);
+      }
       if (offline && (kind !== 'tool' || !files)) return reference.value;
       if (!files) {
         throw new ProviderError(

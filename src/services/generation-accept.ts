@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { AppError } from '../core/errors.ts';
 import { wakeWorkers } from '../db/job-queue.ts';
 import { isoTimeText, queryText } from '../db/rows.ts';
+import type { ResultStore } from '../storage/results.ts';
 import { bannedOr } from './bans.ts';
 import { findActiveModel } from './catalog.ts';
 import type { PipelineContext } from './context.ts';
@@ -17,6 +18,7 @@ import { type GenerationView, getGenerationById, type PaymentMethod } from './ge
 import { InsufficientCreditsError } from './ledger.ts';
 import { ensureProviderAvailable } from './provider-availability.ts';
 import { currentSettings, type RuntimeSettings } from './settings.ts';
+import { missingUploads } from './uploads.ts';
 import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
 
 export interface AcceptedGeneration extends GenerationView {
@@ -65,11 +67,14 @@ export async function acceptGeneration(
     effectId?: string | undefined;
     /** The HTTP request asking: stored with the generation, named in its jobs' log lines. */
     requestId?: string | undefined;
+    /** Where uploaded references (`upload:<name>`) are looked up, in the user's own folder. */
+    uploads?: ResultStore | undefined;
   } = {},
 ): Promise<AcceptedGeneration> {
   const { effectId } = origin;
   const { references, problems: inputProblems } = await checkReferences(input.references);
   inputProblems.push(...checkTelegram(input.telegram));
+  inputProblems.push(...(await missingUploads(origin.uploads, input.telegramId, references)));
   const id = effectId === undefined ? randomUUID() : uuidFrom(`generation:${effectId}`);
   for (let attempt = 0; ; attempt++) {
     // The cached catalog may hold a price closed since: accept_generation() checks it under the

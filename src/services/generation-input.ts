@@ -43,7 +43,10 @@ export interface FieldProblem {
   message: string;
 }
 
-export type Reference = { kind: 'telegram_file' | 'url'; value: string };
+export type Reference = { kind: 'telegram_file' | 'url' | 'upload'; value: string };
+
+/** What POST /users/{telegram_id}/uploads answers: `upload:` and the stored image's name. */
+export const UPLOAD_REFERENCE = /^upload:([A-Za-z0-9_-]{43}\.(?:png|jpg|webp|gif))$/;
 
 // Telegram's file_id: URL-safe base64, long; anything else that is not a URL is refused.
 const telegramFileId = /^[A-Za-z0-9_-]{20,255}$/;
@@ -58,6 +61,8 @@ export async function checkReferences(
   const problems: FieldProblem[] = [];
   const references = await Promise.all(
     values.map(async (value, index): Promise<Reference> => {
+      const upload = UPLOAD_REFERENCE.exec(value);
+      if (upload?.[1]) return { kind: 'upload', value: upload[1] };
       if (/^[a-z][a-z0-9+.-]*:/i.test(value)) {
         const problem = await referenceUrlProblem(value);
         if (problem) problems.push({ field: `body.references.${index}`, message: problem });
@@ -66,7 +71,7 @@ export async function checkReferences(
       if (!telegramFileId.test(value)) {
         problems.push({
           field: `body.references.${index}`,
-          message: 'must be a Telegram file_id or an https URL',
+          message: 'must be a Telegram file_id, an https URL or an upload: reference',
         });
       }
       return { kind: 'telegram_file', value };

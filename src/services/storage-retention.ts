@@ -1,4 +1,9 @@
-import { REFERENCES_PREFIX, RESULTS_PREFIX, type ResultStore } from '../storage/results.ts';
+import {
+  REFERENCES_PREFIX,
+  RESULTS_PREFIX,
+  type ResultStore,
+  UPLOADS_PREFIX,
+} from '../storage/results.ts';
 import type { ServiceContext } from './context.ts';
 import { currentSettings } from './settings.ts';
 
@@ -14,7 +19,8 @@ export interface SweepCount {
 }
 
 /**
- * Deletes result images older than RESULT_RETENTION_DAYS (0 = kept forever) and references we
+ * Deletes result images and uploaded references older than RESULT_RETENTION_DAYS (0 = kept
+ * forever; `results` counts both) and references we
  * served to providers once their URLs have expired (REFERENCE_URL_MINUTES), in either backend.
  * Answers null when this process swept less than SWEEP_INTERVAL_MS ago. A deleted result's row
  * stays (the generation's history); its image then answers 404.
@@ -28,9 +34,11 @@ export async function sweepStoredObjects(
   if (previous !== undefined && now - previous < SWEEP_INTERVAL_MS) return null;
   lastSweep.set(store, now);
   const retentionDays = (await currentSettings(ctx)).RESULT_RETENTION_DAYS;
+  const cutoff = new Date(now - retentionDays * DAY_MS);
   const results =
     retentionDays > 0
-      ? await store.deleteOlderThan(RESULTS_PREFIX, new Date(now - retentionDays * DAY_MS))
+      ? (await store.deleteOlderThan(RESULTS_PREFIX, cutoff)) +
+        (await store.deleteOlderThan(UPLOADS_PREFIX, cutoff))
       : 0;
   const references = await store.deleteOlderThan(
     REFERENCES_PREFIX,

@@ -7,7 +7,7 @@ import { extensionOf } from './image-type.ts';
  * under DATA_DIR (local.ts, embedded) and S3-compatible object storage (s3.ts, several hosts).
  *
  * Objects are named by keys: `results/<generation id>/<position>.<ext>` and
- * `references/<token>.<ext>`. The key, not a path or URL, is what the database records, so the
+ * `references/<token>.<ext>`; reference images users upload: `uploads/<telegram id>/<token>.<ext>`. The key, not a path or URL, is what the database records, so the
  * store can move.
  */
 
@@ -22,9 +22,10 @@ export type StorageBackend = 'local' | 's3';
 
 export const RESULTS_PREFIX = 'results/';
 export const REFERENCES_PREFIX = 'references/';
+export const UPLOADS_PREFIX = 'uploads/';
 
 /** Keys are made by us; anything else (a `..`, a leading slash) is refused before it is used. */
-const KEY_PATTERN = /^(results|references)\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)?\.[a-z0-9]+$/;
+const KEY_PATTERN = /^(results|references|uploads)\/[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)?\.[a-z0-9]+$/;
 
 export function assertKey(key: string): string {
   if (!KEY_PATTERN.test(key)) throw new Error(`not a key of the result store: ${key}`);

@@ -74,7 +74,11 @@ export const Generation = Type.Object(
     parameters: Type.Record(Type.String(), Type.String()),
     references: Type.Array(
       Type.Object({
-        kind: Type.Union([Type.Literal('telegram_file'), Type.Literal('url')]),
+        kind: Type.Union([
+          Type.Literal('telegram_file'),
+          Type.Literal('url'),
+          Type.Literal('upload'),
+        ]),
         value: Type.String(),
       }),
     ),
@@ -209,7 +213,7 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
         description:
           'One transaction: the credits are charged or a free generation used, and the request, its references and its job are stored. ' +
           'Send an Idempotency-Key: a retry with it returns the first answer and charges nothing. ' +
-          'References are Telegram file_ids or https URLs (private and loopback addresses are refused). ' +
+          "References are Telegram file_ids, https URLs (private and loopback addresses are refused) or `upload:` references from POST /users/{telegram_id}/uploads (the same user's). " +
           '402 when the balance does not cover the price, 409 when payment=trial and none is left, ' +
           '429 too_many_active_generations at MAX_PARALLEL_GENERATIONS_PER_USER.',
         tags: ['generations'],
@@ -234,7 +238,8 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             references: Type.Optional(
               Type.Array(Type.String({ minLength: 1, maxLength: 2048 }), {
                 maxItems: REFERENCES_CEILING,
-                description: "Telegram file_ids or https URLs; at most the model's max_references",
+                description:
+                  "Telegram file_ids, https URLs or upload: references (POST /users/{telegram_id}/uploads); at most the model's max_references",
               }),
             ),
             payment: Type.Optional(
@@ -295,7 +300,11 @@ export const generationRoutes: FastifyPluginAsyncTypebox = async (app) => {
             : {}),
         },
         request.principal ? principalLabel(request.principal) : 'system',
-        { effectId: request.idempotencyClaim?.effectId, requestId: request.id },
+        {
+          effectId: request.idempotencyClaim?.effectId,
+          requestId: request.id,
+          uploads: app.deps.store,
+        },
       );
       // The first line of the generation's story; the worker's lines carry the same requestId.
       request.log.info(

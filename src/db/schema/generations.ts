@@ -106,7 +106,7 @@ export const generationRequests = pgTable(
   ],
 );
 
-export const referenceKinds = ['telegram_file', 'url'] as const;
+export const referenceKinds = ['telegram_file', 'url', 'upload'] as const;
 
 export const generationReferences = pgTable(
   'generation_references',
