@@ -12588,7 +12588,7 @@ export interface operations {
                      *       "title": "Bad request",
                      *       "status": 400,
                      *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "bad_request",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12608,7 +12608,7 @@ export interface operations {
                      *       "title": "Authentication required",
                      *       "status": 401,
                      *       "detail": "This endpoint needs an Authorization header.",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "unauthorized",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12628,7 +12628,7 @@ export interface operations {
                      *       "title": "Forbidden",
                      *       "status": 403,
                      *       "detail": "A Mini App user can only act for its own telegram_id.",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "forbidden",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12644,12 +12644,12 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "type": "urn:problem:not_found",
-                     *       "title": "Not found",
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
                      *       "status": 404,
-                     *       "detail": "Not found",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
-                     *       "code": "not_found",
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
+                     *       "code": "user_not_found",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
                      */
@@ -12668,7 +12668,7 @@ export interface operations {
                      *       "title": "Payload too large",
                      *       "status": 413,
                      *       "detail": "Request body is too large",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "payload_too_large",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12688,7 +12688,7 @@ export interface operations {
                      *       "title": "Unsupported media type",
                      *       "status": 415,
                      *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "unsupported_media_type",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
@@ -12708,7 +12708,7 @@ export interface operations {
                      *       "title": "Validation failed",
                      *       "status": 422,
                      *       "detail": "params.telegram_id must be integer",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "validation_failed",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
                      *       "errors": [
@@ -12734,7 +12734,7 @@ export interface operations {
                      *       "title": "Too many requests",
                      *       "status": 429,
                      *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
-                     *       "instance": "/api/v1/users/:telegram_id/uploads",
+                     *       "instance": "/api/v1/users/6174829305/uploads",
                      *       "code": "rate_limited",
                      *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
                      *     }
