@@ -378,7 +378,7 @@ async function storageRun(backend: 'local' | 's3'): Promise<StorageRun> {
   const logger = createLogger({ logLevel: 'warn', logPretty: false });
   const database = await openDatabase(config.database, logger);
   const provider = new UrlResultProvider(cdn.base);
-  const store = new TimedStore(createResultStore(config));
+  const store = new TimedStore(await createResultStore(config));
   const worker = new JobWorker({
     ctx: { db: database.db, config, providers: new ProviderRegistry([provider], 'catalog') },
     database,

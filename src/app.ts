@@ -168,7 +168,7 @@ export async function buildApp(
 
     const services = { db: database.db, config };
     const pipeline = { ...services, providers: overrides.providers ?? providersFromConfig(config) };
-    const store = createResultStore(config);
+    const store = await createResultStore(config);
     const deps: AppDeps = {
       config,
       database,

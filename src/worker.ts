@@ -40,7 +40,7 @@ try {
   worker = await startWorker({
     ctx: { db: database.db, config, providers: providersFromConfig(config) },
     database,
-    store: createResultStore(config),
+    store: await createResultStore(config),
     logger,
   });
 } catch (error) {

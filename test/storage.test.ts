@@ -177,7 +177,7 @@ async function storeOf(backend: 'local' | 's3', env: Record<string, string> = {}
       ? { ...s3.env, ...env }
       : { DATA_DIR: mkdtempSync(join(tmpdir(), 'st-')), ...env };
   const config = testConfig(overrides);
-  return { config, store: createResultStore(config) };
+  return { config, store: await createResultStore(config) };
 }
 
 describe.each(['local', 's3'] as const)('the %s backend', (backend) => {
