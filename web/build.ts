@@ -28,11 +28,15 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-/** A hash of everything the apps are built from: their sources, the API's types, the lockfile. */
+/**
+ * A hash of everything the apps are built from: their sources, the API's types, the bot's texts
+ * (the Mini App speaks them), the lockfile.
+ */
 function inputsHash(): string {
   const inputs = [
     ...filesUnder(join(root, 'web')),
     join(root, 'src', 'api-client', 'schema.ts'),
+    ...filesUnder(join(root, 'src', 'locales')).filter((file) => file.endsWith('.ftl')),
     join(root, 'package-lock.json'),
   ].sort();
   const hash = createHash('sha256');

@@ -160,3 +160,23 @@ notice-broadcast-completed =
     📣 Broadcast #{ $id } is complete ({ $total } recipients): { $sent } sent, { $blocked } blocked the bot, { $failed } failed.
 notice-broadcast-cancelled =
     📣 Broadcast #{ $id } was cancelled ({ $total } recipients): { $sent } sent, { $blocked } blocked the bot, { $failed } failed, { $remaining } not sent.
+
+## The Mini App (web/app)
+app-outside-telegram-title = Open this in Telegram
+app-outside-telegram = This app runs inside Telegram: open it from the bot's menu button.
+app-tab-gallery = 🖼 My images
+app-tab-create = 🎨 Create
+app-loading = Loading…
+app-error = Something went wrong: { $detail }
+app-gallery-empty = You have no images yet. Create one!
+app-close = Close
+app-download = Download
+app-prompt-placeholder = Describe the picture you want
+app-add-images = Add photos ({ $count }/{ $max })
+app-remove-image = Remove
+app-uploading = Uploading…
+app-quote = Price: { $price }
+app-status-queued = ⏳ Queued
+app-status-running = 🎨 Drawing…
+app-status-succeeded = ✅ Done
+app-status-failed = ❌ Failed

@@ -160,3 +160,23 @@ notice-broadcast-completed =
     📣 Рассылка #{ $id } завершена ({ $total } получателей): { $sent } отправлено, { $blocked } заблокировали бота, { $failed } с ошибкой.
 notice-broadcast-cancelled =
     📣 Рассылка #{ $id } отменена ({ $total } получателей): { $sent } отправлено, { $blocked } заблокировали бота, { $failed } с ошибкой, { $remaining } не отправлено.
+
+## The Mini App (web/app)
+app-outside-telegram-title = Откройте это в Telegram
+app-outside-telegram = Это приложение работает внутри Telegram: откройте его кнопкой меню бота.
+app-tab-gallery = 🖼 Мои изображения
+app-tab-create = 🎨 Создать
+app-loading = Загрузка…
+app-error = Что-то пошло не так: { $detail }
+app-gallery-empty = У вас пока нет изображений. Создайте первое!
+app-close = Закрыть
+app-download = Скачать
+app-prompt-placeholder = Опишите картинку, которую хотите
+app-add-images = Добавить фото ({ $count }/{ $max })
+app-remove-image = Убрать
+app-uploading = Загрузка…
+app-quote = Цена: { $price }
+app-status-queued = ⏳ В очереди
+app-status-running = 🎨 Рисую…
+app-status-succeeded = ✅ Готово
+app-status-failed = ❌ Не получилось

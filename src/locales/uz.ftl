@@ -154,3 +154,23 @@ notice-broadcast-completed =
     📣 #{ $id } xabarnoma yakunlandi ({ $total } qabul qiluvchi): { $sent } yuborildi, { $blocked } botni bloklagan, { $failed } xato.
 notice-broadcast-cancelled =
     📣 #{ $id } xabarnoma bekor qilindi ({ $total } qabul qiluvchi): { $sent } yuborildi, { $blocked } botni bloklagan, { $failed } xato, { $remaining } yuborilmadi.
+
+## The Mini App (web/app)
+app-outside-telegram-title = Buni Telegramda oching
+app-outside-telegram = Bu ilova Telegram ichida ishlaydi: uni botning menyu tugmasidan oching.
+app-tab-gallery = 🖼 Rasmlarim
+app-tab-create = 🎨 Yaratish
+app-loading = Yuklanmoqda…
+app-error = Nimadir xato ketdi: { $detail }
+app-gallery-empty = Sizda hali rasm yo'q. Birinchisini yarating!
+app-close = Yopish
+app-download = Yuklab olish
+app-prompt-placeholder = Qanday rasm kerakligini yozing
+app-add-images = Rasm qo'shish ({ $count }/{ $max })
+app-remove-image = Olib tashlash
+app-uploading = Yuklanmoqda…
+app-quote = Narxi: { $price }
+app-status-queued = ⏳ Navbatda
+app-status-running = 🎨 Chizilmoqda…
+app-status-succeeded = ✅ Tayyor
+app-status-failed = ❌ Bo'lmadi

@@ -1,35 +1,347 @@
-import { StrictMode } from 'react';
+import {
+  QueryClient,
+  QueryClientProvider,
+  useInfiniteQuery,
+  useMutation,
+  useQuery,
+  useQueryClient,
+} from '@tanstack/react-query';
+import { StrictMode, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
+import { type Api, createApi, dataOf, type Ok } from '../../shared/api.ts';
+import { type Translate, textsFor } from './i18n.ts';
+import { applyTheme, type Launch, readLaunch } from './telegram.ts';
+import './style.css';
 
 /**
- * The Mini App's shell. Telegram opens it with its launch parameters in the address's fragment
- * (tgWebAppData=…); a browser that opened it directly has none, and is told where to open it.
- * The gallery and composer come next (issue 10).
+ * The Mini App: a gallery of the user's generations and a composer, in Telegram's theme and the
+ * user's language, as the user authenticated by Telegram's signed initData (`tma`).
  */
-function openedInTelegram(): boolean {
-  return new URLSearchParams(window.location.hash.slice(1)).has('tgWebAppData');
+
+type Generation = Ok<'/api/v1/generations/{id}', 'get'>;
+type Model = Ok<'/api/v1/models', 'get'>['models'][number];
+
+const PAGE_SIZE = 12;
+const isActive = (g: Generation) => g.status === 'queued' || g.status === 'running';
+
+function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate }) {
+  const [viewing, setViewing] = useState<Generation | null>(null);
+  const pages = useInfiniteQuery({
+    queryKey: ['generations'],
+    initialPageParam: undefined as string | undefined,
+    queryFn: async ({ pageParam }) =>
+      dataOf(
+        await api.GET('/api/v1/users/{telegram_id}/generations', {
+          params: {
+            path: { telegram_id: launch.telegramId },
+            query: { limit: PAGE_SIZE, ...(pageParam ? { cursor: pageParam } : {}) },
+          },
+        }),
+      ),
+    getNextPageParam: (last) => last.next_cursor ?? undefined,
+    // Live status: while anything is on its way, look again.
+    refetchInterval: (query) =>
+      query.state.data?.pages.some((page) => page.generations.some(isActive)) ? 1500 : false,
+  });
+  const sentinel = useRef<HTMLDivElement>(null);
+  const { hasNextPage, isFetchingNextPage, fetchNextPage } = pages;
+  useEffect(() => {
+    const element = sentinel.current;
+    if (!element || !hasNextPage) return;
+    const observer = new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting) && !isFetchingNextPage) {
+        void fetchNextPage();
+      }
+    });
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [hasNextPage, isFetchingNextPage, fetchNextPage]);
+
+  if (pages.isPending) return <p className="note">{t('app-loading')}</p>;
+  if (pages.isError)
+    return <p className="note">{t('app-error', { detail: pages.error.message })}</p>;
+  const generations = pages.data.pages.flatMap((page) => page.generations);
+  if (generations.length === 0) return <p className="note">{t('app-gallery-empty')}</p>;
+  return (
+    <>
+      <ul className="gallery" aria-label={t('app-tab-gallery')}>
+        {generations.map((generation) => {
+          const image = generation.results[0];
+          return (
+            <li key={generation.id} className="tile" data-status={generation.status}>
+              {image ? (
+                <button type="button" onClick={() => setViewing(generation)}>
+                  <img src={image.url} alt={generation.prompt} loading="lazy" />
+                </button>
+              ) : (
+                <span className="status">{t(`app-status-${generation.status}`)}</span>
+              )}
+            </li>
+          );
+        })}
+      </ul>
+      <div ref={sentinel} />
+      {isFetchingNextPage && <p className="note">{t('app-loading')}</p>}
+      {viewing?.results[0] && (
+        <div className="viewer" role="dialog" aria-label={viewing.prompt}>
+          <img src={viewing.results[0].url} alt={viewing.prompt} />
+          <p>{viewing.prompt}</p>
+          <div className="row">
+            <a className="button" href={viewing.results[0].url} download>
+              {t('app-download')}
+            </a>
+            <button type="button" className="button" onClick={() => setViewing(null)}>
+              {t('app-close')}
+            </button>
+          </div>
+        </div>
+      )}
+    </>
+  );
 }
 
-function MiniApp() {
-  if (!openedInTelegram()) {
-    return (
-      <main style={{ fontFamily: 'system-ui, sans-serif', padding: 24, textAlign: 'center' }}>
-        <h1>Open this in Telegram</h1>
-        <p>This app runs inside Telegram: open it from the bot's menu button.</p>
-      </main>
-    );
+interface Upload {
+  reference: string;
+  preview: string;
+}
+
+function Composer({
+  api,
+  launch,
+  t,
+  onSubmitted,
+}: {
+  api: Api;
+  launch: Launch;
+  t: Translate;
+  onSubmitted: () => void;
+}) {
+  const telegramId = launch.telegramId;
+  const models = useQuery({
+    queryKey: ['models'],
+    queryFn: async () => dataOf(await api.GET('/api/v1/models')).models,
+  });
+  const [modelKey, setModelKey] = useState<string | null>(null);
+  const model: Model | undefined = models.data?.find((m) => m.key === modelKey) ?? models.data?.[0];
+  const [parameters, setParameters] = useState<Record<string, string>>({});
+  const [prompt, setPrompt] = useState('');
+  const [uploads, setUploads] = useState<Upload[]>([]);
+  // One key per request the user means: a retry of it is charged once.
+  const [idempotencyKey, setIdempotencyKey] = useState(() => crypto.randomUUID());
+  const chosen = Object.fromEntries(
+    (model?.parameters ?? []).map((p) => [p.name, parameters[p.name] ?? p.default]),
+  );
+  const quote = useQuery({
+    queryKey: ['quote', model?.key, chosen],
+    enabled: model !== undefined,
+    queryFn: async () =>
+      dataOf(
+        await api.POST('/api/v1/generations/quote', {
+          body: { telegram_id: telegramId, model: model?.key ?? '', parameters: chosen },
+        }),
+      ),
+  });
+  const upload = useMutation({
+    mutationFn: async (file: File) => {
+      const stored = dataOf(
+        await api.POST('/api/v1/users/{telegram_id}/uploads', {
+          params: { path: { telegram_id: telegramId } },
+          body: file as never,
+          bodySerializer: (body: unknown) => body as Blob,
+          headers: { 'content-type': file.type || 'application/octet-stream' },
+        }),
+      );
+      return { reference: stored.reference, preview: URL.createObjectURL(file) };
+    },
+    onSuccess: (stored) => setUploads((current) => [...current, stored]),
+  });
+  const submit = useMutation({
+    mutationFn: async () =>
+      dataOf(
+        await api.POST('/api/v1/generations', {
+          params: { header: { 'idempotency-key': idempotencyKey } },
+          body: {
+            telegram_id: telegramId,
+            model: model?.key ?? '',
+            prompt,
+            parameters: chosen,
+            references: uploads.map((u) => u.reference),
+          },
+        }),
+      ),
+    onSuccess: () => {
+      setIdempotencyKey(crypto.randomUUID());
+      setPrompt('');
+      setUploads([]);
+      onSubmitted();
+    },
+  });
+
+  if (models.isPending) return <p className="note">{t('app-loading')}</p>;
+  if (models.isError || !model) {
+    return <p className="note">{t('app-error', { detail: models.error?.message ?? '' })}</p>;
   }
+  const price = quote.data
+    ? quote.data.payment_method === 'trial'
+      ? t('price-free', { left: quote.data.trial.remaining })
+      : t('price-credits', { credits: quote.data.price_credits })
+    : '…';
+  const failure = submit.error ?? upload.error ?? quote.error;
   return (
-    <main style={{ fontFamily: 'system-ui, sans-serif', padding: 24 }}>
-      <h1>Gallery</h1>
+    <form
+      className="composer"
+      onSubmit={(event) => {
+        event.preventDefault();
+        submit.mutate();
+      }}
+    >
+      <label>
+        {t('models-title')}
+        <select
+          value={model.key}
+          onChange={(event) => {
+            setModelKey(event.target.value);
+            setParameters({});
+            setUploads((current) =>
+              current.slice(
+                0,
+                models.data.find((m) => m.key === event.target.value)?.max_references ?? 0,
+              ),
+            );
+          }}
+        >
+          {models.data.map((m) => (
+            <option key={m.key} value={m.key}>
+              {m.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      {model.parameters.map((parameter) => (
+        <label key={parameter.name}>
+          {parameter.label}
+          <select
+            value={chosen[parameter.name]}
+            onChange={(event) =>
+              setParameters((current) => ({ ...current, [parameter.name]: event.target.value }))
+            }
+          >
+            {parameter.values.map((value) => (
+              <option key={value}>{value}</option>
+            ))}
+          </select>
+        </label>
+      ))}
+      <textarea
+        aria-label={t('app-prompt-placeholder')}
+        placeholder={t('app-prompt-placeholder')}
+        maxLength={model.max_prompt_length}
+        value={prompt}
+        onChange={(event) => setPrompt(event.target.value)}
+        rows={4}
+      />
+      {model.max_references > 0 && (
+        <div className="uploads">
+          {uploads.map((u) => (
+            <figure key={u.reference}>
+              <img src={u.preview} alt="" />
+              <button
+                type="button"
+                onClick={() => setUploads((current) => current.filter((c) => c !== u))}
+              >
+                {t('app-remove-image')}
+              </button>
+            </figure>
+          ))}
+          {uploads.length < model.max_references && (
+            <label className="button">
+              {upload.isPending
+                ? t('app-uploading')
+                : t('app-add-images', { count: uploads.length, max: model.max_references })}
+              <input
+                type="file"
+                accept="image/png,image/jpeg,image/webp,image/gif"
+                hidden
+                disabled={upload.isPending}
+                onChange={(event) => {
+                  const file = event.target.files?.[0];
+                  if (file) upload.mutate(file);
+                  event.target.value = '';
+                }}
+              />
+            </label>
+          )}
+        </div>
+      )}
+      <p className="quote">{t('app-quote', { price })}</p>
+      {failure && <p className="error">{t('app-error', { detail: failure.message })}</p>}
+      <button
+        type="submit"
+        className="button primary"
+        disabled={submit.isPending || upload.isPending}
+      >
+        {quote.data?.payment_method === 'trial'
+          ? t('button-start-free')
+          : t('button-start-credits', { credits: quote.data?.price_credits ?? '…' })}
+      </button>
+    </form>
+  );
+}
+
+function MiniApp({ launch }: { launch: Launch }) {
+  const [api] = useState(() => createApi(() => `tma ${launch.initData}`));
+  const { t } = textsFor(launch.languageCode);
+  const [tab, setTab] = useState<'gallery' | 'create'>('gallery');
+  const queries = useQueryClient();
+  return (
+    <main>
+      <nav className="tabs">
+        {(['gallery', 'create'] as const).map((name) => (
+          <button key={name} type="button" aria-pressed={tab === name} onClick={() => setTab(name)}>
+            {t(name === 'gallery' ? 'app-tab-gallery' : 'app-tab-create')}
+          </button>
+        ))}
+      </nav>
+      {tab === 'gallery' ? (
+        <Gallery api={api} launch={launch} t={t} />
+      ) : (
+        <Composer
+          api={api}
+          launch={launch}
+          t={t}
+          onSubmitted={() => {
+            void queries.invalidateQueries({ queryKey: ['generations'] });
+            setTab('gallery');
+          }}
+        />
+      )}
     </main>
   );
 }
 
+function OutsideTelegram() {
+  // No user, so no language of theirs: the browser's.
+  const { t } = textsFor(navigator.language);
+  return (
+    <main className="note">
+      <h1>{t('app-outside-telegram-title')}</h1>
+      <p>{t('app-outside-telegram')}</p>
+    </main>
+  );
+}
+
+const launch = readLaunch();
+if (launch) {
+  applyTheme(launch.theme);
+  document.documentElement.lang = textsFor(launch.languageCode).language;
+}
+const queryClient = new QueryClient({ defaultOptions: { queries: { retry: 1 } } });
 const root = document.getElementById('root');
 if (!root) throw new Error('index.html has no #root');
 createRoot(root).render(
   <StrictMode>
-    <MiniApp />
+    <QueryClientProvider client={queryClient}>
+      {launch ? <MiniApp launch={launch} /> : <OutsideTelegram />}
+    </QueryClientProvider>
   </StrictMode>,
 );

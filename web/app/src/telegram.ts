@@ -1,0 +1,71 @@
+/**
+ * What Telegram hands the Mini App: the signed initData (sent as `Authorization: tma …`), the
+ * user, the theme and the language. Read from `window.Telegram.WebApp` (Telegram's script) when
+ * present, else from the launch parameters in the address's fragment, which Telegram always sets.
+ */
+
+export interface TelegramTheme {
+  [name: string]: string | undefined;
+}
+
+interface WebApp {
+  initData: string;
+  themeParams?: TelegramTheme;
+  ready?: () => void;
+  expand?: () => void;
+}
+
+declare global {
+  interface Window {
+    Telegram?: { WebApp?: WebApp };
+  }
+}
+
+export interface Launch {
+  initData: string;
+  telegramId: number;
+  languageCode: string | null;
+  theme: TelegramTheme;
+}
+
+/** The launch, or null outside Telegram (no signed initData naming a user). */
+export function readLaunch(): Launch | null {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const webApp = window.Telegram?.WebApp;
+  const initData = webApp?.initData || fragment.get('tgWebAppData') || '';
+  if (initData === '') return null;
+  const userJson = new URLSearchParams(initData).get('user');
+  if (!userJson) return null;
+  let user: { id?: unknown; language_code?: unknown };
+  try {
+    user = JSON.parse(userJson) as typeof user;
+  } catch {
+    return null;
+  }
+  if (typeof user.id !== 'number') return null;
+  let theme: TelegramTheme = webApp?.themeParams ?? {};
+  const themeJson = fragment.get('tgWebAppThemeParams');
+  if (!webApp?.themeParams && themeJson) {
+    try {
+      theme = JSON.parse(themeJson) as TelegramTheme;
+    } catch {
+      theme = {};
+    }
+  }
+  webApp?.ready?.();
+  webApp?.expand?.();
+  return {
+    initData,
+    telegramId: user.id,
+    languageCode: typeof user.language_code === 'string' ? user.language_code : null,
+    theme,
+  };
+}
+
+/** Telegram's theme as the CSS variables Telegram's own clients set (`--tg-theme-bg-color`…). */
+export function applyTheme(theme: TelegramTheme): void {
+  for (const [name, value] of Object.entries(theme)) {
+    if (value)
+      document.documentElement.style.setProperty(`--tg-theme-${name.replaceAll('_', '-')}`, value);
+  }
+}
