@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { AppError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import { selectRows } from '../db/rows.ts';
 import { ProviderError, type ProviderWebhook, WebhookSignatureError } from '../providers/types.ts';
 import type { ResultStore } from '../storage/results.ts';
@@ -23,6 +24,7 @@ export async function handleProviderWebhook(
   store: ResultStore,
   providerName: string,
   webhook: ProviderWebhook,
+  logger: Pick<Logger, 'info'>,
 ): Promise<WebhookOutcome> {
   const provider = ctx.providers.get(providerName);
   if (!provider?.readWebhook) {
@@ -43,11 +45,12 @@ export async function handleProviderWebhook(
     }
     throw new AppError('invalid_webhook', (error as Error).message);
   }
-  const [job] = await selectRows<{ request_id: string }>(
+  const [job] = await selectRows<{ request_id: string; http_request_id: string | null }>(
     ctx.db,
-    sql`SELECT request_id FROM generation_jobs
-        WHERE kind = 'generate' AND provider = ${provider.name}
-          AND provider_job_id = ${event.providerJobId}`,
+    sql`SELECT j.request_id, g.http_request_id
+        FROM generation_jobs j JOIN generation_requests g ON g.id = j.request_id
+        WHERE j.kind = 'generate' AND j.provider = ${provider.name}
+          AND j.provider_job_id = ${event.providerJobId}`,
   );
   if (!job) return { outcome: 'ignored', generation_id: null };
   const { status } = event;
@@ -67,6 +70,16 @@ export async function handleProviderWebhook(
     if (error instanceof ProviderError)
       return { outcome: 'ignored', generation_id: job.request_id };
     throw error;
+  }
+  if (settled) {
+    // The same line of the generation's story as the worker's (jobs/generate.ts) when it settles.
+    const story = { generationId: job.request_id, requestId: job.http_request_id, by: 'webhook' };
+    if (status.state === 'succeeded') logger.info(story, 'generation succeeded');
+    else
+      logger.info(
+        { ...story, code: 'provider_failed', message: status.error },
+        'generation failed',
+      );
   }
   return { outcome: settled ? 'settled' : 'duplicate', generation_id: job.request_id };
 }

@@ -545,9 +545,15 @@ export const providerWebhookRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) =>
-      handleProviderWebhook(app.deps.pipeline, app.deps.store, request.params.provider, {
-        headers: request.headers,
-        rawBody: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
-      }),
+      handleProviderWebhook(
+        app.deps.pipeline,
+        app.deps.store,
+        request.params.provider,
+        {
+          headers: request.headers,
+          rawBody: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
+        },
+        request.log,
+      ),
   );
 };
