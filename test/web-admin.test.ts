@@ -1,18 +1,27 @@
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { brotliDecompressSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProviderRegistry } from '../src/providers/registry.ts';
+import { recordGenerationSuccess } from '../src/services/generation-outcomes.ts';
+import { LocalResultStore } from '../src/storage/local.ts';
 import { buildWeb } from '../web/build.ts';
-import { ADMIN_TOKEN, adminAuth, botAuth, buildTestApp } from './helpers/app.ts';
+import { ScriptedProvider } from './fakes/scripted-provider.ts';
+import { ADMIN_TOKEN, adminAuth, botAuth, buildTestApp, testConfig } from './helpers/app.ts';
 import {
   browserMissing,
   contextOptions,
   launchChromium,
   screenshotBothWidths,
 } from './helpers/browser.ts';
-import { freshTelegramId } from './helpers/database.ts';
+import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import { testPhoto } from './helpers/images.ts';
 import { ADMIN_OPERATOR_ID, operatorSettings, widgetLogin } from './helpers/operators.ts';
+import { createTestModel, submit, type TestModel, userWithCredits } from './helpers/pipeline.ts';
 
 /**
  * The operator panel in a real browser, against the real API on the test database: what an
@@ -26,10 +35,22 @@ let app: FastifyInstance;
 const telegramRequests: string[] = [];
 let browser: Browser | null = null;
 let origin: string;
+/** Where the app keeps generated images: the panel's thumbnails are served from here. */
+const dataDir = mkdtempSync(join(tmpdir(), 'web-admin-'));
+const provider = new ScriptedProvider();
+let model: TestModel;
 
 beforeAll(async () => {
   await buildWeb();
-  app = await buildTestApp({ ...operatorSettings, TELEGRAM_BOT_USERNAME: LOGIN_BOT });
+  app = await buildTestApp(
+    { ...operatorSettings, TELEGRAM_BOT_USERNAME: LOGIN_BOT, DATA_DIR: dataDir },
+    undefined,
+    { providers: new ProviderRegistry([provider], 'catalog') },
+  );
+  model = await createTestModel((await sharedDatabase()).db, {
+    provider: provider.name,
+    prices: [{ conditions: {}, credits: 10 }],
+  });
   await app.listen({ host: 'localhost', port: 0 });
   origin = `http://localhost:${(app.server.address() as AddressInfo).port}`;
   if (!browserMissing()) browser = await launchChromium();
@@ -74,6 +95,35 @@ async function openPanel(
   });
   await page.goto(`${origin}${path}`);
   return { context, page, errors };
+}
+
+/** Signs in with the admin token on the page `openPanel` opened. */
+async function signInWithToken(page: Page): Promise<void> {
+  await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('whoami').waitFor();
+}
+
+/** A generation accepted through the API and settled with one image, as the worker settles it. */
+async function succeededGeneration(telegramId: number, prompt: string): Promise<string> {
+  const accepted = await submit(app, {
+    telegram_id: telegramId,
+    model: model.key,
+    prompt,
+    payment: 'credits',
+  });
+  expect(accepted.statusCode, accepted.body).toBe(202);
+  const id: string = accepted.json().id;
+  const settle = {
+    db: (await sharedDatabase()).db,
+    config: testConfig({ TELEGRAM_BOT_TOKEN: '' }),
+  };
+  expect(
+    await recordGenerationSuccess(settle, new LocalResultStore(dataDir), id, {
+      images: [{ data: await testPhoto('png'), mimeType: 'image/png' }],
+    }),
+  ).toBe(true);
+  return id;
 }
 
 /** Chromium logs every 4xx it fetched; the panel asking who is signed in (401) is expected. */
@@ -175,6 +225,59 @@ describe('operator panel, in Chromium', () => {
         reason: 'Goodwill after a failed delivery',
       }),
     ]);
+  }, 90_000);
+
+  it('lists generations with thumbnails and the live queue, and refunds one with a reason after confirming', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const telegramId = freshTelegramId();
+    await userWithCredits(app, telegramId, 30);
+    const id = await succeededGeneration(telegramId, 'A lighthouse in a storm');
+    const { context: session, page, errors } = await openPanel('/admin/generations');
+    try {
+      await signInWithToken(page);
+      await page.getByRole('heading', { name: 'Generations' }).waitFor();
+      const queue = await app.inject({ url: '/api/v1/admin/queue', headers: adminAuth });
+      await expect
+        .poll(() => page.getByTestId('queue-Failed, last hour').locator('p').last().textContent())
+        .toBe(String(queue.json().failed_last_hour));
+      await page.getByLabel('User').fill(String(telegramId));
+      const row = page.locator(`[data-testid="generation"][data-id="${id}"]`);
+      await row.waitFor();
+      await expect.poll(() => page.getByTestId('generation').count()).toBe(1);
+      // The thumbnail is the stored image, loaded from the API's image route.
+      const thumbnail = row.getByRole('img', { name: 'A lighthouse in a storm' });
+      await expect
+        .poll(() =>
+          thumbnail.evaluate(
+            (image) => (image as unknown as { naturalWidth: number }).naturalWidth,
+          ),
+        )
+        .toBeGreaterThan(0);
+      await screenshotBothWidths(page, 'generations');
+
+      await row.getByRole('button', { name: 'Refund' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Refund this generation' });
+      await dialog.getByText('Give back 10 credits to the user?').waitFor();
+      const confirm = dialog.getByRole('button', { name: 'Refund' });
+      expect(await confirm.isDisabled()).toBe(true);
+      await dialog.getByLabel('Reason').fill('Watermark in the result');
+      await screenshotBothWidths(page, 'generation-refund');
+      await confirm.click();
+      await row.getByText('refunded', { exact: true }).waitFor();
+      expect(await row.getByRole('button', { name: 'Refund' }).count()).toBe(0);
+
+      await page.goto(`${origin}/admin/audit`);
+      await page.getByLabel('Subject id').fill(id);
+      const entry = page.getByTestId('audit-entry').filter({ hasText: 'generation.refund' });
+      await entry.getByRole('cell', { name: 'Watermark in the result', exact: true }).waitFor();
+      expect(unexpected(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+
+    // The credits came back once: 30 − 10 + 10.
+    const user = await app.inject({ url: `/api/v1/admin/users/${telegramId}`, headers: adminAuth });
+    expect(user.json()).toMatchObject({ balance: 30 });
   }, 90_000);
 
   it('signs an operator in from the Telegram Login redirect into an HttpOnly cookie, nothing in storage, and out again', async (context) => {

@@ -16,6 +16,9 @@ const UsersPage = lazy(() =>
 const UserPage = lazy(() =>
   import('./pages/User.tsx').then((module) => ({ default: module.UserPage })),
 );
+const GenerationsPage = lazy(() =>
+  import('./pages/Generations.tsx').then((module) => ({ default: module.GenerationsPage })),
+);
 const AuditPage = lazy(() =>
   import('./pages/Audit.tsx').then((module) => ({ default: module.AuditPage })),
 );
@@ -41,6 +44,7 @@ export function App() {
           <Route path="/dashboard" element={<DashboardPage />} />
           <Route path="/users" element={<UsersPage />} />
           <Route path="/users/:telegramId" element={<UserPage />} />
+          <Route path="/generations" element={<GenerationsPage />} />
           <Route path="/audit" element={<AuditPage />} />
           <Route path="*" element={<Navigate to="/dashboard" replace />} />
         </Routes>

@@ -7,6 +7,7 @@ import { type Me, useAuth } from './auth.tsx';
 const pages = [
   { to: '/dashboard', label: 'Dashboard', adminOnly: false },
   { to: '/users', label: 'Users', adminOnly: false },
+  { to: '/generations', label: 'Generations', adminOnly: false },
   { to: '/audit', label: 'Audit log', adminOnly: true },
 ] as const;
 
