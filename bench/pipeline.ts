@@ -128,8 +128,12 @@ async function seed(): Promise<void> {
       `INSERT INTO ledger_entries (user_id, amount, kind) SELECT id, 100000000, 'topup' FROM users`,
     );
     await client.query(
-      `INSERT INTO model_catalog (key, display_name, provider, provider_model, parameters, max_references)
-       VALUES ('${modelKey}', 'Bench instant', 'wavespeed', 'bench/instant', '[]'::jsonb, 0)`,
+      `INSERT INTO model_catalog (key, display_name, parameters, max_references)
+       VALUES ('${modelKey}', 'Bench instant', '[]'::jsonb, 0)`,
+    );
+    await client.query(
+      `INSERT INTO model_routes (model_id, priority, provider, provider_model)
+       SELECT id, 1, 'wavespeed', 'bench/instant' FROM model_catalog WHERE key = '${modelKey}'`,
     );
     await client.query(
       `INSERT INTO model_prices (model_id, credits) SELECT id, 1 FROM model_catalog WHERE key = '${modelKey}'`,

@@ -34,11 +34,14 @@ async function addModel(options: { active: boolean; prices: [string, number, boo
   const key = `test-${randomUUID().slice(0, 8)}`;
   await database.db.execute(sql`
     WITH model AS (
-      INSERT INTO model_catalog (key, display_name, provider, provider_model, parameters, is_active)
-      VALUES (${key}, 'Test model', 'local', 'local/test',
+      INSERT INTO model_catalog (key, display_name, parameters, is_active)
+      VALUES (${key}, 'Test model',
               '[{"name":"style","label":"Style","type":"enum","values":["photo","anime"],"default":"photo"}]'::jsonb,
               ${options.active})
       RETURNING id
+    ), route AS (
+      INSERT INTO model_routes (model_id, priority, provider, provider_model)
+      SELECT id, 1, 'local', 'local/test' FROM model
     )
     INSERT INTO model_prices (model_id, conditions, credits, valid_from, valid_to)
     SELECT model.id, p.conditions::jsonb, p.credits, now() - interval '2 days',
@@ -121,8 +124,8 @@ describe('GET /api/v1/models', () => {
   it('refuses a tool that takes no image (the database checks it)', async () => {
     const refused = await database.db
       .execute(sql`
-        INSERT INTO model_catalog (key, kind, display_name, provider, provider_model, max_references)
-        VALUES (${`test-${randomUUID().slice(0, 8)}`}, 'tool', 'No image', 'local', 'local/x', 0)`)
+        INSERT INTO model_catalog (key, kind, display_name, max_references)
+        VALUES (${`test-${randomUUID().slice(0, 8)}`}, 'tool', 'No image', 0)`)
       .then(
         () => null,
         (error: Error) => error,

@@ -46,6 +46,7 @@ const request = (overrides: Partial<ProviderRequest> = {}): ProviderRequest => (
   prompt: 'a lighthouse at dusk',
   parameters: { aspect_ratio: '16:9' },
   referenceUrls: [],
+  shape: { referenceField: 'image_input', referenceArity: 'array', maxReferences: 10, inputs: {} },
   ...overrides,
 });
 

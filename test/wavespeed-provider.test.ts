@@ -51,6 +51,7 @@ function request(overrides: Partial<ProviderRequest> = {}): ProviderRequest {
     prompt: 'a lighthouse at dusk',
     parameters: { size: '1024*1024' },
     referenceUrls: [],
+    shape: { referenceField: 'images', referenceArity: 'array', maxReferences: 10, inputs: {} },
     ...overrides,
   };
 }
@@ -109,9 +110,7 @@ describe('wavespeed provider: submit and poll', () => {
   it('sends the prompt, the parameters and fixed flags; images only for references', async () => {
     const wavespeed = provider();
     const before = fake.submissions.length;
-    await wavespeed.submit(
-      request({ parameters: { size: '2048*1024', seed: '7' }, webhookUrl: undefined }),
-    );
+    await wavespeed.submit(request({ parameters: { size: '2048*1024' }, webhookUrl: undefined }));
     await wavespeed.submit(
       request({
         model: 'google/nano-banana/edit',
@@ -129,7 +128,6 @@ describe('wavespeed provider: submit and poll', () => {
       body: {
         prompt: 'a lighthouse at dusk',
         size: '2048*1024',
-        seed: '7',
         enable_base64_output: false,
         enable_sync_mode: false,
       },
@@ -149,10 +147,92 @@ describe('wavespeed provider: submit and poll', () => {
     });
   });
 
+  it('shapes each request as its route says: one `image` string, typed values, parameters left out', async () => {
+    const wavespeed = provider();
+    const before = fake.submissions.length;
+    // qwen-image/edit documents one `image` (a string), an integer `seed` and no `size`.
+    const qwenEdit = {
+      referenceField: 'image',
+      referenceArity: 'string',
+      maxReferences: 1,
+      inputs: { size: null, seed: { type: 'integer' } },
+    } as const;
+    await wavespeed.submit(
+      request({
+        model: 'wavespeed-ai/qwen-image/edit',
+        prompt: 'change the sign to say OPEN',
+        parameters: { size: '1024*1024', seed: '42' },
+        referenceUrls: ['https://files.example/shop.png'],
+        shape: qwenEdit,
+      }),
+    );
+    expect(fake.submissions[before]?.body).toEqual({
+      prompt: 'change the sign to say OPEN',
+      seed: 42,
+      image: 'https://files.example/shop.png',
+      enable_base64_output: false,
+      enable_sync_mode: false,
+    });
+
+    // The shape the adapter used to send (`images`, a list, and `size`) is refused by the API.
+    const asList = await providerError(() =>
+      wavespeed.submit(
+        request({
+          model: 'wavespeed-ai/qwen-image/edit',
+          prompt: 'change the sign to say OPEN',
+          parameters: {},
+          referenceUrls: ['https://files.example/shop.png'],
+        }),
+      ),
+    );
+    expect(asList.retryable).toBe(false);
+    expect(asList.message).toContain('image is required');
+    // A seed sent as text, as every parameter used to be, is refused too.
+    const asText = await providerError(() =>
+      wavespeed.submit(
+        request({
+          model: 'wavespeed-ai/qwen-image/edit',
+          prompt: 'change the sign to say OPEN',
+          parameters: { seed: '42' },
+          referenceUrls: ['https://files.example/shop.png'],
+          shape: { ...qwenEdit, inputs: {} },
+        }),
+      ),
+    );
+    expect(asText.message).toContain('seed must be an integer');
+    // More references than the route takes never reach the provider.
+    const calls = fake.submissions.length;
+    const tooMany = await providerError(() =>
+      wavespeed.submit(
+        request({
+          model: 'wavespeed-ai/qwen-image/edit',
+          referenceUrls: ['https://files.example/a.png', 'https://files.example/b.png'],
+          shape: qwenEdit,
+        }),
+      ),
+    );
+    expect(tooMany.failureCode).toBe('invalid_input');
+    expect(fake.submissions.length).toBe(calls);
+  });
+
+  it('refuses sizes outside what a model documents (Seedream 4.0: 1024 to 4096 per side)', async () => {
+    const error = await providerError(() =>
+      provider().submit(request({ parameters: { size: '1280*720' } })),
+    );
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain('size');
+  });
+
   it("sends a tool its one `image` and its parameters, no prompt, as each tool's page documents", async () => {
     const wavespeed = provider();
     const before = fake.submissions.length;
     const photo = 'data:image/jpeg;base64,/9j/4AAQSkZJRg==';
+    const tool = {
+      referenceField: 'image',
+      referenceArity: 'string',
+      maxReferences: 1,
+      inputs: {},
+    } as const;
     const tools: [string, Record<string, string>][] = [
       ['wavespeed-ai/ultimate-image-upscaler', { target_resolution: '8k' }],
       ['wavespeed-ai/image-watermark-remover', {}],
@@ -162,7 +242,14 @@ describe('wavespeed provider: submit and poll', () => {
     ];
     for (const [model, parameters] of tools) {
       const { providerJobId } = await wavespeed.submit(
-        request({ kind: 'tool', model, prompt: '', parameters, referenceUrls: [photo] }),
+        request({
+          kind: 'tool',
+          model,
+          prompt: '',
+          parameters,
+          referenceUrls: [photo],
+          shape: tool,
+        }),
       );
       expect(providerJobId).toMatch(/^[0-9a-f]{32}$/);
       // It ends like any prediction: an output URL.
@@ -181,7 +268,13 @@ describe('wavespeed provider: submit and poll', () => {
     // is a 400, final; the adapter refuses a tool without a reference before calling.
     const missing = await providerError(() =>
       wavespeed.submit(
-        request({ kind: 'tool', model: 'topaz/image/denoise', prompt: '', parameters: {} }),
+        request({
+          kind: 'tool',
+          model: 'topaz/image/denoise',
+          prompt: '',
+          parameters: {},
+          shape: tool,
+        }),
       ),
     );
     expect(missing.retryable).toBe(false);
@@ -194,6 +287,7 @@ describe('wavespeed provider: submit and poll', () => {
           prompt: '',
           parameters: { model: 'Gentle' },
           referenceUrls: [photo],
+          shape: tool,
         }),
       ),
     );
@@ -275,7 +369,7 @@ describe('wavespeed provider: HTTP errors', () => {
     const error = await providerError(() => provider().submit(request({ prompt: '' })));
     expect(error.retryable).toBe(false);
     expect(error.message).toContain('400');
-    expect(error.message).toContain('prompt is required');
+    expect(error.message).toContain('prompt must be a non-empty string');
   });
 
   it('401 (bad key) is not retryable', async () => {

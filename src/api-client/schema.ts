@@ -738,7 +738,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Active models with their current prices and allowed parameters */
+        /** Active models with their current prices, allowed parameters and availability */
         get: operations["listModels"];
         put?: never;
         post?: never;
@@ -10089,6 +10089,8 @@ export interface operations {
                      *           "max_prompt_length": 2000,
                      *           "max_references": 10,
                      *           "typical_seconds": 15,
+                     *           "available": true,
+                     *           "unavailable_reason": null,
                      *           "price_credits": 38,
                      *           "prices": [
                      *             {
@@ -10102,6 +10104,8 @@ export interface operations {
                      */
                     "application/json": {
                         models: {
+                            /** @description Whether a generation can be started now: some provider that serves it is configured, not failing and above its minimum balance */
+                            available: boolean;
                             description: string;
                             /** @description The id to generate with */
                             key: string;
@@ -10131,6 +10135,8 @@ export interface operations {
                                 credits: number;
                             }[];
                             typical_seconds: number | null;
+                            /** @description Why not, when not available: no_account (no provider of it is configured here), failing (its providers keep failing now), low_balance (their balance is below MIN_PROVIDER_BALANCE) */
+                            unavailable_reason: "no_account" | "failing" | "low_balance" | (never | null);
                         }[];
                     };
                 };

@@ -118,6 +118,10 @@ export interface Config {
     readonly pollSeconds: number;
     /** A provider account's balance below which its models are not offered; 0 = no guard. */
     readonly minBalance: number;
+    /** Failed calls in a row (within a minute) that open a provider's circuit breaker. */
+    readonly breakerFailures: number;
+    /** How long an open breaker sends new jobs to the next route before it tries the provider again. */
+    readonly breakerOpenSeconds: number;
   };
   /** Broadcast messages per second, shared by all workers. */
   readonly broadcastRate: number;
@@ -540,6 +544,8 @@ export function loadConfig(env: Env): Config {
       concurrency: parseProviderConcurrency(reader),
       pollSeconds: reader.integer('PROVIDER_POLL_SECONDS', 3, 1, 300),
       minBalance: reader.integer('MIN_PROVIDER_BALANCE', 0, 0, 1_000_000),
+      breakerFailures: reader.integer('PROVIDER_BREAKER_FAILURES', 5, 1, 1000),
+      breakerOpenSeconds: reader.integer('PROVIDER_BREAKER_OPEN_SECONDS', 30, 1, 3600),
     },
     broadcastRate: reader.integer('BROADCAST_RATE', 25, 1, 1000),
     publicBaseUrl: parseUrl(reader, 'PUBLIC_BASE_URL', null),

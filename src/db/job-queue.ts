@@ -292,6 +292,31 @@ export function runLater(
   );
 }
 
+/**
+ * Hands a generation's job to another provider (the next route of its model), to be claimed
+ * under that provider's cap at once. Only a job no provider has yet: one whose provider job id is
+ * recorded, or whose submit may have arrived (`step` other than `submit`), is never moved, here
+ * by the statement itself. The attempt is given back: the move is not the job failing.
+ */
+export async function moveToProvider(
+  db: Queryable,
+  job: Job,
+  provider: string,
+  reason: string,
+): Promise<boolean> {
+  const rows = await selectRows<{ id: string | number }>(
+    db,
+    sql`UPDATE generation_jobs
+        SET provider = ${provider}, status = 'pending', locked_by = NULL, locked_until = NULL,
+            run_at = now(), attempts = greatest(attempts - 1, 0), last_error = ${reason},
+            updated_at = now()
+        WHERE id = ${job.id} AND status = 'running' AND locked_by = ${job.lockedBy}
+          AND provider_job_id IS NULL AND step = 'submit'
+        RETURNING id`,
+  );
+  return rows.length === 1;
+}
+
 /** Exponential backoff with jitter: 2 s, 4 s, 8 s … capped, for the n-th attempt. */
 export function backoffSeconds(attempt: number, capSeconds = 300): number {
   const base = Math.min(capSeconds, 2 ** Math.max(1, attempt));

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Queryable } from '../db/client.ts';
-import { backoffSeconds, complete, type Job, runLater } from '../db/job-queue.ts';
+import { backoffSeconds, complete, type Job, moveToProvider, runLater } from '../db/job-queue.ts';
 import { selectRows } from '../db/rows.ts';
 import type { ModelKind } from '../db/schema/index.ts';
 import { LocalProvider } from '../providers/local.ts';
@@ -10,12 +10,14 @@ import {
   type ProviderImage,
   type ProviderStatus,
 } from '../providers/types.ts';
+import { MODEL_ROUTES_JSON, type ModelRoute } from '../services/catalog.ts';
 import type { Reference } from '../services/generation-input.ts';
 import {
   type GenerationFailure,
   recordGenerationFailure,
   storeImages,
 } from '../services/generation-outcomes.ts';
+import { chooseRoute, routeRequest, routeServedBy } from '../services/model-routes.ts';
 import { referenceUrlFor } from '../services/provider-references.ts';
 import { readUpload } from '../services/uploads.ts';
 import { sniffImageType } from '../storage/image-type.ts';
@@ -33,8 +35,8 @@ export interface GenerationWork {
   kind: ModelKind;
   prompt: string;
   parameters: Record<string, string>;
-  provider_model: string;
-  provider_edit_model: string | null;
+  /** The model's routes, best first: the job's provider's route shapes the request. */
+  routes: ModelRoute[];
   references: Reference[] | null;
   /** The user's: uploaded references live in their folder. */
   telegram_id: string | number;
@@ -69,8 +71,8 @@ export async function startGenerations(
           requestIds.map((id) => sql`${id}::uuid`),
           sql`, `,
         )})
-        RETURNING g.id, g.status, m.kind, g.prompt, g.parameters, m.provider_model,
-          m.provider_edit_model,
+        RETURNING g.id, g.status, m.kind, g.prompt, g.parameters,
+          ${sql.raw(MODEL_ROUTES_JSON)} AS routes,
           (SELECT json_agg(json_build_object('kind', r.kind, 'value', r.value) ORDER BY r.position)
            FROM generation_references r WHERE r.request_id = g.id) AS "references",
           (SELECT u.telegram_id FROM users u WHERE u.id = g.user_id) AS telegram_id,
@@ -114,42 +116,135 @@ export async function runGenerateJob(
     let providerJobId = job.providerJobId;
     if (providerJobId === null) {
       const references = work.references ?? [];
-      const submitted = await provider.submit(
-        {
-          generationId: requestId,
-          model: submittedModel(work),
-          kind: work.kind,
-          prompt: work.prompt,
-          parameters: work.parameters,
-          referenceUrls: await referenceUrls(env, provider, work, references, signal),
-          ...webhookFor(env, provider),
-        },
-        signal,
+      // Nothing was sent yet: a provider whose breaker is open hands the job to the next route.
+      if (
+        job.step === 'submit' &&
+        !ctx.providers.breaker(provider.name).allowsNewWork() &&
+        (await moveToNextRoute(env, job, work, provider.name))
+      ) {
+        return;
+      }
+      const route = routeServedBy(ctx, work.routes, provider.name);
+      if (!route) {
+        await settleFailure(env, story, {
+          code: 'provider_unavailable',
+          message: `the catalog no longer routes this model to ${provider.name}`,
+        });
+        return;
+      }
+      const { model, shape } = routeRequest(route, references.length > 0);
+      const submitted = await observed(
+        env,
+        provider,
+        provider.submit(
+          {
+            generationId: requestId,
+            model,
+            kind: work.kind,
+            prompt: work.prompt,
+            parameters: work.parameters,
+            referenceUrls: await referenceUrls(env, provider, work, references, signal),
+            shape,
+            ...webhookFor(env, provider),
+          },
+          signal,
+        ),
       );
       providerJobId = submitted.providerJobId;
       const recorded = await recordSubmission(env, job, provider.name, providerJobId);
       if (!recorded) throw new JobAbandoned();
       env.logger.info(
-        { ...story, provider: provider.name, model: submittedModel(work), providerJobId },
+        { ...story, provider: provider.name, model, providerJobId },
         'generation submitted to its provider',
       );
       announced = announceRunning(env, requestId, work.telegram);
     }
-    const status = await provider.status(providerJobId, signal);
+    const status = await observed(env, provider, provider.status(providerJobId, signal));
     await announced;
     await act(env, job, story, status, deadline);
   } catch (error) {
     if (error instanceof JobAbandoned || signal.aborted) return;
     await announced;
+    if (job.providerJobId === null && (await afterFailedSubmit(env, job, work, provider, error))) {
+      return;
+    }
     await retryOrFail(env, job, story, error, deadline);
   }
 }
 
-/** The provider's model: its edit model when the generation has references. */
-function submittedModel(work: GenerationWork): string {
-  return (work.references ?? []).length > 0
-    ? (work.provider_edit_model ?? work.provider_model)
-    : work.provider_model;
+/**
+ * Feeds the provider's circuit breaker with a call's outcome: an answer is health; a failure
+ * worth retrying (5xx, 429, timeouts, unreachable) counts against it; a refusal of our request
+ * (4xx) says nothing about the provider.
+ */
+async function observed<T>(
+  env: JobEnvironment,
+  provider: ImageProvider,
+  call: Promise<T>,
+): Promise<T> {
+  const breaker = env.ctx.providers.breaker(provider.name);
+  try {
+    const result = await call;
+    breaker.recordSuccess();
+    return result;
+  } catch (error) {
+    if (error instanceof ProviderError && error.retryable) breaker.recordFailure();
+    throw error;
+  }
+}
+
+/**
+ * A submit failed. If it may have reached the provider (its answer was lost), the job stays
+ * there for good: its step says so, and a retry goes to the same provider only. If it surely did
+ * not and the provider's breaker is now open, the job goes to the next route at once. Answers
+ * whether the job was handed on (nothing more to do here).
+ */
+async function afterFailedSubmit(
+  env: JobEnvironment,
+  job: Job,
+  work: GenerationWork,
+  provider: ImageProvider,
+  error: unknown,
+): Promise<boolean> {
+  if (!(error instanceof ProviderError) || !error.retryable) return false;
+  if (error.unconfirmed) {
+    await env.steps.add({ job, step: 'submit_unconfirmed', provider: provider.name });
+    return false;
+  }
+  if (job.step !== 'submit' || !env.ctx.providers.breaker(provider.name).isOpen()) {
+    return false;
+  }
+  return moveToNextRoute(env, job, work, provider.name);
+}
+
+/**
+ * Hands the job to the model's next usable route. False when there is none: the job stays and
+ * goes on with its provider. True when it was handed on, or was no longer this worker's to hand.
+ */
+async function moveToNextRoute(
+  env: JobEnvironment,
+  job: Job,
+  work: GenerationWork,
+  from: string,
+): Promise<boolean> {
+  const choice = await chooseRoute(env.ctx, work.routes, work.references?.length ?? 0, {
+    takeTrial: true,
+    excluding: from,
+  });
+  if ('unavailable' in choice) return false;
+  const moved = await moveToProvider(
+    env.ctx.db,
+    job,
+    choice.providerName,
+    `${from} is failing: handed to ${choice.providerName}`,
+  );
+  if (moved) {
+    env.logger.warn(
+      { jobId: job.id, generationId: job.requestId, from, to: choice.providerName },
+      'provider failing: generation handed to the next route',
+    );
+  }
+  return true;
 }
 
 /** How long the "running" edit may hold up settling a generation the provider finished at once. */

@@ -102,11 +102,20 @@ export async function providerRequest(call: ProviderCall): Promise<ProviderAnswe
     // The caller gave up (shutdown): theirs to handle, not a provider failure.
     if (signal?.aborted) throw signal.reason ?? error;
     if (timeout.aborted) {
-      throw new ProviderError(`${provider}: ${what} timed out after ${timeoutMs} ms`, true);
+      throw new ProviderError(
+        `${provider}: ${what} timed out after ${timeoutMs} ms`,
+        true,
+        undefined,
+        undefined,
+        true,
+      );
     }
     throw new ProviderError(
       call.redact(`${provider}: ${what} failed: ${describeNetworkError(error)}`),
       true,
+      undefined,
+      undefined,
+      !neverSent(error),
     );
   }
   return { status, headers, text, json: parseJson(text) };
@@ -201,6 +210,21 @@ export function retryAfterFromHeader(headers: Headers): number | undefined {
   const date = Date.parse(header);
   if (Number.isNaN(date)) return undefined;
   return Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+/** Errors that happen before a request leaves: nothing can have reached the provider. */
+const NOT_SENT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+]);
+
+function neverSent(error: unknown): boolean {
+  const cause = error instanceof Error ? (error as Error & { cause?: unknown }).cause : undefined;
+  const code = cause instanceof Error ? (cause as Error & { code?: string }).code : undefined;
+  return code !== undefined && NOT_SENT_CODES.has(code);
 }
 
 /** fetch's own message is only `fetch failed`; the cause says what (ECONNREFUSED, …). */

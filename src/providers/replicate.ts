@@ -35,6 +35,7 @@ import {
   webhookHmac,
   webhookJson,
 } from './http-support.ts';
+import { shapedInput } from './request-shape.ts';
 import {
   type ImageProvider,
   ProviderError,
@@ -108,8 +109,8 @@ export class ReplicateProvider implements ImageProvider {
 
   async submit(request: ProviderRequest, signal?: AbortSignal): Promise<{ providerJobId: string }> {
     const ref = parseModelRef(request.model);
-    const input: Record<string, unknown> = { prompt: request.prompt, ...request.parameters };
-    if (request.referenceUrls.length > 0) input.image_input = request.referenceUrls;
+    // Each model names its own inputs (google/nano-banana: `image_input`, a list): the route says.
+    const input = shapedInput('replicate', request);
     const body: Record<string, unknown> = { input };
     let path: string;
     if (ref.version) {

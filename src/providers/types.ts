@@ -1,3 +1,5 @@
+import type { RequestShape } from './request-shape.ts';
+
 /**
  * An image provider: where a generation is actually made. Submitting returns the provider's own
  * job id, which the queue records before anything else, so a worker that takes over a job polls
@@ -17,6 +19,11 @@ export interface ProviderRequest {
   parameters: Record<string, string>;
   /** Reference images as URLs the provider can fetch. */
   referenceUrls: string[];
+  /**
+   * How `model` takes its inputs: the catalog route's facts (see request-shape.ts). The HTTP
+   * providers refuse a request without one; the offline provider needs none.
+   */
+  shape?: RequestShape;
   /** Where the provider should POST the result, if it supports webhooks. */
   webhookUrl?: string;
 }
@@ -102,6 +109,11 @@ export class ProviderError extends Error {
     /** The provider's own Retry-After, when it gave one. */
     readonly retryAfterSeconds?: number,
     readonly failureCode?: ProviderFailureCode,
+    /**
+     * The call may have reached the provider and taken effect though no answer came (a timeout,
+     * a connection dropped after sending): a submit that failed so may have made a job there.
+     */
+    readonly unconfirmed = false,
   ) {
     super(message);
     this.name = 'ProviderError';

@@ -3,8 +3,9 @@
  * - Bearer auth (`Authorization: Bearer <key>`; a missing or bad key answers 401):
  *   https://wavespeed.ai/docs/api-authentication
  * - Submit a task: `POST https://api.wavespeed.ai/api/v3/{model-path}` with the model's inputs
- *   as JSON (`prompt`, `size`/`aspect_ratio`, `images` — a list of URLs — for edit models,
- *   `enable_sync_mode`, `enable_base64_output`); get the result:
+ *   as JSON (`prompt`, the model's own parameters and reference field — `images`, a list of URLs,
+ *   for most edit models, one `image` for qwen-image/edit and the tools; the catalog's route says
+ *   which — plus `enable_sync_mode`, `enable_base64_output`); get the result:
  *   `GET /api/v3/predictions/{id}/result`. Example model pages:
  *   https://wavespeed.ai/docs/docs-api/bytedance/bytedance-seedream-v4
  *   https://wavespeed.ai/docs/docs-api/google/google-gemini-2.5-flash-image-edit
@@ -55,6 +56,7 @@ import {
   webhookHmac,
   webhookJson,
 } from './http-support.ts';
+import { shapedInput } from './request-shape.ts';
 import {
   type ImageProvider,
   type ProviderBalance,
@@ -129,7 +131,7 @@ export class WavespeedProvider implements ImageProvider {
     if (!MODEL_PATH.test(model) || model.split('/').includes('..')) {
       throw new ProviderError(`wavespeed: model "${model}" is not a model path`, false);
     }
-    const body = requestBody(request);
+    const body = shapedInput('wavespeed', request);
     // Results are fetched by id and read as URLs: never inline base64, never hold the request.
     body.enable_base64_output = false;
     body.enable_sync_mode = false;
@@ -247,29 +249,6 @@ export class WavespeedProvider implements ImageProvider {
     }
     return dataOf(json);
   }
-}
-
-/**
- * The model's inputs. Image models take `prompt`, their parameters and, for edits, `images` (a list
- * of URLs). Tools (upscalers, Topaz filters, the watermark remover) document one `image` and no
- * prompt: `image` + their parameters (`target_resolution`, `model`) by name.
- */
-function requestBody(request: ProviderRequest): Record<string, unknown> {
-  if (request.kind === 'tool') {
-    const [image] = request.referenceUrls;
-    if (image === undefined) {
-      throw new ProviderError(
-        'wavespeed: a tool needs an image',
-        false,
-        undefined,
-        'invalid_input',
-      );
-    }
-    return { ...request.parameters, image };
-  }
-  const body: Record<string, unknown> = { prompt: request.prompt, ...request.parameters };
-  if (request.referenceUrls.length > 0) body.images = request.referenceUrls;
-  return body;
 }
 
 function dataOf(json: unknown): unknown {

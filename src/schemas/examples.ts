@@ -137,6 +137,8 @@ export const exampleModel = {
   max_prompt_length: 2000,
   max_references: 10,
   typical_seconds: 15,
+  available: true,
+  unavailable_reason: null,
   price_credits: 38,
   prices: [{ conditions: {}, credits: 38 }],
 };

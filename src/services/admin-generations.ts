@@ -113,7 +113,8 @@ export interface QueueState {
 
 /** The queue now: waiting and running jobs by kind and provider, its oldest wait, recent failures. */
 export async function queueState(ctx: ServiceContext): Promise<QueueState> {
-  // A generate job not yet submitted has no provider recorded: the model's is the one it will use.
+  // A generate job has its provider from acceptance on (the route chosen then, or the next one a
+  // failover handed it to); the model's first route stands in for a job that has none.
   const jobs = await selectRows<{
     kind: string;
     provider: string | null;
@@ -121,7 +122,8 @@ export async function queueState(ctx: ServiceContext): Promise<QueueState> {
     running: number;
   }>(
     ctx.db,
-    sql`SELECT j.kind, COALESCE(j.provider, m.provider) AS provider,
+    sql`SELECT j.kind, COALESCE(j.provider, (SELECT r.provider FROM model_routes r
+                 WHERE r.model_id = m.id ORDER BY r.priority LIMIT 1)) AS provider,
                count(*) FILTER (WHERE j.status = 'pending')::int AS waiting,
                count(*) FILTER (WHERE j.status = 'running')::int AS running
         FROM generation_jobs j

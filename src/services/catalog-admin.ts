@@ -79,13 +79,35 @@ export interface NewModel extends Partial<ModelFields> {
 
 const MODEL_COLUMNS =
   sql.raw(`m.id::int AS id, m.key, m.display_name AS name, m.description, m.kind,
-  m.provider, m.provider_model, m.provider_edit_model, m.parameters, m.max_prompt_length,
+  first_route.provider, first_route.provider_model, first_route.provider_edit_model,
+  m.parameters, m.max_prompt_length,
   m.max_references, m.typical_seconds, m.sort_order, m.is_active AS active,
   ${isoTimeText('m.created_at')} AS created_at, ${isoTimeText('m.updated_at')} AS updated_at,
   COALESCE((SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions,
                      'credits', p.credits, 'valid_from', ${isoTimeText('p.valid_from')}) ORDER BY p.id)
             FROM model_prices p WHERE p.model_id = m.id AND p.valid_to IS NULL), '[]'::json) AS prices,
   (SELECT count(*)::int FROM model_prices p WHERE p.model_id = m.id) AS price_history`);
+
+/**
+ * The provider fields operators see and edit are the model's first route's (model_routes); the
+ * routes after it (failover) and request shapes come with the catalog's migrations.
+ */
+const FIRST_ROUTE = sql.raw(`LEFT JOIN LATERAL (
+  SELECT r.provider, r.provider_model, r.provider_edit_model FROM model_routes r
+  WHERE r.model_id = m.id ORDER BY r.priority LIMIT 1) first_route ON true`);
+
+/**
+ * Where a route's references go when an operator names only its provider: tools take one `image`;
+ * Replicate's image models `image_input`, other providers' `images` (lists). A model whose field
+ * differs (qwen-image/edit: one `image`) gets its shape from a migration.
+ */
+function defaultReferenceShape(
+  provider: string,
+  kind: ModelKind,
+): { field: string; arity: 'string' | 'array' } {
+  if (kind === 'tool') return { field: 'image', arity: 'string' };
+  return { field: provider === 'replicate' ? 'image_input' : 'images', arity: 'array' };
+}
 
 type ModelRow = AdminModel & { id: number };
 
@@ -97,7 +119,7 @@ function toModel({ id: _id, ...row }: ModelRow): AdminModel {
 export async function listModelsForAdmin(ctx: ServiceContext): Promise<AdminModel[]> {
   const rows = await selectRows<ModelRow>(
     ctx.db,
-    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m ORDER BY m.sort_order, m.key`,
+    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m ${FIRST_ROUTE} ORDER BY m.sort_order, m.key`,
   );
   return rows.map(toModel);
 }
@@ -105,7 +127,7 @@ export async function listModelsForAdmin(ctx: ServiceContext): Promise<AdminMode
 async function findModel(db: Queryable, key: string, lock = false): Promise<ModelRow | null> {
   const [row] = await selectRows<ModelRow>(
     db,
-    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m WHERE m.key = ${key}
+    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m ${FIRST_ROUTE} WHERE m.key = ${key}
         ${lock ? sql`FOR UPDATE OF m` : sql``}`,
   );
   return row ?? null;
@@ -250,11 +272,9 @@ export async function createModel(
     async (tx) => {
       const [row] = await selectRows<{ id: number }>(
         tx,
-        sql`INSERT INTO model_catalog (key, display_name, description, kind, provider, provider_model,
-              provider_edit_model, parameters, max_prompt_length, max_references, typical_seconds,
-              is_active, sort_order)
+        sql`INSERT INTO model_catalog (key, display_name, description, kind, parameters,
+              max_prompt_length, max_references, typical_seconds, is_active, sort_order)
             VALUES (${input.key}, ${input.name}, ${input.description ?? ''}, ${input.kind},
-              ${input.provider}, ${input.provider_model}, ${input.provider_edit_model ?? null},
               ${JSON.stringify(parameters)}::jsonb, ${input.max_prompt_length ?? DEFAULT_MAX_PROMPT_LENGTH},
               ${maxReferences}, ${input.typical_seconds ?? null}, ${input.active ?? true},
               ${input.sort_order ?? 0})
@@ -264,6 +284,14 @@ export async function createModel(
       if (!row) {
         throw new AppError('model_exists', `A model with key "${input.key}" exists already.`);
       }
+      const shape = defaultReferenceShape(input.provider, input.kind);
+      await tx.execute(
+        sql`INSERT INTO model_routes (model_id, priority, provider, provider_model, provider_edit_model,
+              reference_field, reference_arity, max_references)
+            VALUES (${row.id}, 1, ${input.provider}, ${input.provider_model},
+              ${input.provider_edit_model ?? null}, ${shape.field}, ${shape.arity},
+              ${shape.arity === 'string' ? Math.min(maxReferences, 1) : maxReferences})`,
+      );
       await openPrices(tx, Number(row.id), input.prices);
       return { before: null, after: await reread(tx, input.key) };
     },
@@ -307,13 +335,31 @@ export async function updateModel(
       const next = { ...before, ...changes, parameters };
       await tx.execute(
         sql`UPDATE model_catalog SET display_name = ${next.name}, description = ${next.description},
-              provider = ${next.provider}, provider_model = ${next.provider_model},
-              provider_edit_model = ${next.provider_edit_model},
               parameters = ${JSON.stringify(next.parameters)}::jsonb,
               max_prompt_length = ${next.max_prompt_length}, max_references = ${next.max_references},
               typical_seconds = ${next.typical_seconds}, sort_order = ${next.sort_order},
               is_active = ${next.active}, updated_at = now()
             WHERE key = ${key}`,
+      );
+      // Another provider takes its references in its own field; the same one keeps its shape.
+      const shape = defaultReferenceShape(next.provider, before.kind);
+      const providerChanged = next.provider !== before.provider;
+      await tx.execute(
+        sql`UPDATE model_routes SET provider = ${next.provider}, provider_model = ${next.provider_model},
+              provider_edit_model = ${next.provider_edit_model},
+              reference_field = CASE WHEN ${providerChanged} THEN ${shape.field} ELSE reference_field END,
+              reference_arity = CASE WHEN ${providerChanged} THEN ${shape.arity} ELSE reference_arity END,
+              inputs = CASE WHEN ${providerChanged} THEN '{}'::jsonb ELSE inputs END,
+              edit_inputs = CASE WHEN ${providerChanged} THEN '{}'::jsonb ELSE edit_inputs END,
+              updated_at = now()
+            WHERE id = (SELECT id FROM model_routes WHERE model_id = ${current.id}
+                        ORDER BY priority LIMIT 1)`,
+      );
+      // A route takes what the model accepts, and a route of one `image` at most one.
+      await tx.execute(
+        sql`UPDATE model_routes SET max_references = CASE WHEN reference_arity = 'string'
+              THEN LEAST(${next.max_references}::int, 1) ELSE ${next.max_references}::int END
+            WHERE model_id = ${current.id}`,
       );
       return { before, after: await reread(tx, key) };
     },

@@ -1,6 +1,7 @@
 import { queryText } from '../db/rows.ts';
-import type { ModelKind, ModelParameter } from '../db/schema/index.ts';
-import type { ServiceContext } from './context.ts';
+import type { ModelKind, ModelParameter, ReferenceArity, RouteInputs } from '../db/schema/index.ts';
+import type { PipelineContext, ServiceContext } from './context.ts';
+import { availabilityOf, modelAvailability } from './model-routes.ts';
 
 /**
  * The most a model's max_prompt_length may be: the bound operators can set (PATCH /admin/models)
@@ -19,10 +20,23 @@ export interface ModelPrice {
   credits: number;
 }
 
-export interface CatalogModel {
-  /** Internal: the row id and the provider that serves it (not part of GET /models). */
-  id: number;
+/** One way to make a model: a provider's model(s) and its request shape (model_routes). */
+export interface ModelRoute {
+  priority: number;
   provider: string;
+  provider_model: string;
+  inputs: RouteInputs;
+  provider_edit_model: string | null;
+  edit_inputs: RouteInputs;
+  reference_field: string | null;
+  reference_arity: ReferenceArity;
+  max_references: number;
+}
+
+export interface CatalogModel {
+  /** Internal: the row id and the routes that serve it, best first (not part of GET /models). */
+  id: number;
+  routes: ModelRoute[];
   key: string;
   /** `image`: draws from a prompt; `tool`: works on the one image it is given, prompt optional. */
   kind: ModelKind;
@@ -62,7 +76,15 @@ export function defaultParameters(parameters: readonly ModelParameter[]): Record
   return Object.fromEntries(parameters.map((parameter) => [parameter.name, parameter.default]));
 }
 
-const ACTIVE_MODELS_SQL = `SELECT m.id::int AS id, m.provider, m.key, m.kind, m.display_name AS name, m.description,
+/** A model's routes as JSON, best first: for the catalog and for the worker (jobs/generate.ts). */
+export const MODEL_ROUTES_JSON = `COALESCE((SELECT json_agg(json_build_object('priority', r.priority,
+    'provider', r.provider, 'provider_model', r.provider_model, 'inputs', r.inputs,
+    'provider_edit_model', r.provider_edit_model, 'edit_inputs', r.edit_inputs,
+    'reference_field', r.reference_field, 'reference_arity', r.reference_arity,
+    'max_references', r.max_references) ORDER BY r.priority)
+  FROM model_routes r WHERE r.model_id = m.id), '[]'::json)`;
+
+const ACTIVE_MODELS_SQL = `SELECT m.id::int AS id, ${MODEL_ROUTES_JSON} AS routes, m.key, m.kind, m.display_name AS name, m.description,
        m.parameters, m.max_prompt_length, m.max_references, m.typical_seconds, prices.list AS prices
 FROM model_catalog m
 CROSS JOIN LATERAL (
@@ -110,6 +132,23 @@ export async function findActiveModel(
 ): Promise<CatalogModel | null> {
   if (options.fresh) forgetCatalog(ctx);
   return (await listActiveModels(ctx)).find((model) => model.key === key) ?? null;
+}
+
+/**
+ * The active models as GET /models lists them: each marked `available` (a route whose provider is
+ * configured and not failing) or not, with the reason. Read per call: breakers change by the second.
+ */
+export async function listModelsWithAvailability(
+  ctx: PipelineContext,
+): Promise<(CatalogModel & Awaited<ReturnType<typeof modelAvailability>>)[]> {
+  const models = await listActiveModels(ctx);
+  const availability = availabilityOf(ctx);
+  return Promise.all(
+    models.map(async (model) => ({
+      ...model,
+      ...(await modelAvailability(ctx, model.routes, availability)),
+    })),
+  );
 }
 
 /** Drops this process's copy of the catalog, after changing it. */

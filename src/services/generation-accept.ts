@@ -16,7 +16,7 @@ import {
 import { priceFor, unknownModel } from './generation-quote.ts';
 import { type GenerationView, getGenerationById, type PaymentMethod } from './generation-views.ts';
 import { InsufficientCreditsError } from './ledger.ts';
-import { ensureProviderAvailable } from './provider-availability.ts';
+import { chooseRoute, type NoRoute } from './model-routes.ts';
 import { currentSettings, type RuntimeSettings } from './settings.ts';
 import { missingUploads } from './uploads.ts';
 import { type TrialSummary, trialSummary, userNotFound } from './users.ts';
@@ -84,8 +84,9 @@ export async function acceptGeneration(
     const { parameters, price, problems } = priceFor(model, input);
     problems.push(...inputProblems);
     if (problems.length > 0 || !price) throw invalidGeneration(problems);
-    const providerName = ctx.providers.nameFor(model.provider);
-    await ensureProviderAvailable(ctx, model.key, providerName);
+    const choice = await chooseRoute(ctx, model.routes, references.length);
+    if ('unavailable' in choice) throw unavailable(model.key, choice);
+    const providerName = choice.providerName;
     const prompt = input.prompt.trim();
     const settings = await currentSettings(ctx);
     const deadlineAt = new Date(Date.now() + settings.GENERATION_TIMEOUT_SECONDS * 1000);
@@ -141,6 +142,14 @@ export async function acceptGeneration(
       trial: trialSummary(result.trials_used ?? 0, settings.TRIAL_GENERATIONS),
     };
   }
+}
+
+/** 503: no route of the model can take a generation now; nothing was charged. */
+function unavailable(key: string, why: NoRoute): AppError {
+  return new AppError('provider_unavailable', `${key} cannot be generated now: ${why.detail}.`, {
+    provider: why.provider,
+    reason: why.unavailable,
+  });
 }
 
 /** The Telegram context as accept_generation() stores it (generation_telegram's columns). */

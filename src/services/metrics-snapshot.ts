@@ -20,10 +20,12 @@ export async function readMetricsSnapshot(db: Database) {
     selectRows<{ status: string; provider: string | null; code: string | null; count: number }>(
       db,
       sql`SELECT g.status,
-                 CASE WHEN g.status = 'failed' THEN m.provider END AS provider,
+                 CASE WHEN g.status = 'failed' THEN j.provider END AS provider,
                  CASE WHEN g.status = 'failed' THEN coalesce(g.error_code, 'unknown') END AS code,
                  count(*)::int AS count
-          FROM generation_requests g JOIN model_catalog m ON m.id = g.model_id
+          -- The provider that had the job (a model may fail over from one to another).
+          FROM generation_requests g
+          LEFT JOIN generation_jobs j ON j.request_id = g.id AND j.kind = 'generate'
           GROUP BY 1, 2, 3`,
     ),
     selectRows<{ kind: string; count: number; credits: number | string }>(

@@ -1,32 +1,45 @@
 import { sql } from 'drizzle-orm';
-import { AppError } from '../core/errors.ts';
 import { selectRows } from '../db/rows.ts';
 import type { PipelineContext } from './context.ts';
 import { currentSettings } from './settings.ts';
 
 /**
- * Whether new generations may go to a provider: the one place that decides it (generation
- * acceptance asks here, and so does GET /admin/providers). A provider is unavailable when this
- * deployment has no account for it, or when its last balance read (provider_balances, written by
- * the workers' balance check) is below MIN_PROVIDER_BALANCE — compared at each question, so a
- * change of the setting applies at once.
+ * Whether new generations may go to a provider: the one place that decides it (route choice at
+ * acceptance and failover, GET /models and GET /admin/providers ask here). A provider is
+ * unavailable when this deployment has no account for it, when its circuit breaker is open (it
+ * keeps failing: providers/circuit-breaker.ts), or when its last balance read
+ * (provider_balances, written by the workers' balance check) is below MIN_PROVIDER_BALANCE —
+ * compared at each question, so a change of the setting applies at once.
  */
 
-export type UnavailableReason = 'no_account' | 'low_balance';
+export type UnavailableReason = 'no_account' | 'failing' | 'low_balance';
 
 export type ProviderAvailability =
   | { available: true }
   | { available: false; reason: UnavailableReason; detail: string };
 
+/**
+ * `takeTrial`: a caller about to send a job may be given a half-open breaker's one trial call;
+ * listings only look.
+ */
 export async function providerAvailability(
   ctx: PipelineContext,
   providerName: string,
+  options: { takeTrial?: boolean } = {},
 ): Promise<ProviderAvailability> {
   if (!ctx.providers.get(providerName)) {
     return {
       available: false,
       reason: 'no_account',
       detail: `this deployment has no account for ${providerName}`,
+    };
+  }
+  const breaker = ctx.providers.breaker(providerName);
+  if (!(options.takeTrial ? breaker.allowsNewWork() : !breaker.isOpen())) {
+    return {
+      available: false,
+      reason: 'failing',
+      detail: `${providerName} keeps failing (its circuit breaker is open)`,
     };
   }
   const minimum = (await currentSettings(ctx)).MIN_PROVIDER_BALANCE;
@@ -45,19 +58,4 @@ export async function providerAvailability(
     }
   }
   return { available: true };
-}
-
-/** Throws 503 provider_unavailable, with the provider and the reason, unless it is available. */
-export async function ensureProviderAvailable(
-  ctx: PipelineContext,
-  modelKey: string,
-  providerName: string,
-): Promise<void> {
-  const availability = await providerAvailability(ctx, providerName);
-  if (availability.available) return;
-  throw new AppError(
-    'provider_unavailable',
-    `${modelKey} is served by ${providerName}, which is unavailable: ${availability.detail}.`,
-    { provider: providerName, reason: availability.reason },
-  );
 }

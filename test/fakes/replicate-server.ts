@@ -215,6 +215,19 @@ export async function startFakeReplicate(
       if (behaviour.rejectSubmit) {
         return problem(422, 'Input validation failed', '- input.prompt: prompt is too long');
       }
+      const modelName = model
+        ? `${decodeURIComponent(model[1] ?? '')}/${decodeURIComponent(model[2] ?? '')}`
+        : null;
+      const invalid = modelName
+        ? inputProblems(modelName, body.input as Record<string, unknown>)
+        : [];
+      if (invalid.length > 0) {
+        return problem(
+          422,
+          'Input validation failed',
+          invalid.map((line) => `- ${line}`).join('\n'),
+        );
+      }
       const now = new Date().toISOString();
       const p: FakePrediction = {
         id: randomUUID().replaceAll('-', '').slice(0, 26),
@@ -320,4 +333,59 @@ export async function startFakeReplicate(
 
 function problem(status: number, title: string, detail: string): { status: number; body: unknown } {
   return { status, body: { title, detail, status } };
+}
+
+/**
+ * The input schemas of the models the catalog routes here, as their API pages give them
+ * (https://replicate.com/google/nano-banana/api): every field's name and type, the list
+ * `image_input`, the allowed values. Replicate validates input against the model's OpenAPI schema
+ * and answers 422 naming each bad field; a model not listed (a test's own) is not checked.
+ */
+const NANO_BANANA_ASPECT_RATIOS = [
+  'match_input_image',
+  '1:1',
+  '2:3',
+  '3:2',
+  '3:4',
+  '4:3',
+  '4:5',
+  '5:4',
+  '9:16',
+  '16:9',
+  '21:9',
+];
+
+function inputProblems(model: string, input: Record<string, unknown>): string[] {
+  if (model !== 'google/nano-banana') return [];
+  const problems: string[] = [];
+  if (typeof input.prompt !== 'string' || input.prompt === '') {
+    problems.push('input.prompt: prompt is required');
+  }
+  for (const [name, value] of Object.entries(input)) {
+    switch (name) {
+      case 'prompt':
+        break;
+      case 'image_input':
+        if (
+          !Array.isArray(value) ||
+          !value.every((item) => typeof item === 'string' && /^(https?:\/\/|data:)/.test(item))
+        ) {
+          problems.push('input.image_input: Invalid type. Expected: array of uri strings');
+        }
+        break;
+      case 'aspect_ratio':
+        if (typeof value !== 'string' || !NANO_BANANA_ASPECT_RATIOS.includes(value)) {
+          problems.push(
+            `input.aspect_ratio: must be one of ${NANO_BANANA_ASPECT_RATIOS.join(', ')}`,
+          );
+        }
+        break;
+      case 'output_format':
+        if (value !== 'jpg' && value !== 'png') problems.push('input.output_format: jpg or png');
+        break;
+      default:
+        problems.push(`input.${name}: Additional property ${name} is not allowed`);
+    }
+  }
+  return problems;
 }

@@ -7,10 +7,10 @@ import { signWavespeedWebhook } from '../../src/providers/wavespeed.ts';
 /**
  * A fake WaveSpeedAI v3 API on 127.0.0.1 for tests (see src/providers/wavespeed.ts for the
  * documentation it follows). It answers:
- * - `POST /api/v3/<model path>[?webhook=<url>]`: creates a prediction; 400 without a prompt, or,
- *   for the tool models (TOOL_INPUTS), without their one `image`, or (stricter than the real API
- *   may be, to check the adapter's body field by field) with a field or value their page does not
- *   list;
+ * - `POST /api/v3/<model path>[?webhook=<url>]`: creates a prediction; 400 when the body does not
+ *   fit what the model's page documents (MODEL_SCHEMAS: each field's name, type and arity, the
+ *   allowed values; stricter than the real API may be about fields a page does not list, to check
+ *   the adapter's body field by field), or, for a test's own model, without a prompt;
  * - `GET /api/v3/predictions/<id>/result` and `GET /api/v3/predictions/<id>`: the prediction,
  *   `created` → `processing` → `completed`/`failed` after a number of polls or milliseconds;
  * - `GET /api/v3/webhook/secret`: the webhook secret;
@@ -347,34 +347,218 @@ export async function startFakeWavespeed(
  * The tools' inputs as their model pages document them: one `image` (required) and no prompt,
  * plus these parameters with these values (each optional, with a default).
  */
-const TOOL_INPUTS: Record<string, Record<string, readonly string[]>> = {
-  'wavespeed-ai/ultimate-image-upscaler': { target_resolution: ['2k', '4k', '8k'] },
-  'wavespeed-ai/image-watermark-remover': {},
-  'topaz/image/denoise': { model: ['Normal', 'Strong', 'Extreme'] },
-  'topaz/image/restore': { model: ['Dust-Scratch', 'Dust-Scratch V2'] },
-  'topaz/image/enhance': {},
+/** One input of a model, as its documentation page types it. */
+type InputRule =
+  | {
+      type: 'string';
+      values?: readonly string[];
+      pattern?: RegExp;
+      check?: (value: string) => boolean;
+    }
+  | { type: 'url' }
+  | { type: 'urls'; max: number }
+  | { type: 'integer'; min: number; max: number }
+  | { type: 'boolean' };
+
+interface ModelSchema {
+  required: readonly string[];
+  inputs: Readonly<Record<string, InputRule>>;
+  /** Image models take a prompt; tools do not (a prompt sent to one is refused). */
+}
+
+const ASPECT_RATIOS = ['1:1', '3:2', '2:3', '3:4', '4:3', '4:5', '5:4', '9:16', '16:9', '21:9'];
+/** `W*H` with each side within [min, max]. */
+const sizeWithin = (min: number, max: number) => (value: string) => {
+  const match = /^(\d+)\*(\d+)$/.exec(value);
+  return (
+    !!match && [match[1], match[2]].every((side) => Number(side) >= min && Number(side) <= max)
+  );
 };
-const COMMON_INPUTS = new Set(['enable_base64_output', 'enable_sync_mode', 'output_format']);
+const GPT_SIZES = ['1024*1024', '1024*1536', '1536*1024'];
+const prompt: InputRule = { type: 'string' };
+const outputFormat: InputRule = { type: 'string', values: ['jpeg', 'png', 'webp'] };
+
+/**
+ * The inputs each catalog model's page documents (src/providers/wavespeed.ts and the catalog
+ * migrations name the pages): field names, types, arity and, where listed, the allowed values.
+ * A body with another field, a wrong type, a string where a list is documented (or the reverse)
+ * or too many images is refused, as a test must see it. Models not listed (a test's own) need a
+ * prompt only.
+ */
+const MODEL_SCHEMAS: Readonly<Record<string, ModelSchema>> = {
+  'bytedance/seedream-v4': {
+    required: ['prompt'],
+    inputs: { prompt, size: { type: 'string', check: sizeWithin(1024, 4096) } },
+  },
+  'bytedance/seedream-v4/edit': {
+    required: ['prompt', 'images'],
+    inputs: {
+      prompt,
+      images: { type: 'urls', max: 10 },
+      size: { type: 'string', check: sizeWithin(1024, 4096) },
+    },
+  },
+  'google/nano-banana/text-to-image': {
+    required: ['prompt'],
+    inputs: {
+      prompt,
+      aspect_ratio: { type: 'string', values: ASPECT_RATIOS },
+      output_format: outputFormat,
+    },
+  },
+  'google/nano-banana/edit': {
+    required: ['prompt', 'images'],
+    inputs: {
+      prompt,
+      images: { type: 'urls', max: 10 },
+      aspect_ratio: { type: 'string', values: ASPECT_RATIOS },
+      output_format: outputFormat,
+    },
+  },
+  'google/nano-banana-pro/text-to-image': {
+    required: ['prompt'],
+    inputs: {
+      prompt,
+      aspect_ratio: { type: 'string', values: ASPECT_RATIOS },
+      resolution: { type: 'string', values: ['1k', '2k', '4k'] },
+      output_format: outputFormat,
+    },
+  },
+  'google/nano-banana-pro/edit': {
+    required: ['prompt', 'images'],
+    inputs: {
+      prompt,
+      images: { type: 'urls', max: 14 },
+      aspect_ratio: { type: 'string', values: ASPECT_RATIOS },
+      resolution: { type: 'string', values: ['1k', '2k', '4k'] },
+      output_format: outputFormat,
+    },
+  },
+  'openai/gpt-image-1.5/text-to-image': {
+    required: ['prompt'],
+    inputs: {
+      prompt,
+      size: { type: 'string', values: GPT_SIZES },
+      quality: { type: 'string', values: ['low', 'medium', 'high'] },
+    },
+  },
+  'openai/gpt-image-1.5/edit': {
+    required: ['prompt', 'images'],
+    inputs: {
+      prompt,
+      images: { type: 'urls', max: 10 },
+      size: { type: 'string', values: GPT_SIZES },
+      quality: { type: 'string', values: ['low', 'medium', 'high'] },
+    },
+  },
+  'wavespeed-ai/qwen-image/text-to-image': {
+    required: ['prompt'],
+    inputs: {
+      prompt,
+      size: { type: 'string', check: sizeWithin(256, 1536) },
+      seed: { type: 'integer', min: -1, max: 2147483647 },
+      output_format: outputFormat,
+    },
+  },
+  // One `image`, a string: an `images` list is refused, as the real API refuses it.
+  'wavespeed-ai/qwen-image/edit': {
+    required: ['prompt', 'image'],
+    inputs: {
+      prompt,
+      image: { type: 'url' },
+      seed: { type: 'integer', min: -1, max: 2147483647 },
+      output_format: outputFormat,
+    },
+  },
+  'wavespeed-ai/ultimate-image-upscaler': {
+    required: ['image'],
+    inputs: {
+      image: { type: 'url' },
+      target_resolution: { type: 'string', values: ['2k', '4k', '8k'] },
+      output_format: outputFormat,
+    },
+  },
+  'wavespeed-ai/image-watermark-remover': {
+    required: ['image'],
+    inputs: { image: { type: 'url' }, output_format: outputFormat },
+  },
+  'topaz/image/denoise': {
+    required: ['image'],
+    inputs: {
+      image: { type: 'url' },
+      model: { type: 'string', values: ['Normal', 'Strong', 'Extreme'] },
+      output_format: outputFormat,
+    },
+  },
+  'topaz/image/restore': {
+    required: ['image'],
+    inputs: {
+      image: { type: 'url' },
+      model: { type: 'string', values: ['Dust-Scratch', 'Dust-Scratch V2'] },
+      output_format: outputFormat,
+    },
+  },
+  'topaz/image/enhance': {
+    required: ['image'],
+    inputs: { image: { type: 'url' }, output_format: outputFormat },
+  },
+};
+/** Every model's page lists these two (booleans). */
+const COMMON_INPUTS: Readonly<Record<string, InputRule>> = {
+  enable_base64_output: { type: 'boolean' },
+  enable_sync_mode: { type: 'boolean' },
+};
 
 /** What the API would refuse in a submission's body, or null. */
-function inputProblem(model: string, fields: Record<string, unknown>): string | null {
-  const tool = TOOL_INPUTS[model];
-  if (!tool) {
+export function inputProblem(model: string, fields: Record<string, unknown>): string | null {
+  const schema = MODEL_SCHEMAS[model];
+  if (!schema) {
     if (typeof fields.prompt !== 'string' || fields.prompt.trim() === '') {
       return 'prompt is required';
     }
     return null;
   }
-  if (typeof fields.image !== 'string' || fields.image === '') return 'image is required';
+  for (const name of schema.required) {
+    if (fields[name] === undefined) return `${name} is required`;
+  }
   for (const [name, value] of Object.entries(fields)) {
-    if (name === 'image' || COMMON_INPUTS.has(name)) continue;
-    const allowed = tool[name];
-    if (!allowed) return `${name} is not an input of ${model}`;
-    if (typeof value !== 'string' || !allowed.includes(value)) {
-      return `${name} must be one of ${allowed.join(', ')}`;
-    }
+    const rule = schema.inputs[name] ?? COMMON_INPUTS[name];
+    if (!rule) return `${name} is not an input of ${model}`;
+    const problem = valueProblem(rule, value);
+    if (problem) return `${name} ${problem}`;
   }
   return null;
+}
+
+function valueProblem(rule: InputRule, value: unknown): string | null {
+  switch (rule.type) {
+    case 'string':
+      if (typeof value !== 'string' || value.trim() === '') return 'must be a non-empty string';
+      if (rule.values && !rule.values.includes(value))
+        return `must be one of ${rule.values.join(', ')}`;
+      if (rule.check && !rule.check(value)) return `"${value}" is out of its documented range`;
+      return null;
+    case 'url':
+      return isImageUrl(value) ? null : 'must be one image URL (a string)';
+    case 'urls':
+      if (!Array.isArray(value) || value.length === 0 || !value.every(isImageUrl)) {
+        return 'must be a list of image URLs';
+      }
+      return value.length > rule.max ? `takes at most ${rule.max} images` : null;
+    case 'integer':
+      return typeof value === 'number' &&
+        Number.isInteger(value) &&
+        value >= rule.min &&
+        value <= rule.max
+        ? null
+        : `must be an integer from ${rule.min} to ${rule.max}`;
+    case 'boolean':
+      return typeof value === 'boolean' ? null : 'must be a boolean';
+  }
+}
+
+function isImageUrl(value: unknown): boolean {
+  return typeof value === 'string' && /^(https?:\/\/|data:image\/)/.test(value);
 }
 
 function smallPng(): Buffer {

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import type { Queryable } from '../../src/db/client.ts';
 import { selectRows } from '../../src/db/rows.ts';
-import type { ModelParameter } from '../../src/db/schema/index.ts';
+import type { ModelParameter, RouteInputs } from '../../src/db/schema/index.ts';
 import { adminAuth, botAuth } from './app.ts';
 
 export interface TestModel {
@@ -29,6 +29,10 @@ export async function createTestModel(
     kind?: 'image' | 'tool';
     /** The provider's model (default `vendor/<key>`; a tool's has no separate edit model). */
     providerModel?: string;
+    /** The first route's request shape, when not the default (`images`, a list). */
+    shape?: Partial<TestRoute>;
+    /** Routes after the first (failover), in order. */
+    fallbacks?: (Partial<TestRoute> & { provider: string })[];
   },
 ): Promise<TestModel> {
   const key = `test-${randomUUID().slice(0, 12)}`;
@@ -41,19 +45,40 @@ export async function createTestModel(
       default: '1:1',
     },
   ];
+  const tool = options.kind === 'tool';
+  const maxReferences = options.maxReferences ?? (tool ? 1 : 2);
   const [model] = await selectRows<{ id: string | number }>(
     db,
     sql`INSERT INTO model_catalog
-          (key, kind, display_name, provider, provider_model, provider_edit_model, parameters,
-           max_prompt_length, max_references)
-        VALUES (${key}, ${options.kind ?? 'image'}, ${key}, ${options.provider},
-                ${options.providerModel ?? `vendor/${key}`},
-                ${options.kind === 'tool' ? null : `vendor/${key}/edit`},
+          (key, kind, display_name, parameters, max_prompt_length, max_references)
+        VALUES (${key}, ${options.kind ?? 'image'}, ${key},
                 ${JSON.stringify(parameters)}::jsonb, ${options.maxPromptLength ?? 500},
-                ${options.maxReferences ?? (options.kind === 'tool' ? 1 : 2)})
+                ${maxReferences})
         RETURNING id`,
   );
   const id = Number(model?.id);
+  const first: TestRoute = {
+    provider: options.provider,
+    providerModel: options.providerModel ?? `vendor/${key}`,
+    providerEditModel: tool ? null : `vendor/${key}/edit`,
+    referenceField: tool ? 'image' : 'images',
+    referenceArity: tool ? 'string' : 'array',
+    maxReferences,
+    inputs: {},
+    editInputs: {},
+    ...options.shape,
+  };
+  const routes = [first, ...(options.fallbacks ?? []).map((route) => ({ ...first, ...route }))];
+  for (const [index, route] of routes.entries()) {
+    await db.execute(
+      sql`INSERT INTO model_routes (model_id, priority, provider, provider_model, provider_edit_model,
+            reference_field, reference_arity, max_references, inputs, edit_inputs)
+          VALUES (${id}, ${index + 1}, ${route.provider}, ${route.providerModel},
+            ${route.providerEditModel}, ${route.referenceField}, ${route.referenceArity},
+            ${route.maxReferences}, ${JSON.stringify(route.inputs)}::jsonb,
+            ${JSON.stringify(route.editInputs)}::jsonb)`,
+    );
+  }
   for (const price of options.prices ?? [
     { conditions: {}, credits: 10 },
     { conditions: { aspect_ratio: '16:9' }, credits: 15 },
@@ -64,6 +89,18 @@ export async function createTestModel(
     );
   }
   return { key, id };
+}
+
+/** One route of a test model (model_routes). */
+export interface TestRoute {
+  provider: string;
+  providerModel: string;
+  providerEditModel: string | null;
+  referenceField: string | null;
+  referenceArity: 'string' | 'array';
+  maxReferences: number;
+  inputs: RouteInputs;
+  editInputs: RouteInputs;
 }
 
 /** A synced user holding `credits`. */

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { exampleModel } from '../../schemas/examples.ts';
 import { problemResponses } from '../../schemas/problem.ts';
-import { listActiveModels } from '../../services/catalog.ts';
+import { listModelsWithAvailability } from '../../services/catalog.ts';
 
 const CatalogModel = Type.Object(
   {
@@ -29,6 +29,22 @@ const CatalogModel = Type.Object(
     max_prompt_length: Type.Integer(),
     max_references: Type.Integer({ description: 'Reference images accepted; 0 = text only' }),
     typical_seconds: Type.Union([Type.Integer(), Type.Null()]),
+    available: Type.Boolean({
+      description:
+        'Whether a generation can be started now: some provider that serves it is configured, not failing and above its minimum balance',
+    }),
+    unavailable_reason: Type.Union(
+      [
+        Type.Literal('no_account'),
+        Type.Literal('failing'),
+        Type.Literal('low_balance'),
+        Type.Null(),
+      ],
+      {
+        description:
+          'Why not, when not available: no_account (no provider of it is configured here), failing (its providers keep failing now), low_balance (their balance is below MIN_PROVIDER_BALANCE)',
+      },
+    ),
     price_credits: Type.Integer({ description: 'Credits per image with default parameters' }),
     prices: Type.Array(
       Type.Object({
@@ -49,7 +65,7 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
     {
       schema: {
         operationId: 'listModels',
-        summary: 'Active models with their current prices and allowed parameters',
+        summary: 'Active models with their current prices, allowed parameters and availability',
         tags: ['catalog'],
         response: {
           200: Type.Object({ models: Type.Array(CatalogModel) }),
@@ -57,6 +73,6 @@ export const modelRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
-    async () => ({ models: await listActiveModels(app.deps.services) }),
+    async () => ({ models: await listModelsWithAvailability(app.deps.pipeline) }),
   );
 };

@@ -37,12 +37,9 @@ export const modelCatalog = pgTable(
     displayName: text('display_name').notNull(),
     kind: text('kind', { enum: modelKinds }).notNull().default('image'),
     description: text('description').notNull().default(''),
-    provider: text('provider').notNull(),
-    /** The provider's model for text→image, and for edits with reference images. */
-    providerModel: text('provider_model').notNull(),
-    providerEditModel: text('provider_edit_model'),
     parameters: jsonb('parameters').$type<ModelParameter[]>().notNull().default(sql`'[]'::jsonb`),
     maxPromptLength: integer('max_prompt_length').notNull().default(2000),
+    /** What the API accepts; each route may take fewer (a route is only used when it takes them all). */
     maxReferences: integer('max_references').notNull().default(0),
     typicalSeconds: integer('typical_seconds'),
     isActive: boolean('is_active').notNull().default(true),
@@ -57,6 +54,66 @@ export const modelCatalog = pgTable(
     check('model_catalog_kind_valid', sql`${t.kind} IN ('image', 'tool')`),
     // A tool works on the image it is given: it must accept one.
     check('model_catalog_tool_takes_an_image', sql`${t.kind} <> 'tool' OR ${t.maxReferences} >= 1`),
+  ],
+);
+
+/** How a parameter's value (always text in our API) is sent in a provider's JSON. */
+export const inputValueTypes = ['string', 'integer', 'number', 'boolean'] as const;
+export type InputValueType = (typeof inputValueTypes)[number];
+
+/**
+ * Per parameter, how one route sends it: under another `field` name, as another `type`, or not
+ * at all (`null`). A parameter not listed goes under its own name, as text.
+ */
+export type RouteInputs = Record<string, { field?: string; type?: InputValueType } | null>;
+
+/** How a route's model takes reference images: one URL (`string`) or a list of them (`array`). */
+export const referenceArities = ['string', 'array'] as const;
+export type ReferenceArity = (typeof referenceArities)[number];
+
+/**
+ * Where a model is made: one provider's model and the shape of its request, as the provider
+ * documents it. A model may have several routes; the lowest `priority` whose provider is
+ * configured and healthy takes new generations (src/services/model-routes.ts).
+ */
+export const modelRoutes = pgTable(
+  'model_routes',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    modelId: bigint('model_id', { mode: 'number' })
+      .notNull()
+      .references(() => modelCatalog.id),
+    priority: integer('priority').notNull(),
+    provider: text('provider').notNull(),
+    /** The provider's model for text→image (a tool's only model). */
+    providerModel: text('provider_model').notNull(),
+    inputs: jsonb('inputs').$type<RouteInputs>().notNull().default(sql`'{}'::jsonb`),
+    /** The provider's model for edits with reference images; null: `provider_model` takes them. */
+    providerEditModel: text('provider_edit_model'),
+    editInputs: jsonb('edit_inputs').$type<RouteInputs>().notNull().default(sql`'{}'::jsonb`),
+    /** The JSON field the references go in (`images`, `image`, `image_input`…); null: none taken. */
+    referenceField: text('reference_field'),
+    referenceArity: text('reference_arity', { enum: referenceArities }).notNull().default('array'),
+    maxReferences: integer('max_references').notNull().default(0),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('model_routes_priority_uq').on(t.modelId, t.priority),
+    uniqueIndex('model_routes_provider_uq').on(t.modelId, t.provider),
+    check('model_routes_reference_arity_valid', sql`${t.referenceArity} IN ('string', 'array')`),
+    check('model_routes_max_references_not_negative', sql`${t.maxReferences} >= 0`),
+    // One URL in a string field: a route that takes more must take a list.
+    check(
+      'model_routes_string_takes_one',
+      sql`${t.referenceArity} = 'array' OR ${t.maxReferences} <= 1`,
+    ),
+    check(
+      'model_routes_references_need_a_field',
+      sql`${t.maxReferences} = 0 OR ${t.referenceField} IS NOT NULL`,
+    ),
+    check('model_routes_inputs_object', sql`jsonb_typeof(${t.inputs}) = 'object'`),
+    check('model_routes_edit_inputs_object', sql`jsonb_typeof(${t.editInputs}) = 'object'`),
   ],
 );
 
