@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseHandle } from '../src/db/client.ts';
+import { selectRows } from '../src/db/rows.ts';
 import { forgetCatalog, type ModelPrice, resolvePrice } from '../src/services/catalog.ts';
 import { buildTestApp } from './helpers/app.ts';
 import { sharedDatabase } from './helpers/database.ts';
@@ -22,6 +23,8 @@ interface ListedModel {
   prices: { conditions: Record<string, string>; credits: number }[];
   parameters: { name: string; values: string[]; default: string }[];
   max_references: number;
+  available: boolean;
+  unavailable_reason: string | null;
 }
 
 async function listModels(): Promise<ListedModel[]> {
@@ -154,6 +157,128 @@ describe('GET /api/v1/models', () => {
       { conditions: {}, credits: 12 },
       { conditions: { style: 'anime' }, credits: 15 },
     ]);
+  });
+});
+
+describe('the starting catalog, as the providers document it', () => {
+  async function routes(key: string) {
+    return selectRows<{
+      priority: number;
+      provider: string;
+      provider_model: string;
+      provider_edit_model: string | null;
+      reference_field: string | null;
+      reference_arity: string;
+      max_references: number;
+      edit_inputs: Record<string, unknown>;
+    }>(
+      database.db,
+      sql`SELECT r.priority, r.provider, r.provider_model, r.provider_edit_model, r.reference_field,
+                 r.reference_arity, r.max_references, r.edit_inputs
+          FROM model_routes r JOIN model_catalog m ON m.id = r.model_id
+          WHERE m.key = ${key} ORDER BY r.priority`,
+    );
+  }
+
+  it('routes nano-banana to Wavespeed first and Replicate google/nano-banana second', async () => {
+    expect(await routes('nano-banana')).toEqual([
+      expect.objectContaining({
+        priority: 1,
+        provider: 'wavespeed',
+        provider_model: 'google/nano-banana/text-to-image',
+        provider_edit_model: 'google/nano-banana/edit',
+        reference_field: 'images',
+        reference_arity: 'array',
+        max_references: 10,
+      }),
+      expect.objectContaining({
+        priority: 2,
+        provider: 'replicate',
+        provider_model: 'google/nano-banana',
+        provider_edit_model: null,
+        reference_field: 'image_input',
+        reference_arity: 'array',
+      }),
+    ]);
+  });
+
+  it('sends qwen-image edits one `image` string and no size; tools one `image`', async () => {
+    expect(await routes('qwen-image')).toEqual([
+      expect.objectContaining({
+        provider_edit_model: 'wavespeed-ai/qwen-image/edit',
+        reference_field: 'image',
+        reference_arity: 'string',
+        max_references: 1,
+        edit_inputs: { size: null },
+      }),
+    ]);
+    const models = await listModels();
+    expect(models.find((m) => m.key === 'qwen-image')?.max_references).toBe(1);
+    for (const tool of ['upscale', 'remove-watermark', 'denoise', 'restore', 'enhance']) {
+      expect(await routes(tool)).toEqual([
+        expect.objectContaining({ reference_field: 'image', reference_arity: 'string' }),
+      ]);
+    }
+  });
+
+  it('offers only documented sizes: Seedream 4.0 within 1024–4096 per side, GPT Image 1.5 without auto', async () => {
+    const models = await listModels();
+    const seedream = models.find((m) => m.key === 'seedream-v4')?.parameters[0];
+    expect(seedream?.values.length).toBeGreaterThan(0);
+    for (const size of seedream?.values ?? []) {
+      const sides = size.split('*').map(Number);
+      expect(sides, size).toHaveLength(2);
+      for (const side of sides) {
+        expect(side, size).toBeGreaterThanOrEqual(1024);
+        expect(side, size).toBeLessThanOrEqual(4096);
+      }
+    }
+    const gpt = models.find((m) => m.key === 'gpt-image-1.5');
+    expect(gpt?.parameters.find((p) => p.name === 'size')?.values).toEqual([
+      '1024*1024',
+      '1024*1536',
+      '1536*1024',
+    ]);
+  });
+});
+
+describe('availability', () => {
+  it('the offline provider serves every model: all available', async () => {
+    const models = await listModels();
+    expect(models.length).toBeGreaterThan(0);
+    for (const model of models) {
+      expect(model, model.key).toMatchObject({ available: true, unavailable_reason: null });
+    }
+  });
+
+  it('without provider accounts every model is marked unavailable, and generating one is 503', async () => {
+    const noKeys = await buildTestApp({ GENERATION_PROVIDER: 'catalog' });
+    try {
+      const models: ListedModel[] = (await noKeys.inject({ url: '/api/v1/models' })).json().models;
+      const nanoBanana = models.find((m) => m.key === 'nano-banana');
+      expect(nanoBanana).toMatchObject({
+        available: false,
+        unavailable_reason: 'provider_not_configured',
+      });
+    } finally {
+      await noKeys.close();
+    }
+    const withReplicate = await buildTestApp({
+      GENERATION_PROVIDER: 'catalog',
+      REPLICATE_API_TOKEN: 'r8_test_token_not_used',
+    });
+    try {
+      const models: ListedModel[] = (await withReplicate.inject({ url: '/api/v1/models' })).json()
+        .models;
+      // Its second route is Replicate: available; a Wavespeed-only model is not.
+      expect(models.find((m) => m.key === 'nano-banana')).toMatchObject({ available: true });
+      expect(models.find((m) => m.key === 'seedream-v4')).toMatchObject({
+        available: false,
+        unavailable_reason: 'provider_not_configured',
+      });
+    } finally {
+      await withReplicate.close();
+    }
   });
 });
 

@@ -47,7 +47,11 @@ export class Drafts {
   }
 }
 
-/** The model a new draft starts with: the user's last choice if it fits, else the first that does. */
+/**
+ * The model a new draft starts with: the user's last choice if it fits and can be generated now,
+ * else the first that does; when none can (no provider serves them now), the first that fits, so
+ * the card still shows and a start is answered with why not.
+ */
 export function startingModel(
   catalog: readonly CatalogModel[],
   preferences: Preferences,
@@ -55,9 +59,10 @@ export function startingModel(
 ): CatalogModel | undefined {
   const fits = (model: CatalogModel) =>
     isTool(model) === needs.tools && model.max_references >= needs.references;
+  const offered = (model: CatalogModel) => fits(model) && model.available;
   const preferred = catalog.find((model) => model.key === preferences.model);
-  if (preferred && fits(preferred)) return preferred;
-  return catalog.find(fits);
+  if (preferred && offered(preferred)) return preferred;
+  return catalog.find(offered) ?? catalog.find(fits);
 }
 
 /** Tools are catalog models of kind `tool` (upscale, watermark removal…). */

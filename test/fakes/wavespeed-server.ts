@@ -74,6 +74,8 @@ export interface FakeWavespeed {
   apiKey: string;
   webhookSecret: string;
   submissions: FakeWavespeedSubmission[];
+  /** Every API call (`METHOD path`) in order, answered or not (an injected error included). */
+  calls: string[];
   webhookDeliveries: FakeWavespeedWebhookDelivery[];
   /** How many times `GET /api/v3/balance` was asked (with the right key). */
   balanceChecks: number;
@@ -117,6 +119,7 @@ export async function startFakeWavespeed(
   const apiKey = options.apiKey ?? `ws-test-${randomBytes(12).toString('hex')}`;
   const webhookSecret = options.webhookSecret ?? `whsec_${randomBytes(24).toString('base64')}`;
   const submissions: FakeWavespeedSubmission[] = [];
+  const calls: string[] = [];
   const deliveries: FakeWavespeedWebhookDelivery[] = [];
   const deliveryWaiters: Array<() => void> = [];
   const predictions = new Map<string, Prediction>();
@@ -146,6 +149,7 @@ export async function startFakeWavespeed(
     if (!url.pathname.startsWith('/api/v3/')) {
       return send(res, 404, { code: 404, message: 'not found' });
     }
+    calls.push(`${req.method} ${url.pathname}`);
 
     const delayMs = setting('delayMs') ?? 0;
     if (delayMs > 0) await sleep(delayMs);
@@ -304,6 +308,7 @@ export async function startFakeWavespeed(
     apiKey,
     webhookSecret,
     submissions,
+    calls,
     webhookDeliveries: deliveries,
     balanceChecks: 0,
     setBehaviour(next) {

@@ -210,7 +210,8 @@ generateFlow.callbackQuery(/^g:(\d+):m$/, async (ctx) => {
     catalog.forEach((model, index) => {
       const fits =
         isTool(model) === (draft.tools ?? false) && model.max_references >= draft.references.length;
-      if (!fits) return;
+      // A model no provider can serve now (GET /models `available`) is not offered.
+      if (!fits || !model.available) return;
       const mark = model.key === draft.model ? '✅ ' : '';
       keyboard
         .text(
