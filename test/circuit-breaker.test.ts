@@ -1,10 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseHandle } from '../src/db/client.ts';
 import { CircuitBreaker } from '../src/providers/circuit-breaker.ts';
 import { LocalProvider } from '../src/providers/local.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
 import type { ModelRoute } from '../src/services/catalog.ts';
-import { chooseRoute, modelAvailability } from '../src/services/model-routes.ts';
+import { availabilityOf, chooseRoute, modelAvailability } from '../src/services/model-routes.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
+import { testConfig } from './helpers/app.ts';
+import { sharedDatabase } from './helpers/database.ts';
 
 /** A clock the test moves. */
 function clock() {
@@ -86,36 +89,49 @@ function route(provider: string, priority: number, maxReferences = 4): ModelRout
 describe('choosing a route', () => {
   const primary = new ScriptedProvider();
   const secondary = new ScriptedProvider();
+  let database: DatabaseHandle;
+  beforeAll(async () => {
+    database = await sharedDatabase();
+  });
+  const context = (registry: ProviderRegistry) => ({
+    db: database.db,
+    config: testConfig(),
+    providers: registry,
+  });
 
-  it('takes the best configured, healthy route that takes the references', () => {
-    const registry = new ProviderRegistry([primary, secondary], 'catalog', options);
+  it('takes the best configured, healthy route that takes the references', async () => {
+    const ctx = context(new ProviderRegistry([primary, secondary], 'catalog', options));
     const routes = [route(primary.name, 1, 1), route(secondary.name, 2, 4)];
-    expect(chooseRoute(registry, routes, 0)).toMatchObject({ providerName: primary.name });
+    const now = () => availabilityOf(ctx);
+    expect(await chooseRoute(ctx, routes, 0)).toMatchObject({ providerName: primary.name });
     // Three references: only the second route takes that many.
-    expect(chooseRoute(registry, routes, 3)).toMatchObject({ providerName: secondary.name });
-    for (let i = 0; i < 3; i++) registry.breaker(primary.name).recordFailure();
-    expect(chooseRoute(registry, routes, 0)).toMatchObject({ providerName: secondary.name });
-    expect(modelAvailability(registry, routes)).toEqual({
+    expect(await chooseRoute(ctx, routes, 3)).toMatchObject({ providerName: secondary.name });
+    for (let i = 0; i < 3; i++) ctx.providers.breaker(primary.name).recordFailure();
+    expect(await chooseRoute(ctx, routes, 0)).toMatchObject({ providerName: secondary.name });
+    expect(await modelAvailability(ctx, routes, now())).toEqual({
       available: true,
       unavailable_reason: null,
     });
-    for (let i = 0; i < 3; i++) registry.breaker(secondary.name).recordFailure();
-    expect(chooseRoute(registry, routes, 0)).toEqual({ unavailable: 'provider_failing' });
-    expect(modelAvailability(registry, routes)).toEqual({
+    for (let i = 0; i < 3; i++) ctx.providers.breaker(secondary.name).recordFailure();
+    expect(await chooseRoute(ctx, routes, 0)).toMatchObject({
+      unavailable: 'failing',
+      provider: primary.name,
+    });
+    expect(await modelAvailability(ctx, routes, now())).toEqual({
       available: false,
-      unavailable_reason: 'provider_failing',
+      unavailable_reason: 'failing',
     });
   });
 
-  it('says a model nobody here can serve is not configured; local mode serves every route', () => {
+  it('says a model nobody here can serve has no account; local mode serves every route', async () => {
     const routes = [route('wavespeed', 1), route('replicate', 2)];
-    const catalog = new ProviderRegistry([primary], 'catalog', options);
-    expect(modelAvailability(catalog, routes)).toEqual({
+    const catalog = context(new ProviderRegistry([primary], 'catalog', options));
+    expect(await modelAvailability(catalog, routes, availabilityOf(catalog))).toEqual({
       available: false,
-      unavailable_reason: 'provider_not_configured',
+      unavailable_reason: 'no_account',
     });
-    const local = new ProviderRegistry([new LocalProvider()], 'local', options);
-    expect(chooseRoute(local, routes, 0)).toMatchObject({
+    const local = context(new ProviderRegistry([new LocalProvider()], 'local', options));
+    expect(await chooseRoute(local, routes, 0)).toMatchObject({
       providerName: 'local',
       route: { provider: 'wavespeed' },
     });

@@ -150,7 +150,7 @@ describe('failover between a model’s routes', () => {
 
     // The breaker is open now: GET /models still offers the model (its second route serves),
     // and a new generation goes to Replicate without trying Wavespeed.
-    expect(registry.unavailableReason(PRIMARY)).toBe('provider_failing');
+    expect(registry.breaker(PRIMARY).isOpen()).toBe(true);
     const listed = (await app.inject({ url: '/api/v1/models' })).json().models;
     expect(listed.find((m: { key: string }) => m.key === model.key)).toMatchObject({
       available: true,
@@ -176,8 +176,8 @@ describe('failover between a model’s routes', () => {
     // Its status queries fail until the breaker opens: the job is not moved.
     wavespeed.setBehaviour({ error: { status: 502 } });
     await waitFor(
-      async () => registry.unavailableReason(PRIMARY),
-      (reason) => reason === 'provider_failing',
+      async () => registry.breaker(PRIMARY).isOpen(),
+      (open) => open,
       40_000,
     );
     expect(await job(id)).toMatchObject({
@@ -206,8 +206,8 @@ describe('failover between a model’s routes', () => {
     expect(unconfirmed?.provider).toBe(PRIMARY);
     // Another lost answer opens the breaker; the job still stays with Wavespeed.
     await waitFor(
-      async () => registry.unavailableReason(PRIMARY),
-      (reason) => reason === 'provider_failing',
+      async () => registry.breaker(PRIMARY).isOpen(),
+      (open) => open,
       40_000,
     );
     wavespeed.setBehaviour({ delayMs: 0 });

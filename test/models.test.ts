@@ -258,7 +258,7 @@ describe('availability', () => {
       const nanoBanana = models.find((m) => m.key === 'nano-banana');
       expect(nanoBanana).toMatchObject({
         available: false,
-        unavailable_reason: 'provider_not_configured',
+        unavailable_reason: 'no_account',
       });
     } finally {
       await noKeys.close();
@@ -274,7 +274,7 @@ describe('availability', () => {
       expect(models.find((m) => m.key === 'nano-banana')).toMatchObject({ available: true });
       expect(models.find((m) => m.key === 'seedream-v4')).toMatchObject({
         available: false,
-        unavailable_reason: 'provider_not_configured',
+        unavailable_reason: 'no_account',
       });
     } finally {
       await withReplicate.close();
