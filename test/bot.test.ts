@@ -53,8 +53,8 @@ function callsTo(chatId: number, method?: string, on: BotHarness = harness): Fak
   );
 }
 
-function lastTo(chatId: number, method: string): FakeTelegramCall {
-  const call = callsTo(chatId, method).at(-1);
+function lastTo(chatId: number, method: string, on: BotHarness = harness): FakeTelegramCall {
+  const call = callsTo(chatId, method, on).at(-1);
   if (!call) throw new Error(`no ${method} to ${chatId}`);
   return call;
 }
@@ -648,5 +648,43 @@ describe('a banned user', () => {
       ),
     );
     expect(await balanceOf(harness.app, user.id)).toBe(offer?.credits);
+  });
+});
+
+describe('models no provider can serve now', () => {
+  let partial: BotHarness;
+  beforeAll(async () => {
+    // Only a Replicate account: nano-banana (its second route) can be generated, the
+    // Wavespeed-only models cannot. No worker: nothing is generated here.
+    partial = await startBotHarness((telegramApiRoot) =>
+      buildTestApp({
+        TELEGRAM_API_ROOT: telegramApiRoot,
+        GENERATION_PROVIDER: 'catalog',
+        REPLICATE_API_TOKEN: 'r8_bot_test_token_never_used',
+      }),
+    );
+  });
+  afterAll(() => partial?.close());
+
+  it('are not offered: the card starts with one that can be, the model list leaves them out', async () => {
+    const user = telegramUser(freshTelegramId(), 'en');
+    await partial.api.syncUser({ telegram_id: user.id });
+    await partial.api.updateUser(user.id, { preferences: { model: 'seedream-v4' } });
+    await partial.bot.handleUpdate(textUpdate(user, 'a lighthouse at dusk'));
+    const card = lastTo(user.id, 'sendMessage', partial);
+    expect(card.fields.text).toContain('Nano Banana');
+    expect(card.fields.text).not.toContain('Seedream');
+
+    const draftId = buttonData(card, 'g:').split(':')[1];
+    await partial.bot.handleUpdate(callbackUpdate(user, `g:${draftId}:m`));
+    const list = lastTo(user.id, 'editMessageText', partial);
+    const names = buttons(list).map((button) => button.text);
+    expect(names.some((name) => name.includes('Nano Banana —'))).toBe(true);
+    for (const unavailable of ['Seedream 4.0', 'GPT Image 1.5', 'Qwen Image', 'Nano Banana Pro']) {
+      expect(
+        names.some((name) => name.includes(unavailable)),
+        unavailable,
+      ).toBe(false);
+    }
   });
 });
