@@ -114,6 +114,13 @@ describe('the Mini App', () => {
     await image.click();
     await page.getByRole('dialog').waitFor();
     await screenshotBothWidths(page, 'app-viewer');
+    // Again: the same request once more, a second image in the gallery.
+    await page.getByRole('button', { name: /Again/ }).click();
+    await expect
+      .poll(() => page.locator('.gallery img[alt="a lighthouse at dusk"]').count(), {
+        timeout: 60_000,
+      })
+      .toBe(2);
     expect(errors).toEqual([]);
 
     // What the browser did reached the API as this user's: charged once, the photo as reference.
@@ -122,7 +129,8 @@ describe('the Mini App', () => {
       url: `/api/v1/users/${telegramId}/generations`,
       headers: miniAppAuth(telegramId),
     });
-    const [made] = generations.json().generations;
+    const [again, made] = generations.json().generations;
+    expect(again).toMatchObject({ status: 'succeeded', references: made.references });
     expect(made).toMatchObject({
       status: 'succeeded',
       model: model.key,

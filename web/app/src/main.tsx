@@ -24,8 +24,32 @@ type Model = Ok<'/api/v1/models', 'get'>['models'][number];
 const PAGE_SIZE = 12;
 const isActive = (g: Generation) => g.status === 'queued' || g.status === 'running';
 
+/** A reference as POST /generations takes it back: an upload is named `upload:<name>`. */
+const referenceValue = (reference: Generation['references'][number]) =>
+  reference.kind === 'upload' ? `upload:${reference.value}` : reference.value;
+
 function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate }) {
   const [viewing, setViewing] = useState<Generation | null>(null);
+  const queries = useQueryClient();
+  const regenerate = useMutation({
+    mutationFn: async (generation: Generation) =>
+      dataOf(
+        await api.POST('/api/v1/generations', {
+          params: { header: { 'idempotency-key': crypto.randomUUID() } },
+          body: {
+            telegram_id: launch.telegramId,
+            model: generation.model,
+            prompt: generation.prompt,
+            parameters: generation.parameters,
+            references: generation.references.map(referenceValue),
+          },
+        }),
+      ),
+    onSuccess: () => {
+      setViewing(null);
+      void queries.invalidateQueries({ queryKey: ['generations'] });
+    },
+  });
   const pages = useInfiniteQuery({
     queryKey: ['generations'],
     initialPageParam: undefined as string | undefined,
@@ -86,7 +110,18 @@ function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate })
         <div className="viewer" role="dialog" aria-label={viewing.prompt}>
           <img src={viewing.results[0].url} alt={viewing.prompt} />
           <p>{viewing.prompt}</p>
+          {regenerate.error && (
+            <p className="error">{t('app-error', { detail: regenerate.error.message })}</p>
+          )}
           <div className="row">
+            <button
+              type="button"
+              className="button"
+              disabled={regenerate.isPending}
+              onClick={() => regenerate.mutate(viewing)}
+            >
+              {t('button-regenerate')}
+            </button>
             <a className="button" href={viewing.results[0].url} download>
               {t('app-download')}
             </a>
