@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,15 @@ import { recordGenerationSuccess } from '../src/services/generation-outcomes.ts'
 import { LocalResultStore } from '../src/storage/local.ts';
 import { buildWeb } from '../web/build.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
-import { ADMIN_TOKEN, adminAuth, botAuth, buildTestApp, testConfig } from './helpers/app.ts';
+import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
+import {
+  ADMIN_TOKEN,
+  adminAuth,
+  botAuth,
+  buildTestApp,
+  TELEGRAM_BOT_TOKEN,
+  testConfig,
+} from './helpers/app.ts';
 import {
   browserMissing,
   contextOptions,
@@ -39,11 +48,21 @@ let origin: string;
 const dataDir = mkdtempSync(join(tmpdir(), 'web-admin-'));
 const provider = new ScriptedProvider();
 let model: TestModel;
+/** Telegram's Bot API for Stars payments, their refunds and the Star transactions. */
+let telegram: FakeTelegram;
+const STARS_PACKAGE = { id: 'starter', credits: 100, stars: 50 };
 
 beforeAll(async () => {
   await buildWeb();
+  telegram = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
   app = await buildTestApp(
-    { ...operatorSettings, TELEGRAM_BOT_USERNAME: LOGIN_BOT, DATA_DIR: dataDir },
+    {
+      ...operatorSettings,
+      TELEGRAM_BOT_USERNAME: LOGIN_BOT,
+      DATA_DIR: dataDir,
+      TELEGRAM_API_ROOT: telegram.apiRoot,
+      STARS_PACKAGES: `${STARS_PACKAGE.id}:${STARS_PACKAGE.credits}:${STARS_PACKAGE.stars}`,
+    },
     undefined,
     { providers: new ProviderRegistry([provider], 'catalog') },
   );
@@ -59,6 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await app?.close();
+  await telegram?.close();
 });
 
 async function syncUser(firstName: string): Promise<number> {
@@ -124,6 +144,33 @@ async function succeededGeneration(telegramId: number, prompt: string): Promise<
     }),
   ).toBe(true);
   return id;
+}
+
+/** A Stars payment Telegram took: the bot confirmed it, unless `confirmed` is false. */
+async function starPayment(telegramId: number, confirmed = true): Promise<string> {
+  const chargeId = `charge-${randomUUID()}`;
+  const invoicePayload = `stars:${STARS_PACKAGE.id}`;
+  telegram.addStarPayment({
+    chargeId,
+    userId: telegramId,
+    amount: STARS_PACKAGE.stars,
+    invoicePayload,
+  });
+  if (!confirmed) return chargeId;
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/v1/payments/stars/confirm',
+    headers: botAuth,
+    payload: {
+      telegram_id: telegramId,
+      telegram_payment_charge_id: chargeId,
+      total_amount: STARS_PACKAGE.stars,
+      currency: 'XTR',
+      invoice_payload: invoicePayload,
+    },
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  return chargeId;
 }
 
 /** Chromium logs every 4xx it fetched; the panel asking who is signed in (401) is expected. */
@@ -278,6 +325,77 @@ describe('operator panel, in Chromium', () => {
     // The credits came back once: 30 − 10 + 10.
     const user = await app.inject({ url: `/api/v1/admin/users/${telegramId}`, headers: adminAuth });
     expect(user.json()).toMatchObject({ balance: 30 });
+  }, 90_000);
+
+  it('lists payments with the totals of the filter and the reconciliation report, and refunds one with a reason after confirming', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const telegramId = await syncUser('Payer');
+    const kept = await starPayment(telegramId);
+    const refunded = await starPayment(telegramId);
+    // A payment the bot never confirmed: reconciliation credits it and reports the correction.
+    const missed = await starPayment(telegramId, false);
+    const reconciled = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/payments/reconcile',
+      headers: adminAuth,
+      payload: {},
+    });
+    expect(reconciled.statusCode, reconciled.body).toBe(200);
+
+    const { context: session, page, errors } = await openPanel('/admin/payments');
+    try {
+      await signInWithToken(page);
+      await page.getByRole('heading', { name: 'Payments', exact: true }).waitFor();
+      await page.getByLabel('User').fill(String(telegramId));
+      await expect.poll(() => page.getByTestId('payment').count()).toBe(3);
+      const total = (label: string) =>
+        page.getByTestId(`total-${label}`).locator('p').last().textContent();
+      await expect.poll(() => total('Stars')).toBe(String(3 * STARS_PACKAGE.stars));
+      expect(await total('Refunded')).toBe('0');
+      const correction = page.getByTestId('correction').filter({ hasText: missed });
+      await correction.getByText('missing payment credited').waitFor();
+      await screenshotBothWidths(page, 'payments');
+
+      const row = page.locator(`[data-testid="payment"][data-charge="${refunded}"]`);
+      await row.getByRole('button', { name: 'Refund' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Refund this payment' });
+      await dialog
+        .getByText('Return 50 Stars through Telegram and take back 100 credits')
+        .waitFor();
+      const confirm = dialog.getByRole('button', { name: 'Refund' });
+      expect(await confirm.isDisabled()).toBe(true);
+      await dialog.getByLabel('Reason').fill('Bought the wrong package');
+      await screenshotBothWidths(page, 'payment-refund');
+      await confirm.click();
+      await page.getByRole('status').getByText('Refunded; every credit taken back.').waitFor();
+      await row.getByText('refunded', { exact: true }).waitFor();
+      await expect.poll(() => total('Refunded')).toBe('1');
+      expect(
+        await page
+          .locator(`[data-testid="payment"][data-charge="${kept}"]`)
+          .getByRole('button', { name: 'Refund' })
+          .count(),
+      ).toBe(1);
+      expect(unexpected(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+
+    // Telegram was asked once, for that payment only; the audit log has the reason.
+    expect(
+      telegram.calls
+        .filter((call) => call.method === 'refundStarPayment')
+        .map((call) => call.fields.telegram_payment_charge_id),
+    ).toEqual([refunded]);
+    const audit = await app.inject({
+      url: `/api/v1/admin/audit?subject_id=${refunded}`,
+      headers: adminAuth,
+    });
+    expect(audit.json().items).toEqual([
+      expect.objectContaining({ reason: 'Bought the wrong package' }),
+    ]);
+    const user = await app.inject({ url: `/api/v1/admin/users/${telegramId}`, headers: adminAuth });
+    expect(user.json()).toMatchObject({ balance: 2 * STARS_PACKAGE.credits });
   }, 90_000);
 
   it('signs an operator in from the Telegram Login redirect into an HttpOnly cookie, nothing in storage, and out again', async (context) => {

@@ -19,6 +19,9 @@ const UserPage = lazy(() =>
 const GenerationsPage = lazy(() =>
   import('./pages/Generations.tsx').then((module) => ({ default: module.GenerationsPage })),
 );
+const PaymentsPage = lazy(() =>
+  import('./pages/Payments.tsx').then((module) => ({ default: module.PaymentsPage })),
+);
 const AuditPage = lazy(() =>
   import('./pages/Audit.tsx').then((module) => ({ default: module.AuditPage })),
 );
@@ -45,6 +48,7 @@ export function App() {
           <Route path="/users" element={<UsersPage />} />
           <Route path="/users/:telegramId" element={<UserPage />} />
           <Route path="/generations" element={<GenerationsPage />} />
+          <Route path="/payments" element={<PaymentsPage />} />
           <Route path="/audit" element={<AuditPage />} />
           <Route path="*" element={<Navigate to="/dashboard" replace />} />
         </Routes>

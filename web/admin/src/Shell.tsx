@@ -8,6 +8,7 @@ const pages = [
   { to: '/dashboard', label: 'Dashboard', adminOnly: false },
   { to: '/users', label: 'Users', adminOnly: false },
   { to: '/generations', label: 'Generations', adminOnly: false },
+  { to: '/payments', label: 'Payments', adminOnly: false },
   { to: '/audit', label: 'Audit log', adminOnly: true },
 ] as const;
 

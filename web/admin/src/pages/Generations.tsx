@@ -29,7 +29,7 @@ import { Link } from 'react-router';
 import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
-import { formatCredits, formatDateTime } from '../format.ts';
+import { dayRange, formatCredits, formatDateTime } from '../format.ts';
 
 const PAGE_SIZE = 50;
 /** How often the live queue is asked again while the page is open. */
@@ -83,11 +83,6 @@ type AdminGeneration = Ok<'/api/v1/admin/generations', 'get'>['generations'][num
 function seconds(value: number | null): string {
   if (value === null) return '—';
   return value < 120 ? `${Math.round(value)} s` : `${Math.round(value / 60)} min`;
-}
-
-/** A date input's day as the start of that day in the operator's time zone. */
-function dayStart(day: string): string | undefined {
-  return day ? new Date(`${day}T00:00:00`).toISOString() : undefined;
 }
 
 function QueueCard() {
@@ -230,11 +225,7 @@ export function GenerationsPage() {
       if (filters.status) query.status = filters.status;
       if (filters.model.trim()) query.model = filters.model.trim();
       if (/^\d+$/.test(filters.user.trim())) query.user = Number(filters.user.trim());
-      const from = dayStart(filters.from);
-      if (from) query.from = from;
-      // "Until" a day includes that day: the API's `to` is exclusive.
-      const to = dayStart(filters.to);
-      if (to) query.to = new Date(new Date(to).getTime() + 86_400_000).toISOString();
+      Object.assign(query, dayRange(filters.from, filters.to));
       if (pageParam) query.cursor = pageParam;
       return dataOf(await api.GET('/api/v1/admin/generations', { params: { query } }));
     },
@@ -315,7 +306,9 @@ export function GenerationsPage() {
                       </Text>
                     )}
                   </Table.Td>
-                  <Table.Td>{formatDateTime(generation.created_at)}</Table.Td>
+                  <Table.Td style={{ whiteSpace: 'nowrap' }}>
+                    {formatDateTime(generation.created_at)}
+                  </Table.Td>
                   <Table.Td>
                     <Anchor component={Link} to={`/users/${generation.telegram_id}`}>
                       {generation.telegram_id}
