@@ -121,6 +121,10 @@ describe('the Mini App', () => {
         timeout: 60_000,
       })
       .toBe(2);
+    // Use as reference: the image comes back to the composer as one of the user's uploads.
+    await page.locator('.gallery img[alt="a lighthouse at dusk"]').first().click();
+    await page.getByRole('button', { name: 'Use as reference' }).click();
+    await page.locator('.uploads figure img').waitFor();
     expect(errors).toEqual([]);
 
     // What the browser did reached the API as this user's: charged once, the photo as reference.

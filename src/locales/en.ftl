@@ -180,3 +180,4 @@ app-status-queued = ⏳ Queued
 app-status-running = 🎨 Drawing…
 app-status-succeeded = ✅ Done
 app-status-failed = ❌ Failed
+app-use-as-reference = Use as reference

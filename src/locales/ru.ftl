@@ -180,3 +180,4 @@ app-status-queued = ⏳ В очереди
 app-status-running = 🎨 Рисую…
 app-status-succeeded = ✅ Готово
 app-status-failed = ❌ Не получилось
+app-use-as-reference = Использовать как образец

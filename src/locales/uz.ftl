@@ -174,3 +174,4 @@ app-status-queued = ⏳ Navbatda
 app-status-running = 🎨 Chizilmoqda…
 app-status-succeeded = ✅ Tayyor
 app-status-failed = ❌ Bo'lmadi
+app-use-as-reference = Namuna sifatida ishlatish

@@ -6,7 +6,7 @@ import {
   useQuery,
   useQueryClient,
 } from '@tanstack/react-query';
-import { StrictMode, useEffect, useRef, useState } from 'react';
+import { type Dispatch, type SetStateAction, StrictMode, useEffect, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { type Api, createApi, dataOf, type Ok } from '../../shared/api.ts';
 import { type Translate, textsFor } from './i18n.ts';
@@ -28,7 +28,17 @@ const isActive = (g: Generation) => g.status === 'queued' || g.status === 'runni
 const referenceValue = (reference: Generation['references'][number]) =>
   reference.kind === 'upload' ? `upload:${reference.value}` : reference.value;
 
-function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate }) {
+function Gallery({
+  api,
+  launch,
+  t,
+  onUseAsReference,
+}: {
+  api: Api;
+  launch: Launch;
+  t: Translate;
+  onUseAsReference: (upload: Upload) => void;
+}) {
   const [viewing, setViewing] = useState<Generation | null>(null);
   const queries = useQueryClient();
   const regenerate = useMutation({
@@ -48,6 +58,15 @@ function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate })
     onSuccess: () => {
       setViewing(null);
       void queries.invalidateQueries({ queryKey: ['generations'] });
+    },
+  });
+  // The result's bytes, fetched from the API, stored again as the user's own upload.
+  const useAsReference = useMutation({
+    mutationFn: async (url: string) =>
+      uploadImage(api, launch.telegramId, await (await fetch(url)).blob()),
+    onSuccess: (upload) => {
+      setViewing(null);
+      onUseAsReference(upload);
     },
   });
   const pages = useInfiniteQuery({
@@ -110,8 +129,12 @@ function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate })
         <div className="viewer" role="dialog" aria-label={viewing.prompt}>
           <img src={viewing.results[0].url} alt={viewing.prompt} />
           <p>{viewing.prompt}</p>
-          {regenerate.error && (
-            <p className="error">{t('app-error', { detail: regenerate.error.message })}</p>
+          {(regenerate.error ?? useAsReference.error) && (
+            <p className="error">
+              {t('app-error', {
+                detail: (regenerate.error ?? useAsReference.error)?.message ?? '',
+              })}
+            </p>
           )}
           <div className="row">
             <button
@@ -121,6 +144,17 @@ function Gallery({ api, launch, t }: { api: Api; launch: Launch; t: Translate })
               onClick={() => regenerate.mutate(viewing)}
             >
               {t('button-regenerate')}
+            </button>
+            <button
+              type="button"
+              className="button"
+              disabled={useAsReference.isPending}
+              onClick={() => {
+                const url = viewing.results[0]?.url;
+                if (url) useAsReference.mutate(url);
+              }}
+            >
+              {t('app-use-as-reference')}
             </button>
             <a className="button" href={viewing.results[0].url} download>
               {t('app-download')}
@@ -140,16 +174,34 @@ interface Upload {
   preview: string;
 }
 
+/** Stores an image as the user's reference (POST /users/{id}/uploads). */
+async function uploadImage(api: Api, telegramId: number, image: Blob): Promise<Upload> {
+  const stored = dataOf(
+    await api.POST('/api/v1/users/{telegram_id}/uploads', {
+      params: { path: { telegram_id: telegramId } },
+      body: image as never,
+      bodySerializer: (body: unknown) => body as Blob,
+      headers: { 'content-type': image.type || 'application/octet-stream' },
+    }),
+  );
+  return { reference: stored.reference, preview: URL.createObjectURL(image) };
+}
+
 function Composer({
   api,
   launch,
   t,
   onSubmitted,
+  uploads,
+  setUploads,
 }: {
   api: Api;
   launch: Launch;
   t: Translate;
   onSubmitted: () => void;
+  /** Kept by the app: the gallery's "use as reference" adds to them. */
+  uploads: Upload[];
+  setUploads: Dispatch<SetStateAction<Upload[]>>;
 }) {
   const telegramId = launch.telegramId;
   const models = useQuery({
@@ -160,7 +212,6 @@ function Composer({
   const model: Model | undefined = models.data?.find((m) => m.key === modelKey) ?? models.data?.[0];
   const [parameters, setParameters] = useState<Record<string, string>>({});
   const [prompt, setPrompt] = useState('');
-  const [uploads, setUploads] = useState<Upload[]>([]);
   // One key per request the user means: a retry of it is charged once.
   const [idempotencyKey, setIdempotencyKey] = useState(() => crypto.randomUUID());
   const chosen = Object.fromEntries(
@@ -177,17 +228,7 @@ function Composer({
       ),
   });
   const upload = useMutation({
-    mutationFn: async (file: File) => {
-      const stored = dataOf(
-        await api.POST('/api/v1/users/{telegram_id}/uploads', {
-          params: { path: { telegram_id: telegramId } },
-          body: file as never,
-          bodySerializer: (body: unknown) => body as Blob,
-          headers: { 'content-type': file.type || 'application/octet-stream' },
-        }),
-      );
-      return { reference: stored.reference, preview: URL.createObjectURL(file) };
-    },
+    mutationFn: (file: File) => uploadImage(api, telegramId, file),
     onSuccess: (stored) => setUploads((current) => [...current, stored]),
   });
   const submit = useMutation({
@@ -200,7 +241,7 @@ function Composer({
             model: model?.key ?? '',
             prompt,
             parameters: chosen,
-            references: uploads.map((u) => u.reference),
+            references: uploads.slice(0, model?.max_references ?? 0).map((u) => u.reference),
           },
         }),
       ),
@@ -327,6 +368,7 @@ function MiniApp({ launch }: { launch: Launch }) {
   const [api] = useState(() => createApi(() => `tma ${launch.initData}`));
   const { t } = textsFor(launch.languageCode);
   const [tab, setTab] = useState<'gallery' | 'create'>('gallery');
+  const [uploads, setUploads] = useState<Upload[]>([]);
   const queries = useQueryClient();
   return (
     <main>
@@ -337,19 +379,31 @@ function MiniApp({ launch }: { launch: Launch }) {
           </button>
         ))}
       </nav>
-      {tab === 'gallery' ? (
-        <Gallery api={api} launch={launch} t={t} />
-      ) : (
+      {/* Both stay mounted: the composer keeps what was chosen while the gallery is looked at. */}
+      <section hidden={tab !== 'gallery'}>
+        <Gallery
+          api={api}
+          launch={launch}
+          t={t}
+          onUseAsReference={(upload) => {
+            setUploads((current) => [...current, upload]);
+            setTab('create');
+          }}
+        />
+      </section>
+      <section hidden={tab !== 'create'}>
         <Composer
           api={api}
           launch={launch}
           t={t}
+          uploads={uploads}
+          setUploads={setUploads}
           onSubmitted={() => {
             void queries.invalidateQueries({ queryKey: ['generations'] });
             setTab('gallery');
           }}
         />
-      )}
+      </section>
     </main>
   );
 }
