@@ -398,6 +398,71 @@ describe('operator panel, in Chromium', () => {
     expect(user.json()).toMatchObject({ balance: 2 * STARS_PACKAGE.credits });
   }, 90_000);
 
+  it('changes a setting through its typed field after confirming with a reason, and puts the default back', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const settingOf = async (key: string) => {
+      const response = await app.inject({ url: '/api/v1/admin/settings', headers: adminAuth });
+      return response.json().settings.find((setting: { key: string }) => setting.key === key) as {
+        value: number;
+        default: number;
+        source: string;
+      };
+    };
+    const before = await settingOf('BROADCAST_RATE');
+    expect(before.source).toBe('environment');
+    const changed = before.value + 1;
+    const { context: session, page, errors } = await openPanel('/admin/settings');
+    try {
+      await signInWithToken(page);
+      await page.getByRole('heading', { name: 'Settings' }).waitFor();
+      const card = page.locator('[data-testid="setting"][data-key="BROADCAST_RATE"]');
+      const field = card.getByRole('textbox', { name: 'BROADCAST_RATE' });
+      expect(await field.inputValue()).toBe(String(before.value));
+      await field.fill(String(changed));
+      await page.getByRole('button', { name: 'Review 1 change' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Confirm the settings change' });
+      await dialog
+        .getByTestId('setting-change')
+        .getByText(`${before.value} → ${changed}`)
+        .waitFor();
+      const save = dialog.getByRole('button', { name: 'Save' });
+      expect(await save.isDisabled()).toBe(true);
+      await dialog.getByLabel('Reason').fill('Telegram raised our limit');
+      await screenshotBothWidths(page, 'settings-confirm');
+      await save.click();
+      await page.getByRole('status').getByText('Saved: 1 setting changed.').waitFor();
+      await card.getByText('override', { exact: true }).waitFor();
+      expect(await settingOf('BROADCAST_RATE')).toMatchObject({
+        value: changed,
+        source: 'override',
+      });
+      await screenshotBothWidths(page, 'settings');
+
+      await card.getByRole('button', { name: 'Use the default' }).click();
+      expect(await field.inputValue()).toBe(String(before.default));
+      await page.getByRole('button', { name: 'Review 1 change' }).click();
+      await dialog.getByText(`Default (environment): ${before.default}`).waitFor();
+      await dialog.getByLabel('Reason').fill('Back to the configured rate');
+      await save.click();
+      await card.getByText('environment', { exact: true }).waitFor();
+      expect(unexpected(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+    expect(await settingOf('BROADCAST_RATE')).toMatchObject({
+      value: before.value,
+      source: 'environment',
+    });
+    const audit = await app.inject({
+      url: '/api/v1/admin/audit?action=settings.update&limit=2',
+      headers: adminAuth,
+    });
+    expect(audit.json().items.map((entry: { reason: string }) => entry.reason)).toEqual([
+      'Back to the configured rate',
+      'Telegram raised our limit',
+    ]);
+  }, 90_000);
+
   it('signs an operator in from the Telegram Login redirect into an HttpOnly cookie, nothing in storage, and out again', async (context) => {
     if (!browser) return context.skip('no Chromium');
     const fields = widgetLogin(ADMIN_OPERATOR_ID);

@@ -22,6 +22,9 @@ const GenerationsPage = lazy(() =>
 const PaymentsPage = lazy(() =>
   import('./pages/Payments.tsx').then((module) => ({ default: module.PaymentsPage })),
 );
+const SettingsPage = lazy(() =>
+  import('./pages/Settings.tsx').then((module) => ({ default: module.SettingsPage })),
+);
 const AuditPage = lazy(() =>
   import('./pages/Audit.tsx').then((module) => ({ default: module.AuditPage })),
 );
@@ -49,6 +52,7 @@ export function App() {
           <Route path="/users/:telegramId" element={<UserPage />} />
           <Route path="/generations" element={<GenerationsPage />} />
           <Route path="/payments" element={<PaymentsPage />} />
+          <Route path="/settings" element={<SettingsPage />} />
           <Route path="/audit" element={<AuditPage />} />
           <Route path="*" element={<Navigate to="/dashboard" replace />} />
         </Routes>
