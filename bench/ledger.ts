@@ -8,6 +8,7 @@
 // Goals (issue "Credits that are never lost…"): >= 5,000 charges/s across users, >= 1,000/s on one
 // user, p50 at 1M entries <= 1.2x p50 at 10. Settings (env): BENCH_SECONDS (8) per measurement,
 // BENCH_CONCURRENCY (64) charges in flight, BENCH_POOL_SIZE (20), BENCH_ROUNDS (2).
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
@@ -82,17 +83,23 @@ async function main(): Promise<void> {
         sql`INSERT INTO ledger_entries (user_id, amount, kind) VALUES (${smallUser}, 1, 'bonus')`,
       );
     }
-    // A million entries through the trigger would take minutes; the seed writes the running balance
-    // and entry numbers it would have computed, with the trigger off for this one statement.
-    await handle.db.execute(
-      sql`ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_running_balance`,
-    );
+    // A million entries through the triggers would take minutes; the seed writes the running
+    // balance and entry numbers they would have computed, and the user's balance (migration 0023),
+    // with the triggers off for this one statement.
+    const balanceTriggers = ['ledger_entries_running_balance', 'ledger_entries_keep_user_balance'];
+    for (const trigger of balanceTriggers) {
+      await handle.db.execute(sql.raw(`ALTER TABLE ledger_entries DISABLE TRIGGER ${trigger}`));
+    }
     await handle.db.execute(sql`
       INSERT INTO ledger_entries (user_id, amount, kind, user_entry_no, balance_after)
       SELECT ${bigUser}, 1, 'bonus', g + 1, 1000000000 + g FROM generate_series(1, ${bigLedger - 1}) g`);
-    await handle.db.execute(
-      sql`ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_running_balance`,
-    );
+    for (const trigger of balanceTriggers) {
+      await handle.db.execute(sql.raw(`ALTER TABLE ledger_entries ENABLE TRIGGER ${trigger}`));
+    }
+    await handle.db.execute(sql`
+      UPDATE users SET balance = (SELECT balance_after FROM ledger_entries
+                                  WHERE user_id = ${bigUser} ORDER BY user_entry_no DESC LIMIT 1)
+      WHERE id = ${bigUser}`);
     await handle.db.execute(sql`ANALYZE`);
 
     const rawCharge = (userId: number) =>
@@ -102,7 +109,17 @@ async function main(): Promise<void> {
          ON CONFLICT (idempotency_key) DO NOTHING
          RETURNING id, user_entry_no, amount, balance_after, kind, reference_type, reference_id, reason, actor,
                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS created_at`,
-        [-1, 'generation_charge', null, null, null, null, 'system', null, userId],
+        [
+          -1,
+          'generation_charge',
+          null,
+          null,
+          `entry:${randomUUID()}`,
+          null,
+          'system',
+          null,
+          userId,
+        ],
       );
     // Through the ledger's group commit, as every entry posted outside a transaction goes.
     const ourCharge = (userId: number) =>
