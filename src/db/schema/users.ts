@@ -59,8 +59,9 @@ export const users = pgTable(
     blockedAt: timestamp('blocked_at', { withTimezone: true }),
     /**
      * The balance after the user's last ledger entry, kept by the ledger's own insert trigger in
-     * the same statement (migration 0023); no code writes it. The ledger stays the truth; this
-     * copy lets the operators' list filter and show balances without reading the ledger per user.
+     * the same statement (migrations 0023, 0026); no code writes it. The ledger stays the truth;
+     * this copy lets the operators' list filter and show balances without reading the ledger per
+     * user.
      */
     balance: bigint('balance', { mode: 'number' }).notNull().default(0),
   },
