@@ -301,6 +301,18 @@ describe('operator panel, in Chromium', () => {
         )
         .toBeGreaterThan(0);
       await screenshotBothWidths(page, 'generations');
+      // The day filters: nothing from tomorrow on, and it is back with "until today".
+      const day = (offset: number) => {
+        const date = new Date();
+        date.setDate(date.getDate() + offset);
+        const pad = (part: number) => String(part).padStart(2, '0');
+        return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
+      };
+      await page.getByLabel('From').fill(day(1));
+      await page.getByText('No generations match.').waitFor();
+      await page.getByLabel('From').fill('');
+      await page.getByLabel('Until').fill(day(0));
+      await row.waitFor();
 
       await row.getByRole('button', { name: 'Refund' }).click();
       const dialog = page.getByRole('dialog', { name: 'Refund this generation' });
