@@ -92,8 +92,8 @@ export const users = pgTable(
     index('users_created_idx').on(t.createdAt),
     index('users_banned_idx').on(t.id).where(sql`${t.bannedAt} IS NOT NULL`),
     index('users_blocked_idx').on(t.id).where(sql`${t.blockedAt} IS NOT NULL`),
-    // The filter `with_balance`: the users who hold credits, without reading every user.
-    index('users_with_balance_idx').on(t.id).where(sql`${t.balance} > 0`),
+    // No index on balance (migration 0027): the ledger trigger writes it on every entry, and an
+    // indexed balance would make each of those updates rewrite every index of users.
     check('users_balance_not_negative', sql`${t.balance} >= 0`),
   ],
 );
