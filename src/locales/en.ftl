@@ -167,6 +167,7 @@ app-outside-telegram = This app runs inside Telegram: open it from the bot's men
 app-tab-gallery = 🖼 My images
 app-tab-create = 🎨 Create
 app-loading = Loading…
+app-model-unavailable = { $model } (unavailable now)
 app-error = Something went wrong: { $detail }
 app-gallery-empty = You have no images yet. Create one!
 app-close = Close

@@ -167,6 +167,7 @@ app-outside-telegram = Это приложение работает внутри
 app-tab-gallery = 🖼 Мои изображения
 app-tab-create = 🎨 Создать
 app-loading = Загрузка…
+app-model-unavailable = { $model } (сейчас недоступна)
 app-error = Что-то пошло не так: { $detail }
 app-gallery-empty = У вас пока нет изображений. Создайте первое!
 app-close = Закрыть

@@ -161,6 +161,7 @@ app-outside-telegram = Bu ilova Telegram ichida ishlaydi: uni botning menyu tugm
 app-tab-gallery = 🖼 Rasmlarim
 app-tab-create = 🎨 Yaratish
 app-loading = Yuklanmoqda…
+app-model-unavailable = { $model } (hozir mavjud emas)
 app-error = Nimadir xato ketdi: { $detail }
 app-gallery-empty = Sizda hali rasm yo'q. Birinchisini yarating!
 app-close = Yopish

@@ -209,7 +209,11 @@ function Composer({
     queryFn: async () => dataOf(await api.GET('/api/v1/models')).models,
   });
   const [modelKey, setModelKey] = useState<string | null>(null);
-  const model: Model | undefined = models.data?.find((m) => m.key === modelKey) ?? models.data?.[0];
+  // A model no provider can serve now is shown greyed out and is never the default choice.
+  const model: Model | undefined =
+    models.data?.find((m) => m.key === modelKey) ??
+    models.data?.find((m) => m.available) ??
+    models.data?.[0];
   const [parameters, setParameters] = useState<Record<string, string>>({});
   const [prompt, setPrompt] = useState('');
   // One key per request the user means: a retry of it is charged once.
@@ -287,8 +291,8 @@ function Composer({
           }}
         >
           {models.data.map((m) => (
-            <option key={m.key} value={m.key}>
-              {m.name}
+            <option key={m.key} value={m.key} disabled={!m.available}>
+              {m.available ? m.name : t('app-model-unavailable', { model: m.name })}
             </option>
           ))}
         </select>
@@ -354,7 +358,7 @@ function Composer({
       <button
         type="submit"
         className="button primary"
-        disabled={submit.isPending || upload.isPending}
+        disabled={submit.isPending || upload.isPending || !model.available}
       >
         {quote.data?.payment_method === 'trial'
           ? t('button-start-free')
