@@ -6,13 +6,11 @@ import {
   Card,
   Code,
   Group,
-  Modal,
   Select,
   SimpleGrid,
   Stack,
   Table,
   Text,
-  Textarea,
   TextInput,
   Title,
 } from '@mantine/core';
@@ -29,6 +27,7 @@ import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi, useAuth } from '../auth.tsx';
 import { dayRange, formatCredits, formatDateTime } from '../format.ts';
+import { ReasonDialog } from '../ReasonDialog.tsx';
 
 const PAGE_SIZE = 50;
 
@@ -127,45 +126,24 @@ function RefundButton({
       >
         {text.refund}
       </Button>
-      <Modal
+      <ReasonDialog
         opened={confirming}
         onClose={() => setConfirming(false)}
         title={text.refundTitle}
-        centered
+        reasonLabel={text.reason}
+        reason={reason}
+        onReason={setReason}
+        error={refund.error}
+        pending={refund.isPending}
+        cancelLabel={text.cancel}
+        confirmLabel={text.refund}
+        confirmColor="red"
+        onConfirm={() => refund.mutate()}
       >
-        <Stack>
-          <Text>
-            {text.refundQuestion(formatCredits(payment.stars), formatCredits(payment.credits))}
-          </Text>
-          <Textarea
-            label={text.reason}
-            value={reason}
-            onChange={(event) => setReason(event.currentTarget.value)}
-            autosize
-            minRows={2}
-            maxLength={500}
-            required
-          />
-          {refund.error && (
-            <Alert color="red" role="alert">
-              {refund.error.message}
-            </Alert>
-          )}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setConfirming(false)}>
-              {text.cancel}
-            </Button>
-            <Button
-              color="red"
-              loading={refund.isPending}
-              disabled={reason.trim().length === 0}
-              onClick={() => refund.mutate()}
-            >
-              {text.refund}
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+        <Text>
+          {text.refundQuestion(formatCredits(payment.stars), formatCredits(payment.credits))}
+        </Text>
+      </ReasonDialog>
     </>
   );
 }

@@ -5,7 +5,6 @@ import {
   Card,
   Code,
   Group,
-  Modal,
   NumberInput,
   Stack,
   Switch,
@@ -19,6 +18,7 @@ import { useState } from 'react';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi, useAuth } from '../auth.tsx';
 import { formatDateTime } from '../format.ts';
+import { ReasonDialog } from '../ReasonDialog.tsx';
 
 const text = {
   title: 'Settings',
@@ -270,50 +270,27 @@ export function SettingsPage() {
           </Button>
         </Group>
       )}
-      <Modal
+      <ReasonDialog
         opened={confirming}
         onClose={() => setConfirming(false)}
         title={text.confirmTitle}
-        centered
+        reasonLabel={text.reason}
+        reason={reason}
+        onReason={setReason}
+        error={save.error}
+        pending={save.isPending}
+        cancelLabel={text.cancel}
+        confirmLabel={text.save}
+        onConfirm={() =>
+          submit(Object.fromEntries(changes.map(({ setting, value }) => [setting.key, value])))
+        }
       >
-        <Stack>
-          {changes.map(({ setting, after }) => (
-            <Text key={setting.key} size="sm" data-testid="setting-change">
-              <Code>{setting.key}</Code>: {shown(setting.value)} → {after}
-            </Text>
-          ))}
-          <Textarea
-            label={text.reason}
-            value={reason}
-            onChange={(event) => setReason(event.currentTarget.value)}
-            autosize
-            minRows={2}
-            maxLength={500}
-            required
-          />
-          {save.error && (
-            <Alert color="red" role="alert">
-              {save.error.message}
-            </Alert>
-          )}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setConfirming(false)}>
-              {text.cancel}
-            </Button>
-            <Button
-              loading={save.isPending}
-              disabled={reason.trim().length === 0}
-              onClick={() =>
-                submit(
-                  Object.fromEntries(changes.map(({ setting, value }) => [setting.key, value])),
-                )
-              }
-            >
-              {text.save}
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+        {changes.map(({ setting, after }) => (
+          <Text key={setting.key} size="sm" data-testid="setting-change">
+            <Code>{setting.key}</Code>: {shown(setting.value)} → {after}
+          </Text>
+        ))}
+      </ReasonDialog>
     </Stack>
   );
 }

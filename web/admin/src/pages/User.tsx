@@ -21,6 +21,7 @@ import { Link, useParams } from 'react-router';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi, useAuth } from '../auth.tsx';
 import { displayName, formatCredits, formatDateTime, formatSigned } from '../format.ts';
+import { ReasonDialog } from '../ReasonDialog.tsx';
 
 type AdminUser = Ok<'/api/v1/admin/users/{telegram_id}', 'get'>;
 
@@ -287,46 +288,26 @@ function BanControl({ user }: { user: AdminUser }) {
           {banned ? 'Lift the ban' : 'Ban user'}
         </Button>
       </Group>
-      <Modal
+      <ReasonDialog
         opened={confirming}
         onClose={() => setConfirming(false)}
         title={banned ? 'Lift the ban' : 'Ban this user'}
-        centered
+        reasonLabel={reasonNeeded ? 'Reason (the bot shows it to the user)' : 'Reason (optional)'}
+        reason={reason}
+        onReason={setReason}
+        reasonRequired={reasonNeeded}
+        error={change.error}
+        pending={change.isPending}
+        cancelLabel="Cancel"
+        confirmLabel={banned ? 'Lift the ban' : 'Ban'}
+        confirmColor={banned ? 'blue' : 'red'}
+        onConfirm={() => change.mutate()}
       >
-        <Stack>
-          <Text>
-            {banned ? 'Lift the ban on ' : 'Ban '}
-            <strong>{displayName(user)}</strong>?
-          </Text>
-          <Textarea
-            label={reasonNeeded ? 'Reason (the bot shows it to the user)' : 'Reason (optional)'}
-            value={reason}
-            onChange={(event) => setReason(event.currentTarget.value)}
-            autosize
-            minRows={2}
-            maxLength={500}
-            required={reasonNeeded}
-          />
-          {change.error && (
-            <Alert color="red" role="alert">
-              {change.error.message}
-            </Alert>
-          )}
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setConfirming(false)}>
-              Cancel
-            </Button>
-            <Button
-              color={banned ? 'blue' : 'red'}
-              loading={change.isPending}
-              disabled={reasonNeeded && reason.trim().length === 0}
-              onClick={() => change.mutate()}
-            >
-              {banned ? 'Lift the ban' : 'Ban'}
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
+        <Text>
+          {banned ? 'Lift the ban on ' : 'Ban '}
+          <strong>{displayName(user)}</strong>?
+        </Text>
+      </ReasonDialog>
     </Card>
   );
 }
