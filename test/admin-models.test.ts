@@ -102,6 +102,7 @@ async function adminModel(key: string) {
 describe('admin catalog routes: access', () => {
   it.each([
     ['GET', '/api/v1/admin/models', undefined],
+    ['GET', '/api/v1/admin/models/nano-banana/prices', undefined],
     ['POST', '/api/v1/admin/models', modelBody('t-access')],
     ['PATCH', '/api/v1/admin/models/nano-banana', { active: false }],
     [
@@ -126,6 +127,11 @@ describe('operators signed in with Telegram', () => {
     const listed = await app.inject({ url: '/api/v1/admin/models', headers: support });
     expect(listed.statusCode).toBe(200);
     const key = await createModel();
+    const history = await app.inject({
+      url: `/api/v1/admin/models/${key}/prices`,
+      headers: support,
+    });
+    expect(history.statusCode).toBe(200);
     for (const [method, url, payload] of [
       ['POST', '/api/v1/admin/models', modelBody(newKey())],
       ['PATCH', `/api/v1/admin/models/${key}`, { active: false }],
@@ -377,6 +383,74 @@ describe('PATCH /api/v1/admin/models/{key}', () => {
     });
     expect(response.statusCode).toBe(404);
     expect(response.json().code).toBe('model_not_found');
+  });
+});
+
+describe('GET /api/v1/admin/models', () => {
+  it('lists inactive models too, each with its routes and whether it could be generated now', async () => {
+    const key = await createModel(newKey(), { active: false });
+    expect(await adminModel(key)).toMatchObject({
+      active: false,
+      routes: [
+        {
+          priority: 1,
+          provider: 'wavespeed',
+          provider_model: 'test/text-to-image',
+          provider_edit_model: 'test/edit',
+        },
+      ],
+      // This app runs every model on the offline provider (GENERATION_PROVIDER=local).
+      available: true,
+      unavailable_reason: null,
+    });
+    const noAccount = await buildTestApp({ ...operatorSettings, GENERATION_PROVIDER: 'catalog' });
+    try {
+      const response = await noAccount.inject({ url: '/api/v1/admin/models', headers: adminAuth });
+      expect(
+        (response.json().models as { key: string }[]).find((model) => model.key === key),
+      ).toMatchObject({ available: false, unavailable_reason: 'no_account' });
+    } finally {
+      await noAccount.close();
+    }
+  });
+});
+
+describe('GET /api/v1/admin/models/{key}/prices', () => {
+  it('lists every price the model had, newest first, the replaced ones with when; 404 for an unknown model', async () => {
+    const key = await createModel();
+    const replaced = await app.inject({
+      method: 'PUT',
+      url: `/api/v1/admin/models/${key}/prices`,
+      headers: adminAuth,
+      payload: { prices: [{ conditions: {}, credits: 12 }], reason: 'costs went up' },
+    });
+    expect(replaced.statusCode).toBe(200);
+    const response = await app.inject({
+      url: `/api/v1/admin/models/${key}/prices`,
+      headers: adminAuth,
+    });
+    expect(response.statusCode).toBe(200);
+    const { prices } = response.json() as {
+      prices: { credits: number; valid_from: string; valid_to: string | null }[];
+    };
+    expect(prices.map((price) => price.credits)).toEqual([12, 10, 25]);
+    const [current, ...old] = prices;
+    expect(current).toMatchObject({ conditions: {}, valid_to: null, id: expect.any(Number) });
+    expect(old.map((price) => price.valid_to)).toEqual([expect.any(String), expect.any(String)]);
+    for (const price of old) {
+      expect(Date.parse(price.valid_to as string)).toBeGreaterThan(Date.parse(price.valid_from));
+      expect(Date.parse(price.valid_to as string)).toBeLessThanOrEqual(
+        Date.parse(current?.valid_from as string) + 1,
+      );
+    }
+    expect(old[1]).toMatchObject({ conditions: { size: 'large' } });
+
+    const missing = await app.inject({
+      url: `/api/v1/admin/models/${newKey()}/prices`,
+      headers: adminAuth,
+    });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json().code).toBe('model_not_found');
   });
 });
 

@@ -311,7 +311,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every model, inactive ones too, with its current prices and price history count */
+        /** Every model, inactive ones too, with its routes, current prices, price history count and availability */
         get: operations["adminListModels"];
         put?: never;
         /**
@@ -352,7 +352,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Every price a model had and has, newest first
+         * @description Current prices have valid_to null; a replaced one keeps the time it was replaced. Who replaced them and why: the audit log (subject_id = the key, action model.prices).
+         */
+        get: operations["adminModelPriceHistory"];
         /**
          * Replace a model's prices from now on (the old ones are kept as history)
          * @description In one transaction the open prices close (valid_to = now) and these open. A generation keeps the price it was accepted at; one being accepted at the old price is retried at the new one. Audited as model.prices.
@@ -4497,8 +4501,18 @@ export interface operations {
                      *             }
                      *           ],
                      *           "price_history": 1,
+                     *           "routes": [
+                     *             {
+                     *               "priority": 1,
+                     *               "provider": "text",
+                     *               "provider_model": "text",
+                     *               "provider_edit_model": "text"
+                     *             }
+                     *           ],
                      *           "created_at": "2026-11-27T09:14:05.512Z",
-                     *           "updated_at": "2026-11-27T09:14:05.512Z"
+                     *           "updated_at": "2026-11-27T09:14:05.512Z",
+                     *           "available": false,
+                     *           "unavailable_reason": "no_account"
                      *         }
                      *       ]
                      *     }
@@ -4506,6 +4520,8 @@ export interface operations {
                     "application/json": {
                         models: {
                             active: boolean;
+                            /** @description Whether a generation could start now: some provider of it is configured, not failing and above its minimum balance (for an inactive model: if it were active) */
+                            available: boolean;
                             /** Format: date-time */
                             created_at: string;
                             description: string;
@@ -4522,7 +4538,7 @@ export interface operations {
                                 type: "enum";
                                 values: string[];
                             }[];
-                            /** @description Prices the model ever had, current ones included */
+                            /** @description Prices the model ever had, current ones included (GET /admin/models/{key}/prices lists them) */
                             price_history: number;
                             /** @description The current (open) prices */
                             prices: {
@@ -4534,11 +4550,22 @@ export interface operations {
                                 /** Format: date-time */
                                 valid_from: string;
                             }[];
+                            /** @description The first route's provider */
                             provider: string;
                             provider_edit_model: string | null;
+                            /** @description The first route's provider model */
                             provider_model: string;
+                            /** @description The providers that serve the model, tried in this order (failover); PATCH changes the first */
+                            routes: {
+                                priority: number;
+                                provider: string;
+                                provider_edit_model: string | null;
+                                provider_model: string;
+                            }[];
                             sort_order: number;
                             typical_seconds: number | null;
+                            /** @description Why not, when not available (as GET /models says it) */
+                            unavailable_reason: "no_account" | "failing" | "low_balance" | (never | null);
                             /** Format: date-time */
                             updated_at: string;
                         }[];
@@ -4734,6 +4761,14 @@ export interface operations {
                      *         }
                      *       ],
                      *       "price_history": 1,
+                     *       "routes": [
+                     *         {
+                     *           "priority": 1,
+                     *           "provider": "text",
+                     *           "provider_model": "text",
+                     *           "provider_edit_model": "text"
+                     *         }
+                     *       ],
                      *       "created_at": "2026-11-27T09:14:05.512Z",
                      *       "updated_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -4756,7 +4791,7 @@ export interface operations {
                             type: "enum";
                             values: string[];
                         }[];
-                        /** @description Prices the model ever had, current ones included */
+                        /** @description Prices the model ever had, current ones included (GET /admin/models/{key}/prices lists them) */
                         price_history: number;
                         /** @description The current (open) prices */
                         prices: {
@@ -4768,9 +4803,18 @@ export interface operations {
                             /** Format: date-time */
                             valid_from: string;
                         }[];
+                        /** @description The first route's provider */
                         provider: string;
                         provider_edit_model: string | null;
+                        /** @description The first route's provider model */
                         provider_model: string;
+                        /** @description The providers that serve the model, tried in this order (failover); PATCH changes the first */
+                        routes: {
+                            priority: number;
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                        }[];
                         sort_order: number;
                         typical_seconds: number | null;
                         /** Format: date-time */
@@ -5058,6 +5102,14 @@ export interface operations {
                      *         }
                      *       ],
                      *       "price_history": 1,
+                     *       "routes": [
+                     *         {
+                     *           "priority": 1,
+                     *           "provider": "text",
+                     *           "provider_model": "text",
+                     *           "provider_edit_model": "text"
+                     *         }
+                     *       ],
                      *       "created_at": "2026-11-27T09:14:05.512Z",
                      *       "updated_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -5080,7 +5132,7 @@ export interface operations {
                             type: "enum";
                             values: string[];
                         }[];
-                        /** @description Prices the model ever had, current ones included */
+                        /** @description Prices the model ever had, current ones included (GET /admin/models/{key}/prices lists them) */
                         price_history: number;
                         /** @description The current (open) prices */
                         prices: {
@@ -5092,9 +5144,18 @@ export interface operations {
                             /** Format: date-time */
                             valid_from: string;
                         }[];
+                        /** @description The first route's provider */
                         provider: string;
                         provider_edit_model: string | null;
+                        /** @description The first route's provider model */
                         provider_model: string;
+                        /** @description The providers that serve the model, tried in this order (failover); PATCH changes the first */
+                        routes: {
+                            priority: number;
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                        }[];
                         sort_order: number;
                         typical_seconds: number | null;
                         /** Format: date-time */
@@ -5270,6 +5331,167 @@ export interface operations {
             };
         };
     };
+    adminModelPriceHistory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Our stable name for the model, e.g. nano-banana-pro
+                 * @example nano-banana-pro
+                 */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "prices": [
+                     *         {
+                     *           "id": 1,
+                     *           "conditions": {},
+                     *           "credits": 1,
+                     *           "valid_from": "2026-11-27T09:14:05.512Z",
+                     *           "valid_to": "2026-11-27T09:14:05.512Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": {
+                        prices: {
+                            /** @description Parameter values the price applied to; {} = any */
+                            conditions: {
+                                [key: string]: string;
+                            };
+                            credits: number;
+                            id: number;
+                            /** Format: date-time */
+                            valid_from: string;
+                            /**
+                             * Format: date-time
+                             * @description When it was replaced; null: current
+                             */
+                            valid_to: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:model_not_found",
+                     *       "title": "Model not found",
+                     *       "status": 404,
+                     *       "detail": "Model not found",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
+                     *       "code": "model_not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "params.key must be string",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "params.key",
+                     *           "message": "must be string"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/admin/models/nano-banana-pro/prices",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     adminReplaceModelPrices: {
         parameters: {
             query?: never;
@@ -5350,6 +5572,14 @@ export interface operations {
                      *         }
                      *       ],
                      *       "price_history": 1,
+                     *       "routes": [
+                     *         {
+                     *           "priority": 1,
+                     *           "provider": "text",
+                     *           "provider_model": "text",
+                     *           "provider_edit_model": "text"
+                     *         }
+                     *       ],
                      *       "created_at": "2026-11-27T09:14:05.512Z",
                      *       "updated_at": "2026-11-27T09:14:05.512Z"
                      *     }
@@ -5372,7 +5602,7 @@ export interface operations {
                             type: "enum";
                             values: string[];
                         }[];
-                        /** @description Prices the model ever had, current ones included */
+                        /** @description Prices the model ever had, current ones included (GET /admin/models/{key}/prices lists them) */
                         price_history: number;
                         /** @description The current (open) prices */
                         prices: {
@@ -5384,9 +5614,18 @@ export interface operations {
                             /** Format: date-time */
                             valid_from: string;
                         }[];
+                        /** @description The first route's provider */
                         provider: string;
                         provider_edit_model: string | null;
+                        /** @description The first route's provider model */
                         provider_model: string;
+                        /** @description The providers that serve the model, tried in this order (failover); PATCH changes the first */
+                        routes: {
+                            priority: number;
+                            provider: string;
+                            provider_edit_model: string | null;
+                            provider_model: string;
+                        }[];
                         sort_order: number;
                         typical_seconds: number | null;
                         /** Format: date-time */

@@ -9,9 +9,13 @@ import {
   DEFAULT_MAX_PROMPT_LENGTH,
   defaultParameters,
   forgetCatalog,
+  MODEL_ROUTES_JSON,
+  type ModelRoute,
   resolvePrice,
 } from './catalog.ts';
-import type { ServiceContext } from './context.ts';
+import type { PipelineContext, ServiceContext } from './context.ts';
+import { availabilityOf, modelAvailability } from './model-routes.ts';
+import type { UnavailableReason } from './provider-availability.ts';
 
 /**
  * The catalog as operators change it: models (inactive ones too) and their prices. A price is
@@ -32,6 +36,14 @@ export interface AdminPrice extends PriceInput {
   valid_from: string;
 }
 
+/** One of the providers that serve a model, best (lowest priority) first. */
+export interface AdminRoute {
+  priority: number;
+  provider: string;
+  provider_model: string;
+  provider_edit_model: string | null;
+}
+
 export interface AdminModel {
   key: string;
   name: string;
@@ -50,8 +62,21 @@ export interface AdminModel {
   prices: AdminPrice[];
   /** Every price the model ever had, the open ones included. */
   price_history: number;
+  /** Every route; `provider`, `provider_model` and `provider_edit_model` are the first one's. */
+  routes: AdminRoute[];
   created_at: string;
   updated_at: string;
+}
+
+/** A model as the operators' list shows it: whether a generation could start on it now. */
+export interface ListedAdminModel extends AdminModel {
+  available: boolean;
+  unavailable_reason: UnavailableReason | null;
+}
+
+/** A price the model had or has: open while valid_to is null. */
+export interface PriceHistoryEntry extends AdminPrice {
+  valid_to: string | null;
 }
 
 export interface ModelFields {
@@ -86,7 +111,11 @@ const MODEL_COLUMNS =
   COALESCE((SELECT json_agg(json_build_object('id', p.id, 'conditions', p.conditions,
                      'credits', p.credits, 'valid_from', ${isoTimeText('p.valid_from')}) ORDER BY p.id)
             FROM model_prices p WHERE p.model_id = m.id AND p.valid_to IS NULL), '[]'::json) AS prices,
-  (SELECT count(*)::int FROM model_prices p WHERE p.model_id = m.id) AS price_history`);
+  (SELECT count(*)::int FROM model_prices p WHERE p.model_id = m.id) AS price_history,
+  COALESCE((SELECT json_agg(json_build_object('priority', r.priority, 'provider', r.provider,
+                     'provider_model', r.provider_model, 'provider_edit_model', r.provider_edit_model)
+                   ORDER BY r.priority)
+            FROM model_routes r WHERE r.model_id = m.id), '[]'::json) AS routes`);
 
 /**
  * The provider fields operators see and edit are the model's first route's (model_routes); the
@@ -115,13 +144,41 @@ function toModel({ id: _id, ...row }: ModelRow): AdminModel {
   return { ...row, prices: row.prices.map((price) => ({ ...price, id: Number(price.id) })) };
 }
 
-/** Every model, inactive ones too, in the catalog's order. */
-export async function listModelsForAdmin(ctx: ServiceContext): Promise<AdminModel[]> {
-  const rows = await selectRows<ModelRow>(
+/**
+ * Every model, inactive ones too, in the catalog's order, each with whether some provider of it
+ * could take a generation now (as GET /models says it; for an inactive one: if it were active).
+ */
+export async function listModelsForAdmin(ctx: PipelineContext): Promise<ListedAdminModel[]> {
+  const rows = await selectRows<ModelRow & { route_shapes: ModelRoute[] }>(
     ctx.db,
-    sql`SELECT ${MODEL_COLUMNS} FROM model_catalog m ${FIRST_ROUTE} ORDER BY m.sort_order, m.key`,
+    sql`SELECT ${MODEL_COLUMNS}, ${sql.raw(MODEL_ROUTES_JSON)} AS route_shapes
+        FROM model_catalog m ${FIRST_ROUTE} ORDER BY m.sort_order, m.key`,
   );
-  return rows.map(toModel);
+  const availability = availabilityOf(ctx);
+  return Promise.all(
+    rows.map(async ({ route_shapes, ...row }) => ({
+      ...toModel(row),
+      ...(await modelAvailability(ctx, route_shapes, availability)),
+    })),
+  );
+}
+
+/** Every price a model had and has, newest first (404 model_not_found for an unknown key). */
+export async function priceHistory(ctx: ServiceContext, key: string): Promise<PriceHistoryEntry[]> {
+  const [model] = await selectRows<{ id: number }>(
+    ctx.db,
+    sql`SELECT id::int AS id FROM model_catalog WHERE key = ${key}`,
+  );
+  if (!model) throw modelNotFound(key);
+  const rows = await selectRows<PriceHistoryEntry>(
+    ctx.db,
+    sql`SELECT p.id::int AS id, p.conditions, p.credits,
+               ${sql.raw(isoTimeText('p.valid_from'))} AS valid_from,
+               ${sql.raw(isoTimeText('p.valid_to'))} AS valid_to
+        FROM model_prices p WHERE p.model_id = ${model.id}
+        ORDER BY p.valid_from DESC, p.id`,
+  );
+  return rows.map((row) => ({ ...row, id: Number(row.id) }));
 }
 
 async function findModel(db: Queryable, key: string, lock = false): Promise<ModelRow | null> {

@@ -10,6 +10,7 @@ import {
 import {
   createModel,
   listModelsForAdmin,
+  priceHistory,
   replacePrices,
   updateModel,
 } from '../../services/catalog-admin.ts';
@@ -86,13 +87,13 @@ const editable = {
 
 const Kind = Type.Union([Type.Literal('image'), Type.Literal('tool')]);
 
-const AdminModel = Type.Object({
+const adminModelFields = {
   key: Type.String(),
   name: Type.String(),
   description: Type.String(),
   kind: Kind,
-  provider: Type.String(),
-  provider_model: Type.String(),
+  provider: Type.String({ description: "The first route's provider" }),
+  provider_model: Type.String({ description: "The first route's provider model" }),
   provider_edit_model: Type.Union([Type.Null(), Type.String()]),
   parameters: Type.Array(
     Type.Object({
@@ -117,9 +118,51 @@ const AdminModel = Type.Object({
     }),
     { description: 'The current (open) prices' },
   ),
-  price_history: Type.Integer({ description: 'Prices the model ever had, current ones included' }),
+  price_history: Type.Integer({
+    description:
+      'Prices the model ever had, current ones included (GET /admin/models/{key}/prices lists them)',
+  }),
+  routes: Type.Array(
+    Type.Object({
+      priority: Type.Integer(),
+      provider: Type.String(),
+      provider_model: Type.String(),
+      provider_edit_model: Type.Union([Type.Null(), Type.String()]),
+    }),
+    {
+      description:
+        'The providers that serve the model, tried in this order (failover); PATCH changes the first',
+    },
+  ),
   created_at: Type.String({ format: 'date-time' }),
   updated_at: Type.String({ format: 'date-time' }),
+};
+
+const AdminModel = Type.Object(adminModelFields);
+
+const ListedAdminModel = Type.Object({
+  ...adminModelFields,
+  available: Type.Boolean({
+    description:
+      'Whether a generation could start now: some provider of it is configured, not failing and ' +
+      'above its minimum balance (for an inactive model: if it were active)',
+  }),
+  unavailable_reason: Type.Union(
+    [Type.Literal('no_account'), Type.Literal('failing'), Type.Literal('low_balance'), Type.Null()],
+    { description: 'Why not, when not available (as GET /models says it)' },
+  ),
+});
+
+const PriceHistoryEntry = Type.Object({
+  id: Type.Integer(),
+  conditions: Type.Record(Type.String(), Type.String(), {
+    description: 'Parameter values the price applied to; {} = any',
+  }),
+  credits: Type.Integer(),
+  valid_from: Type.String({ format: 'date-time' }),
+  valid_to: Type.Union([Type.Null(), Type.String({ format: 'date-time' })], {
+    description: 'When it was replaced; null: current',
+  }),
 });
 
 /** Catalog administration: models and their prices (with history). Every write is audited. */
@@ -130,15 +173,37 @@ export const adminModelRoutes: FastifyPluginAsyncTypebox = async (app) => {
       config: { access: 'support' },
       schema: {
         operationId: 'adminListModels',
-        summary: 'Every model, inactive ones too, with its current prices and price history count',
+        summary:
+          'Every model, inactive ones too, with its routes, current prices, price history count and availability',
         tags: ['admin'],
         response: {
-          200: Type.Object({ models: Type.Array(AdminModel) }),
+          200: Type.Object({ models: Type.Array(ListedAdminModel) }),
           ...problemResponses(401, 403, 429),
         },
       },
     },
-    async () => ({ models: await listModelsForAdmin(app.deps.services) }),
+    async () => ({ models: await listModelsForAdmin(app.deps.pipeline) }),
+  );
+
+  app.get(
+    '/admin/models/:key/prices',
+    {
+      config: { access: 'support' },
+      schema: {
+        operationId: 'adminModelPriceHistory',
+        summary: 'Every price a model had and has, newest first',
+        description:
+          'Current prices have valid_to null; a replaced one keeps the time it was replaced. ' +
+          'Who replaced them and why: the audit log (subject_id = the key, action model.prices).',
+        tags: ['admin'],
+        params: ModelKeyParams,
+        response: {
+          200: Type.Object({ prices: Type.Array(PriceHistoryEntry) }),
+          ...problemResponses(401, 403, 404, 422, 429),
+        },
+      },
+    },
+    async (request) => ({ prices: await priceHistory(app.deps.services, request.params.key) }),
   );
 
   app.post(
