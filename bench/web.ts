@@ -19,9 +19,11 @@
 // Goals: performance ≥ 95 and accessibility ≥ 95 for every page of both apps; the Mini App's first
 // load ≤ 150 KB of compressed JavaScript. A missed goal is reported, never an error: the exit code
 // is non-zero only when something fails (the server, Chromium, Lighthouse).
+// Settings: BENCH_ROUNDS (3), BENCH_REPORTS (a folder: every run's Lighthouse report as JSON),
+// CHROMIUM_PATH (/usr/bin/chromium).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadavg } from 'node:os';
@@ -35,6 +37,8 @@ import { envInteger, fmt, freePort, GoalReport, log } from './support.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const rounds = envInteger('BENCH_ROUNDS', 3);
+/** A folder for every run's Lighthouse report (JSON), to see what an audit found. */
+const reportDir = process.env.BENCH_REPORTS;
 const chromePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const botToken = '123456789:AAbench-web-token-0123456789abcdefghij';
 const apiToken = 'bench-web-api-token-0123456789abcdef';
@@ -250,6 +254,11 @@ async function measure(port: number, page: PageCase, attempt = 1): Promise<Sampl
   });
   const lhr = result?.lhr;
   if (!lhr) throw new Error(`Lighthouse gave no result for ${page.name}`);
+  if (reportDir) {
+    mkdirSync(reportDir, { recursive: true });
+    const name = `${page.name.replace(/[^a-z0-9]+/gi, '-')}-${Date.now()}.json`;
+    writeFileSync(join(reportDir, name), JSON.stringify(lhr));
+  }
   if (lhr.runtimeError) {
     if (attempt < 3) {
       log(`  ${lhr.runtimeError.code}: running it again`);

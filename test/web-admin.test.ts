@@ -206,11 +206,12 @@ describe('operator panel, in Chromium', () => {
       await expect
         .poll(async () => (await usersKpi.textContent())?.replace(/\D/g, ''))
         .toBe(String(stats.json().users.total));
-      await page
-        .getByRole('img', { name: 'Generations, per day' })
-        .locator('svg')
-        .first()
-        .waitFor();
+      const generationsChart = page.getByRole('img', { name: 'Generations, per day' });
+      await generationsChart.locator('canvas').first().waitFor();
+      // Both series are drawn, named in the chart's legend.
+      expect(await generationsChart.locator('.u-legend .u-label').allTextContents()).toEqual(
+        expect.arrayContaining(['Succeeded', 'Failed']),
+      );
       await screenshotBothWidths(page, 'dashboard');
 
       await page.getByRole('link', { name: 'Users' }).click();

@@ -12,24 +12,12 @@ import {
 } from '@mantine/core';
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { type ReactNode, useState } from 'react';
-import {
-  Area,
-  AreaChart,
-  Bar,
-  BarChart,
-  CartesianGrid,
-  Legend,
-  ResponsiveContainer,
-  Tooltip,
-  XAxis,
-  YAxis,
-} from 'recharts';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
+import { DailyChart } from '../DailyChart.tsx';
 import { formatCredits } from '../format.ts';
 
 type Stats = Ok<'/api/v1/admin/stats', 'get'>;
-type Day = Stats['daily'][number];
 
 const RANGES = [
   { value: '7', label: '7 days' },
@@ -60,69 +48,6 @@ function Kpi({ label, value, hint }: { label: string; value: ReactNode; hint?: s
           {hint}
         </Text>
       )}
-    </Card>
-  );
-}
-
-/** One daily series chart; the day's label is its "MM-DD". */
-function DailyChart({
-  title,
-  days,
-  kind,
-  series,
-}: {
-  title: string;
-  days: Day[];
-  kind: 'bar' | 'area';
-  series: { key: keyof Day; name: string; color: string }[];
-}) {
-  const data = days.map((day) => ({ ...day, day: day.date.slice(5) }));
-  const axes = [
-    <CartesianGrid key="grid" strokeDasharray="3 3" vertical={false} />,
-    <XAxis key="x" dataKey="day" fontSize={12} minTickGap={12} />,
-    <YAxis key="y" fontSize={12} allowDecimals={false} width={48} />,
-    <Tooltip key="tooltip" />,
-    <Legend key="legend" />,
-  ];
-  return (
-    <Card withBorder padding="sm">
-      <Text fw={600} mb="xs">
-        {title}
-      </Text>
-      <div style={{ height: 220 }} role="img" aria-label={`${title}, per day`}>
-        <ResponsiveContainer width="100%" height="100%">
-          {kind === 'bar' ? (
-            <BarChart data={data}>
-              {axes}
-              {series.map((line) => (
-                <Bar
-                  key={line.key}
-                  dataKey={line.key}
-                  name={line.name}
-                  fill={line.color}
-                  stackId="day"
-                  isAnimationActive={false}
-                />
-              ))}
-            </BarChart>
-          ) : (
-            <AreaChart data={data}>
-              {axes}
-              {series.map((line) => (
-                <Area
-                  key={line.key}
-                  dataKey={line.key}
-                  name={line.name}
-                  stroke={line.color}
-                  fill={line.color}
-                  fillOpacity={0.2}
-                  isAnimationActive={false}
-                />
-              ))}
-            </AreaChart>
-          )}
-        </ResponsiveContainer>
-      </div>
     </Card>
   );
 }
