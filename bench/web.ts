@@ -19,7 +19,7 @@
 // Goals: performance ≥ 95 and accessibility ≥ 95 for every page of both apps; the Mini App's first
 // load ≤ 150 KB of compressed JavaScript. A missed goal is reported, never an error: the exit code
 // is non-zero only when something fails (the server, Chromium, Lighthouse).
-// Settings: BENCH_ROUNDS (3), BENCH_REPORTS (a folder: every run's Lighthouse report as JSON),
+// Settings: BENCH_ROUNDS (3), BENCH_PAGES (only pages whose name contains it), BENCH_REPORTS (a folder: every run's Lighthouse report as JSON),
 // CHROMIUM_PATH (/usr/bin/chromium).
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -39,6 +39,8 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const rounds = envInteger('BENCH_ROUNDS', 3);
 /** A folder for every run's Lighthouse report (JSON), to see what an audit found. */
 const reportDir = process.env.BENCH_REPORTS;
+/** Only the pages whose name contains this text (and the ceiling). */
+const pageFilter = process.env.BENCH_PAGES?.toLowerCase();
 const chromePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const botToken = '123456789:AAbench-web-token-0123456789abcdefghij';
 const apiToken = 'bench-web-api-token-0123456789abcdef';
@@ -349,6 +351,13 @@ async function main(): Promise<void> {
         goal: true,
       },
     ];
+    if (pageFilter) {
+      pages.splice(
+        0,
+        pages.length,
+        ...pages.filter((page) => !page.goal || page.name.toLowerCase().includes(pageFilter)),
+      );
+    }
     const samples = new Map<string, Sample[]>(pages.map((page) => [page.name, []]));
     for (let round = 1; round <= rounds; round++) {
       for (const page of pages) {

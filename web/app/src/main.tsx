@@ -22,6 +22,8 @@ type Generation = Ok<'/api/v1/generations/{id}', 'get'>;
 type Model = Ok<'/api/v1/models', 'get'>['models'][number];
 
 const PAGE_SIZE = 12;
+/** A phone shows two rows of three tiles before scrolling. */
+const EAGER_TILES = 6;
 const isActive = (g: Generation) => g.status === 'queued' || g.status === 'running';
 
 /** A reference as POST /generations takes it back: an upload is named `upload:<name>`. */
@@ -108,13 +110,21 @@ function Gallery({
   return (
     <>
       <ul className="gallery" aria-label={t('app-tab-gallery')}>
-        {generations.map((generation) => {
+        {generations.map((generation, index) => {
           const image = generation.results[0];
+          // The first screenful loads at once (the first is the largest paint): lazy images wait
+          // for layout, which costs a phone a round trip before the gallery shows anything.
+          const aboveTheFold = index < EAGER_TILES;
           return (
             <li key={generation.id} className="tile" data-status={generation.status}>
               {image ? (
                 <button type="button" onClick={() => setViewing(generation)}>
-                  <img src={image.url} alt={generation.prompt} loading="lazy" />
+                  <img
+                    src={image.url}
+                    alt={generation.prompt}
+                    loading={aboveTheFold ? 'eager' : 'lazy'}
+                    fetchPriority={index === 0 ? 'high' : 'auto'}
+                  />
                 </button>
               ) : (
                 <span className="status">{t(`app-status-${generation.status}`)}</span>
