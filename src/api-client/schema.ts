@@ -772,6 +772,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/payments/stars/invoice-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A Telegram link to a Stars package's invoice, for the Mini App's openInvoice
+         * @description Telegram's createInvoiceLink with the bot's own invoice for the package (currency XTR, one price, empty provider_token, the package's invoice_payload; title and description in the user's language). Paying it reaches the bot as successful_payment, which credits it (POST /payments/stars/confirm): this call records nothing. Unknown package: 422 unknown_package; no bot token or Telegram away: 503 telegram_unavailable; Telegram refusing: 502 invoice_refused.
+         */
+        post: operations["createStarsInvoiceLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/payments/stars/packages": {
         parameters: {
             query?: never;
@@ -10721,6 +10741,269 @@ export interface operations {
             };
         };
     };
+    createStarsInvoiceLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "telegram_id": 6174829305,
+                 *       "package_id": "popular"
+                 *     }
+                 */
+                "application/json": {
+                    /** @description A package id from GET /payments/stars/packages */
+                    package_id: string;
+                    /**
+                     * @description Telegram user id
+                     * @example 6174829305
+                     */
+                    telegram_id: number;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "package_id": "popular",
+                     *       "credits": 500,
+                     *       "stars": 300,
+                     *       "currency": "XTR",
+                     *       "invoice_payload": "stars:popular:500:300",
+                     *       "invoice_link": "https://t.me/$Vq3dKm8sTAAAAAe0xW1pQ2rY"
+                     *     }
+                     */
+                    "application/json": {
+                        credits: number;
+                        /** @enum {string} */
+                        currency: "XTR";
+                        /** @description Telegram's invoice link: pass it to Telegram.WebApp.openInvoice */
+                        invoice_link: string;
+                        invoice_payload: string;
+                        package_id: string;
+                        stars: number;
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:bad_request",
+                     *       "title": "Bad request",
+                     *       "status": 400,
+                     *       "detail": "Body is not valid JSON but content-type is set to 'application/json'",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "bad_request",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unauthorized",
+                     *       "title": "Authentication required",
+                     *       "status": 401,
+                     *       "detail": "This endpoint needs an Authorization header.",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "unauthorized",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "A Mini App user can only act for its own telegram_id.",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "forbidden",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:user_not_found",
+                     *       "title": "User not found",
+                     *       "status": 404,
+                     *       "detail": "No user with telegram_id 6174829305; sync it first (POST /api/v1/users/sync).",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "user_not_found",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:payload_too_large",
+                     *       "title": "Payload too large",
+                     *       "status": 413,
+                     *       "detail": "Request body is too large",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:unsupported_media_type",
+                     *       "title": "Unsupported media type",
+                     *       "status": 415,
+                     *       "detail": "The body must be JSON: send it with Content-Type: application/json (not text/plain).",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "unsupported_media_type",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:validation_failed",
+                     *       "title": "Validation failed",
+                     *       "status": 422,
+                     *       "detail": "body.telegram_id must be integer",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "validation_failed",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08",
+                     *       "errors": [
+                     *         {
+                     *           "field": "body.telegram_id",
+                     *           "message": "must be integer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:rate_limited",
+                     *       "title": "Too many requests",
+                     *       "status": 429,
+                     *       "detail": "Rate limit of 120 requests per 60 s exceeded; retry in 17 s.",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "rate_limited",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:invoice_refused",
+                     *       "title": "Telegram refused the invoice",
+                     *       "status": 502,
+                     *       "detail": "Telegram refused the invoice",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "invoice_refused",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:problem:database_unavailable",
+                     *       "title": "Service unavailable",
+                     *       "status": 503,
+                     *       "detail": "The database cannot be reached right now; retry in a few seconds.",
+                     *       "instance": "/api/v1/payments/stars/invoice-link",
+                     *       "code": "database_unavailable",
+                     *       "requestId": "7d3f9a52-1c4e-4b8a-a0f6-93e2c5b71d08"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listStarsPackages: {
         parameters: {
             query?: never;
@@ -12489,7 +12772,8 @@ export interface operations {
                      *       "percent": 1,
                      *       "join_bonus": 1,
                      *       "joined": 1,
-                     *       "earned_credits": 1
+                     *       "earned_credits": 1,
+                     *       "link": "https://t.me/image_studio_bot?start=r_K7Q2M9XA"
                      *     }
                      */
                     "application/json": {
@@ -12501,6 +12785,11 @@ export interface operations {
                         join_bonus: number;
                         /** @description Users created with the user's code */
                         joined: number;
+                        /**
+                         * @description The invitation: https://t.me/<bot>?start=r_<code>. The bot is TELEGRAM_BOT_USERNAME, else the Bot API's getMe; null when neither is available (no bot token, Telegram away)
+                         * @example https://t.me/image_studio_bot?start=r_K7Q2M9XA
+                         */
+                        link: string | null;
                         /** @description REFERRAL_PERCENT: per cent of paid credits earned */
                         percent: number;
                         /**

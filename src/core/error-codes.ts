@@ -45,6 +45,7 @@ export const errorCodes = {
   payment_conflict: { status: 409, title: 'Charge id already recorded differently' },
   payment_not_found: { status: 404, title: 'Payment not found' },
   refund_mismatch: { status: 422, title: 'Refund does not match the payment' },
+  invoice_refused: { status: 502, title: 'Telegram refused the invoice' },
 
   // Generations.
   generation_not_found: { status: 404, title: 'Generation not found' },

@@ -1,8 +1,9 @@
 import { Api, GrammyError } from 'grammy';
 
 /**
- * The bot's Telegram Stars through the Bot API (grammY's `Api`, no polling): refunding a payment
- * (refundStarPayment) and reading the bot's Star transactions (getStarTransactions). Errors are
+ * The bot's Telegram Stars through the Bot API (grammY's `Api`, no polling): invoice links the
+ * Mini App opens (createInvoiceLink), refunding a payment (refundStarPayment) and reading the
+ * bot's Star transactions (getStarTransactions). Errors are
  * StarsApiError with our own words and Telegram's description only: the bot token, which is in
  * every Bot API URL, never reaches an error or a log.
  */
@@ -55,6 +56,22 @@ export interface StarTransaction {
   receiver?: StarTransactionPartner;
 }
 
+/**
+ * An invoice in Telegram Stars (core.telegram.org/bots/api#createinvoicelink): currency XTR,
+ * exactly one price, and an empty provider_token.
+ */
+export interface StarsInvoice {
+  /** 1–32 characters. */
+  title: string;
+  /** 1–255 characters. */
+  description: string;
+  /** 1–128 bytes; comes back in pre_checkout_query and successful_payment. */
+  payload: string;
+  /** The price's label. */
+  label: string;
+  stars: number;
+}
+
 export interface TelegramStarsOptions {
   botToken: string;
   /** Root of the Bot API server, without a trailing slash. Default https://api.telegram.org. */
@@ -71,6 +88,22 @@ export class TelegramStars {
       apiRoot: (options.apiRoot ?? 'https://api.telegram.org').replace(/\/+$/, ''),
       timeoutSeconds: options.timeoutSeconds ?? 30,
     });
+  }
+
+  /** A link (https://t.me/$…) that opens the invoice: Telegram.WebApp.openInvoice takes it. */
+  async invoiceLink(invoice: StarsInvoice): Promise<string> {
+    try {
+      return await this.api.createInvoiceLink(
+        invoice.title,
+        invoice.description,
+        invoice.payload,
+        '',
+        'XTR',
+        [{ label: invoice.label, amount: invoice.stars }],
+      );
+    } catch (err) {
+      throw toStarsApiError(err, 'createInvoiceLink');
+    }
   }
 
   /**

@@ -84,6 +84,15 @@ export const exampleStarsPackage = {
   invoice_payload: 'stars:popular:500:300',
 };
 
+export const exampleStarsInvoiceLink = {
+  package_id: exampleStarsPackage.id,
+  credits: exampleStarsPackage.credits,
+  stars: exampleStarsPackage.stars,
+  currency: 'XTR',
+  invoice_payload: exampleStarsPackage.invoice_payload,
+  invoice_link: 'https://t.me/$Vq3dKm8sTAAAAAe0xW1pQ2rY',
+};
+
 export const exampleSuccessfulPayment = {
   telegram_id: exampleTelegramUser.telegram_id,
   telegram_payment_charge_id: 'stxVd3Wq8mK1rFh0pTzLq2nYc5uB7eJ4aXs9gR6oiN_Mw',

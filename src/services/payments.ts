@@ -4,6 +4,8 @@ import { AppError } from '../core/errors.ts';
 import type { Queryable } from '../db/client.ts';
 import { isoTimeText, selectRows } from '../db/rows.ts';
 import { withTransaction } from '../db/transaction.ts';
+import { StarsApiError, type TelegramStars } from '../delivery/telegram-stars.ts';
+import { type Language, languageOfTelegram, loadTexts } from '../locales/index.ts';
 import type { ServiceContext } from './context.ts';
 import { balanceOf, credit, lockUser, postEntry } from './ledger.ts';
 import {
@@ -15,6 +17,7 @@ import {
   referralEarningOf,
 } from './referrals.ts';
 import { currentSettings } from './settings.ts';
+import { userNotFound } from './users.ts';
 
 /**
  * Telegram Stars top-ups. The bot forwards what Telegram sent it (successful_payment,
@@ -55,6 +58,92 @@ export function listStarsPackages(packages: readonly StarsPackage[]): StarsPacka
     currency: STARS_CURRENCY,
     invoice_payload: invoicePayloadOf(pack),
   }));
+}
+
+export interface StarsInvoiceLink {
+  package_id: string;
+  credits: number;
+  stars: number;
+  currency: typeof STARS_CURRENCY;
+  /** The same payload the bot's invoice carries: the bot's payment handling credits it. */
+  invoice_payload: string;
+  /** Telegram's link to the invoice, for Telegram.WebApp.openInvoice. */
+  invoice_link: string;
+}
+
+let invoiceTexts: ReturnType<typeof loadTexts> | null = null;
+
+/**
+ * A Telegram link to the invoice of a Stars package, for the Mini App to open. It is the bot's
+ * own invoice (title, description and price label as the bot's /topup writes them, in the user's
+ * language; the same payload), so paying it reaches the bot as pre_checkout_query and
+ * successful_payment and is checked and credited exactly as a payment in the chat is. Nothing is
+ * recorded here: an invoice nobody pays costs nothing.
+ */
+export async function createStarsInvoiceLink(
+  ctx: ServiceContext,
+  telegram: TelegramStars | null,
+  telegramId: number,
+  packageId: string,
+): Promise<StarsInvoiceLink> {
+  const settings = await currentSettings(ctx);
+  const pack = settings.STARS_PACKAGES.find((candidate) => candidate.id === packageId);
+  if (!pack) {
+    throw new AppError(
+      'unknown_package',
+      `No Stars package "${packageId}"; GET /api/v1/payments/stars/packages lists them.`,
+    );
+  }
+  const [user] = await selectRows<{ language: Language | null; language_code: string | null }>(
+    ctx.db,
+    sql`SELECT language, language_code FROM users WHERE telegram_id = ${telegramId}`,
+  );
+  if (!user) throw userNotFound(telegramId);
+  if (!telegram) {
+    throw new AppError(
+      'telegram_unavailable',
+      'No TELEGRAM_BOT_TOKEN is set: Telegram cannot be asked for an invoice.',
+    );
+  }
+  // The bot's choice of language: the user's own, else its Telegram client's, else the default.
+  const language =
+    user.language ?? languageOfTelegram(user.language_code) ?? ctx.config.defaultLanguage;
+  invoiceTexts ??= loadTexts('en');
+  const title = invoiceTexts.t(language, 'invoice-title', { credits: pack.credits });
+  const payload = invoicePayloadOf(pack);
+  let link: string;
+  try {
+    link = await telegram.invoiceLink({
+      title,
+      description: invoiceTexts.t(language, 'invoice-description', { credits: pack.credits }),
+      payload,
+      label: title,
+      stars: pack.stars,
+    });
+  } catch (err) {
+    if (!(err instanceof StarsApiError)) throw err;
+    if (err.kind === 'refused') {
+      throw new AppError(
+        'invoice_refused',
+        `Telegram refused to create the invoice: ${err.description ?? 'no reason given'}.`,
+        { telegram_error: err.description },
+      );
+    }
+    throw new AppError(
+      'telegram_unavailable',
+      `Telegram did not create the invoice (${err.status === null ? 'no answer' : `it answered ${err.status}`}): try again.`,
+      {},
+      err.retryAfterSeconds === null ? {} : { 'retry-after': String(err.retryAfterSeconds) },
+    );
+  }
+  return {
+    package_id: pack.id,
+    credits: pack.credits,
+    stars: pack.stars,
+    currency: STARS_CURRENCY,
+    invoice_payload: payload,
+    invoice_link: link,
+  };
 }
 
 export interface SuccessfulPayment {

@@ -202,11 +202,24 @@ export interface ReferralSummary {
   joined: number;
   /** Referral bonuses earned, less what refunds took back. */
   earned_credits: number;
+  /** t.me/<bot>?start=r_<code>; null when the bot's username is not known. */
+  link: string | null;
 }
 
+/**
+ * The link that invites into the bot with a referral code: /start r_<code>, which the bot reads
+ * when it creates the user (create-bot.ts) and writes the same way in /referral (flows/referral.ts,
+ * which knows its own username and never loads a service).
+ */
+export function referralLink(botUsername: string, code: string): string {
+  return `https://t.me/${botUsername}?start=r_${code}`;
+}
+
+/** The summary, with the invitation link when the bot's username is known. */
 export async function getReferralSummary(
   ctx: ServiceContext,
   telegramId: number,
+  botUsername: string | null = null,
 ): Promise<ReferralSummary> {
   const [row] = await selectRows<{ code: string; joined: number; earned: string | number }>(
     ctx.db,
@@ -225,5 +238,6 @@ export async function getReferralSummary(
     join_bonus: settings.REFERRAL_JOIN_BONUS,
     joined: row.joined,
     earned_credits: Number(row.earned),
+    link: botUsername === null ? null : referralLink(botUsername, row.code),
   };
 }

@@ -46,6 +46,19 @@ export interface FakeTelegramUser {
   first_name: string;
 }
 
+/**
+ * An invoice link the bot created (createInvoiceLink): the link it was answered and the invoice
+ * as Telegram took it.
+ */
+export interface FakeInvoiceLink {
+  link: string;
+  title: string;
+  description: string;
+  payload: string;
+  currency: string;
+  prices: { label: string; amount: number }[];
+}
+
 export interface FakeTelegramFailure {
   error_code: number;
   description: string;
@@ -103,6 +116,8 @@ export interface FakeTelegram {
   }): void;
   /** The bot's Star transactions as getStarTransactions pages them (see starOrder). */
   starTransactions: FakeStarTransaction[];
+  /** Every invoice link createInvoiceLink made, oldest first. */
+  invoiceLinks: FakeInvoiceLink[];
   /**
    * The order getStarTransactions pages in: `chronological` (the Bot API's documentation: "in
    * chronological order") or `newest_first`.
@@ -146,6 +161,7 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   let fileCount = 0;
   /** The bot's Star transactions, oldest first. */
   const starTransactions: FakeStarTransaction[] = [];
+  const invoiceLinks: FakeInvoiceLink[] = [];
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -211,6 +227,10 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     }
     if (method === 'refundStarPayment') {
       refundStarPayment(res, fields);
+      return;
+    }
+    if (method === 'createInvoiceLink') {
+      createInvoiceLink(res, fields);
       return;
     }
     if (method === 'getStarTransactions') {
@@ -287,6 +307,63 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
       receiver: { type: 'user', user: paid.source?.user ?? telegramUser(userId) },
     });
     send(res, 200, { ok: true, result: true });
+  }
+
+  /**
+   * createInvoiceLink (core.telegram.org/bots/api#createinvoicelink): title 1-32 characters,
+   * description 1-255, payload 1-128 bytes, a currency, prices a list of LabeledPrice; for
+   * Telegram Stars (XTR) exactly one price and an empty provider_token. Answers the link.
+   */
+  function createInvoiceLink(res: ServerResponse, fields: Record<string, unknown>): void {
+    const text = (value: unknown) => (typeof value === 'string' ? value : '');
+    let prices: unknown = fields.prices;
+    if (typeof prices === 'string') {
+      try {
+        prices = JSON.parse(prices);
+      } catch {
+        prices = null;
+      }
+    }
+    const title = text(fields.title);
+    const description = text(fields.description);
+    const payload = text(fields.payload);
+    const currency = text(fields.currency);
+    const problem = (): string | null => {
+      if (title.length < 1 || title.length > 32) return 'INVOICE_TITLE_INVALID';
+      if (description.length < 1 || description.length > 255) return 'INVOICE_DESCRIPTION_INVALID';
+      const bytes = Buffer.byteLength(payload);
+      if (bytes < 1 || bytes > 128) return 'INVOICE_PAYLOAD_INVALID';
+      if (!/^[A-Z]{3}$/.test(currency)) return 'CURRENCY_INVALID';
+      if (!Array.isArray(prices) || prices.length === 0) return 'PRICES_EMPTY';
+      for (const price of prices as { label?: unknown; amount?: unknown }[]) {
+        if (typeof price.label !== 'string' || price.label === '') return 'PRICE_LABEL_EMPTY';
+        if (!Number.isSafeInteger(price.amount) || Number(price.amount) <= 0) {
+          return 'PRICE_AMOUNT_INVALID';
+        }
+      }
+      if (currency === 'XTR') {
+        if (prices.length !== 1) return 'STARS_INVOICE_INVALID';
+        if (fields.provider_token !== undefined && fields.provider_token !== '') {
+          return 'PROVIDER_TOKEN_INVALID';
+        }
+      }
+      return null;
+    };
+    const refused = problem();
+    if (refused) {
+      send(res, 400, { ok: false, error_code: 400, description: `Bad Request: ${refused}` });
+      return;
+    }
+    const link = `https://t.me/$fakeinvoice${invoiceLinks.length + 1}`;
+    invoiceLinks.push({
+      link,
+      title,
+      description,
+      payload,
+      currency,
+      prices: prices as { label: string; amount: number }[],
+    });
+    send(res, 200, { ok: true, result: link });
   }
 
   /** getFile: the File object, or the real API's refusals. */
@@ -487,6 +564,7 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     calls,
     downloads,
     starTransactions,
+    invoiceLinks,
     starOrder: 'chronological',
     addStarPayment(payment) {
       starTransactions.push({
@@ -560,6 +638,8 @@ const METHODS = [
   'deleteMessage',
   'refundStarPayment',
   'getStarTransactions',
+  'createInvoiceLink',
+  'answerPreCheckoutQuery',
   'copyMessage',
 ];
 

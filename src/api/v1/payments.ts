@@ -1,15 +1,18 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { TelegramStars } from '../../delivery/telegram-stars.ts';
 import { principalLabel } from '../../deps/auth.ts';
 import { TelegramId } from '../../schemas/common.ts';
 import {
   examplePayment,
+  exampleStarsInvoiceLink,
   exampleStarsPackage,
   exampleSuccessfulPayment,
 } from '../../schemas/examples.ts';
 import { problemResponses } from '../../schemas/problem.ts';
 import {
   confirmStarsPayment,
+  createStarsInvoiceLink,
   listStarsPackages,
   refundStarsPayment,
 } from '../../services/payments.ts';
@@ -122,6 +125,14 @@ const idempotencyHeader = Type.Object({
 });
 
 export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const config = app.deps.config;
+  const stars = config.telegramBotToken
+    ? new TelegramStars({
+        botToken: config.telegramBotToken,
+        apiRoot: config.delivery.telegramApiRoot,
+      })
+    : null;
+
   app.get(
     '/payments/stars/packages',
     {
@@ -150,6 +161,64 @@ export const paymentRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async () => ({
       packages: listStarsPackages((await currentSettings(app.deps.services)).STARS_PACKAGES),
     }),
+  );
+
+  app.post(
+    '/payments/stars/invoice-link',
+    {
+      config: { access: 'user' },
+      schema: {
+        operationId: 'createStarsInvoiceLink',
+        summary: "A Telegram link to a Stars package's invoice, for the Mini App's openInvoice",
+        description:
+          "Telegram's createInvoiceLink with the bot's own invoice for the package (currency XTR, " +
+          "one price, empty provider_token, the package's invoice_payload; title and description in " +
+          "the user's language). Paying it reaches the bot as successful_payment, which credits it " +
+          '(POST /payments/stars/confirm): this call records nothing. Unknown package: 422 ' +
+          'unknown_package; no bot token or Telegram away: 503 telegram_unavailable; Telegram ' +
+          'refusing: 502 invoice_refused.',
+        tags: ['payments'],
+        body: Type.Object(
+          {
+            telegram_id: TelegramId,
+            package_id: Type.String({
+              minLength: 1,
+              maxLength: 32,
+              description: 'A package id from GET /payments/stars/packages',
+            }),
+          },
+          {
+            additionalProperties: false,
+            examples: [
+              { telegram_id: exampleSuccessfulPayment.telegram_id, package_id: 'popular' },
+            ],
+          },
+        ),
+        response: {
+          200: Type.Object(
+            {
+              package_id: Type.String(),
+              credits: Type.Integer(),
+              stars: Type.Integer(),
+              currency: Type.Literal('XTR'),
+              invoice_payload: Type.String(),
+              invoice_link: Type.String({
+                description: "Telegram's invoice link: pass it to Telegram.WebApp.openInvoice",
+              }),
+            },
+            { examples: [exampleStarsInvoiceLink] },
+          ),
+          ...problemResponses(401, 403, 404, 422, 429, 502, 503),
+        },
+      },
+    },
+    async (request) =>
+      createStarsInvoiceLink(
+        app.deps.services,
+        stars,
+        request.body.telegram_id,
+        request.body.package_id,
+      ),
   );
 
   app.post(

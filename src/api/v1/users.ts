@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { BotUsername } from '../../delivery/telegram-bot-username.ts';
 import { TelegramId, TelegramIdParams, TrialStatus } from '../../schemas/common.ts';
 import { exampleTelegramUser, exampleUserProfile } from '../../schemas/examples.ts';
 import { LedgerEntry } from '../../schemas/ledger.ts';
@@ -122,6 +123,14 @@ export const UserProfile = Type.Object(
 );
 
 export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const config = app.deps.config;
+  // The referral link names the bot: TELEGRAM_BOT_USERNAME, else what getMe says (kept an hour).
+  const botUsername = new BotUsername({
+    configured: config.operators.loginBotUsername,
+    botToken: config.telegramBotToken,
+    apiRoot: config.delivery.telegramApiRoot,
+  });
+
   app.post(
     '/users/sync',
     {
@@ -195,12 +204,19 @@ export const userRoutes: FastifyPluginAsyncTypebox = async (app) => {
             earned_credits: Type.Integer({
               description: 'Referral bonuses earned, less what refunds took back',
             }),
+            link: Type.Union([Type.String(), Type.Null()], {
+              description:
+                'The invitation: https://t.me/<bot>?start=r_<code>. The bot is TELEGRAM_BOT_USERNAME, ' +
+                "else the Bot API's getMe; null when neither is available (no bot token, Telegram away)",
+              examples: ['https://t.me/image_studio_bot?start=r_K7Q2M9XA'],
+            }),
           }),
           ...problemResponses(401, 403, 404, 422, 429),
         },
       },
     },
-    async (request) => getReferralSummary(app.deps.services, request.params.telegram_id),
+    async (request) =>
+      getReferralSummary(app.deps.services, request.params.telegram_id, await botUsername.get()),
   );
 
   app.get(
