@@ -68,6 +68,8 @@ describe('the Mini App', () => {
       ...contextOptions,
       viewport: viewports.phone,
     });
+    // Telegram's own script would replace the stand-in below.
+    await browserContext.route('https://telegram.org/**', (route) => route.abort());
     await browserContext.addInitScript(
       ({ initData }) => {
         (globalThis as unknown as { Telegram: unknown }).Telegram = {

@@ -11,6 +11,7 @@ import { createRoot } from 'react-dom/client';
 import { type Api, createApi, dataOf, type Ok } from '../../shared/api.ts';
 import { type Translate, textsFor } from './i18n.ts';
 import { applyTheme, type Launch, readLaunch } from './telegram.ts';
+import { Wallet } from './wallet.tsx';
 import './style.css';
 
 /**
@@ -378,18 +379,25 @@ function Composer({
   );
 }
 
+/** The tabs and their labels' text keys. */
+const TABS = {
+  gallery: 'app-tab-gallery',
+  create: 'app-tab-create',
+  wallet: 'app-tab-wallet',
+} as const;
+
 function MiniApp({ launch }: { launch: Launch }) {
   const [api] = useState(() => createApi(() => `tma ${launch.initData}`));
   const { t } = textsFor(launch.languageCode);
-  const [tab, setTab] = useState<'gallery' | 'create'>('gallery');
+  const [tab, setTab] = useState<keyof typeof TABS>('gallery');
   const [uploads, setUploads] = useState<Upload[]>([]);
   const queries = useQueryClient();
   return (
     <main>
       <nav className="tabs">
-        {(['gallery', 'create'] as const).map((name) => (
+        {(Object.keys(TABS) as (keyof typeof TABS)[]).map((name) => (
           <button key={name} type="button" aria-pressed={tab === name} onClick={() => setTab(name)}>
-            {t(name === 'gallery' ? 'app-tab-gallery' : 'app-tab-create')}
+            {t(TABS[name])}
           </button>
         ))}
       </nav>
@@ -414,9 +422,15 @@ function MiniApp({ launch }: { launch: Launch }) {
           setUploads={setUploads}
           onSubmitted={() => {
             void queries.invalidateQueries({ queryKey: ['generations'] });
+            // Submitting spent credits or a free generation.
+            void queries.invalidateQueries({ queryKey: ['balance'] });
+            void queries.invalidateQueries({ queryKey: ['trial'] });
             setTab('gallery');
           }}
         />
+      </section>
+      <section hidden={tab !== 'wallet'}>
+        <Wallet api={api} launch={launch} t={t} />
       </section>
     </main>
   );

@@ -8,11 +8,17 @@ export interface TelegramTheme {
   [name: string]: string | undefined;
 }
 
+/** How an invoice opened with openInvoice was closed (core.telegram.org/bots/webapps). */
+export type InvoiceStatus = 'paid' | 'cancelled' | 'failed' | 'pending';
+
 interface WebApp {
   initData: string;
   themeParams?: TelegramTheme;
   ready?: () => void;
   expand?: () => void;
+  /** Bot API 6.1+. */
+  openInvoice?: (url: string, callback?: (status: InvoiceStatus) => void) => void;
+  openTelegramLink?: (url: string) => void;
 }
 
 declare global {
@@ -68,4 +74,28 @@ export function applyTheme(theme: TelegramTheme): void {
     if (value)
       document.documentElement.style.setProperty(`--tg-theme-${name.replaceAll('_', '-')}`, value);
   }
+}
+
+/**
+ * Opens an invoice link (createInvoiceLink's) in Telegram's payment sheet; `closed` hears how it
+ * ended. False when this Telegram cannot (no openInvoice: an old client, or Telegram's script did
+ * not load).
+ */
+export function openInvoice(link: string, closed: (status: InvoiceStatus) => void): boolean {
+  const webApp = window.Telegram?.WebApp;
+  if (!webApp?.openInvoice) return false;
+  try {
+    webApp.openInvoice(link, closed);
+    return true;
+  } catch {
+    // Telegram's script throws WebAppMethodUnsupported on clients older than Bot API 6.1.
+    return false;
+  }
+}
+
+/** Opens a t.me link inside Telegram (a share sheet, a chat); elsewhere, in a new window. */
+export function openTelegramLink(url: string): void {
+  const webApp = window.Telegram?.WebApp;
+  if (webApp?.openTelegramLink) webApp.openTelegramLink(url);
+  else window.open(url, '_blank', 'noopener');
 }
