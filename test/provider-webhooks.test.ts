@@ -1,9 +1,12 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../src/app.ts';
 import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
@@ -12,7 +15,7 @@ import type { ImageProvider } from '../src/providers/types.ts';
 import { signWavespeedWebhook, WavespeedProvider } from '../src/providers/wavespeed.ts';
 import { type FakeReplicate, startFakeReplicate } from './fakes/replicate-server.ts';
 import { type FakeWavespeed, startFakeWavespeed } from './fakes/wavespeed-server.ts';
-import { buildTestApp } from './helpers/app.ts';
+import { buildTestApp, testConfig } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
 import {
   balanceOf,
@@ -334,9 +337,14 @@ const settled = (g: { status: string }) => g.status === 'succeeded' || g.status 
 async function accepted(app: FastifyInstance, model: TestModel, prompt: string) {
   const telegramId = freshTelegramId();
   await userWithCredits(app, telegramId, 10);
-  const response = await submit(app, { telegram_id: telegramId, model: model.key, prompt });
+  const requestId = `hook-${telegramId}`;
+  const response = await submit(
+    app,
+    { telegram_id: telegramId, model: model.key, prompt },
+    { 'x-request-id': requestId },
+  );
   expect(response.statusCode, response.body).toBe(202);
-  return { telegramId, id: response.json().id as string };
+  return { telegramId, id: response.json().id as string, requestId };
 }
 
 /** Waits until the worker has submitted, recorded the provider's job id and parked the job to poll later. */
@@ -365,6 +373,24 @@ function postWebhook(provider: string, body: string, headers: Record<string, str
   });
 }
 
+interface LogLine {
+  level: number;
+  msg: string;
+  generationId?: string;
+  requestId?: string;
+  [field: string]: unknown;
+}
+
+const logLines: LogLine[] = [];
+const logCapture = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const text of chunk.toString().split('\n')) {
+      if (text.trim()) logLines.push(JSON.parse(text) as LogLine);
+    }
+    done();
+  },
+});
+
 beforeAll(async () => {
   database = await sharedDatabase();
   wavespeed = await startFakeWavespeed();
@@ -379,10 +405,17 @@ beforeAll(async () => {
     TELEGRAM_BOT_TOKEN: '',
   };
   const noDelivery = { telegram: null, webhook: null, telegramFiles: null };
-  hookApp = await buildTestApp(
-    { ...common, PUBLIC_BASE_URL: proxy.url, PROVIDER_POLL_SECONDS: '300' },
-    undefined,
+  hookApp = await buildApp(
+    testConfig({
+      ...common,
+      PUBLIC_BASE_URL: proxy.url,
+      PROVIDER_POLL_SECONDS: '300',
+      LOG_LEVEL: 'info',
+    }),
     {
+      database,
+      // What the webhook app logs, to read a generation's story from.
+      logger: pino({ level: 'info' }, logCapture),
       providers: new ProviderRegistry(
         kits.map((kit) => kit.hooked),
         'catalog',
@@ -418,7 +451,7 @@ describe.each(['wavespeed', 'replicate'])('%s webhooks', (label) => {
     const k = kit();
     k.configure({ duplicates: true });
     const prompt = `twice ${randomUUID()}`;
-    const { telegramId, id } = await accepted(hookApp, k.hookedModel, prompt);
+    const { telegramId, id, requestId } = await accepted(hookApp, k.hookedModel, prompt);
     const providerJobId = await parked(id);
     expect(k.submittedWebhook(prompt)).toBe(
       `${proxy.url}/api/v1/providers/${k.hooked.name}/webhook`,
@@ -460,6 +493,16 @@ describe.each(['wavespeed', 'replicate'])('%s webhooks', (label) => {
     expect(await balanceOf(hookApp, telegramId)).toBe(0);
     expect(k.submissionsOf(prompt)).toBe(1);
     expect(await jobOf(id)).toMatchObject({ status: 'succeeded', step: 'done' });
+    // The story at info, settled by the webhook: one line for the success (none for the
+    // duplicate), with the generation id and the id of the request that accepted it.
+    const story = logLines.filter((line) => line.generationId === id);
+    expect(story.map((line) => line.msg)).toEqual([
+      'generation accepted',
+      'generation submitted to its provider',
+      'generation succeeded',
+    ]);
+    expect(story.every((line) => line.requestId === requestId && line.level === 30)).toBe(true);
+    expect(story[2]).toMatchObject({ by: 'webhook' });
   });
 
   it('refuses a webhook with a bad signature (401) and changes nothing', async () => {
