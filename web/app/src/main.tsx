@@ -390,6 +390,9 @@ function MiniApp({ launch }: { launch: Launch }) {
   const [api] = useState(() => createApi(() => `tma ${launch.initData}`));
   const { t } = textsFor(launch.languageCode);
   const [tab, setTab] = useState<keyof typeof TABS>('gallery');
+  // The balance tab asks the API only once it is first opened: the gallery's images load first.
+  const [walletOpened, setWalletOpened] = useState(false);
+  if (tab === 'wallet' && !walletOpened) setWalletOpened(true);
   const [uploads, setUploads] = useState<Upload[]>([]);
   const queries = useQueryClient();
   return (
@@ -430,7 +433,7 @@ function MiniApp({ launch }: { launch: Launch }) {
         />
       </section>
       <section hidden={tab !== 'wallet'}>
-        <Wallet api={api} launch={launch} t={t} />
+        {walletOpened && <Wallet api={api} launch={launch} t={t} />}
       </section>
     </main>
   );
