@@ -198,7 +198,12 @@ describe('access', () => {
       { method: 'POST' as const, url: url(draft.id, 'resume'), payload: { reason: 'r' } },
       { method: 'POST' as const, url: url(draft.id, 'cancel'), payload: { reason: 'r' } },
     ];
-    const reads = [url(), url(draft.id), url(draft.id, 'preview')];
+    const reads = [
+      url(),
+      url(draft.id),
+      url(draft.id, 'preview'),
+      `${url()}/audience?query=${tag}`,
+    ];
     for (const request of [...writes, ...reads.map((u) => ({ method: 'GET' as const, url: u }))]) {
       expect((await app.inject(request)).statusCode).toBe(401);
       expect((await app.inject({ ...request, headers: botAuth })).statusCode).toBe(403);
@@ -218,6 +223,27 @@ describe('access', () => {
       action: 'broadcast.create',
       actor: `operator:${ADMIN_OPERATOR_ID}`,
     });
+  });
+
+  it('counts an audience before its broadcast exists, exactly as a start snapshots it', async () => {
+    const { tag, chatIds } = await usersTagged(3);
+    const count = async (query: string) => {
+      const response = await app.inject({ url: `${url()}/audience?${query}`, headers: adminAuth });
+      expect(response.statusCode, response.body).toBe(200);
+      return response.json().recipients as number;
+    };
+    expect(await count(`query=${tag}`)).toBe(3);
+    await database.db.execute(
+      sql`UPDATE users SET banned_at = now() WHERE telegram_id = ${chatIds[0]}`,
+    );
+    expect(await count(`query=${tag}&filter=banned`)).toBe(1);
+    expect(await count(`query=${tag}&filter=banned,new`)).toBe(1);
+    expect(await count(`query=${tag}&filter=paying`)).toBe(0);
+    const draft = await create({ text: 'x', audience: { filters: ['banned'], query: tag } });
+    const preview = await app.inject({ url: url(draft.id, 'preview'), headers: adminAuth });
+    expect(preview.json().recipients).toBe(1);
+    const wrong = await app.inject({ url: `${url()}/audience?filter=nobody`, headers: adminAuth });
+    expect(wrong.statusCode).toBe(422);
   });
 
   it('validates: text or copy, not both; 404; 409 out of order', async () => {

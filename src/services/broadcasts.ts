@@ -183,17 +183,28 @@ export async function createBroadcast(
   });
 }
 
+/**
+ * How many users an audience selects now: what a start would snapshot (the composer counts an
+ * audience before its broadcast exists). Exact, unlike GET /admin/users' capped count.
+ */
+export async function countAudience(
+  ctx: ServiceContext,
+  audience: BroadcastAudience,
+): Promise<number> {
+  const [row] = await selectRows<{ n: number }>(
+    ctx.db,
+    sql`SELECT count(*)::int AS n FROM users u WHERE ${usersMatching(audience)}`,
+  );
+  return row?.n ?? 0;
+}
+
 /** How many users its audience selects now (what a start would snapshot). */
 export async function previewBroadcast(
   ctx: ServiceContext,
   id: number,
 ): Promise<{ id: number; recipients: number }> {
   const broadcast = await readBroadcast(ctx.db, id);
-  const [row] = await selectRows<{ n: number }>(
-    ctx.db,
-    sql`SELECT count(*)::int AS n FROM users u WHERE ${usersMatching(broadcast.audience)}`,
-  );
-  return { id, recipients: row?.n ?? 0 };
+  return { id, recipients: await countAudience(ctx, broadcast.audience) };
 }
 
 /** The Bot API server a job sends through: only workers configured for it claim the job. */

@@ -2,9 +2,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { operatorOf } from '../../deps/auth.ts';
 import { problemResponses } from '../../schemas/problem.ts';
-import { userFilters } from '../../services/admin-users.ts';
+import { type UserFilter, userFilters } from '../../services/admin-users.ts';
 import {
   changeBroadcast,
+  countAudience,
   createBroadcast,
   getBroadcast,
   listBroadcasts,
@@ -13,6 +14,7 @@ import {
 } from '../../services/broadcasts.ts';
 
 const Timestamp = Type.String({ format: 'date-time' });
+const filterList = userFilters.join('|');
 
 const Reason = Type.Object(
   { reason: Type.String({ minLength: 1, maxLength: 500, description: 'Why; audited' }) },
@@ -175,6 +177,49 @@ export const adminBroadcastRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ...(request.query.before === undefined ? {} : { before: request.query.before }),
       }),
     }),
+  );
+
+  app.get(
+    '/admin/broadcasts/audience',
+    {
+      config: { access: 'support' },
+      schema: {
+        operationId: 'adminCountBroadcastAudience',
+        summary: 'How many users an audience selects now, before a broadcast is created',
+        description:
+          'The `filter` and `query` of GET /admin/users, counted exactly (no cap): what a start ' +
+          'of a broadcast with this audience would snapshot as recipients now.',
+        tags: ['admin'],
+        querystring: Type.Object(
+          {
+            filter: Type.Optional(
+              Type.String({
+                pattern: `^(${filterList})(,(${filterList}))*$`,
+                description: 'Comma list, all must hold (as GET /admin/users `filter`)',
+                examples: ['active_30d,paying'],
+              }),
+            ),
+            query: Type.Optional(
+              Type.String({ maxLength: 100, description: 'As GET /admin/users `query`' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ recipients: Type.Integer({ minimum: 0 }) }),
+          ...problemResponses(401, 403, 422, 429),
+        },
+      },
+    },
+    async (request) => {
+      const { filter, query } = request.query;
+      return {
+        recipients: await countAudience(app.deps.services, {
+          filters: filter === undefined ? [] : (filter.split(',') as UserFilter[]),
+          ...(query === undefined ? {} : { query }),
+        }),
+      };
+    },
   );
 
   app.get(
