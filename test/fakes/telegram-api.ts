@@ -718,7 +718,8 @@ function validate(
       const text = typeof fields.text === 'string' ? fields.text : '';
       if (text === '') return 'message text is empty';
       if (text.length > TEXT_LIMIT) return 'message is too long';
-      return null;
+      const problem = entitiesProblem(text, fields.entities);
+      return problem ? `can't parse entities: ${problem}` : null;
     }
     case 'copyMessage':
       if (fields.chat_id === undefined) return 'chat_id is empty';
@@ -748,6 +749,79 @@ function validate(
     default:
       return null;
   }
+}
+
+/** MessageEntity types (core.telegram.org/bots/api#messageentity). */
+const ENTITY_TYPES = new Set([
+  'mention',
+  'hashtag',
+  'cashtag',
+  'bot_command',
+  'url',
+  'email',
+  'phone_number',
+  'bold',
+  'italic',
+  'underline',
+  'strikethrough',
+  'spoiler',
+  'blockquote',
+  'expandable_blockquote',
+  'code',
+  'pre',
+  'text_link',
+  'text_mention',
+  'custom_emoji',
+]);
+/** The entities that may contain and be part of others (except code and pre). */
+const STYLE_ENTITIES = new Set(['bold', 'italic', 'underline', 'strikethrough', 'spoiler']);
+const QUOTES = new Set(['blockquote', 'expandable_blockquote']);
+
+/**
+ * Why a message's `entities` break the Bot API's rules (its "Formatting options"), or null: each
+ * inside the text (offsets and lengths in UTF-16 code units), of a known type, a text_link with its
+ * url; entities sharing characters nest; nothing inside code or pre; no quote in a quote; other
+ * entities (links, mentions…) contain none of each other.
+ */
+function entitiesProblem(text: string, entities: unknown): string | null {
+  if (entities === undefined) return null;
+  if (!Array.isArray(entities)) return 'entities must be an array';
+  const list: { type: string; start: number; end: number }[] = [];
+  for (const [index, raw] of entities.entries()) {
+    const entity = raw as { type?: unknown; offset?: unknown; length?: unknown; url?: unknown };
+    const { offset, length, type } = entity;
+    if (typeof type !== 'string' || !ENTITY_TYPES.has(type)) return `entity ${index}: unknown type`;
+    if (!Number.isInteger(offset) || !Number.isInteger(length)) {
+      return `entity ${index}: offset and length must be integers`;
+    }
+    const start = offset as number;
+    const end = start + (length as number);
+    if (start < 0 || end <= start || end > text.length) {
+      return `entity ${index} is outside the text`;
+    }
+    if (type === 'text_link' && (typeof entity.url !== 'string' || entity.url === '')) {
+      return `entity ${index}: a text_link needs its url`;
+    }
+    list.push({ type, start, end });
+  }
+  for (const [i, a] of list.entries()) {
+    for (const b of list.slice(i + 1)) {
+      if (a.end <= b.start || b.end <= a.start) continue;
+      const aHoldsB = a.start <= b.start && b.end <= a.end;
+      const bHoldsA = b.start <= a.start && a.end <= b.end;
+      if (!aHoldsB && !bHoldsA) return `entities ${a.type} and ${b.type} cross`;
+      // Over the same characters, code or pre is the inner one.
+      const aOuter = aHoldsB && !(bHoldsA && (a.type === 'code' || a.type === 'pre'));
+      const [outer, inner] = aOuter ? [a, b] : [b, a];
+      if (outer.type === 'code' || outer.type === 'pre') return `${outer.type} contains an entity`;
+      if (QUOTES.has(outer.type) && QUOTES.has(inner.type)) return 'a quote in a quote';
+      const plain = (type: string) => !STYLE_ENTITIES.has(type) && !QUOTES.has(type);
+      if (plain(outer.type) && plain(inner.type)) {
+        return `${outer.type} contains ${inner.type}`;
+      }
+    }
+  }
+  return null;
 }
 
 /** Tags the Bot API's HTML style allows (core.telegram.org/bots/api#html-style). */

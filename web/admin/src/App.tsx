@@ -22,6 +22,17 @@ const GenerationsPage = lazy(() =>
 const PaymentsPage = lazy(() =>
   import('./pages/Payments.tsx').then((module) => ({ default: module.PaymentsPage })),
 );
+const BroadcastsPage = lazy(() =>
+  import('./pages/Broadcasts.tsx').then((module) => ({ default: module.BroadcastsPage })),
+);
+const BroadcastComposePage = lazy(() =>
+  import('./pages/BroadcastCompose.tsx').then((module) => ({
+    default: module.BroadcastComposePage,
+  })),
+);
+const BroadcastPage = lazy(() =>
+  import('./pages/Broadcast.tsx').then((module) => ({ default: module.BroadcastPage })),
+);
 const SettingsPage = lazy(() =>
   import('./pages/Settings.tsx').then((module) => ({ default: module.SettingsPage })),
 );
@@ -52,6 +63,9 @@ export function App() {
           <Route path="/users/:telegramId" element={<UserPage />} />
           <Route path="/generations" element={<GenerationsPage />} />
           <Route path="/payments" element={<PaymentsPage />} />
+          <Route path="/broadcasts" element={<BroadcastsPage />} />
+          <Route path="/broadcasts/new" element={<BroadcastComposePage />} />
+          <Route path="/broadcasts/:broadcastId" element={<BroadcastPage />} />
           <Route path="/settings" element={<SettingsPage />} />
           <Route path="/audit" element={<AuditPage />} />
           <Route path="*" element={<Navigate to="/dashboard" replace />} />

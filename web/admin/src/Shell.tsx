@@ -9,6 +9,7 @@ const pages = [
   { to: '/users', label: 'Users', adminOnly: false },
   { to: '/generations', label: 'Generations', adminOnly: false },
   { to: '/payments', label: 'Payments', adminOnly: false },
+  { to: '/broadcasts', label: 'Broadcasts', adminOnly: false },
   { to: '/settings', label: 'Settings', adminOnly: false },
   { to: '/audit', label: 'Audit log', adminOnly: true },
 ] as const;

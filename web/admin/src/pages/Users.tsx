@@ -18,17 +18,7 @@ import { Link } from 'react-router';
 import { dataOf } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
 import { displayName, formatCredits, formatDateTime } from '../format.ts';
-
-/** The filters GET /admin/users knows, as an operator names them. */
-const FILTERS = [
-  { value: 'active_7d', label: 'Active 7 days' },
-  { value: 'active_30d', label: 'Active 30 days' },
-  { value: 'paying', label: 'Paying' },
-  { value: 'with_balance', label: 'With balance' },
-  { value: 'new', label: 'New' },
-  { value: 'banned', label: 'Banned' },
-  { value: 'blocked', label: 'Blocked the bot' },
-] as const;
+import { USER_FILTERS } from '../user-filters.ts';
 
 const PAGE_SIZE = 50;
 
@@ -74,7 +64,7 @@ export function UsersPage() {
       />
       <Chip.Group multiple value={filters} onChange={setFilters}>
         <Group gap="xs" aria-label="Filters" role="group">
-          {FILTERS.map((filter) => (
+          {USER_FILTERS.map((filter) => (
             <Chip key={filter.value} value={filter.value} size="sm">
               {filter.label}
             </Chip>
