@@ -47,46 +47,56 @@ export function DailyChart<Day extends { date: string }>({
       .map((line, index) => ({ line, values: totals[index] as number[] }))
       .reverse();
     const utc = (seconds: number) => uPlot.tzDate(new Date(seconds * 1000), 'Etc/UTC');
-    const chart = new uPlot(
-      {
-        width: element.clientWidth,
-        height: chartHeight,
-        tzDate: utc,
-        cursor: { points: { show: kind === 'area' } },
-        scales: { x: { time: true }, y: { range: (_chart, _min, max) => [0, Math.max(1, max)] } },
-        axes: [
-          { space: 48, values: '{MM}-{DD}' },
-          {
-            size: 52,
-            values: (_chart, splits) =>
-              splits.map((value) => (Number.isInteger(value) ? value.toLocaleString() : '')),
-          },
-        ],
-        series: [
-          { label: 'Day', value: '{YYYY}-{MM}-{DD}' },
-          ...drawn.map(({ line }) => ({
-            label: line.name,
-            stroke: line.color,
-            fill: kind === 'bar' ? line.color : `${line.color}33`,
-            width: kind === 'bar' ? 0 : 2,
-            points: { show: false },
-            value: (_chart: uPlot, _value: number, _series: number, index: number | null) =>
-              index === null ? '' : amountOf(days[index] as Day, line.key).toLocaleString(),
-            ...(kind === 'bar' ? { paths: uPlot.paths.bars?.({ size: [0.7, 40], align: 0 }) } : {}),
-          })),
-        ],
-      },
-      [x, ...drawn.map(({ values }) => values)],
-      element,
-    );
-    const resize = new ResizeObserver(() => {
-      if (element.clientWidth > 0)
-        chart.setSize({ width: element.clientWidth, height: chartHeight });
-    });
-    resize.observe(element);
+    let chart: uPlot | null = null;
+    let resize: ResizeObserver | null = null;
+    // Each chart is drawn in a task of its own once the page's figures are on screen: the four
+    // drawn in the render's task made one long task that held a phone's main thread.
+    const draw = () => {
+      chart = new uPlot(
+        {
+          width: element.clientWidth,
+          height: chartHeight,
+          tzDate: utc,
+          cursor: { points: { show: kind === 'area' } },
+          scales: { x: { time: true }, y: { range: (_chart, _min, max) => [0, Math.max(1, max)] } },
+          axes: [
+            { space: 48, values: '{MM}-{DD}' },
+            {
+              size: 52,
+              values: (_chart, splits) =>
+                splits.map((value) => (Number.isInteger(value) ? value.toLocaleString() : '')),
+            },
+          ],
+          series: [
+            { label: 'Day', value: '{YYYY}-{MM}-{DD}' },
+            ...drawn.map(({ line }) => ({
+              label: line.name,
+              stroke: line.color,
+              fill: kind === 'bar' ? line.color : `${line.color}33`,
+              width: kind === 'bar' ? 0 : 2,
+              points: { show: false },
+              value: (_chart: uPlot, _value: number, _series: number, index: number | null) =>
+                index === null ? '' : amountOf(days[index] as Day, line.key).toLocaleString(),
+              ...(kind === 'bar'
+                ? { paths: uPlot.paths.bars?.({ size: [0.7, 40], align: 0 }) }
+                : {}),
+            })),
+          ],
+        },
+        [x, ...drawn.map(({ values }) => values)],
+        element,
+      );
+      resize = new ResizeObserver(() => {
+        if (element.clientWidth > 0)
+          chart?.setSize({ width: element.clientWidth, height: chartHeight });
+      });
+      resize.observe(element);
+    };
+    const scheduled = setTimeout(draw, 0);
     return () => {
-      resize.disconnect();
-      chart.destroy();
+      clearTimeout(scheduled);
+      resize?.disconnect();
+      chart?.destroy();
     };
   }, [days, kind, seriesKey]);
   return (
@@ -94,7 +104,12 @@ export function DailyChart<Day extends { date: string }>({
       <Text fw={600} mb="xs">
         {title}
       </Text>
-      <div ref={container} role="img" aria-label={`${title}, per day`} />
+      <div
+        ref={container}
+        role="img"
+        aria-label={`${title}, per day`}
+        style={{ minHeight: chartHeight }}
+      />
     </Card>
   );
 }
