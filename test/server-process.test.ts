@@ -66,6 +66,33 @@ describe('the server process on the embedded database', () => {
     }
   }, 120_000);
 
+  it('stops cleanly when `npm start` gets SIGTERM (a service manager stopping it), leaving no process behind', async () => {
+    const started = startServer({ DATA_DIR: dataDir }, 'npm start');
+    let serverPid = 0;
+    try {
+      const url = await started.listening;
+      expect((await fetch(`${url}/api/v1/health`)).status).toBe(200);
+      serverPid = Number(/"pid":(\d+)/.exec(started.output())?.[1]);
+      expect(serverPid).not.toBe(started.child.pid);
+      // npm passes the signal to its script's process: the server itself, not a shell around it.
+      started.child.kill('SIGTERM');
+      await started.exited;
+      expect(started.output()).toContain('stopped cleanly');
+      expect(() => process.kill(serverPid, 0)).toThrow(expect.objectContaining({ code: 'ESRCH' }));
+      expect(existsSync(join(dataDir, 'backend.lock'))).toBe(false);
+    } finally {
+      if (started.child.exitCode === null) started.child.kill('SIGKILL');
+      // A server npm left running would hold the data folder's lock for the next test.
+      if (serverPid > 0) {
+        try {
+          process.kill(serverPid, 'SIGKILL');
+        } catch {
+          // Gone, as it should be.
+        }
+      }
+    }
+  }, 120_000);
+
   it('stops at start with a message naming a bad setting', async () => {
     const server = startServer({ DATABASE_URL: 'memory://', RATE_LIMIT_MAX: 'lots' });
     expect(await server.exited).toBe(78);

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from './entry-points.ts';
 
 export interface ServerProcess {
@@ -10,12 +11,35 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts the API (`src/server.ts`, compiled) as its own process, the way operators run it. */
-export function startServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, nodeArgsFor('src/server.ts'), {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Starts the API (`src/server.ts`, compiled) as its own process, the way operators run it:
+ * `node dist/server.js`, or through `npm start` (npm, its shell, then node).
+ */
+export function startServer(
+  env: Record<string, string>,
+  via: 'node' | 'npm start' = 'node',
+): ServerProcess {
+  const childEnv = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? repoRoot,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    ...env,
+  };
+  const child =
+    via === 'node'
+      ? spawn(process.execPath, nodeArgsFor('src/server.ts'), {
+          env: childEnv,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+      : spawn('npm', ['start'], {
+          cwd: repoRoot,
+          env: childEnv,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   let output = '';
   const listening = new Promise<string>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
