@@ -29,7 +29,12 @@ import {
 } from './helpers/browser.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
 import { testPhoto } from './helpers/images.ts';
-import { ADMIN_OPERATOR_ID, operatorSettings, widgetLogin } from './helpers/operators.ts';
+import {
+  ADMIN_OPERATOR_ID,
+  operatorSettings,
+  SUPPORT_OPERATOR_ID,
+  widgetLogin,
+} from './helpers/operators.ts';
 import { createTestModel, submit, type TestModel, userWithCredits } from './helpers/pipeline.ts';
 
 /**
@@ -174,9 +179,53 @@ async function starPayment(telegramId: number, confirmed = true): Promise<string
   return chargeId;
 }
 
+/** An inactive model of its own (other files share the catalog), priced 10 and 25 by size. */
+async function catalogModel(name: string): Promise<string> {
+  const key = `panel-${randomUUID().slice(0, 8)}`;
+  const response = await app.inject({
+    method: 'POST',
+    url: '/api/v1/admin/models',
+    headers: adminAuth,
+    payload: {
+      key,
+      kind: 'image',
+      name,
+      provider: 'wavespeed',
+      provider_model: 'test/text-to-image',
+      parameters: [
+        { name: 'size', label: 'Size', type: 'enum', values: ['small', 'large'], default: 'small' },
+      ],
+      sort_order: 990,
+      active: false,
+      prices: [
+        { conditions: {}, credits: 10 },
+        { conditions: { size: 'large' }, credits: 25 },
+      ],
+    },
+  });
+  expect(response.statusCode, response.body).toBe(201);
+  return key;
+}
+
+async function adminModel(key: string) {
+  const response = await app.inject({ url: '/api/v1/admin/models', headers: adminAuth });
+  const model = (response.json().models as { key: string; name: string }[]).find(
+    (entry) => entry.key === key,
+  );
+  if (!model) throw new Error(`no model ${key}`);
+  return model;
+}
+
 /** Chromium logs every 4xx it fetched; the panel asking who is signed in (401) is expected. */
 function unexpected(errors: string[]): string[] {
   return errors.filter((text) => !/status of 401/.test(text));
+}
+
+/** Besides those, the refusals (422) of a test that sends a bad value on purpose. */
+function unexpectedBut422(errors: string[]): string[] {
+  return unexpected(errors).filter(
+    (text) => !/status of 422 .*\/api\/v1\/admin\/models/.test(text),
+  );
 }
 
 describe('operator panel, in Chromium', () => {
@@ -482,6 +531,196 @@ describe('operator panel, in Chromium', () => {
       'Telegram raised our limit',
     ]);
   }, 90_000);
+
+  it('edits a model, refuses a value out of bounds beside its field, sets a new price after confirming with a reason, and shows the price history and the audit entries', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const key = await catalogModel('Panel model');
+    const { context: session, page, errors } = await openPanel('/admin/models');
+    try {
+      await signInWithToken(page);
+      await page.getByRole('heading', { name: 'Models and prices' }).waitFor();
+      const card = page.locator(`[data-testid="model"][data-key="${key}"]`);
+      await card.getByText('10 credits').waitFor();
+      await card.getByText('2 current, 2 ever').waitFor();
+      await card.getByTestId('route').getByText('1. wavespeed · test/text-to-image').waitFor();
+      await card.getByText('inactive', { exact: true }).waitFor();
+      // No account for wavespeed in this app: the catalog says why no one could generate with it.
+      await card.getByText('no provider account').waitFor();
+      await screenshotBothWidths(page, 'models');
+      await card.getByRole('link', { name: 'Edit Panel model' }).click();
+
+      await page.getByRole('heading', { name: 'Panel model' }).waitFor();
+      const details = page.getByRole('region', { name: 'Details' });
+      // What the API refuses is shown beside the field it names (its problem's errors).
+      const typical = details.getByRole('textbox', { name: 'Typical seconds' });
+      await typical.fill('0');
+      await details.getByRole('textbox', { name: /^Name/ }).fill('Panel model renamed');
+      const save = details.getByRole('button', { name: 'Save details' });
+      await save.click();
+      await expect.poll(() => typical.getAttribute('aria-invalid')).toBe('true');
+      // The message is the field's own: its accessible description names it.
+      const described = await typical.evaluate((input) =>
+        (input.getAttribute('aria-describedby') ?? '')
+          .split(/\s+/)
+          .map((id: string) => (id ? input.ownerDocument.getElementById(id)?.textContent : ''))
+          .join(' '),
+      );
+      expect(described).toContain('must be >= 1');
+      expect((await adminModel(key)).name).toBe('Panel model');
+      await screenshotBothWidths(page, 'model-field-error');
+
+      await typical.fill('12');
+      await details.getByLabel('Reason (audited, optional)').fill('Clearer name');
+      await save.click();
+      await details.getByRole('status').getByText('Saved.').waitFor();
+      await page.getByRole('heading', { name: 'Panel model renamed' }).waitFor();
+      expect(await adminModel(key)).toMatchObject({
+        name: 'Panel model renamed',
+        typical_seconds: 12,
+      });
+
+      // A new price: reviewed in a confirmation that shows old → new and the history.
+      const prices = page.getByRole('region', { name: 'Prices' });
+      await prices.getByRole('group', { name: 'Price 1' }).getByLabel('Credits').fill('15');
+      await prices.getByRole('button', { name: 'Review new prices' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Set new prices' });
+      await dialog
+        .getByTestId('price-change')
+        .getByText('any parameters: 10 → 15 credits')
+        .waitFor();
+      await dialog.getByTestId('price-change').getByText('size = large: 25 → 25 credits').waitFor();
+      await expect.poll(() => dialog.getByTestId('price-history-entry').count()).toBe(2);
+      const confirm = dialog.getByRole('button', { name: 'Set prices' });
+      expect(await confirm.isDisabled()).toBe(true);
+      await dialog.getByLabel('Reason').fill('The provider raised its price');
+      await screenshotBothWidths(page, 'model-prices-confirm');
+      await confirm.click();
+      await prices.getByRole('status').getByText('New prices set').waitFor();
+      // The history: the two new prices current, the two old ones closed.
+      const history = prices.getByTestId('price-history-entry');
+      await expect.poll(() => history.count()).toBe(4);
+      expect(await prices.getByText('current', { exact: true }).count()).toBe(2);
+      await history.filter({ hasText: 'any parameters' }).filter({ hasText: '15' }).waitFor();
+      await page.evaluate('window.scrollTo(0, 0)');
+      await screenshotBothWidths(page, 'model');
+
+      // Activated after confirming; the bot's catalog offers it at the new price.
+      await page.getByRole('button', { name: 'Activate Panel model renamed' }).click();
+      const activate = page.getByRole('dialog', { name: 'Activate this model' });
+      await activate.getByRole('button', { name: 'Activate', exact: true }).click();
+      await page.getByText('active', { exact: true }).waitFor();
+
+      await page.getByRole('link', { name: 'Models and prices' }).first().click();
+      await card.getByText('15 credits').waitFor();
+      await card.getByText('2 current, 4 ever').waitFor();
+
+      await page.goto(`${origin}/admin/audit`);
+      await page.getByLabel('Subject id').fill(key);
+      const entry = page.getByTestId('audit-entry').filter({ hasText: 'model.prices' });
+      await entry
+        .getByRole('cell', { name: 'The provider raised its price', exact: true })
+        .waitFor();
+      const update = page.getByTestId('audit-entry').filter({ hasText: 'Clearer name' });
+      await update.getByRole('cell', { name: 'model.update', exact: true }).waitFor();
+      expect(unexpectedBut422(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+
+    const catalog = await app.inject({ url: '/api/v1/models' });
+    expect(
+      (catalog.json().models as { key: string }[]).find((entry) => entry.key === key),
+    ).toMatchObject({ name: 'Panel model renamed', price_credits: 15 });
+    const audit = await app.inject({
+      url: `/api/v1/admin/audit?subject_id=${key}&action=model.prices`,
+      headers: adminAuth,
+    });
+    expect(audit.json().items).toEqual([
+      expect.objectContaining({
+        actor: expect.stringMatching(/^admin:/),
+        reason: 'The provider raised its price',
+        before: expect.objectContaining({
+          prices: [
+            expect.objectContaining({ credits: 10 }),
+            expect.objectContaining({ credits: 25 }),
+          ],
+        }),
+        after: expect.objectContaining({
+          prices: [
+            expect.objectContaining({ credits: 15 }),
+            expect.objectContaining({ credits: 25 }),
+          ],
+        }),
+      }),
+    ]);
+  }, 120_000);
+
+  it('adds a model through the form, the refused key marked beside its field', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const key = `panel-new-${randomUUID().slice(0, 8)}`;
+    const { context: session, page, errors } = await openPanel('/admin/models');
+    try {
+      await signInWithToken(page);
+      await page.getByRole('link', { name: 'New model' }).click();
+      await page.getByRole('heading', { name: 'New model' }).waitFor();
+      const keyField = page.getByRole('textbox', { name: 'Key' });
+      await keyField.fill('Not A Key');
+      await page.getByRole('textbox', { name: /^Name/ }).fill('Form model');
+      await page.getByRole('textbox', { name: 'Provider', exact: true }).fill('wavespeed');
+      await page.getByRole('textbox', { name: 'Provider model' }).fill('test/form-model');
+      await page.getByRole('group', { name: 'Price 1' }).getByLabel('Credits').fill('7');
+      await page.getByRole('switch', { name: 'Active: offered to users at once' }).uncheck();
+      await page.getByRole('button', { name: 'Add the model' }).click();
+      await expect.poll(() => keyField.getAttribute('aria-invalid')).toBe('true');
+      await page.getByText('must match pattern').first().waitFor();
+      await screenshotBothWidths(page, 'model-new');
+
+      await keyField.fill(key);
+      await page.getByRole('button', { name: 'Add the model' }).click();
+      await page.getByRole('heading', { name: 'Form model' }).waitFor();
+      expect(new URL(page.url()).pathname).toBe(`/admin/models/${key}`);
+      expect(unexpectedBut422(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+    expect(await adminModel(key)).toMatchObject({
+      name: 'Form model',
+      kind: 'image',
+      active: false,
+      routes: [{ provider: 'wavespeed', provider_model: 'test/form-model' }],
+      prices: [{ conditions: {}, credits: 7 }],
+    });
+  }, 90_000);
+
+  it('shows support the models and prices without a way to change them', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const key = await catalogModel('Support sees');
+    const query = new URLSearchParams(
+      Object.entries(widgetLogin(SUPPORT_OPERATOR_ID)).map(([name, value]): [string, string] => [
+        name,
+        String(value),
+      ]),
+    );
+    const { context: session, page, errors } = await openPanel(`/admin/login?${query}`);
+    try {
+      await page.getByTestId('whoami').getByText('support').waitFor();
+      await page.getByRole('link', { name: 'Models and prices' }).click();
+      const card = page.locator(`[data-testid="model"][data-key="${key}"]`);
+      await card.getByText('10 credits').waitFor();
+      expect(await page.getByRole('link', { name: 'New model' }).count()).toBe(0);
+      expect(await card.getByRole('button', { name: /Activate|Deactivate/ }).count()).toBe(0);
+      await card.getByRole('link', { name: 'Open Support sees' }).click();
+      await page.getByRole('heading', { name: 'Support sees' }).waitFor();
+      await expect.poll(() => page.getByTestId('price-history-entry').count()).toBe(2);
+      expect(await page.getByRole('textbox', { name: 'Typical seconds' }).isDisabled()).toBe(true);
+      expect(
+        await page.getByRole('button', { name: /Save|Review|Activate|Deactivate/ }).count(),
+      ).toBe(0);
+      expect(unexpected(errors)).toEqual([]);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
 
   it('signs an operator in from the Telegram Login redirect into an HttpOnly cookie, nothing in storage, and out again', async (context) => {
     if (!browser) return context.skip('no Chromium');

@@ -20,12 +20,19 @@ export type Ok<
     : never
   : never;
 
-/** The API refused or failed: its problem document's status, code and detail. */
+/** One bad field of a validation_failed problem, as the API names it (`body.prices.0.credits`). */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** The API refused or failed: its problem document's status, code, detail and bad fields. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     readonly detail: string,
+    readonly errors: readonly FieldError[] = [],
   ) {
     super(detail);
     this.name = 'ApiError';
@@ -36,6 +43,13 @@ interface ProblemBody {
   code?: unknown;
   detail?: unknown;
   title?: unknown;
+  errors?: unknown;
+}
+
+function isFieldError(value: unknown): value is FieldError {
+  if (typeof value !== 'object' || value === null) return false;
+  const { field, message } = value as Record<string, unknown>;
+  return typeof field === 'string' && typeof message === 'string';
 }
 
 /** An ApiError from a failed answer's problem document (or whatever came instead of one). */
@@ -48,7 +62,8 @@ export function apiError(status: number, body: unknown): ApiError {
       : typeof problem.title === 'string'
         ? problem.title
         : `The API answered ${status}.`;
-  return new ApiError(status, code, detail);
+  const errors = Array.isArray(problem.errors) ? problem.errors.filter(isFieldError) : [];
+  return new ApiError(status, code, detail, errors);
 }
 
 export function createApi(authorization: () => string | null) {

@@ -33,6 +33,15 @@ const BroadcastComposePage = lazy(() =>
 const BroadcastPage = lazy(() =>
   import('./pages/Broadcast.tsx').then((module) => ({ default: module.BroadcastPage })),
 );
+const ModelsPage = lazy(() =>
+  import('./pages/Models.tsx').then((module) => ({ default: module.ModelsPage })),
+);
+const ModelPage = lazy(() =>
+  import('./pages/Model.tsx').then((module) => ({ default: module.ModelPage })),
+);
+const NewModelPage = lazy(() =>
+  import('./pages/Model.tsx').then((module) => ({ default: module.NewModelPage })),
+);
 const SettingsPage = lazy(() =>
   import('./pages/Settings.tsx').then((module) => ({ default: module.SettingsPage })),
 );
@@ -66,6 +75,9 @@ export function App() {
           <Route path="/broadcasts" element={<BroadcastsPage />} />
           <Route path="/broadcasts/new" element={<BroadcastComposePage />} />
           <Route path="/broadcasts/:broadcastId" element={<BroadcastPage />} />
+          <Route path="/models" element={<ModelsPage />} />
+          <Route path="/models/new" element={<NewModelPage />} />
+          <Route path="/models/:key" element={<ModelPage />} />
           <Route path="/settings" element={<SettingsPage />} />
           <Route path="/audit" element={<AuditPage />} />
           <Route path="*" element={<Navigate to="/dashboard" replace />} />

@@ -10,6 +10,7 @@ const pages = [
   { to: '/generations', label: 'Generations', adminOnly: false },
   { to: '/payments', label: 'Payments', adminOnly: false },
   { to: '/broadcasts', label: 'Broadcasts', adminOnly: false },
+  { to: '/models', label: 'Models and prices', adminOnly: false },
   { to: '/settings', label: 'Settings', adminOnly: false },
   { to: '/audit', label: 'Audit log', adminOnly: true },
 ] as const;
