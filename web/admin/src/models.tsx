@@ -566,7 +566,7 @@ export function PriceHistory({ entries }: { entries: readonly PriceHistoryEntry[
               </Table.Td>
               <Table.Td style={{ whiteSpace: 'nowrap' }}>
                 {entry.valid_to === null ? (
-                  <Badge variant="light" color="green">
+                  <Badge variant="dot" color="green">
                     current
                   </Badge>
                 ) : (
@@ -613,8 +613,8 @@ export function ActiveButton({ model }: { model: AdminModel }) {
     <>
       <Button
         size="xs"
-        variant="light"
-        color={deactivating ? 'red' : 'green'}
+        // Green on light green is below WCAG AA's contrast; activating needs no colour.
+        {...(deactivating ? { variant: 'light', color: 'red' } : { variant: 'default' })}
         aria-label={`${label} ${model.name}`}
         onClick={() => {
           change.reset();

@@ -357,10 +357,10 @@ export function ModelPage() {
           </Text>
         </div>
         <Group gap="xs">
-          <Badge variant="light" color={model.active ? 'green' : 'gray'}>
+          <Badge variant="dot" color={model.active ? 'green' : 'gray'}>
             {model.active ? 'active' : 'inactive'}
           </Badge>
-          <Badge variant="light" color={model.available ? 'green' : 'orange'}>
+          <Badge variant="dot" color={model.available ? 'green' : 'orange'}>
             {model.available
               ? 'available'
               : `unavailable: ${model.unavailable_reason ? availabilityText[model.unavailable_reason] : '—'}`}

@@ -45,11 +45,11 @@ function ModelCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }) 
             </Text>
           </div>
           <Group gap={4} justify="flex-end">
-            <Badge variant="light" color={model.active ? 'green' : 'gray'}>
+            <Badge variant="dot" color={model.active ? 'green' : 'gray'}>
               {model.active ? 'active' : 'inactive'}
             </Badge>
             {!model.available && (
-              <Badge variant="light" color="orange">
+              <Badge variant="dot" color="orange">
                 unavailable
               </Badge>
             )}
