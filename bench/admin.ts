@@ -319,6 +319,10 @@ async function seedActivity(
     SELECT u, 'seed-' || u, 'XTR', 100, 'stars:starter', 'starter', ${firstCredit + 70},
            ${userCreated('u', userCount)} + interval '1 minute'
     FROM generate_series(10::bigint, ${userCount}, 10) u ORDER BY u`);
+  // The payments' trigger keeps users.paying (migration 0028); triggers are off while seeding.
+  await client.query(`
+    UPDATE users u SET paying = true
+    WHERE EXISTS (SELECT 1 FROM payments p WHERE p.user_id = u.id AND p.status = 'paid')`);
 }
 
 /** Seeds in one session with FK and trigger checks off (superuser): the data is built valid. */

@@ -6,7 +6,7 @@ import type { DatabaseHandle } from '../src/db/client.ts';
 import { selectRows } from '../src/db/rows.ts';
 import { tokenId } from '../src/deps/auth.ts';
 import { ProviderRegistry } from '../src/providers/registry.ts';
-import { listUsers, USER_COUNT_CAP } from '../src/services/admin-users.ts';
+import { listUsers, prefixEnd, USER_COUNT_CAP } from '../src/services/admin-users.ts';
 import { listAudit } from '../src/services/audit.ts';
 import { ScriptedProvider } from './fakes/scripted-provider.ts';
 import { ADMIN_TOKEN, adminAuth, botAuth, buildTestApp } from './helpers/app.ts';
@@ -70,20 +70,45 @@ const auditOf = async (telegramId: number) =>
   (await listAudit(database.db, { subjectType: 'user', subjectId: String(telegramId), limit: 50 }))
     .items;
 
-function confirmStars(telegramId: number) {
+function confirmStars(telegramId: number, chargeId = `tg_${randomUUID()}`) {
   return app.inject({
     method: 'POST',
     url: '/api/v1/payments/stars/confirm',
     headers: botAuth,
     payload: {
       telegram_id: telegramId,
-      telegram_payment_charge_id: `tg_${randomUUID()}`,
+      telegram_payment_charge_id: chargeId,
       provider_payment_charge_id: null,
       total_amount: 50,
       currency: 'XTR',
       invoice_payload: 'stars:small',
     },
   });
+}
+
+function refundStars(telegramId: number, chargeId: string) {
+  return app.inject({
+    method: 'POST',
+    url: '/api/v1/payments/stars/refund',
+    headers: botAuth,
+    payload: {
+      telegram_id: telegramId,
+      telegram_payment_charge_id: chargeId,
+      total_amount: 50,
+      currency: 'XTR',
+    },
+  });
+}
+
+/** Users whose `paying` (kept by the payments' trigger) is not "has a paid payment": none. */
+async function payingDrift(): Promise<number> {
+  const [row] = await selectRows<{ n: number }>(
+    database.db,
+    sql`SELECT count(*)::int AS n FROM users u
+        WHERE u.paying <> EXISTS (SELECT 1 FROM payments p
+                                  WHERE p.user_id = u.id AND p.status = 'paid')`,
+  );
+  return row?.n ?? -1;
 }
 
 describe('POST /api/v1/admin/users/{telegram_id}/credits, audited', () => {
@@ -456,6 +481,44 @@ describe('GET /api/v1/admin/users', () => {
     });
   });
 
+  it('matches a prefix by code points: the next code point is not a match, nor a longer one', async () => {
+    // Their own tag: these users stay out of the counts of the other tests.
+    const other = `zq${randomBytes(5).toString('hex')}`;
+    const names = {
+      yDiaeresis: `${other}ÿa`, // U+00FF: the prefix's end is U+0100
+      aMacron: `${other}Āb`, // U+0100, lower-cased to U+0101: after that end
+      top: `${other}\u{10FFFF}x`, // the last code point: its end moves the one before it
+      emoji: `${other}\u{1F600}`, // beyond the basic plane (two UTF-16 units in JavaScript)
+    };
+    const made: Record<string, number> = {};
+    for (const [key, firstName] of Object.entries(names)) {
+      made[key] = freshTelegramId();
+      await sync({ telegram_id: made[key], first_name: firstName });
+    }
+    const search = (text: string) => found(`query=${encodeURIComponent(text)}`);
+    const only = (...keys: string[]) => ({
+      ids: keys.map((key) => made[key]).sort(),
+      total: keys.length,
+    });
+    expect(await search(other)).toEqual(only('yDiaeresis', 'aMacron', 'top', 'emoji'));
+    expect(await search(`${other}ÿ`)).toEqual(only('yDiaeresis'));
+    expect(await search(`${other.toUpperCase()}ā`)).toEqual(only('aMacron'));
+    expect(await search(`${other}\u{10FFFF}`)).toEqual(only('top'));
+    expect(await search(`${other}\u{1F600}`)).toEqual(only('emoji'));
+    expect(await search(`${other}\u{1F5FF}`)).toEqual(only());
+  });
+
+  it('prefixEnd: the least string above every string with the prefix', () => {
+    expect(prefixEnd('abc')).toBe('abd');
+    expect(prefixEnd('ali_')).toBe('ali`');
+    expect(prefixEnd('я')).toBe('ѐ');
+    expect(prefixEnd('a\u{1F600}')).toBe('a\u{1F601}');
+    expect(prefixEnd('a\uD7FF')).toBe('a\uE000');
+    expect(prefixEnd('ab\u{10FFFF}\u{10FFFF}')).toBe('ac');
+    expect(prefixEnd('\u{10FFFF}')).toBeNull();
+    expect(prefixEnd('')).toBeNull();
+  });
+
   it.each([
     ['active_7d', ['banned', 'blocked', 'paying', 'credited']],
     ['active_30d', ['banned', 'blocked', 'paying', 'credited', 'old']],
@@ -471,6 +534,52 @@ describe('GET /api/v1/admin/users', () => {
       ids: sorted(...names),
       total: names.length,
     });
+  });
+
+  it('filter=paying: while any payment of the user stays paid, through refunds', async () => {
+    const other = `zq${randomBytes(5).toString('hex')}`;
+    const payer = freshTelegramId();
+    await sync({ telegram_id: payer, username: `${other}_payer` });
+    const paying = async () => (await found(`query=${other}&filter=paying`)).total;
+    expect(await paying()).toBe(0);
+    const [first, second] = [`tg_${randomUUID()}`, `tg_${randomUUID()}`];
+    expect((await confirmStars(payer, first)).statusCode).toBe(201);
+    expect((await confirmStars(payer, second)).statusCode).toBe(201);
+    expect(await paying()).toBe(1);
+    expect((await refundStars(payer, first)).statusCode).toBe(200);
+    expect(await paying()).toBe(1);
+    // A replayed refund changes nothing.
+    expect((await refundStars(payer, first)).statusCode).toBe(200);
+    expect(await paying()).toBe(1);
+    expect((await refundStars(payer, second)).statusCode).toBe(200);
+    expect(await paying()).toBe(0);
+    expect(await payingDrift()).toBe(0);
+  });
+
+  it('filter=paying stays right when a payment and a refund of one user race (PostgreSQL)', async (context) => {
+    if (needsPostgres('needs concurrent transactions on several connections'))
+      return context.skip();
+    const other = `zq${randomBytes(5).toString('hex')}`;
+    const payers = Array.from({ length: 8 }, () => freshTelegramId());
+    const refunded = new Map<number, string>();
+    for (const payer of payers) {
+      await sync({ telegram_id: payer, username: `${other}_${payer}` });
+      const chargeId = `tg_${randomUUID()}`;
+      expect((await confirmStars(payer, chargeId)).statusCode).toBe(201);
+      refunded.set(payer, chargeId);
+    }
+    // Each payer's old payment is refunded while a new one arrives: each stays paying.
+    const responses = await Promise.all(
+      payers.flatMap((payer) => [
+        refundStars(payer, refunded.get(payer) ?? ''),
+        confirmStars(payer),
+      ]),
+    );
+    expect(responses.map((r) => r.statusCode).sort()).toEqual(
+      [...Array(8).fill(200), ...Array(8).fill(201)].sort(),
+    );
+    expect((await found(`query=${other}&filter=paying`)).total).toBe(payers.length);
+    expect(await payingDrift()).toBe(0);
   });
 
   it('counts matches up to a cap and then says there are more', async () => {

@@ -109,15 +109,46 @@ const BALANCE = sql`u.balance`;
 const FILTER_CONDITIONS: Record<UserFilter, SQL> = {
   active_7d: sql`u.last_seen_at >= now() - interval '7 days'`,
   active_30d: sql`u.last_seen_at >= now() - interval '30 days'`,
-  paying: sql`EXISTS (SELECT 1 FROM payments p WHERE p.user_id = u.id AND p.status = 'paid')`,
+  // The copy the payments' trigger keeps (migration 0028) of EXISTS (a payment with status 'paid').
+  paying: sql`u.paying`,
   with_balance: sql`${BALANCE} > 0`,
   banned: sql`u.banned_at IS NOT NULL`,
   blocked: sql`u.blocked_at IS NOT NULL`,
   new: sql`u.created_at >= now() - interval '7 days'`,
 };
 
-/** `%`, `_` and `\` stand for themselves in a LIKE pattern made of what an operator typed. */
-const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+/**
+ * The least string greater than every string that starts with `prefix`, in the byte order of
+ * UTF-8 (which is code point order, the order of `~<~`): the prefix with its last code point one
+ * higher; a last U+10FFFF has none, so it goes and the one before it moves. Null when no string
+ * is above them all (an empty prefix, or one of U+10FFFF only).
+ */
+export function prefixEnd(prefix: string): string | null {
+  const points = [...prefix].map((char) => char.codePointAt(0) ?? 0);
+  while (points.length > 0) {
+    const last = points.pop() ?? 0;
+    if (last < 0x10ffff) {
+      // No string holds a surrogate: the code point after U+D7FF is U+E000.
+      points.push(last === 0xd7ff ? 0xe000 : last + 1);
+      return String.fromCodePoint(...points);
+    }
+  }
+  return null;
+}
+
+/**
+ * `expression` starts with `prefix`, written as the range [prefix, prefixEnd(prefix)) in byte
+ * order (`~>=~`, `~<~`): exactly the strings with that prefix, and the range is the whole index
+ * condition of a text_pattern_ops index, so nothing is left to check on the table's rows (LIKE
+ * 'abc%' leaves itself as a filter, which reads each candidate's row). The operators compare the
+ * text as it is, so `%`, `_` and `\` stand for themselves.
+ */
+function startsWith(expression: SQL, prefix: string): SQL {
+  const end = prefixEnd(prefix);
+  return end === null
+    ? sql`${expression} ~>=~ ${prefix}`
+    : sql`(${expression} ~>=~ ${prefix} AND ${expression} ~<~ ${end})`;
+}
 
 /**
  * What a query matches: a telegram id exactly (when it is one), a username (with or without its
@@ -126,10 +157,10 @@ const likePrefix = (text: string) => `${text.replace(/[\\%_]/g, (c) => `\\${c}`)
  */
 function queryCondition(query: string): SQL {
   const text = query.trim().toLowerCase();
-  const pattern = likePrefix(text.replace(/^@/, ''));
-  const names = sql`(lower(u.username) LIKE ${pattern}
-    OR lower(btrim(coalesce(u.first_name, '') || ' ' || coalesce(u.last_name, ''))) LIKE ${pattern}
-    OR lower(u.last_name) LIKE ${pattern})`;
+  const prefix = text.replace(/^@/, '');
+  const names = sql`(${startsWith(sql`lower(u.username)`, prefix)}
+    OR ${startsWith(sql`lower(btrim(coalesce(u.first_name, '') || ' ' || coalesce(u.last_name, '')))`, prefix)}
+    OR ${startsWith(sql`lower(u.last_name)`, prefix)})`;
   return /^[1-9][0-9]{0,15}$/.test(text) && Number.isSafeInteger(Number(text))
     ? sql`(u.telegram_id = ${Number(text)} OR ${names})`
     : names;

@@ -64,6 +64,12 @@ export const users = pgTable(
      * user.
      */
     balance: bigint('balance', { mode: 'number' }).notNull().default(0),
+    /**
+     * The user has a payment with status 'paid': kept by the payments' own trigger in the statement
+     * that writes the payment (migration 0028); no code writes it. Payments stay the truth; this
+     * copy puts the operators' filter `paying` into an index beside last_seen_at.
+     */
+    paying: boolean('paying').notNull().default(false),
   },
   (t) => [
     check('users_telegram_id_positive', sql`${t.telegramId} > 0`),
@@ -88,10 +94,14 @@ export const users = pgTable(
     // The operators' user list and stats (src/services/admin-users.ts, admin-stats.ts): the
     // filter `new` and the users who signed up in a range are an index range, and the few banned
     // or blocked users are found (and counted) without reading every user. None of these columns
-    // changes on a sync, so its updates stay HOT.
+    // changes on a sync.
     index('users_created_idx').on(t.createdAt),
     index('users_banned_idx').on(t.id).where(sql`${t.bannedAt} IS NOT NULL`),
     index('users_blocked_idx').on(t.id).where(sql`${t.blockedAt} IS NOT NULL`),
+    // Filters active_7d and active_30d, alone or with `paying` (migration 0028). last_seen_at
+    // changes on a sync, so these make a sync's update non-HOT: measured in docs/benchmarks.md.
+    index('users_last_seen_idx').on(t.lastSeenAt),
+    index('users_paying_last_seen_idx').on(t.lastSeenAt).where(sql`${t.paying}`),
     // No index on balance (migration 0027): the ledger trigger writes it on every entry, and an
     // indexed balance would make each of those updates rewrite every index of users.
     check('users_balance_not_negative', sql`${t.balance} >= 0`),
