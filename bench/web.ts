@@ -7,7 +7,8 @@
 // Debian's Chromium driven by Lighthouse (mobile profile: a mid-range phone on a slow 4G network,
 // simulated). Pages, each BENCH_ROUNDS (3) times in turn, the median of each reported:
 //  - the operator panel's sign-in (/admin/, nobody signed in);
-//  - the panel's dashboard, its user list, its models and one model's page, signed in by an operator session opened through
+//  - the panel's dashboard, its user list, its models and one model's page, its broadcasts and
+//    the broadcast composer, signed in by an operator session opened through
 //    POST /api/v1/admin/auth/telegram with a Login Widget authorization signed as Telegram signs
 //    it (the session cookie sent with every request);
 //  - the Mini App's gallery (/app/ with the user's signed initData in the launch fragment, as
@@ -360,6 +361,18 @@ async function main(): Promise<void> {
       {
         name: 'panel: a model, its form and price history (signed in)',
         url: `${server.origin}/admin/models/nano-banana`,
+        headers: { cookie },
+        goal: true,
+      },
+      {
+        name: 'panel: broadcasts (signed in)',
+        url: `${server.origin}/admin/broadcasts`,
+        headers: { cookie },
+        goal: true,
+      },
+      {
+        name: 'panel: new broadcast, the composer (signed in)',
+        url: `${server.origin}/admin/broadcasts/new`,
         headers: { cookie },
         goal: true,
       },

@@ -10,9 +10,20 @@ import {
   Tooltip,
 } from '@mantine/core';
 import { Mark } from '@tiptap/core';
+import Blockquote from '@tiptap/extension-blockquote';
+import Bold from '@tiptap/extension-bold';
+import Code from '@tiptap/extension-code';
+import CodeBlock from '@tiptap/extension-code-block';
+import Document from '@tiptap/extension-document';
+import HardBreak from '@tiptap/extension-hard-break';
+import Italic from '@tiptap/extension-italic';
+import Paragraph from '@tiptap/extension-paragraph';
+import Strike from '@tiptap/extension-strike';
+import TextNode from '@tiptap/extension-text';
+import Underline from '@tiptap/extension-underline';
+import { UndoRedo } from '@tiptap/extensions';
 import { EditorContent, useEditor, useEditorState } from '@tiptap/react';
-import StarterKit from '@tiptap/starter-kit';
-import { type ReactNode, useId, useState } from 'react';
+import { type ComponentPropsWithRef, type ReactNode, useId, useState } from 'react';
 import { TELEGRAM_URL } from './TelegramPreview.tsx';
 import { type FormattedText, messageOf } from './telegram-text.ts';
 import './MessageEditor.css';
@@ -25,20 +36,45 @@ const Spoiler = Mark.create({
 });
 
 /**
+ * A link on words (Telegram's text_link): only to addresses Telegram opens, so a pasted
+ * javascript: or relative link stays plain text. Tiptap's own Link extension brings linkifyjs for
+ * autolinking, which Telegram does itself.
+ */
+const Link = Mark.create({
+  name: 'link',
+  inclusive: false,
+  addAttributes: () => ({ href: { default: null } }),
+  parseHTML: () => [
+    {
+      tag: 'a[href]',
+      getAttrs: (element) => {
+        const href = element.getAttribute('href') ?? '';
+        return TELEGRAM_URL.test(href) ? { href } : false;
+      },
+    },
+  ],
+  renderHTML: ({ HTMLAttributes }) => ['a', { ...HTMLAttributes, rel: 'noreferrer' }, 0],
+});
+
+/**
  * The formatting Telegram messages have, and nothing else: no headings, lists or rules (Telegram
  * would show their text without them). Links are written through the Link button only.
  */
 const extensions = [
-  StarterKit.configure({
-    heading: false,
-    bulletList: false,
-    orderedList: false,
-    listItem: false,
-    listKeymap: false,
-    horizontalRule: false,
-    link: { openOnClick: false, autolink: false, linkOnPaste: false },
-  }),
+  Document,
+  Paragraph,
+  TextNode,
+  HardBreak,
+  Bold,
+  Italic,
+  Underline,
+  Strike,
+  Code,
+  CodeBlock,
+  Blockquote,
   Spoiler,
+  Link,
+  UndoRedo,
 ];
 
 const marks = [
@@ -70,20 +106,26 @@ function LinkIcon() {
   );
 }
 
+/**
+ * A toolbar button. Other props (the link's popover target: its ref, id and aria-expanded) go to
+ * the button itself, where those attributes are valid.
+ */
 function Tool({
   label,
   active,
   onClick,
   children,
+  ...target
 }: {
   label: string;
   active: boolean;
   onClick: () => void;
   children: ReactNode;
-}) {
+} & Omit<ComponentPropsWithRef<'button'>, 'onClick' | 'children' | 'color' | 'style'>) {
   return (
     <Tooltip label={label} openDelay={400}>
       <ActionIcon
+        {...target}
         variant={active ? 'filled' : 'default'}
         size="lg"
         aria-label={label}
@@ -136,8 +178,8 @@ export function MessageEditor({ onChange }: { onChange: (message: FormattedText)
   });
   const applyLink = () => {
     const chain = editor.chain().focus().extendMarkRange('link');
-    if (href.trim() === '') chain.unsetLink().run();
-    else chain.setLink({ href: href.trim() }).run();
+    if (href.trim() === '') chain.unsetMark('link').run();
+    else chain.setMark('link', { href: href.trim() }).run();
     setLinkOpen(false);
   };
   const linkValid = href.trim() === '' || TELEGRAM_URL.test(href.trim());
@@ -167,18 +209,16 @@ export function MessageEditor({ onChange }: { onChange: (message: FormattedText)
             shadow="md"
           >
             <Popover.Target>
-              <div>
-                <Tool
-                  label="Link"
-                  active={state.link}
-                  onClick={() => {
-                    setHref(String(editor.getAttributes('link').href ?? ''));
-                    setLinkOpen((open) => !open);
-                  }}
-                >
-                  <LinkIcon />
-                </Tool>
-              </div>
+              <Tool
+                label="Link"
+                active={state.link}
+                onClick={() => {
+                  setHref(String(editor.getAttributes('link').href ?? ''));
+                  setLinkOpen((open) => !open);
+                }}
+              >
+                <LinkIcon />
+              </Tool>
             </Popover.Target>
             <Popover.Dropdown>
               <Stack gap="xs">

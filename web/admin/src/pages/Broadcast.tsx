@@ -213,13 +213,15 @@ export function BroadcastPage() {
                 Progress
               </Title>
               <ProgressBar broadcast={view} />
-              <SimpleGrid cols={{ base: 3, xs: 5 }}>
-                <Figure label="Recipients" value={view.progress.total} />
-                <Figure label="Sent" value={view.progress.sent} />
-                <Figure label="Blocked" value={view.progress.blocked} />
-                <Figure label="Failed" value={view.progress.failed} />
-                <Figure label="Remaining" value={view.progress.remaining} />
-              </SimpleGrid>
+              {view.started_at !== null && (
+                <SimpleGrid cols={{ base: 3, xs: 5 }}>
+                  <Figure label="Recipients" value={view.progress.total} />
+                  <Figure label="Sent" value={view.progress.sent} />
+                  <Figure label="Blocked" value={view.progress.blocked} />
+                  <Figure label="Failed" value={view.progress.failed} />
+                  <Figure label="Remaining" value={view.progress.remaining} />
+                </SimpleGrid>
+              )}
               {view.status === 'draft' && (
                 <Text size="sm" data-testid="draft-recipients">
                   {recipients === undefined

@@ -8,6 +8,7 @@ import {
   Group,
   SegmentedControl,
   SimpleGrid,
+  Skeleton,
   Stack,
   Text,
   TextInput,
@@ -15,16 +16,21 @@ import {
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useState } from 'react';
+import { lazy, Suspense, useState } from 'react';
 import { Link, useNavigate } from 'react-router';
 import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
 import { formatCredits } from '../format.ts';
-import { MessageEditor } from '../MessageEditor.tsx';
 import { TELEGRAM_URL, TelegramPreview } from '../TelegramPreview.tsx';
 import type { FormattedText } from '../telegram-text.ts';
 import { USER_FILTERS, type UserFilter } from '../user-filters.ts';
+
+// The editor (Tiptap and ProseMirror) is most of this page's script: the page draws without it
+// first, in the editor's place a box of its size, and the editor follows.
+const MessageEditor = lazy(() =>
+  import('../MessageEditor.tsx').then((module) => ({ default: module.MessageEditor })),
+);
 
 /** The Bot API's limits on a message (sendMessage) and the API's on a broadcast. */
 const TEXT_LIMIT = 4096;
@@ -135,7 +141,9 @@ export function BroadcastComposePage() {
           />
           {/* Kept mounted: switching to a copy and back keeps what was written. */}
           <Box hidden={kind !== 'text'}>
-            <MessageEditor onChange={setMessage} />
+            <Suspense fallback={<Skeleton h={190} />}>
+              <MessageEditor onChange={setMessage} />
+            </Suspense>
             <Text size="xs" c="dimmed" mt={4} data-testid="message-length">
               {formatCredits(message.text.length)} / {formatCredits(TEXT_LIMIT)} characters
             </Text>
