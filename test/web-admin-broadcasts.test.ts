@@ -14,7 +14,7 @@ import {
   screenshotBothWidths,
 } from './helpers/browser.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
-import { operatorSettings } from './helpers/operators.ts';
+import { operatorSettings, SUPPORT_OPERATOR_ID, widgetLogin } from './helpers/operators.ts';
 
 /**
  * The panel's broadcasts in a real browser, against the real API and a worker on the test
@@ -227,5 +227,127 @@ describe('broadcasts in the operator panel, in Chromium', () => {
     expect(audit.json().items).toEqual([
       expect.objectContaining({ reason: 'Winter sale announcement' }),
     ]);
+  }, 120_000);
+
+  it('pauses and resumes a sending broadcast and cancels a draft, each with a reason; a support operator sees no actions', async (context) => {
+    if (!browser) return context.skip('no Chromium');
+    const { tag } = await usersTagged(60);
+    const create = async () => {
+      const response = await app.inject({
+        method: 'POST',
+        url: '/api/v1/admin/broadcasts',
+        headers: adminAuth,
+        payload: { text: 'Pause me', audience: { filters: [], query: tag } },
+      });
+      expect(response.statusCode, response.body).toBe(201);
+      return response.json().id as number;
+    };
+    const sending = await create();
+    const draft = await create();
+    // Telegram answers slowly: the broadcast is still sending when the operator pauses it.
+    telegram.delayMs(200);
+    const started = await app.inject({
+      method: 'POST',
+      url: `/api/v1/admin/broadcasts/${sending}/start`,
+      headers: adminAuth,
+      payload: { reason: 'test start' },
+    });
+    expect(started.statusCode, started.body).toBe(200);
+    const session = await browser.newContext(contextOptions);
+    const page = await session.newPage();
+    try {
+      await page.goto(`${origin}/admin/broadcasts/${sending}`);
+      await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      const status = page.getByTestId('broadcast-status');
+      await status.getByText('running').waitFor();
+
+      await page.getByRole('button', { name: 'Pause' }).click();
+      const pause = page.getByRole('dialog', { name: 'Pause this broadcast' });
+      await pause.getByLabel('Reason').fill('A typo in the offer');
+      await pause.getByRole('button', { name: 'Pause' }).click();
+      await status.getByText('paused').waitFor();
+      const paused = await app.inject({
+        url: `/api/v1/admin/broadcasts/${sending}`,
+        headers: adminAuth,
+      });
+      expect(paused.json().progress.remaining).toBeGreaterThan(0);
+      await screenshotBothWidths(page, 'broadcast-paused');
+
+      telegram.delayMs(0);
+      await page.getByRole('button', { name: 'Resume' }).click();
+      const resume = page.getByRole('dialog', { name: 'Resume this broadcast' });
+      await resume.getByLabel('Reason').fill('Typo was harmless');
+      await resume.getByRole('button', { name: 'Resume' }).click();
+      await expect
+        .poll(() => page.getByTestId('progress-percent').textContent(), { timeout: 30_000 })
+        .toBe('100%');
+      await status.getByText('completed').waitFor();
+      expect(await page.getByRole('button', { name: 'Pause' }).count()).toBe(0);
+
+      await page.goto(`${origin}/admin/broadcasts/${draft}`);
+      await page.getByRole('button', { name: 'Cancel broadcast' }).click();
+      const cancel = page.getByRole('dialog', { name: 'Cancel this broadcast' });
+      await cancel.getByText('Nothing has been sent.').waitFor();
+      await cancel.getByLabel('Reason').fill('Sent the other one');
+      await screenshotBothWidths(page, 'broadcast-cancel');
+      await cancel.getByRole('button', { name: 'Cancel broadcast' }).click();
+      await status.getByText('cancelled').waitFor();
+      expect(await page.getByRole('button', { name: 'Start sending' }).count()).toBe(0);
+    } finally {
+      telegram.delayMs(0);
+      await session.close();
+    }
+
+    const reasons = async (id: number) => {
+      const audit = await app.inject({
+        url: `/api/v1/admin/audit?subject_id=${id}`,
+        headers: adminAuth,
+      });
+      return audit
+        .json()
+        .items.map((entry: { action: string; reason: string | null }) => [
+          entry.action,
+          entry.reason,
+        ]);
+    };
+    expect(await reasons(sending)).toEqual([
+      ['broadcast.resume', 'Typo was harmless'],
+      ['broadcast.pause', 'A typo in the offer'],
+      ['broadcast.start', 'test start'],
+      ['broadcast.create', null],
+    ]);
+    expect((await reasons(draft))[0]).toEqual(['broadcast.cancel', 'Sent the other one']);
+
+    // Support reads broadcasts but changes none: no actions, no composer.
+    const support = await browser.newContext(contextOptions);
+    const supportPage = await support.newPage();
+    try {
+      const query = new URLSearchParams(
+        Object.entries(widgetLogin(SUPPORT_OPERATOR_ID)).map(([key, value]): [string, string] => [
+          key,
+          String(value),
+        ]),
+      );
+      await supportPage.goto(`${origin}/admin/login?${query}`);
+      await supportPage.getByTestId('whoami').waitFor();
+      await supportPage.goto(`${origin}/admin/broadcasts/${await create()}`);
+      await supportPage.getByTestId('broadcast-status').getByText('draft').waitFor();
+      await supportPage
+        .getByTestId('draft-recipients')
+        .getByText('60 users would get it now.')
+        .waitFor();
+      expect(
+        await supportPage
+          .getByRole('button')
+          .filter({ hasText: /Start|Cancel/ })
+          .count(),
+      ).toBe(0);
+      await supportPage.goto(`${origin}/admin/broadcasts`);
+      await supportPage.locator(`[data-testid="broadcast"][data-id="${sending}"]`).waitFor();
+      expect(await supportPage.getByRole('link', { name: 'New broadcast' }).count()).toBe(0);
+    } finally {
+      await support.close();
+    }
   }, 120_000);
 });
