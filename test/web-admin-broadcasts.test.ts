@@ -246,13 +246,6 @@ describe('broadcasts in the operator panel, in Chromium', () => {
     const draft = await create();
     // Telegram answers slowly: the broadcast is still sending when the operator pauses it.
     telegram.delayMs(200);
-    const started = await app.inject({
-      method: 'POST',
-      url: `/api/v1/admin/broadcasts/${sending}/start`,
-      headers: adminAuth,
-      payload: { reason: 'test start' },
-    });
-    expect(started.statusCode, started.body).toBe(200);
     const session = await browser.newContext(contextOptions);
     const page = await session.newPage();
     try {
@@ -260,6 +253,11 @@ describe('broadcasts in the operator panel, in Chromium', () => {
       await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
       await page.getByRole('button', { name: 'Sign in' }).click();
       const status = page.getByTestId('broadcast-status');
+      await status.getByText('draft').waitFor();
+      await page.getByRole('button', { name: 'Start sending' }).click();
+      const start = page.getByRole('dialog', { name: 'Start this broadcast' });
+      await start.getByLabel('Reason').fill('Second wave');
+      await start.getByRole('button', { name: 'Start sending' }).click();
       await status.getByText('running').waitFor();
 
       await page.getByRole('button', { name: 'Pause' }).click();
@@ -314,7 +312,7 @@ describe('broadcasts in the operator panel, in Chromium', () => {
     expect(await reasons(sending)).toEqual([
       ['broadcast.resume', 'Typo was harmless'],
       ['broadcast.pause', 'A typo in the offer'],
-      ['broadcast.start', 'test start'],
+      ['broadcast.start', 'Second wave'],
       ['broadcast.create', null],
     ]);
     expect((await reasons(draft))[0]).toEqual(['broadcast.cancel', 'Sent the other one']);
