@@ -13,6 +13,8 @@
 //    it (the session cookie sent with every request);
 //  - the Mini App's gallery (/app/ with the user's signed initData in the launch fragment, as
 //    Telegram opens it), showing the user's images;
+//  - the dashboard and the user list again in Lighthouse's desktop profile (where operators mostly
+//    work), for comparison: the goals are the mobile profile's;
 //  - the ceiling: a page with one line of text and no script, served by a bare node:http server,
 //    which scores what this machine allows at best in the same minute.
 // And the Mini App's first load: every script its index.html loads, brotli-compressed as the
@@ -32,6 +34,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as chromeLauncher from 'chrome-launcher';
 import lighthouse from 'lighthouse';
+import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import { initDataSecret, signInitData } from '../src/deps/telegram-init-data.ts';
 import { signTelegramLogin, telegramLoginSecret } from '../src/deps/telegram-login.ts';
 import { envInteger, fmt, freePort, GoalReport, log } from './support.ts';
@@ -221,8 +224,10 @@ interface PageCase {
   name: string;
   url: string;
   headers?: Record<string, string>;
-  /** Whether the goals apply (the ceiling is for comparison only). */
+  /** Whether the goals apply (the ceiling and the desktop rows are for comparison only). */
   goal: boolean;
+  /** Lighthouse's desktop profile instead of the mobile one. */
+  desktop?: boolean;
 }
 
 interface Sample {
@@ -250,13 +255,17 @@ interface AuditLike {
  * machine causes now and then) is run again, up to twice, and counted.
  */
 async function measure(port: number, page: PageCase, attempt = 1): Promise<Sample> {
-  const result = await lighthouse(page.url, {
-    port,
-    output: 'json',
-    logLevel: 'error',
-    onlyCategories: ['performance', 'accessibility'],
-    ...(page.headers ? { extraHeaders: page.headers } : {}),
-  });
+  const result = await lighthouse(
+    page.url,
+    {
+      port,
+      output: 'json',
+      logLevel: 'error',
+      onlyCategories: ['performance', 'accessibility'],
+      ...(page.headers ? { extraHeaders: page.headers } : {}),
+    },
+    page.desktop ? desktopConfig : undefined,
+  );
   const lhr = result?.lhr;
   if (!lhr) throw new Error(`Lighthouse gave no result for ${page.name}`);
   if (reportDir) {
@@ -381,12 +390,29 @@ async function main(): Promise<void> {
         url: `${server.origin}/app/${miniAppFragment()}`,
         goal: true,
       },
+      // Where operators mostly open the panel: Lighthouse's desktop profile, for comparison.
+      {
+        name: 'panel, desktop profile: dashboard (signed in)',
+        url: `${server.origin}/admin/`,
+        headers: { cookie },
+        goal: false,
+        desktop: true,
+      },
+      {
+        name: 'panel, desktop profile: users (signed in)',
+        url: `${server.origin}/admin/users`,
+        headers: { cookie },
+        goal: false,
+        desktop: true,
+      },
     ];
     if (pageFilter) {
       pages.splice(
         0,
         pages.length,
-        ...pages.filter((page) => !page.goal || page.name.toLowerCase().includes(pageFilter)),
+        ...pages.filter(
+          (page) => page.url === ceiling.url || page.name.toLowerCase().includes(pageFilter),
+        ),
       );
     }
     const samples = new Map<string, Sample[]>(pages.map((page) => [page.name, []]));
@@ -409,7 +435,9 @@ async function main(): Promise<void> {
             `${page.name}: performance ${performance}, accessibility ${accessibility}`,
             performance >= 95 && accessibility >= 95,
           )
-        : 'ceiling';
+        : page.desktop
+          ? 'for comparison'
+          : 'ceiling';
       rows.push(
         `| ${page.name} | ${performance} (${taken.map((s) => s.performance).join(', ')}) | ${accessibility} | ${fmt(median(taken.map((s) => s.fcpMs)))} | ${fmt(median(taken.map((s) => s.lcpMs)))} | ${fmt(median(taken.map((s) => s.tbtMs)))} | ${median(taken.map((s) => s.cls)).toFixed(3)} | ${fmt(median(taken.map((s) => s.scriptBytes)) / 1024, 1)} | ${fmt(median(taken.map((s) => s.benchmarkIndex)))} | ${verdict}${failed.length ? ` (failing: ${failed.join('; ')})` : ''} |`,
       );
@@ -420,7 +448,7 @@ async function main(): Promise<void> {
     const out: string[] = [];
     out.push(`# bench:web, ${new Date().toISOString()}`, '');
     out.push(
-      `Lighthouse ${lighthouseVersion()} (mobile profile, simulated throttling), Chromium ${chromeVersion()}, ${rounds} rounds per page, medians (every round's performance in brackets).`,
+      `Lighthouse ${lighthouseVersion()} (mobile profile unless a row says desktop; simulated throttling), Chromium ${chromeVersion()}, ${rounds} rounds per page, medians (every round's performance in brackets).`,
     );
     out.push(
       `Load average (1/5/15 min) before: ${loadBefore}; after: ${load()}. Runs repeated after a failed trace: ${retries}.`,
