@@ -508,6 +508,21 @@ describe('GET /api/v1/admin/users', () => {
     expect(await search(`${other}\u{1F5FF}`)).toEqual(only());
   });
 
+  it('counts a user that several alternatives match once: a telegram id that is also a name prefix', async () => {
+    // The count adds up one part per alternative, each without the earlier ones.
+    const self = freshTelegramId();
+    const fan = freshTelegramId();
+    await sync({ telegram_id: self, username: `${self}_me`, first_name: `${self} Self` });
+    await sync({ telegram_id: fan, username: `${self}_fan`, last_name: `${self}son` });
+    const response = await list(`query=${self}&limit=1`);
+    expect(response.statusCode, response.body).toBe(200);
+    const page = response.json();
+    expect(page.counts).toEqual({ total: 2, capped: false });
+    const next = (await list(`query=${self}&limit=1&cursor=${page.next_cursor}`)).json();
+    expect([...page.items, ...next.items].map((item) => item.telegram_id)).toEqual([fan, self]);
+    expect(next.next_cursor).toBeNull();
+  });
+
   it('prefixEnd: the least string above every string with the prefix', () => {
     expect(prefixEnd('abc')).toBe('abd');
     expect(prefixEnd('ali_')).toBe('ali`');
