@@ -17,17 +17,13 @@ import {
   Title,
 } from '@mantine/core';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, useState } from 'react';
+import { type FormEvent, type ReactNode, useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import { ApiError, dataOf } from '../../../shared/api.ts';
 import { useApi, useAuth } from '../auth.tsx';
 import { formatCredits, formatDateTime } from '../format.ts';
 import {
-  ActiveButton,
-  type AdminModel,
-  availabilityText,
   bounds,
-  conditionsText,
   type DetailsDraft,
   DetailsFields,
   detailFields,
@@ -35,10 +31,16 @@ import {
   detailsOf,
   fieldErrors,
   type PriceDraft,
-  PriceHistory,
   PricesEditor,
   priceDrafts,
   pricesBody,
+} from '../model-form.tsx';
+import {
+  ActiveButton,
+  type AdminModel,
+  availabilityText,
+  conditionsText,
+  PriceHistory,
 } from '../models.tsx';
 import { ReasonDialog } from '../ReasonDialog.tsx';
 
@@ -84,9 +86,63 @@ function changedFields(model: AdminModel, draft: DetailsDraft) {
   ) as Partial<typeof after>;
 }
 
+function Fact({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <div>
+      <Text size="xs" c="dimmed">
+        {label}
+      </Text>
+      <Text size="sm" component="div">
+        {children}
+      </Text>
+    </div>
+  );
+}
+
+/** The model's fields as read; the form only once an admin edits them (a form is slow to draw). */
+function DetailsSummary({ model }: { model: AdminModel }) {
+  return (
+    <Stack gap="sm">
+      <SimpleGrid cols={{ base: 2, sm: 4 }}>
+        <Fact label="Name">{model.name}</Fact>
+        <Fact label="Order">{model.sort_order}</Fact>
+        <Fact label="Longest prompt">{formatCredits(model.max_prompt_length)} characters</Fact>
+        <Fact label="Reference images">{model.max_references}</Fact>
+        <Fact label="Typical seconds">{model.typical_seconds ?? '—'}</Fact>
+        <Fact label="Kind">{model.kind}</Fact>
+      </SimpleGrid>
+      <Fact label="Description">{model.description || '—'}</Fact>
+      <Fact label="Providers, in order">
+        {model.routes.map((route) => (
+          <div key={route.priority}>
+            {route.priority}. {route.provider} · <Code>{route.provider_model}</Code>
+            {route.provider_edit_model && (
+              <>
+                {' '}
+                (edits: <Code>{route.provider_edit_model}</Code>)
+              </>
+            )}
+          </div>
+        ))}
+      </Fact>
+      <Fact label="Parameters">
+        {model.parameters.length === 0
+          ? 'none'
+          : model.parameters.map((parameter) => (
+              <div key={parameter.name}>
+                {parameter.label} (<Code>{parameter.name}</Code>): {parameter.values.join(', ')}{' '}
+                (default {parameter.default})
+              </div>
+            ))}
+      </Fact>
+    </Stack>
+  );
+}
+
 function DetailsCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }) {
   const api = useApi();
   const queries = useQueryClient();
+  const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(() => detailsOf(model));
   const [reason, setReason] = useState('');
   const [saved, setSaved] = useState(false);
@@ -99,8 +155,8 @@ function DetailsCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }
           body: { ...changes, ...(reason.trim() === '' ? {} : { reason: reason.trim() }) },
         }),
       ),
-    onSuccess: async (answer) => {
-      setDraft(detailsOf(answer));
+    onSuccess: async () => {
+      setEditing(false);
       setReason('');
       setSaved(true);
       await queries.invalidateQueries({ queryKey: ['models'] });
@@ -109,45 +165,51 @@ function DetailsCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }
   });
   const submit = (event: FormEvent) => {
     event.preventDefault();
-    setSaved(false);
     save.mutate();
   };
   const emptied = [draft.max_prompt_length, draft.max_references, draft.sort_order].includes('');
   return (
     <Card withBorder component="section" aria-labelledby="details-title">
-      <form onSubmit={submit} noValidate>
-        <Stack>
+      <Stack>
+        <Group justify="space-between">
           <Title order={3} size="h4" id="details-title">
             Details
           </Title>
-          <DetailsFields
-            draft={draft}
-            onChange={(next) => {
-              setSaved(false);
-              setDraft(next);
-            }}
-            disabled={!isAdmin}
-            error={save.error}
-          />
-          {isAdmin && (
-            <>
+          {isAdmin && !editing && (
+            <Button
+              size="xs"
+              variant="default"
+              onClick={() => {
+                save.reset();
+                setSaved(false);
+                setDraft(detailsOf(model));
+                setEditing(true);
+              }}
+            >
+              Edit details
+            </Button>
+          )}
+        </Group>
+        {saved && (
+          <Alert color="green" role="status" withCloseButton onClose={() => setSaved(false)}>
+            Saved.
+          </Alert>
+        )}
+        {!editing && <DetailsSummary model={model} />}
+        {editing && (
+          <form onSubmit={submit} noValidate>
+            <Stack>
+              <DetailsFields
+                draft={draft}
+                onChange={setDraft}
+                disabled={false}
+                error={save.error}
+              />
               <ReasonField value={reason} onChange={setReason} />
               <FormError error={save.error} fields={detailFields} />
-              {saved && (
-                <Alert color="green" role="status">
-                  Saved.
-                </Alert>
-              )}
               <Group justify="flex-end">
-                <Button
-                  variant="default"
-                  disabled={Object.keys(changes).length === 0}
-                  onClick={() => {
-                    save.reset();
-                    setDraft(detailsOf(model));
-                  }}
-                >
-                  Undo changes
+                <Button variant="default" onClick={() => setEditing(false)}>
+                  Cancel
                 </Button>
                 <Button
                   type="submit"
@@ -157,10 +219,10 @@ function DetailsCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }
                   Save details
                 </Button>
               </Group>
-            </>
-          )}
-        </Stack>
-      </form>
+            </Stack>
+          </form>
+        )}
+      </Stack>
     </Card>
   );
 }
@@ -168,6 +230,7 @@ function DetailsCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }
 function PricesCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean }) {
   const api = useApi();
   const queries = useQueryClient();
+  const [editing, setEditing] = useState(false);
   const [drafts, setDrafts] = useState<PriceDraft[]>(() => priceDrafts(model));
   const [confirming, setConfirming] = useState(false);
   const [reason, setReason] = useState('');
@@ -191,10 +254,10 @@ function PricesCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean })
           body: { prices: pricesBody(drafts), reason: reason.trim() },
         }),
       ),
-    onSuccess: async (answer) => {
+    onSuccess: async () => {
       setConfirming(false);
+      setEditing(false);
       setReason('');
-      setDrafts(priceDrafts(answer));
       setNotice('New prices set; they apply to generations accepted from now on.');
       await queries.invalidateQueries({ queryKey: ['models'] });
       await queries.invalidateQueries({ queryKey: ['audit'] });
@@ -211,46 +274,53 @@ function PricesCard({ model, isAdmin }: { model: AdminModel; isAdmin: boolean })
           Credits per image. The most specific price whose parameter values all match applies; one
           must apply to the defaults.
         </Text>
-        <PricesEditor
-          prices={drafts}
-          parameters={model.parameters}
-          onChange={(next) => {
-            setNotice(null);
-            setDrafts(next);
-          }}
-          disabled={!isAdmin}
-          error={replace.error}
-        />
         {notice && (
           <Alert color="green" role="status" withCloseButton onClose={() => setNotice(null)}>
             {notice}
           </Alert>
         )}
-        {replace.error && !confirming && (
-          <FormError error={replace.error} fields={['body.prices']} />
-        )}
-        {isAdmin && (
-          <Group justify="flex-end">
+        {isAdmin && !editing && (
+          <Group>
             <Button
               variant="default"
-              disabled={!changed}
               onClick={() => {
                 replace.reset();
+                setNotice(null);
                 setDrafts(priceDrafts(model));
+                setEditing(true);
               }}
             >
-              Undo changes
-            </Button>
-            <Button
-              disabled={!changed || drafts.some((price) => price.credits === '')}
-              onClick={() => {
-                replace.reset();
-                setConfirming(true);
-              }}
-            >
-              Review new prices
+              Change prices
             </Button>
           </Group>
+        )}
+        {editing && (
+          <>
+            <PricesEditor
+              prices={drafts}
+              parameters={model.parameters}
+              onChange={setDrafts}
+              disabled={false}
+              error={replace.error}
+            />
+            {replace.error && !confirming && (
+              <FormError error={replace.error} fields={['body.prices']} />
+            )}
+            <Group justify="flex-end">
+              <Button variant="default" onClick={() => setEditing(false)}>
+                Cancel
+              </Button>
+              <Button
+                disabled={!changed || drafts.some((price) => price.credits === '')}
+                onClick={() => {
+                  replace.reset();
+                  setConfirming(true);
+                }}
+              >
+                Review new prices
+              </Button>
+            </Group>
+          </>
         )}
         <Title order={4} size="h5" id="history-title">
           Price history
