@@ -612,18 +612,18 @@ describe('operator panel, in Chromium', () => {
       await activate.getByRole('button', { name: 'Activate', exact: true }).click();
       await page.getByText('active', { exact: true }).waitFor();
 
-      await page.getByRole('link', { name: 'Models and prices' }).first().click();
-      await card.getByText('15 credits').waitFor();
-      await card.getByText('2 current, 4 ever').waitFor();
-
-      await page.goto(`${origin}/admin/audit`);
-      await page.getByLabel('Subject id').fill(key);
+      await page.getByRole('link', { name: 'Who changed this model, and why' }).click();
+      expect(await page.getByLabel('Subject id').inputValue()).toBe(key);
       const entry = page.getByTestId('audit-entry').filter({ hasText: 'model.prices' });
       await entry
         .getByRole('cell', { name: 'The provider raised its price', exact: true })
         .waitFor();
       const update = page.getByTestId('audit-entry').filter({ hasText: 'Clearer name' });
       await update.getByRole('cell', { name: 'model.update', exact: true }).waitFor();
+
+      await page.getByRole('link', { name: 'Models and prices' }).click();
+      await card.getByText('15 credits').waitFor();
+      await card.getByText('2 current, 4 ever').waitFor();
       expect(unexpectedBut422(errors)).toEqual([]);
     } finally {
       await session.close();

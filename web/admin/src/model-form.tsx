@@ -184,6 +184,7 @@ function ParameterFields({
           description="Enter after each"
           value={parameter.values}
           maxTags={bounds.parameters.values}
+          maxLength={bounds.parameters.valueMaxLength}
           disabled={disabled}
           error={error(`${field}.values`)}
           onChange={(values) =>

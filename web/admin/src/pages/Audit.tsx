@@ -2,6 +2,7 @@ import { Alert, Button, Code, Group, Stack, Table, Text, TextInput, Title } from
 import { useDebouncedValue } from '@mantine/hooks';
 import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
 import { useState } from 'react';
+import { useSearchParams } from 'react-router';
 import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
@@ -18,7 +19,13 @@ function stateText(state: unknown): string {
 
 export function AuditPage() {
   const api = useApi();
-  const [fields, setFields] = useState({ action: '', actor: '', subject_id: '' });
+  // Other pages link here for one subject's entries (a model's: /audit?subject_id=its-key).
+  const [search] = useSearchParams();
+  const [fields, setFields] = useState(() => ({
+    action: search.get('action') ?? '',
+    actor: '',
+    subject_id: search.get('subject_id') ?? '',
+  }));
   const [filters] = useDebouncedValue(fields, 300);
 
   const audit = useInfiniteQuery({

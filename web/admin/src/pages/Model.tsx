@@ -438,7 +438,15 @@ export function ModelPage() {
           {isAdmin && <ActiveButton model={model} />}
         </Group>
       </Group>
-      {!isAdmin && (
+      {isAdmin ? (
+        <Anchor
+          component={Link}
+          to={`/audit?subject_id=${encodeURIComponent(model.key)}`}
+          size="sm"
+        >
+          Who changed this model, and why (audit log)
+        </Anchor>
+      ) : (
         <Text c="dimmed" size="sm">
           Only administrators change models and prices.
         </Text>
