@@ -303,6 +303,20 @@ describe('sending', () => {
     ]);
   });
 
+  it('stays within the rate after a slow answer: the calls whose slots passed meanwhile wait for new ones', async () => {
+    const { tag, chatIds } = await usersTagged(20);
+    const draft = await create({ text: 'After a slow one', audience: { filters: [], query: tag } });
+    // The first call is answered after half a second: the batch's next four slots pass meanwhile.
+    // Sent at once on its return, they and the slots after them made 13 calls in one second.
+    telegram.slowNext('sendMessage', 500);
+    await act(draft.id, 'start');
+    const done = await completed(draft.id);
+    expect(done.progress).toMatchObject({ total: 20, sent: 20, remaining: 0 });
+    const calls = callsTo(chatIds);
+    expectOncePerChat(calls, chatIds);
+    expect(busiestSecond(calls)).toBeLessThanOrEqual(RATE);
+  });
+
   it('sends everyone the text once, with its entities and button, within the rate; 403 counts blocked', async () => {
     const { tag, chatIds } = await usersTagged(25);
     const entities = [{ type: 'bold', offset: 0, length: 5 }];

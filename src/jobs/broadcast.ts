@@ -37,6 +37,13 @@ const BATCH_MAX = 10;
  * network) would otherwise put rate + 1 calls into one second as Telegram counts them.
  */
 const SLOT_MARGIN = 1.1;
+/**
+ * How late a call may leave after its slot. A call that leaves later than this (a slow answer
+ * before it, a stalled process) would share a second with the slots after it — several late calls
+ * sent back to back made rate + 1 in one second. Below the margin (100 ms per second of slots),
+ * any second holds the calls of at most BROADCAST_RATE slots, whatever the rate.
+ */
+const LATE_SLOT_MS = (SLOT_MARGIN - 1) * 1000 * 0.9;
 /** A 5xx answer is tried again this many times before the row is given up as failed. */
 const SEND_ATTEMPTS = 3;
 /** How long a job waits for rows other workers are sending before it looks again. */
@@ -155,8 +162,9 @@ export async function runBroadcastJob(
     const slots = await reserveSlots(env, recipients.length, rate);
     // Rows must not wait `sending` near the lease (they would be counted failed, then sent): if
     // the pacing is that far ahead (a 429's hold), give them back and come back for a slot then.
-    const waitMs = (slots.at(-1) ?? 0) - Date.now();
-    const tooFar = waitMs > (lease * 1000) / 2;
+    const tooLong = (slot: number) => slot - Date.now() > (lease * 1000) / 2;
+    let waitMs = (slots.at(-1) ?? 0) - Date.now();
+    let tooFar = tooLong(slots.at(-1) ?? 0);
     let stopAt = tooFar ? 0 : -1;
     const outcomes: Sent[] = [];
     for (const [index, recipient] of recipients.entries()) {
@@ -165,7 +173,24 @@ export async function runBroadcastJob(
         stopAt = index;
         break;
       }
-      await sleep((slots[index] ?? 0) - Date.now(), signal);
+      let slot = slots[index] ?? 0;
+      await sleep(slot - Date.now(), signal);
+      if (!signal.aborted && Date.now() - slot > LATE_SLOT_MS) {
+        // Late: the batch's later slots are gone; they go back and the next batch takes new ones.
+        // The first call takes a new slot of its own, so that a batch always sends something.
+        if (index > 0) {
+          stopAt = index;
+          break;
+        }
+        [slot = 0] = await reserveSlots(env, 1, rate);
+        if (tooLong(slot)) {
+          waitMs = slot - Date.now();
+          tooFar = true;
+          stopAt = 0;
+          break;
+        }
+        await sleep(slot - Date.now(), signal);
+      }
       if (signal.aborted) {
         stopAt = index;
         break;

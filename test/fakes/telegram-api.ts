@@ -125,6 +125,8 @@ export interface FakeTelegram {
   starOrder: 'chronological' | 'newest_first';
   /** Waits this long before answering every following request (0 to stop). */
   delayMs(ms: number): void;
+  /** The next call of `method` is recorded when it arrives and answered `ms` later (a slow call). */
+  slowNext(method: string, ms: number): void;
   close(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
   const filesById = new Map<string, StoredFile>();
   const filesByPath = new Map<string, StoredFile>();
   let delay = 0;
+  const slowCalls = new Map<string, number>();
   let messageId = 0;
   /** The bot's messages by `chat:message_id` (their text and buttons), and those it deleted. */
   const messages = new Map<string, { text: unknown; markup: string }>();
@@ -218,6 +221,11 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     }
     const chatId = fields.chat_id === undefined ? undefined : Number(fields.chat_id);
     calls.push({ method, chatId, fields, files, at: Date.now() });
+    const slowMs = slowCalls.get(method);
+    if (slowMs !== undefined) {
+      slowCalls.delete(method);
+      await new Promise((resolve) => setTimeout(resolve, slowMs));
+    }
 
     if (failPlanned(res, method)) return;
 
@@ -610,6 +618,9 @@ export async function startFakeTelegram(options: { token: string }): Promise<Fak
     },
     delayMs(ms) {
       delay = ms;
+    },
+    slowNext(method, ms) {
+      slowCalls.set(method, ms);
     },
     close() {
       for (const wake of updateWaiters) wake();
