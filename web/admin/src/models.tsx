@@ -52,19 +52,19 @@ export function PriceHistory({ entries }: { entries: readonly PriceHistoryEntry[
       <Table striped verticalSpacing="xs">
         <Table.Thead>
           <Table.Tr>
+            <Table.Th>Credits</Table.Th>
+            <Table.Th>Applies to</Table.Th>
             <Table.Th>From</Table.Th>
             <Table.Th>Until</Table.Th>
-            <Table.Th>Applies to</Table.Th>
-            <Table.Th>Credits</Table.Th>
           </Table.Tr>
         </Table.Thead>
         <Table.Tbody>
           {entries.map((entry) => (
             <Table.Tr key={entry.id} data-testid="price-history-entry">
-              <Table.Td style={{ whiteSpace: 'nowrap' }}>
-                {formatDateTime(entry.valid_from)}
-              </Table.Td>
-              <Table.Td style={{ whiteSpace: 'nowrap' }}>
+              <Table.Td>{formatCredits(entry.credits)}</Table.Td>
+              <Table.Td>{conditionsText(entry.conditions)}</Table.Td>
+              <Table.Td>{formatDateTime(entry.valid_from)}</Table.Td>
+              <Table.Td>
                 {entry.valid_to === null ? (
                   <Badge variant="dot" color="green">
                     current
@@ -73,8 +73,6 @@ export function PriceHistory({ entries }: { entries: readonly PriceHistoryEntry[
                   formatDateTime(entry.valid_to)
                 )}
               </Table.Td>
-              <Table.Td>{conditionsText(entry.conditions)}</Table.Td>
-              <Table.Td>{formatCredits(entry.credits)}</Table.Td>
             </Table.Tr>
           ))}
         </Table.Tbody>
