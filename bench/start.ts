@@ -189,22 +189,43 @@ async function startAndWaitForHealth(
   throw new Error(`${name} did not answer /api/v1/health within 120 s:\n${tail}`);
 }
 
-/** SIGTERM to the tree's root (npm passes it on), then whatever is left of the tree is killed. */
+/**
+ * SIGTERM to every process of the tree, as Ctrl+C does (npm alone would not pass it on to the
+ * server: see docs/benchmarks.md), then SIGKILL to what is left after 30 s; returns once every
+ * one has exited, so that the next start finds the data folder's lock released.
+ */
 async function stop(started: Started): Promise<void> {
   const { child } = started;
-  if (child.exitCode !== null || child.signalCode !== null) return;
   const members = processTree(child.pid as number);
-  const exited = once(child, 'exit');
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
-  for (const pid of members.slice(1)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Already gone, as it should be.
+  const signal = (name: NodeJS.Signals): void => {
+    for (const pid of members) {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // Already gone.
+      }
     }
+  };
+  signal('SIGTERM');
+  const deadline = performance.now() + 30_000;
+  let killed = false;
+  while (members.some(isRunning)) {
+    if (!killed && performance.now() > deadline) {
+      signal('SIGKILL');
+      killed = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
+}
+
+/** Running, and not a zombie waiting for its parent (which no longer holds anything). */
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
@@ -240,8 +261,9 @@ let ceilingScript = '';
 
 /** bench/start-ceiling.ts as JavaScript, so that neither side pays for a TypeScript loader. */
 async function compileCeiling(): Promise<void> {
-  const folder = join(repoRoot, 'node_modules', '.cache', 'imagegen-bench');
-  ceilingScript = join(folder, 'start-ceiling.mjs');
+  // As deep in the repository as src/db/ and dist/db/, so that the code it bundles finds
+  // dist/pglite-template where the app's does (pglite-options.ts resolves it from itself).
+  ceilingScript = join(repoRoot, 'node_modules', '.cache', 'imagegen-bench-start-ceiling.mjs');
   await build({
     entryPoints: [join(repoRoot, 'bench', 'start-ceiling.ts')],
     outfile: ceilingScript,
