@@ -190,9 +190,9 @@ async function startAndWaitForHealth(
 }
 
 /**
- * SIGTERM to every process of the tree, as Ctrl+C does (npm alone would not pass it on to the
- * server: see docs/benchmarks.md), then SIGKILL to what is left after 30 s; returns once every
- * one has exited, so that the next start finds the data folder's lock released.
+ * SIGTERM to every process of the tree, as Ctrl+C does, then SIGKILL to what is left after 30 s;
+ * returns once every one has exited, so that the next start finds the data folder's lock
+ * released (a server killed but not yet gone still holds it).
  */
 async function stop(started: Started): Promise<void> {
   const { child } = started;
@@ -467,7 +467,7 @@ async function benchEmbedded(startRows: StartRow[], loadRows: LoadRow[]): Promis
     let npmProcesses = 0;
     const npm: StartRow = {
       ...warm,
-      label: 'embedded, warm (`npm start`: npm + sh + node)',
+      label: 'embedded, warm (`npm start`: npm + node)',
       oursMs: [],
       oursCpuMs: [],
       oursMb: [],
