@@ -7619,9 +7619,9 @@ export interface operations {
                             by_status: {
                                 [key: string]: number;
                             };
-                            /** @description Median seconds from acceptance to success; null when none succeeded */
+                            /** @description Median seconds from acceptance to success, as percentile_cont over those seconds truncated to whole seconds (at most 1 s below the exact median); null when none succeeded */
                             seconds_p50: number | null;
-                            /** @description 95th percentile of the same */
+                            /** @description 95th percentile of the same, computed the same way */
                             seconds_p95: number | null;
                             /** @description succeeded / (succeeded + failed); null when none settled */
                             success_rate: number | null;
@@ -7637,7 +7637,7 @@ export interface operations {
                             credits_sold: number;
                             /** @description Generation charges minus generation refunds */
                             credits_spent: number;
-                            /** @description Trial generations used in the range and not given back */
+                            /** @description Trial generations used in the range and not given back (since) */
                             free_generations_used: number;
                             /** @description How many such payments */
                             payments: number;
@@ -7666,7 +7666,7 @@ export interface operations {
                             new_referred_users: number;
                         };
                         users: {
-                            /** @description Users the bot last heard from in the range (last_seen_at) */
+                            /** @description Users the bot last heard from on a day of the range (last_seen_at; one seen again later counts on that later day) */
                             active: number;
                             /** @description Users created in the range */
                             new: number;

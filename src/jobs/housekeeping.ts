@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { selectRows } from '../db/rows.ts';
 import { TelegramStars } from '../delivery/telegram-stars.ts';
+import { rollUpStatsDays } from '../services/admin-stats.ts';
 import { sendBroadcastSummaries } from '../services/broadcasts.ts';
 import { sendDailyReportIfDue } from '../services/daily-report.ts';
 import { recordGenerationFailure } from '../services/generation-outcomes.ts';
@@ -27,6 +28,8 @@ const ABANDONED_SUBMITTED_AFTER_SECONDS = 86_400;
  * - every RECONCILE_MINUTES one worker reconciles Stars payments with Telegram's transactions;
  * - about once a minute one worker reads each provider's balance (the guard's input), telling the
  *   operators when one drops below MIN_PROVIDER_BALANCE and when it recovers;
+ * - closed UTC days of the last year without a stats rollup get one (up to 31 a round, one process
+ *   at a time; admin-stats.ts), so that GET /admin/stats reads rows instead of every generation;
  * - from DAILY_REPORT_HOUR (UTC) the day before's report goes to the operators' chat, once;
  * - a broadcast that ended without its summary (cancelled; a lost one) gets it there, once;
  * - stored results past RESULT_RETENTION_DAYS and served references past their URLs' lifetime
@@ -63,6 +66,12 @@ export async function runHousekeeping(
     }
   } catch (error) {
     logger.warn({ reason: (error as Error).message }, 'provider balance check failed');
+  }
+  try {
+    const days = await rollUpStatsDays(ctx.db);
+    if (days > 0) logger.info({ days }, 'rolled up stats days');
+  } catch (error) {
+    logger.warn({ reason: (error as Error).message }, 'rolling up stats days failed');
   }
   try {
     const report = await sendDailyReportIfDue(ctx);

@@ -15,7 +15,9 @@ const Stats = Type.Object({
   users: Type.Object({
     total: Count('Every user, whenever created'),
     new: Count('Users created in the range'),
-    active: Count('Users the bot last heard from in the range (last_seen_at)'),
+    active: Count(
+      'Users the bot last heard from on a day of the range (last_seen_at; one seen again later counts on that later day)',
+    ),
   }),
   generations: Type.Object({
     total: Count('Generations accepted in the range'),
@@ -32,8 +34,10 @@ const Stats = Type.Object({
       }),
     ),
     success_rate: Fraction('succeeded / (succeeded + failed); null when none settled'),
-    seconds_p50: Fraction('Median seconds from acceptance to success; null when none succeeded'),
-    seconds_p95: Fraction('95th percentile of the same'),
+    seconds_p50: Fraction(
+      'Median seconds from acceptance to success, as percentile_cont over those seconds truncated to whole seconds (at most 1 s below the exact median); null when none succeeded',
+    ),
+    seconds_p95: Fraction('95th percentile of the same, computed the same way'),
   }),
   money: Type.Object({
     stars_received: Count("Sum of total_amount of the range's payments still paid (not refunded)"),
@@ -42,7 +46,7 @@ const Stats = Type.Object({
     credits_spent: Count('Generation charges minus generation refunds'),
     credits_refunded: Count('Credits taken back by payment refunds and referral clawbacks'),
     credits_given_free: Count('Bonuses, positive admin adjustments and referral bonuses'),
-    free_generations_used: Count('Trial generations used in the range and not given back'),
+    free_generations_used: Count('Trial generations used in the range and not given back (since)'),
   }),
   referrals: Type.Object({
     new_referred_users: Count('Users created in the range with a referral code'),

@@ -47,6 +47,13 @@ export const trialUses = pgTable(
   (t) => [
     index('trial_uses_user_idx').on(t.userId),
     index('trial_uses_used_idx').on(t.usedAt),
+    // Free generations given back on a later UTC day than their use (an operator's refund, a
+    // failure after midnight): the stats subtract them from the days they were used on.
+    index('trial_uses_returned_later_idx')
+      .on(t.usedAt)
+      .where(
+        sql`(${t.returnedAt} AT TIME ZONE 'UTC')::date > (${t.usedAt} AT TIME ZONE 'UTC')::date`,
+      ),
     uniqueIndex('trial_uses_generation_uq').on(t.generationRequestId),
     check(
       'trial_uses_return_after_use',

@@ -8,4 +8,5 @@ export * from './payments.ts';
 export * from './provider-balances.ts';
 export * from './reconciliation.ts';
 export * from './settings.ts';
+export * from './stats.ts';
 export * from './users.ts';

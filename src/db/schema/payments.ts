@@ -47,6 +47,8 @@ export const payments = pgTable(
     uniqueIndex('payments_provider_charge_uq').on(t.provider, t.telegramPaymentChargeId),
     index('payments_user_idx').on(t.userId),
     index('payments_created_idx').on(t.createdAt),
+    // The refunded payments of a range, subtracted from the Stars of its rolled-up days (stats).
+    index('payments_refunded_created_idx').on(t.createdAt).where(sql`${t.status} = 'refunded'`),
     check('payments_total_amount_positive', sql`${t.totalAmount} > 0`),
     check('payments_credits_positive', sql`${t.credits} > 0`),
     check('payments_status_valid', sql`${t.status} IN ('paid', 'refunded')`),
