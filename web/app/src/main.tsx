@@ -23,8 +23,8 @@ type Generation = Ok<'/api/v1/generations/{id}', 'get'>;
 type Model = Ok<'/api/v1/models', 'get'>['models'][number];
 
 const PAGE_SIZE = 12;
-/** A phone shows two rows of three tiles before scrolling. */
-const EAGER_TILES = 6;
+/** A phone shows two tiles a row; the first row loads before everything else. */
+const EAGER_TILES = 2;
 const isActive = (g: Generation) => g.status === 'queued' || g.status === 'running';
 
 /** A reference as POST /generations takes it back: an upload is named `upload:<name>`. */

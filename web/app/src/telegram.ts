@@ -58,14 +58,35 @@ export function readLaunch(): Launch | null {
       theme = {};
     }
   }
-  webApp?.ready?.();
-  webApp?.expand?.();
+  whenBridgeLoads((bridge) => {
+    bridge.ready?.();
+    bridge.expand?.();
+  });
   return {
     initData,
     telegramId: user.id,
     languageCode: typeof user.language_code === 'string' ? user.language_code : null,
     theme,
   };
+}
+
+/**
+ * Telegram's script (telegram-web-app.js) loads `async`: the app starts from the launch fragment
+ * without waiting for it. `defer`red, it ran before the app (deferred scripts keep their order), so
+ * a phone opening the app uncached waited for a new connection to telegram.org before the first
+ * paint (not measurable here: this machine cannot reach telegram.org). What needs the bridge runs
+ * when it is there: at once if it is, else when the script has loaded.
+ */
+function whenBridgeLoads(use: (bridge: WebApp) => void): void {
+  const bridge = window.Telegram?.WebApp;
+  if (bridge) {
+    use(bridge);
+    return;
+  }
+  document.querySelector('script[src*="telegram-web-app.js"]')?.addEventListener('load', () => {
+    const loaded = window.Telegram?.WebApp;
+    if (loaded) use(loaded);
+  });
 }
 
 /** Telegram's theme as the CSS variables Telegram's own clients set (`--tg-theme-bg-color`…). */
