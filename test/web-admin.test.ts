@@ -261,6 +261,22 @@ describe('operator panel, in Chromium', () => {
       expect(await generationsChart.locator('.u-legend .u-label').allTextContents()).toEqual(
         expect.arrayContaining(['Succeeded', 'Failed']),
       );
+      // Right now: the queue's figures, and each provider account the API reports, with its state.
+      await expect
+        .poll(() => page.getByTestId('queue-Active generations').locator('p').last().textContent())
+        .toMatch(/^\d[\d,]*$/);
+      const providers = (
+        await app.inject({ url: '/api/v1/admin/providers', headers: adminAuth })
+      ).json().providers as { provider: string; available: boolean }[];
+      expect(providers.length).toBeGreaterThan(0);
+      const providerRows = page.getByRole('table', { name: 'Providers' }).locator('tbody tr');
+      await expect.poll(() => providerRows.count()).toBe(providers.length);
+      expect(await providerRows.locator('td:first-child').allTextContents()).toEqual(
+        providers.map((entry) => entry.provider),
+      );
+      expect(await providerRows.first().locator('td').last().textContent()).toEqual(
+        providers[0]?.available ? 'taken' : expect.stringMatching(/^refused/),
+      );
       await screenshotBothWidths(page, 'dashboard');
 
       await page.getByRole('link', { name: 'Users' }).click();

@@ -16,6 +16,8 @@ import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
 import { DailyChart } from '../DailyChart.tsx';
 import { formatCredits } from '../format.ts';
+import { ProvidersCard } from '../ProvidersCard.tsx';
+import { QueueCard } from '../QueueCard.tsx';
 
 type Stats = Ok<'/api/v1/admin/stats', 'get'>;
 
@@ -78,6 +80,10 @@ export function DashboardPage() {
       ) : (
         <Overview stats={stats.data} />
       )}
+      <SimpleGrid cols={{ base: 1, md: 2 }}>
+        <QueueCard />
+        <ProvidersCard />
+      </SimpleGrid>
     </Stack>
   );
 }

@@ -3,7 +3,6 @@ import {
   Anchor,
   Badge,
   Button,
-  Card,
   Image,
   Select,
   SimpleGrid,
@@ -18,7 +17,6 @@ import {
   keepPreviousData,
   useInfiniteQuery,
   useMutation,
-  useQuery,
   useQueryClient,
 } from '@tanstack/react-query';
 import { useState } from 'react';
@@ -27,20 +25,13 @@ import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
 import { dayRange, formatCredits, formatDateTime } from '../format.ts';
+import { QueueCard } from '../QueueCard.tsx';
 import { ReasonDialog } from '../ReasonDialog.tsx';
 
 const PAGE_SIZE = 50;
-/** How often the live queue is asked again while the page is open. */
-const QUEUE_REFRESH_MS = 5_000;
 
 const text = {
   title: 'Generations',
-  queue: 'Queue now',
-  active: 'Active generations',
-  waiting: 'Jobs waiting',
-  running: 'Jobs running',
-  oldestWait: 'Oldest wait',
-  failedLastHour: 'Failed, last hour',
   status: 'Status',
   anyStatus: 'Any status',
   model: 'Model',
@@ -77,51 +68,6 @@ const statusColor: Record<Status, string> = {
 
 type GenerationsQuery = paths['/api/v1/admin/generations']['get']['parameters']['query'];
 type AdminGeneration = Ok<'/api/v1/admin/generations', 'get'>['generations'][number];
-
-function seconds(value: number | null): string {
-  if (value === null) return '—';
-  return value < 120 ? `${Math.round(value)} s` : `${Math.round(value / 60)} min`;
-}
-
-function QueueCard() {
-  const api = useApi();
-  const queue = useQuery({
-    queryKey: ['queue'],
-    queryFn: async () => dataOf(await api.GET('/api/v1/admin/queue')),
-    refetchInterval: QUEUE_REFRESH_MS,
-  });
-  const data = queue.data;
-  const jobs = data?.jobs ?? [];
-  const figure = (label: string, value: string) => (
-    <div data-testid={`queue-${label}`}>
-      <Text size="xs" c="dimmed">
-        {label}
-      </Text>
-      <Text fw={600}>{value}</Text>
-    </div>
-  );
-  return (
-    <Card withBorder>
-      <Title order={3} size="h5" mb="xs">
-        {text.queue}
-      </Title>
-      {queue.error && (
-        <Alert color="red" role="alert">
-          {queue.error.message}
-        </Alert>
-      )}
-      {data && (
-        <SimpleGrid cols={{ base: 2, sm: 5 }}>
-          {figure(text.active, formatCredits(data.active_generations))}
-          {figure(text.waiting, formatCredits(jobs.reduce((sum, job) => sum + job.waiting, 0)))}
-          {figure(text.running, formatCredits(jobs.reduce((sum, job) => sum + job.running, 0)))}
-          {figure(text.oldestWait, seconds(data.oldest_waiting_seconds))}
-          {figure(text.failedLastHour, formatCredits(data.failed_last_hour))}
-        </SimpleGrid>
-      )}
-    </Card>
-  );
-}
 
 /** Gives back what a succeeded generation cost, after the operator confirms it with a reason. */
 function RefundButton({ generation }: { generation: AdminGeneration }) {
