@@ -163,6 +163,39 @@ describe('startBot in webhook mode', () => {
         allowed_updates: ['message', 'callback_query', 'pre_checkout_query'],
       });
       expect(fake.calls.some((call) => call.method === 'deleteWebhook')).toBe(false);
+      // No PUBLIC_BASE_URL: the menu button stays Telegram's default.
+      expect(fake.calls.some((call) => call.method === 'setChatMenuButton')).toBe(false);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it('makes the chat menu button open the Mini App on PUBLIC_BASE_URL, in the default language', async () => {
+    const fake = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
+    try {
+      const running = await startBot({
+        config: testConfig({
+          TELEGRAM_API_ROOT: fake.apiRoot,
+          BOT_WEBHOOK_URL: 'https://bot.example.com/telegram/webhook',
+          BOT_WEBHOOK_SECRET: SECRET,
+          PUBLIC_BASE_URL: 'https://bot.example.com',
+          DEFAULT_LANGUAGE: 'ru',
+        }),
+        logger: silentLogger,
+        apiUrl: 'http://127.0.0.1:9',
+        apiToken: BOT_TOKEN,
+      });
+      await running.stop();
+      const menu = fake.calls.filter((call) => call.method === 'setChatMenuButton');
+      expect(menu.map((call) => call.fields)).toEqual([
+        {
+          menu_button: {
+            type: 'web_app',
+            text: '🖼 Приложение',
+            web_app: { url: 'https://bot.example.com/app/' },
+          },
+        },
+      ]);
     } finally {
       await fake.close();
     }

@@ -86,6 +86,7 @@ export async function startBot(options: {
   logger.info({ apiRoot: config.delivery.telegramApiRoot }, 'bot starting: reaching Telegram');
   await bot.init();
   await registerCommands(bot, config.defaultLanguage);
+  await registerMiniApp(bot, config, logger);
 
   const texts = loadTexts(config.defaultLanguage);
   const retries = retryKeptPayments({
@@ -131,6 +132,32 @@ async function registerCommands(bot: Bot<BotContext>, defaultLanguage: Language)
     await bot.api.setMyCommands(commands(language), { language_code: language });
   }
   await bot.api.setMyCommands(commands(defaultLanguage));
+}
+
+/**
+ * The chat's menu button opens the Mini App (/app/ on PUBLIC_BASE_URL). Telegram opens only HTTPS
+ * addresses in it: without one the button stays Telegram's default (the command list).
+ */
+async function registerMiniApp(
+  bot: Bot<BotContext>,
+  config: Config,
+  logger: Logger,
+): Promise<void> {
+  const base = config.publicBaseUrl;
+  if (!base?.startsWith('https://')) {
+    logger.info(
+      'bot: the menu button stays the command list (the Mini App needs PUBLIC_BASE_URL on https)',
+    );
+    return;
+  }
+  const texts = loadTexts(config.defaultLanguage);
+  await bot.api.setChatMenuButton({
+    menu_button: {
+      type: 'web_app',
+      text: texts.t(config.defaultLanguage, 'menu-button-app'),
+      web_app: { url: `${base}/app/` },
+    },
+  });
 }
 
 function telegramAgent(apiRoot: string): http.Agent {

@@ -11,6 +11,8 @@ command-history = My images
 command-referral = Invite friends
 command-language = Language
 command-help = Help and prices
+# The button beside the message field that opens the Mini App (setChatMenuButton)
+menu-button-app = 🖼 App
 
 ## Main menu
 start-greeting =

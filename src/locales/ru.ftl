@@ -9,6 +9,8 @@ command-history = Мои изображения
 command-referral = Пригласить друзей
 command-language = Язык
 command-help = Помощь и цены
+# The button beside the message field that opens the Mini App (setChatMenuButton)
+menu-button-app = 🖼 Приложение
 
 ## Main menu
 start-greeting =

@@ -9,6 +9,8 @@ command-history = Mening rasmlarim
 command-referral = Do'stlarni taklif qilish
 command-language = Til
 command-help = Yordam va narxlar
+# The button beside the message field that opens the Mini App (setChatMenuButton)
+menu-button-app = 🖼 Ilova
 
 ## Main menu
 start-greeting =

@@ -711,6 +711,23 @@ function validate(
     }
   }
   switch (method) {
+    case 'setChatMenuButton': {
+      // MenuButtonCommands, MenuButtonDefault, or MenuButtonWebApp (text, web_app: an HTTPS URL).
+      const button = fields.menu_button as
+        | { type?: unknown; text?: unknown; web_app?: { url?: unknown } }
+        | undefined;
+      if (button === undefined) return null;
+      if (button.type === 'commands' || button.type === 'default') return null;
+      if (button.type !== 'web_app') return "can't parse menu button: unknown type";
+      if (typeof button.text !== 'string' || button.text.length === 0) {
+        return 'menu button text is empty';
+      }
+      const url = button.web_app?.url;
+      if (typeof url !== 'string' || !url.startsWith('https://')) {
+        return 'BUTTON_URL_INVALID: Web App URLs must be HTTPS';
+      }
+      return null;
+    }
     case 'editMessageText': {
       if (fields.inline_message_id === undefined) {
         if (fields.chat_id === undefined) return 'chat_id is empty';
