@@ -22,9 +22,9 @@
 // Goals: performance ≥ 95 and accessibility ≥ 95 for every page of both apps; the Mini App's first
 // load ≤ 150 KB of compressed JavaScript. A missed goal is reported, never an error: the exit code
 // is non-zero only when something fails (the server, Chromium, Lighthouse).
-// Settings: BENCH_ROUNDS (3), BENCH_PAGES (only pages whose name contains it), BENCH_REPORTS (a folder: every run's Lighthouse report as JSON),
-// CHROMIUM_PATH (/usr/bin/chromium).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+// Settings: BENCH_ROUNDS (3), BENCH_PAGES (only pages whose name contains it), BENCH_REPORTS (a
+// folder: every run's Lighthouse report as JSON), CHROMIUM_PATH (/usr/bin/chromium).
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -37,7 +37,17 @@ import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import { initDataSecret, signInitData } from '../src/deps/telegram-init-data.ts';
 import { signTelegramLogin, telegramLoginSecret } from '../src/deps/telegram-login.ts';
-import { envInteger, fmt, freePort, GoalReport, log } from './support.ts';
+import {
+  type Child,
+  envInteger,
+  fmt,
+  freePort,
+  GoalReport,
+  hasExited,
+  log,
+  startChild,
+  stopChild,
+} from './support.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const rounds = envInteger('BENCH_ROUNDS', 3);
@@ -53,55 +63,42 @@ const operatorId = 900_000_001;
 const userId = 900_000_002;
 const images = 6;
 
-interface Started {
-  child: ChildProcess;
+interface Started extends Child {
   origin: string;
-  output(): string;
 }
 
 async function startServer(): Promise<Started> {
   const port = await freePort('127.0.0.1');
-  const child = spawn(process.execPath, ['dist/server.js'], {
-    cwd: repoRoot,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'warn',
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      DATABASE_URL: 'memory://',
-      GENERATION_PROVIDER: 'local',
-      API_TOKENS: apiToken,
-      ADMIN_TOKENS: adminToken,
-      TELEGRAM_BOT_TOKEN: botToken,
-      // The Bot API is not reachable here: no bot in the process, deliveries fail at once.
-      RUN_BOT_IN_API: 'false',
-      TELEGRAM_API_ROOT: 'http://127.0.0.1:9',
-      ADMIN_TELEGRAM_IDS: String(operatorId),
-      RATE_LIMIT_MAX: '100000',
-      MAX_PARALLEL_GENERATIONS_PER_USER: String(images),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const child = startChild('api', 'src/server.ts', {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    DATABASE_URL: 'memory://',
+    GENERATION_PROVIDER: 'local',
+    API_TOKENS: apiToken,
+    ADMIN_TOKENS: adminToken,
+    TELEGRAM_BOT_TOKEN: botToken,
+    // The Bot API is not reachable here: no bot in the process, deliveries fail at once.
+    RUN_BOT_IN_API: 'false',
+    TELEGRAM_API_ROOT: 'http://127.0.0.1:9',
+    ADMIN_TELEGRAM_IDS: String(operatorId),
+    RATE_LIMIT_MAX: '100000',
+    MAX_PARALLEL_GENERATIONS_PER_USER: String(images),
   });
-  let tail = '';
-  const keep = (chunk: Buffer): void => {
-    tail = (tail + chunk.toString()).slice(-4000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
   const origin = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`the server exited:\n${tail}`);
+    if (hasExited(child)) throw new Error(`the server exited:\n${child.output()}`);
     const status = await fetch(`${origin}/api/v1/health`).then(
       (response) => response.status,
       () => 0,
     );
-    if (status === 200) return { child, origin, output: () => tail };
+    if (status === 200) return { ...child, origin };
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  child.kill('SIGKILL');
-  throw new Error(`the server did not answer /api/v1/health within 120 s:\n${tail}`);
+  await stopChild(child, 1000);
+  throw new Error(`the server did not answer /api/v1/health within 120 s:\n${child.output()}`);
 }
 
 async function call(
@@ -337,11 +334,16 @@ const load = (): string =>
 async function main(): Promise<void> {
   const loadBefore = load();
   log('starting the API (memory://) and seeding a user with images…');
-  const server = await startServer();
-  const ceiling = await startCeiling();
+  // Chromium first: a machine without it fails here, before a server is left behind.
   const chrome = await chromeLauncher.launch({
     chromePath,
     chromeFlags: ['--headless=new', '--no-sandbox', '--disable-gpu'],
+  });
+  const ceiling = await startCeiling();
+  const server = await startServer().catch(async (error: unknown) => {
+    await chrome.kill();
+    ceiling.server.close();
+    throw error;
   });
   try {
     await seedUser(server.origin);
@@ -469,8 +471,7 @@ async function main(): Promise<void> {
   } finally {
     await chrome.kill();
     ceiling.server.close();
-    server.child.kill('SIGTERM');
-    await once(server.child, 'exit');
+    await stopChild(server, 30_000);
   }
 }
 

@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBot } from '../src/bot/run.ts';
 import { RedisConversationStore } from '../src/bot/store.ts';
-import { startFakeTelegram } from './fakes/telegram-api.ts';
+import { type FakeTelegramCall, startFakeTelegram } from './fakes/telegram-api.ts';
 import { BOT_TOKEN, buildTestApp, TELEGRAM_BOT_TOKEN, testConfig } from './helpers/app.ts';
 import {
   type BotHarness,
@@ -142,7 +142,8 @@ describe('the conversation store in Redis', () => {
 });
 
 describe('startBot in webhook mode', () => {
-  it('registers the webhook with its secret and the updates it reads, and does not poll', async () => {
+  /** Starts and stops the bot against a fake Bot API: what it asked Telegram at start. */
+  async function callsAtStart(settings: Record<string, string>): Promise<FakeTelegramCall[]> {
     const fake = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
     try {
       const running = await startBot({
@@ -150,54 +151,46 @@ describe('startBot in webhook mode', () => {
           TELEGRAM_API_ROOT: fake.apiRoot,
           BOT_WEBHOOK_URL: 'https://bot.example.com/telegram/webhook',
           BOT_WEBHOOK_SECRET: SECRET,
+          ...settings,
         }),
         logger: silentLogger,
         apiUrl: 'http://127.0.0.1:9',
         apiToken: BOT_TOKEN,
       });
       await running.stop();
-      const webhook = fake.calls.find((call) => call.method === 'setWebhook');
-      expect(webhook?.fields).toMatchObject({
-        url: 'https://bot.example.com/telegram/webhook',
-        secret_token: SECRET,
-        allowed_updates: ['message', 'callback_query', 'pre_checkout_query'],
-      });
-      expect(fake.calls.some((call) => call.method === 'deleteWebhook')).toBe(false);
-      // No PUBLIC_BASE_URL: the menu button stays Telegram's default.
-      expect(fake.calls.some((call) => call.method === 'setChatMenuButton')).toBe(false);
+      return fake.calls;
     } finally {
       await fake.close();
     }
+  }
+
+  it('registers the webhook with its secret and the updates it reads, and does not poll', async () => {
+    const calls = await callsAtStart({});
+    const webhook = calls.find((call) => call.method === 'setWebhook');
+    expect(webhook?.fields).toMatchObject({
+      url: 'https://bot.example.com/telegram/webhook',
+      secret_token: SECRET,
+      allowed_updates: ['message', 'callback_query', 'pre_checkout_query'],
+    });
+    expect(calls.some((call) => call.method === 'deleteWebhook')).toBe(false);
+    // No PUBLIC_BASE_URL: the menu button stays Telegram's default.
+    expect(calls.some((call) => call.method === 'setChatMenuButton')).toBe(false);
   });
 
   it('makes the chat menu button open the Mini App on PUBLIC_BASE_URL, in the default language', async () => {
-    const fake = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
-    try {
-      const running = await startBot({
-        config: testConfig({
-          TELEGRAM_API_ROOT: fake.apiRoot,
-          BOT_WEBHOOK_URL: 'https://bot.example.com/telegram/webhook',
-          BOT_WEBHOOK_SECRET: SECRET,
-          PUBLIC_BASE_URL: 'https://bot.example.com',
-          DEFAULT_LANGUAGE: 'ru',
-        }),
-        logger: silentLogger,
-        apiUrl: 'http://127.0.0.1:9',
-        apiToken: BOT_TOKEN,
-      });
-      await running.stop();
-      const menu = fake.calls.filter((call) => call.method === 'setChatMenuButton');
-      expect(menu.map((call) => call.fields)).toEqual([
-        {
-          menu_button: {
-            type: 'web_app',
-            text: '🖼 Приложение',
-            web_app: { url: 'https://bot.example.com/app/' },
-          },
+    const calls = await callsAtStart({
+      PUBLIC_BASE_URL: 'https://bot.example.com',
+      DEFAULT_LANGUAGE: 'ru',
+    });
+    const menu = calls.filter((call) => call.method === 'setChatMenuButton');
+    expect(menu.map((call) => call.fields)).toEqual([
+      {
+        menu_button: {
+          type: 'web_app',
+          text: '🖼 Приложение',
+          web_app: { url: 'https://bot.example.com/app/' },
         },
-      ]);
-    } finally {
-      await fake.close();
-    }
+      },
+    ]);
   });
 });

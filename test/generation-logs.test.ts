@@ -1,6 +1,4 @@
-import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import { TelegramDelivery } from '../src/delivery/telegram.ts';
@@ -10,6 +8,7 @@ import { ProviderRegistry } from '../src/providers/registry.ts';
 import { type FakeTelegram, startFakeTelegram } from './fakes/telegram-api.ts';
 import { TELEGRAM_BOT_TOKEN, testConfig } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import { capturedLogger, type LogLine } from './helpers/logs.ts';
 import {
   createTestModel,
   submit,
@@ -18,24 +17,8 @@ import {
   waitFor,
 } from './helpers/pipeline.ts';
 
-interface LogLine {
-  level: number;
-  msg: string;
-  generationId?: string;
-  requestId?: string;
-  [field: string]: unknown;
-}
-
 // Every line the app writes, at LOG_LEVEL=info, as JSON.
-const lines: LogLine[] = [];
-const capture = new Writable({
-  write(chunk: Buffer, _encoding, done) {
-    for (const text of chunk.toString().split('\n')) {
-      if (text.trim()) lines.push(JSON.parse(text) as LogLine);
-    }
-    done();
-  },
-});
+const { logger, lines } = capturedLogger();
 
 // A provider name of this file's own: no other test's worker takes its jobs.
 const local = new LocalProvider({ name: `local-logs-${freshTelegramId()}` });
@@ -48,7 +31,7 @@ beforeAll(async () => {
   telegram = await startFakeTelegram({ token: TELEGRAM_BOT_TOKEN });
   app = await buildApp(testConfig({ LOG_LEVEL: 'info', TRIAL_GENERATIONS: '0' }), {
     database,
-    logger: pino({ level: 'info' }, capture),
+    logger,
     providers: new ProviderRegistry([local], 'catalog'),
     delivery: {
       telegram: new TelegramDelivery({ botToken: TELEGRAM_BOT_TOKEN, apiRoot: telegram.apiRoot }),

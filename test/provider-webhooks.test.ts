@@ -1,10 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/app.ts';
 import type { DatabaseHandle } from '../src/db/client.ts';
@@ -17,6 +15,7 @@ import { type FakeReplicate, startFakeReplicate } from './fakes/replicate-server
 import { type FakeWavespeed, startFakeWavespeed } from './fakes/wavespeed-server.ts';
 import { buildTestApp, testConfig } from './helpers/app.ts';
 import { freshTelegramId, sharedDatabase } from './helpers/database.ts';
+import { capturedLogger } from './helpers/logs.ts';
 import {
   balanceOf,
   createTestModel,
@@ -373,23 +372,8 @@ function postWebhook(provider: string, body: string, headers: Record<string, str
   });
 }
 
-interface LogLine {
-  level: number;
-  msg: string;
-  generationId?: string;
-  requestId?: string;
-  [field: string]: unknown;
-}
-
-const logLines: LogLine[] = [];
-const logCapture = new Writable({
-  write(chunk: Buffer, _encoding, done) {
-    for (const text of chunk.toString().split('\n')) {
-      if (text.trim()) logLines.push(JSON.parse(text) as LogLine);
-    }
-    done();
-  },
-});
+// What the webhook app logs, to read a generation's story from.
+const { logger: hookLogger, lines: logLines } = capturedLogger();
 
 beforeAll(async () => {
   database = await sharedDatabase();
@@ -414,8 +398,7 @@ beforeAll(async () => {
     }),
     {
       database,
-      // What the webhook app logs, to read a generation's story from.
-      logger: pino({ level: 'info' }, logCapture),
+      logger: hookLogger,
       providers: new ProviderRegistry(
         kits.map((kit) => kit.hooked),
         'catalog',
