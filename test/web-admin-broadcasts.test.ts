@@ -339,7 +339,8 @@ describe('broadcasts in the operator panel, in Chromium', () => {
 
     const reasons = async (id: number) => {
       const audit = await app.inject({
-        url: `/api/v1/admin/audit?subject_id=${id}`,
+        // The type too: an operator's session (operator.login) may have the same number as id.
+        url: `/api/v1/admin/audit?subject_type=broadcast&subject_id=${id}`,
         headers: adminAuth,
       });
       return audit
