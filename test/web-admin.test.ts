@@ -233,6 +233,15 @@ describe('operator panel, in Chromium', () => {
     if (!browser) return context.skip('no Chromium');
     const name = `Ada${freshTelegramId()}`;
     const telegramId = await syncUser(name);
+    // A Stars payment (100 credits) and a generation with an image (10 of them) for its page.
+    const chargeId = await starPayment(telegramId);
+    const prompt = 'A fox reading a map';
+    const generationId = await succeededGeneration(telegramId, prompt);
+    const detail = await app.inject({
+      url: `/api/v1/admin/users/${telegramId}`,
+      headers: adminAuth,
+    });
+    const imageUrl: string = detail.json().recent.generations[0].results[0].url;
     const { context: session, page, errors } = await openPanel();
     try {
       await page.getByRole('heading', { name: 'Operator panel' }).waitFor();
@@ -287,16 +296,36 @@ describe('operator panel, in Chromium', () => {
       await page.getByRole('link', { name }).click();
 
       await page.getByRole('heading', { name }).waitFor();
-      expect(await page.getByTestId('balance').textContent()).toBe('0');
+      expect(await page.getByTestId('balance').textContent()).toBe('90');
+      // The generation's thumbnail is the stored image from the API's image route.
+      const generations = page.getByRole('table', { name: 'Recent generations' });
+      const thumbnail = generations.getByRole('img', { name: prompt });
+      expect(await thumbnail.getAttribute('src')).toBe(imageUrl);
+      await expect
+        .poll(() =>
+          thumbnail.evaluate(
+            (image) => (image as unknown as { naturalWidth: number }).naturalWidth,
+          ),
+        )
+        .toBeGreaterThan(0);
+      const payment = page.locator(`[data-testid="user-payment"][data-charge="${chargeId}"]`);
+      expect(await payment.locator('td').allTextContents()).toEqual([
+        expect.any(String),
+        STARS_PACKAGE.id,
+        String(STARS_PACKAGE.stars),
+        String(STARS_PACKAGE.credits),
+        'paid',
+        '—',
+      ]);
       await page.getByLabel('Credits (negative takes)').fill('250');
       await page.getByLabel('Reason').fill('Goodwill after a failed delivery');
       await page.getByRole('button', { name: 'Review' }).click();
       const dialog = page.getByRole('dialog', { name: 'Confirm the adjustment' });
-      await dialog.getByText('balance 0 → 250').waitFor();
+      await dialog.getByText('balance 90 → 340').waitFor();
       await screenshotBothWidths(page, 'user-confirm');
       await dialog.getByRole('button', { name: 'Confirm' }).click();
-      await page.getByRole('status').getByText('balance now 250').waitFor();
-      await expect.poll(() => page.getByTestId('balance').textContent()).toBe('250');
+      await page.getByRole('status').getByText('balance now 340').waitFor();
+      await expect.poll(() => page.getByTestId('balance').textContent()).toBe('340');
       await screenshotBothWidths(page, 'user');
 
       // A ban states its reason (the bot shows it to the user) and is confirmed.
@@ -306,6 +335,13 @@ describe('operator panel, in Chromium', () => {
       await banDialog.getByRole('button', { name: 'Ban', exact: true }).click();
       await page.getByRole('button', { name: 'Lift the ban' }).waitFor();
       await page.getByText('banned', { exact: true }).waitFor();
+
+      // "All generations of this user" opens the Generations page filtered to them.
+      await page.getByRole('link', { name: 'All generations of this user' }).click();
+      await page.getByRole('heading', { name: 'Generations' }).waitFor();
+      expect(await page.getByLabel('User').inputValue()).toBe(String(telegramId));
+      await page.locator(`[data-testid="generation"][data-id="${generationId}"]`).waitFor();
+      await expect.poll(() => page.getByTestId('generation').count()).toBe(1);
 
       await page.goto(`${origin}/admin/audit`);
       await page.getByLabel('Subject id').fill(String(telegramId));
@@ -328,7 +364,7 @@ describe('operator panel, in Chromium', () => {
       url: `/api/v1/admin/users/${telegramId}`,
       headers: adminAuth,
     });
-    expect(user.json()).toMatchObject({ balance: 250, banned: { reason: 'Spam in prompts' } });
+    expect(user.json()).toMatchObject({ balance: 340, banned: { reason: 'Spam in prompts' } });
     const audit = await app.inject({
       url: `/api/v1/admin/audit?subject_id=${telegramId}&action=user.credits`,
       headers: adminAuth,

@@ -20,7 +20,7 @@ import {
   useQueryClient,
 } from '@tanstack/react-query';
 import { useState } from 'react';
-import { Link } from 'react-router';
+import { Link, useSearchParams } from 'react-router';
 import type { paths } from '../../../../src/api-client/schema.ts';
 import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi } from '../auth.tsx';
@@ -58,7 +58,7 @@ const text = {
 
 const statuses = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 type Status = (typeof statuses)[number];
-const statusColor: Record<Status, string> = {
+export const statusColor: Record<Status, string> = {
   queued: 'gray',
   running: 'blue',
   succeeded: 'green',
@@ -135,7 +135,14 @@ function RefundButton({ generation }: { generation: AdminGeneration }) {
 
 export function GenerationsPage() {
   const api = useApi();
-  const [fields, setFields] = useState({ model: '', user: '', from: '', to: '' });
+  // `?user=` (the user page links here) starts the list filtered to that user.
+  const [search] = useSearchParams();
+  const [fields, setFields] = useState(() => ({
+    model: '',
+    user: search.get('user') ?? '',
+    from: '',
+    to: '',
+  }));
   const [status, setStatus] = useState<Status | null>(null);
   const [typed] = useDebouncedValue(fields, 300);
   const filters = { ...typed, status };

@@ -5,6 +5,7 @@ import {
   Button,
   Card,
   Group,
+  Image,
   Loader,
   Modal,
   NumberInput,
@@ -22,6 +23,7 @@ import { dataOf, type Ok } from '../../../shared/api.ts';
 import { useApi, useAuth } from '../auth.tsx';
 import { displayName, formatCredits, formatDateTime, formatSigned } from '../format.ts';
 import { ReasonDialog } from '../ReasonDialog.tsx';
+import { statusColor } from './Generations.tsx';
 
 type AdminUser = Ok<'/api/v1/admin/users/{telegram_id}', 'get'>;
 
@@ -101,6 +103,8 @@ export function UserPage() {
       </SimpleGrid>
       <CreditAdjustment user={data} />
       <BanControl user={data} />
+      <Generations telegramId={data.telegram_id} generations={data.recent.generations} />
+      <Payments payments={data.recent.payments} />
       <Ledger entries={data.recent.ledger} />
     </Stack>
   );
@@ -309,6 +313,149 @@ function BanControl({ user }: { user: AdminUser }) {
         </Text>
       </ReasonDialog>
     </Card>
+  );
+}
+
+const THUMBNAIL_PX = 48;
+
+/** The user's latest generations, each with its first image; the Generations page has the rest. */
+function Generations({
+  telegramId,
+  generations,
+}: {
+  telegramId: number;
+  generations: AdminUser['recent']['generations'];
+}) {
+  return (
+    <Stack gap="xs">
+      <Group justify="space-between">
+        <Title order={3} size="h4">
+          Recent generations
+        </Title>
+        {generations.length > 0 && (
+          <Anchor component={Link} to={`/generations?user=${telegramId}`} size="sm">
+            All generations of this user
+          </Anchor>
+        )}
+      </Group>
+      {generations.length === 0 ? (
+        <Text c="dimmed">No generations yet.</Text>
+      ) : (
+        <Table.ScrollContainer minWidth={560}>
+          <Table striped verticalSpacing="xs" aria-label="Recent generations">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>Image</Table.Th>
+                <Table.Th>When</Table.Th>
+                <Table.Th>Model</Table.Th>
+                <Table.Th>Status</Table.Th>
+                <Table.Th>Prompt</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {generations.map((generation) => {
+                const thumbnail = generation.results[0];
+                return (
+                  <Table.Tr key={generation.id} data-testid="user-generation">
+                    <Table.Td>
+                      {thumbnail ? (
+                        <Image
+                          src={thumbnail.url}
+                          alt={generation.prompt}
+                          width={THUMBNAIL_PX}
+                          height={THUMBNAIL_PX}
+                          w={THUMBNAIL_PX}
+                          h={THUMBNAIL_PX}
+                          radius="sm"
+                          fit="cover"
+                          loading="lazy"
+                        />
+                      ) : (
+                        <Text size="xs" c="dimmed">
+                          no image
+                        </Text>
+                      )}
+                    </Table.Td>
+                    <Table.Td style={{ whiteSpace: 'nowrap' }}>
+                      {formatDateTime(generation.created_at)}
+                    </Table.Td>
+                    <Table.Td>{generation.model}</Table.Td>
+                    <Table.Td>
+                      <Badge color={statusColor[generation.status]} variant="light">
+                        {generation.status}
+                      </Badge>
+                    </Table.Td>
+                    <Table.Td maw={280}>
+                      <Text size="sm" lineClamp={2}>
+                        {generation.prompt}
+                      </Text>
+                    </Table.Td>
+                  </Table.Tr>
+                );
+              })}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+    </Stack>
+  );
+}
+
+function Payments({ payments }: { payments: AdminUser['recent']['payments'] }) {
+  return (
+    <Stack gap="xs">
+      <Title order={3} size="h4">
+        Payments
+      </Title>
+      {payments.length === 0 ? (
+        <Text c="dimmed">No payments yet.</Text>
+      ) : (
+        <Table.ScrollContainer minWidth={560}>
+          <Table striped aria-label="Payments">
+            <Table.Thead>
+              <Table.Tr>
+                <Table.Th>When</Table.Th>
+                <Table.Th>Package</Table.Th>
+                <Table.Th ta="right">Stars</Table.Th>
+                <Table.Th ta="right">Credits</Table.Th>
+                <Table.Th>Status</Table.Th>
+                <Table.Th>Refunded</Table.Th>
+              </Table.Tr>
+            </Table.Thead>
+            <Table.Tbody>
+              {payments.map((payment) => (
+                <Table.Tr
+                  key={payment.id}
+                  data-testid="user-payment"
+                  data-charge={payment.telegram_payment_charge_id}
+                >
+                  <Table.Td style={{ whiteSpace: 'nowrap' }}>
+                    {formatDateTime(payment.created_at)}
+                  </Table.Td>
+                  <Table.Td>{payment.package_id}</Table.Td>
+                  <Table.Td ta="right">{formatCredits(payment.stars)}</Table.Td>
+                  <Table.Td ta="right">{formatCredits(payment.credits)}</Table.Td>
+                  <Table.Td>
+                    <Badge color={payment.status === 'paid' ? 'green' : 'orange'} variant="light">
+                      {payment.status}
+                    </Badge>
+                  </Table.Td>
+                  <Table.Td>
+                    {payment.refunded_at === null
+                      ? '—'
+                      : `${formatDateTime(payment.refunded_at)}${
+                          payment.refund_shortfall
+                            ? ` · shortfall ${formatCredits(payment.refund_shortfall)}`
+                            : ''
+                        }`}
+                  </Table.Td>
+                </Table.Tr>
+              ))}
+            </Table.Tbody>
+          </Table>
+        </Table.ScrollContainer>
+      )}
+    </Stack>
   );
 }
 
