@@ -364,6 +364,12 @@ async function main(): Promise<void> {
         goal: true,
       },
       {
+        name: 'panel: a user, with thumbnails of their generations (signed in)',
+        url: `${server.origin}/admin/users/${userId}`,
+        headers: { cookie },
+        goal: true,
+      },
+      {
         name: 'panel: models and prices (signed in)',
         url: `${server.origin}/admin/models`,
         headers: { cookie },

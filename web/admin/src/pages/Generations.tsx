@@ -246,7 +246,7 @@ export function GenerationsPage() {
                   </Table.Td>
                   <Table.Td>{generation.model}</Table.Td>
                   <Table.Td>
-                    <Badge color={statusColor[generation.status]} variant="light">
+                    <Badge color={statusColor[generation.status]} variant="dot">
                       {generation.status}
                     </Badge>
                   </Table.Td>

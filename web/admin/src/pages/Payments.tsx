@@ -359,7 +359,7 @@ export function PaymentsPage() {
                 <Table.Td>{formatCredits(payment.stars)}</Table.Td>
                 <Table.Td>{formatCredits(payment.credits)}</Table.Td>
                 <Table.Td>
-                  <Badge color={payment.status === 'paid' ? 'green' : 'orange'} variant="light">
+                  <Badge color={payment.status === 'paid' ? 'green' : 'orange'} variant="dot">
                     {payment.status}
                   </Badge>
                   {payment.refunded_at && (

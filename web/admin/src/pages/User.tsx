@@ -381,7 +381,7 @@ function Generations({
                     </Table.Td>
                     <Table.Td>{generation.model}</Table.Td>
                     <Table.Td>
-                      <Badge color={statusColor[generation.status]} variant="light">
+                      <Badge color={statusColor[generation.status]} variant="dot">
                         {generation.status}
                       </Badge>
                     </Table.Td>
@@ -436,7 +436,7 @@ function Payments({ payments }: { payments: AdminUser['recent']['payments'] }) {
                   <Table.Td ta="right">{formatCredits(payment.stars)}</Table.Td>
                   <Table.Td ta="right">{formatCredits(payment.credits)}</Table.Td>
                   <Table.Td>
-                    <Badge color={payment.status === 'paid' ? 'green' : 'orange'} variant="light">
+                    <Badge color={payment.status === 'paid' ? 'green' : 'orange'} variant="dot">
                       {payment.status}
                     </Badge>
                   </Table.Td>
