@@ -233,7 +233,7 @@ export function SettingsPage() {
             />
             <Group gap="xs" justify="space-between">
               <Group gap="xs">
-                <Badge variant="light" color={setting.source === 'override' ? 'orange' : 'gray'}>
+                <Badge variant="dot" color={setting.source === 'override' ? 'orange' : 'gray'}>
                   {setting.source === 'override' ? text.override : text.environment}
                 </Badge>
                 <Text size="xs" c="dimmed">
