@@ -18,6 +18,8 @@ import {
   RedisConversationStore,
 } from './store.ts';
 
+type Texts = ReturnType<typeof loadTexts>;
+
 /** The updates the bot reads (refunded_payment and successful_payment come as messages). */
 export const ALLOWED_UPDATES = ['message', 'callback_query', 'pre_checkout_query'] as const;
 
@@ -85,10 +87,11 @@ export async function startBot(options: {
   });
   logger.info({ apiRoot: config.delivery.telegramApiRoot }, 'bot starting: reaching Telegram');
   await bot.init();
-  await registerCommands(bot, config.defaultLanguage);
-  await registerMiniApp(bot, config, logger);
-
+  // The texts, parsed once: the commands, the menu button and the payment retries' messages.
   const texts = loadTexts(config.defaultLanguage);
+  await registerCommands(bot, texts, config.defaultLanguage);
+  await registerMiniApp(bot, texts, config, logger);
+
   const retries = retryKeptPayments({
     api,
     store,
@@ -124,8 +127,11 @@ export async function startBot(options: {
   };
 }
 
-async function registerCommands(bot: Bot<BotContext>, defaultLanguage: Language): Promise<void> {
-  const texts = loadTexts(defaultLanguage);
+async function registerCommands(
+  bot: Bot<BotContext>,
+  texts: Texts,
+  defaultLanguage: Language,
+): Promise<void> {
   const commands = (language: Language) =>
     COMMANDS.map((command) => ({ command, description: texts.t(language, `command-${command}`) }));
   for (const language of LANGUAGES) {
@@ -140,6 +146,7 @@ async function registerCommands(bot: Bot<BotContext>, defaultLanguage: Language)
  */
 async function registerMiniApp(
   bot: Bot<BotContext>,
+  texts: Texts,
   config: Config,
   logger: Logger,
 ): Promise<void> {
@@ -150,7 +157,6 @@ async function registerMiniApp(
     );
     return;
   }
-  const texts = loadTexts(config.defaultLanguage);
   await bot.api.setChatMenuButton({
     menu_button: {
       type: 'web_app',
